@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+// The cleanroom package: see ../shared/DESIGN.md §3 for the module boundaries.
+// Dependencies flow one way: formats and crypto at the bottom, I/O above them,
+// the domain above that, executables on top as thin wiring.
+import PackageDescription
+
+let package = Package(
+    name: "cleanroom",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cleanroomd", targets: ["cleanroomd"]),
+        .executable(name: "cleanroom", targets: ["cleanroom"]),
+        .executable(name: "cleanroom-enclave", targets: ["cleanroom-enclave"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // System-library shims. Only the I/O and crypto modules import these.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // HTTP/1.1 over raw POSIX sockets (epoll), TLS via OpenSSL.
+        .target(name: "HTTPServer", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        // Thin safe Swift over OpenSSL 3.
+        .target(name: "Crypto", dependencies: ["COpenSSL"]),
+        // AWS Encryption SDK message format and keyrings.
+        .target(name: "Envelope", dependencies: ["Crypto"]),
+        // CBOR, COSE_Sign1, Nitro attestation documents, verifier, NSM, development attestor.
+        .target(name: "Attestation", dependencies: ["Crypto"]),
+        // SigV4, libcurl HTTP client, S3 and KMS clients.
+        .target(name: "AWS", dependencies: ["Crypto", "Envelope", "CCurl"]),
+        // Embedded defaults: local KMS and file object store.
+        .target(
+            name: "LocalServices",
+            dependencies: ["Crypto", "Envelope", "AWS", "Attestation", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Training engine: tables, joins, linear models, GBDT, metrics, XGBoost JSON export.
+        .target(name: "Training"),
+        // Domain: parties, principals, datasets, policies, approvals, jobs, audit chain, storage.
+        .target(
+            name: "CleanRoom",
+            dependencies: ["Crypto", "Envelope", "Attestation", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The enclave program's logic and its channel protocol.
+        .target(name: "Enclave", dependencies: ["Crypto", "Envelope", "Attestation", "Training", "CleanRoom"]),
+        // REST handlers, orchestration, key-release gate, enclave launcher.
+        .target(
+            name: "Server",
+            dependencies: [
+                "HTTPServer", "Crypto", "Envelope", "AWS", "LocalServices", "Attestation", "CleanRoom", "Enclave",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Thin executables.
+        .executableTarget(
+            name: "cleanroomd",
+            dependencies: ["Server", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "cleanroom",
+            dependencies: [
+                "Crypto", "Envelope", "AWS", "Attestation", "CleanRoom", "Training", "Enclave",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "cleanroom-enclave", dependencies: ["Enclave"]),
+
+        // Tests: one target per module, plus end-to-end tests over real processes.
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "EnvelopeTests", dependencies: ["Envelope", "Crypto"]),
+        .testTarget(name: "AttestationTests", dependencies: ["Attestation", "Crypto"]),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "Crypto", "Envelope"]),
+        .testTarget(name: "LocalServicesTests", dependencies: ["LocalServices", "AWS", "Crypto", "Attestation"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "CleanRoomTests", dependencies: ["CleanRoom", "Crypto"]),
+        .testTarget(name: "EnclaveTests", dependencies: ["Enclave"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTPServer"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Crypto"]),
+    ]
+)

@@ -1,0 +1,2 @@
+/// Embedded defaults: the local KMS and the file-backed object store.
+public enum LocalServicesModule {}

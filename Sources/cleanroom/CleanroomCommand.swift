@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// `cleanroom`: the party CLI. Each command group lives in its own file so that the
+/// features (encryption, training, attestation, governance, jobs) stay apart.
+@main
+struct CleanroomCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanroom",
+        abstract: "Work with a cleanroom server and its encrypted data from a party's own machine.",
+        discussion: """
+            Exit codes: 0 success, 1 a check, authentication or format failure, 2 a usage error.
+            """,
+        subcommands: [
+            // Encryption SDK messages (issue #3): EncryptionCommands.swift
+            EncryptCommand.self, DecryptCommand.self,
+            // Local training dry run (issue #7): TrainCommand.swift
+            TrainCommand.self,
+            // Attestation (issue #5): AttestationCommands.swift
+            AttestationCommand.self, EnclaveCommand.self,
+        ]
+    )
+}

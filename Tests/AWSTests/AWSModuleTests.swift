@@ -1,0 +1,6 @@
+import Testing
+@testable import AWS
+
+@Test func moduleLinks() {
+    #expect(AWSModule.self == AWSModule.self)
+}

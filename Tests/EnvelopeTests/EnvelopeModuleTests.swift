@@ -1,0 +1,6 @@
+import Testing
+@testable import Envelope
+
+@Test func moduleLinks() {
+    #expect(EnvelopeModule.self == EnvelopeModule.self)
+}

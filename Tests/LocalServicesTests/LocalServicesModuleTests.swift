@@ -1,0 +1,6 @@
+import Testing
+@testable import LocalServices
+
+@Test func moduleLinks() {
+    #expect(LocalServicesModule.self == LocalServicesModule.self)
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import Server
+
+@Test func moduleLinks() {
+    #expect(ServerModule.self == ServerModule.self)
+}
