@@ -69,17 +69,20 @@ let package = Package(
         ),
         .executableTarget(name: "cleanroom-enclave", dependencies: ["Enclave"]),
 
+        // Shared helpers for the test targets: paths, Python peers, child processes.
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
+
         // Tests: one target per module, plus end-to-end tests over real processes.
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
-        .testTarget(name: "EnvelopeTests", dependencies: ["Envelope", "Crypto"]),
-        .testTarget(name: "AttestationTests", dependencies: ["Attestation", "Crypto"]),
-        .testTarget(name: "AWSTests", dependencies: ["AWS", "Crypto", "Envelope"]),
-        .testTarget(name: "LocalServicesTests", dependencies: ["LocalServices", "AWS", "Crypto", "Attestation"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "CleanRoomTests", dependencies: ["CleanRoom", "Crypto"]),
-        .testTarget(name: "EnclaveTests", dependencies: ["Enclave"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTPServer"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Crypto"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
+        .testTarget(name: "CryptoTests", dependencies: ["TestSupport", "Crypto"]),
+        .testTarget(name: "EnvelopeTests", dependencies: ["TestSupport", "Envelope", "Crypto"]),
+        .testTarget(name: "AttestationTests", dependencies: ["TestSupport", "Attestation", "Crypto"]),
+        .testTarget(name: "AWSTests", dependencies: ["TestSupport", "AWS", "Crypto", "Envelope"]),
+        .testTarget(name: "LocalServicesTests", dependencies: ["TestSupport", "LocalServices", "AWS", "Crypto", "Attestation"]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training"]),
+        .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
+        .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "HTTPServer"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto"]),
     ]
 )
