@@ -103,3 +103,8 @@ extension CleanRoomStore {
         return try AuditVerifier(publicKeyPEM: publicKeyPEM).verify(entries: entries, checkpoints: checkpoints)
     }
 }
+
+extension CleanRoomStore {
+    /// The public key (SPKI PEM) that signs audit checkpoints, if the store has a signer.
+    public var auditPublicKey: String? { configuration.auditSigner?.publicKeyPEM }
+}

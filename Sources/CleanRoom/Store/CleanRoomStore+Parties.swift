@@ -79,11 +79,27 @@ extension CleanRoomStore {
 
     /// Whether `token` is a usable enrollment token (unknown, used and expired ones are not).
     public func isValidEnrollmentToken(_ token: String) throws -> Bool {
+        (try? checkEnrollmentToken(token)) != nil
+    }
+
+    /// Throws the precise refusal for an unusable enrollment token: `invalid_enrollment_token`,
+    /// `enrollment_token_used` or `enrollment_token_expired` (all 401).
+    public func checkEnrollmentToken(_ token: String) throws {
+        try read { db in _ = try usableEnrollmentToken(db, token) }
+    }
+
+    func usableEnrollmentToken(_ db: Database, _ token: String) throws -> EnrollmentToken {
         let hash = CryptoSupport.sha256Hex(token)
-        return try read { db in
-            guard let record = try EnrollmentToken.filter(Column("tokenHash") == hash).fetchOne(db) else { return false }
-            return record.usedAt == nil && record.expiresAt > now
+        guard let record = try EnrollmentToken.filter(Column("tokenHash") == hash).fetchOne(db) else {
+            throw DomainError(.unauthenticated, "invalid_enrollment_token", "the enrollment token is not valid")
         }
+        guard record.usedAt == nil else {
+            throw DomainError(.unauthenticated, "enrollment_token_used", "the enrollment token has already been used")
+        }
+        guard record.expiresAt > now else {
+            throw DomainError(.unauthenticated, "enrollment_token_expired", "the enrollment token has expired")
+        }
+        return record
     }
 
     /// A party id from its name: lowercase letters, digits and dashes.
@@ -122,17 +138,8 @@ extension CleanRoomStore {
         let credential = try CryptoSupport.secret(prefix: Self.credentialPrefix)
         let accessKeyId = "AKCR" + Hex.encode(try CryptoSupport.random(8)).uppercased()
         let accessKeySecret = CryptoSupport.base64URL(try CryptoSupport.random(30))
-        let tokenHash = CryptoSupport.sha256Hex(enrollmentToken)
         return try write { db in
-            guard var token = try EnrollmentToken.filter(Column("tokenHash") == tokenHash).fetchOne(db) else {
-                throw DomainError(.unauthenticated, "invalid_enrollment_token", "the enrollment token is not valid")
-            }
-            guard token.usedAt == nil else {
-                throw DomainError(.unauthenticated, "enrollment_token_used", "the enrollment token has already been used")
-            }
-            guard token.expiresAt > now else {
-                throw DomainError(.unauthenticated, "enrollment_token_expired", "the enrollment token has expired")
-            }
+            var token = try usableEnrollmentToken(db, enrollmentToken)
             if try Party.fetchOne(db, key: partyId) != nil || Party.filter(Column("name") == trimmed).fetchCount(db) > 0 {
                 throw DomainError(.conflict, "party_exists", "a party with this id or name is already registered")
             }
