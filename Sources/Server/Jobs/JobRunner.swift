@@ -1,3 +1,4 @@
+import Crypto
 import Enclave
 import Foundation
 
@@ -96,18 +97,23 @@ public final class JobRunner: @unchecked Sendable {
 
     /// Runs the job to its end on the calling thread.
     public func run() {
+        var outcome: JobFailure?
         do {
             try execute()
         } catch {
-            let cancelled = lock.withLock { cancelRequested }
-            if let cancelled {
-                move(to: .cancelled, failure: JobFailure(code: "job.cancelled", message: cancelled))
-            } else {
-                move(to: .failed, failure: error)
-            }
+            outcome = error
         }
+        // The enclave is gone before the job reports a terminal state.
         let instance = lock.withLock { enclave }
         instance?.terminate()
+        let cancelled = lock.withLock { cancelRequested }
+        if let cancelled, outcome != nil || state != .delivering {
+            move(to: .cancelled, failure: JobFailure(code: "job.cancelled", message: cancelled))
+        } else if let outcome {
+            move(to: .failed, failure: outcome)
+        } else {
+            move(to: .succeeded)
+        }
     }
 
     private func move(to next: JobState, failure: JobFailure? = nil) {
@@ -166,7 +172,7 @@ public final class JobRunner: @unchecked Sendable {
         else {
             throw JobFailure(code: "job.protocol", message: "the enclave did not accept the job specification")
         }
-        guard bundleDigest == SHA256Digest.of(plan.approvalBundle) else {
+        guard bundleDigest == SHA256.hash(plan.approvalBundle) else {
             throw JobFailure(code: "job.protocol", message: "the enclave accepted a different approval bundle")
         }
         try checkCancelled()
@@ -207,8 +213,6 @@ public final class JobRunner: @unchecked Sendable {
                 guard writer == nil else { throw JobFailure(code: "job.protocol", message: "receipt inside an output") }
                 if state == .running { move(to: .delivering) }
                 try sink.storeReceipt(jobID: plan.jobID, receipt: receipt, attestationDocument: hello.attestationDocument)
-                try checkCancelled()
-                move(to: .succeeded)
                 return
             default:
                 throw JobFailure(code: "job.protocol", message: "unexpected \(message.type) message from the enclave")
