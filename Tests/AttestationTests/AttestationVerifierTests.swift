@@ -218,8 +218,8 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         // Leaf valid 2022-10-13T08:57:59Z ... 11:58:02Z.
         #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_651_479)) == nil)
         #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_651_478)) == .certificateNotYetValid)
-        #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_662_282)) == nil)
-        #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_662_283)) == .certificateExpired)
+        #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_662_281)) == nil)
+        #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_665_662_282)) == .certificateExpired)
         #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_900_000_000)) == .certificateExpired)
         #expect(failure(Self.doc.bytes, at: UnixTime(seconds: 1_500_000_000)) == .certificateNotYetValid)
     }
@@ -255,9 +255,11 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         #expect(try evaluate(cabundle: bundle) == .chainSignatureInvalid)
         // The zonal CA missing: no path.
         #expect(try evaluate(cabundle: [document.cabundle[0], document.cabundle[1], document.cabundle[3]]) == .untrustedChain)
-        // Another document's intermediates: no path either.
+        // Another document's intermediates (made a year later): not valid yet at this time.
         let other = try AttestationDocument(bytes: NitroVector.debug.bytes)
-        #expect(try evaluate(cabundle: other.cabundle) == .untrustedChain)
+        #expect(try evaluate(cabundle: other.cabundle) == .certificateNotYetValid)
+        // The root alone: no path from the leaf.
+        #expect(try evaluate(cabundle: [document.cabundle[0]]) == .untrustedChain)
     }
 
     @Test func callerExpectationsAreEnforced() throws {

@@ -61,12 +61,12 @@ private func hex(_ s: String) -> [UInt8] { Hex.decode(s)! }
     }
 
     @Test func errorAndMismatchedResponsesAreErrors() {
-        func code(_ response: [UInt8], _ call: (NSMDevice) throws(AttestationError) -> Void) -> AttestationError.Code? {
+        func code(_ response: [UInt8], _ call: (NSMDevice) throws -> Void) -> AttestationError.Code? {
             do {
                 try call(NSMDevice(transport: RecordedTransport(response: response)))
                 return nil
             } catch {
-                return error.code
+                return (error as? AttestationError)?.code
             }
         }
         let invalidIndex = hex("a1654572726f726c496e76616c6964496e646578")

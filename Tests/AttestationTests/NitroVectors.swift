@@ -1,4 +1,5 @@
 import Crypto
+import Testing
 import Foundation
 import TestSupport
 

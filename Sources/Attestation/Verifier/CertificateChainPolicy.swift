@@ -5,6 +5,7 @@ import Foundation
 /// the path valid at the verification time (AWS §3.2.3; RFC 5280 path validation by OpenSSL, with
 /// no TLS/hostname/EKU policy since Nitro leaves have no SAN or EKU).
 ///
+/// The cabundle is the path (AWS §3.2.3), so every certificate in it must be valid at the time.
 /// Validity periods are checked here first so that expiry has its own error code; the rest
 /// (signatures, CA flags, path length, key usage, anchoring) is `Crypto.CertificateChainVerifier`.
 public struct CertificateChainPolicy: AttestationPolicy {
@@ -42,7 +43,8 @@ public struct CertificateChainPolicy: AttestationPolicy {
                 throw AttestationError(.certificateNotYetValid,
                                        "\(name) (\(certificate.subject)) is not valid before \(certificate.notBefore), verification time \(time)")
             }
-            if date > certificate.notAfter {
+            // notAfter is exclusive here, as in OpenSSL's X509_cmp_time, so both checks agree.
+            if date >= certificate.notAfter {
                 throw AttestationError(.certificateExpired,
                                        "\(name) (\(certificate.subject)) expired at \(certificate.notAfter), verification time \(time)")
             }

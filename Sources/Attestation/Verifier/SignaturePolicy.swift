@@ -10,7 +10,8 @@ public struct SignaturePolicy: AttestationPolicy {
             guard document.cose.algorithm == .es384 else {
                 throw AttestationError(.unsupportedAlgorithm, "Nitro documents are signed with ES384, found \(document.cose.algorithm)")
             }
-            let leaf = try context.leafCertificate ?? ParsedCertificates.parse(document).leaf
+            let leaf: Certificate
+            if let parsed = context.leafCertificate { leaf = parsed } else { leaf = try ParsedCertificates.parse(document).leaf }
             guard case .p384(let key) = leaf.publicKey else {
                 throw AttestationError(.unsupportedLeafKey, "the leaf certificate's key is not an EC P-384 key")
             }
