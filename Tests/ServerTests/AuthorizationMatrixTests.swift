@@ -87,7 +87,13 @@ import Testing
                         token = secret
                     default: token = try await world.fixture.principal(world.alpha, roles: [name]).token
                     }
-                    let path = Self.path(route, world.parameters[target]!, spare: world.spare.id)
+                    var parameters = world.parameters[target]!
+                    if route.path.contains("{principalId}") {
+                        // A fresh principal to act on, so an earlier revocation does not change this case.
+                        let owner = target == .own ? world.alpha : world.beta
+                        parameters["principalId"] = try await world.fixture.principal(owner, roles: ["partner"]).id
+                    }
+                    let path = Self.path(route, parameters, spare: world.spare.id)
                     let reply = try await world.fixture.call(
                         HTTPMethod(rawValue: route.method), path, token: token, body: [])
                     let expectation = Self.expected(route, roles: roles, isOperator: name == "operator", target: target)
@@ -113,12 +119,13 @@ import Testing
     @Test func otherPartiesObjectsLookExactlyLikeMissingOnes() async throws {
         let world = try await Self.world()
         let other = world.parameters[.other]!
-        for path in [
-            "/v1/datasets/\(other["datasetId"]!)", "/v1/collaborations/\(other["collaborationId"]!)",
-            "/v1/collaborations/\(other["collaborationId"]!)/audit",
+        for (existingPath, missingPath) in [
+            ("/v1/datasets/\(other["datasetId"]!)", "/v1/datasets/ds-missing"),
+            ("/v1/collaborations/\(other["collaborationId"]!)", "/v1/collaborations/col-missing"),
+            ("/v1/collaborations/\(other["collaborationId"]!)/audit", "/v1/collaborations/col-missing/audit"),
         ] {
-            let existing = try await world.fixture.call(.get, path, token: world.alpha.token)
-            let missing = try await world.fixture.call(.get, path + "x", token: world.alpha.token)
+            let existing = try await world.fixture.call(.get, existingPath, token: world.alpha.token)
+            let missing = try await world.fixture.call(.get, missingPath, token: world.alpha.token)
             #expect(existing.status == 404)
             #expect(existing.json as NSDictionary == missing.json as NSDictionary)
         }

@@ -118,7 +118,7 @@ final class GovernanceFixture: @unchecked Sendable {
         ]
     }
 
-    static let columns: [[String: Any]] = [["name": "a", "type": "integer"], ["name": "b", "type": "integer"]]
+    nonisolated(unsafe) static let columns: [[String: Any]] = [["name": "a", "type": "integer"], ["name": "b", "type": "integer"]]
 
     /// Proposes a one-party collaboration and approves it; returns (collaboration id, approval id, digest).
     func approvedCollaboration(_ party: Party, name: String) async throws -> (String, String, String) {
