@@ -11,7 +11,7 @@ public enum ServerApp {
         [
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
-        ]
+        ] + (context.governance.map { [$0.routes] } ?? [])
     }
 
     /// The router with every route registered.
