@@ -1,0 +1,2 @@
+/// The development certificate authority (placeholder until issuance lands).
+public struct DevelopmentCA: Sendable {}

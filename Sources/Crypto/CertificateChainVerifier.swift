@@ -1,0 +1,84 @@
+import COpenSSL
+import Foundation
+
+/// A certificate chain that verified: `leaf` first, the trusted root last.
+/// Only `CertificateChainVerifier` makes one, so holding one means the path check passed.
+public struct VerifiedCertificateChain: Sendable {
+    /// The certificates from leaf to root.
+    public let certificates: [Certificate]
+    /// The time the chain was checked at.
+    public let verificationTime: Date
+    public var leaf: Certificate { certificates[0] }
+    public var root: Certificate { certificates[certificates.count - 1] }
+}
+
+/// Verifies certificate chains with OpenSSL's RFC 5280 path validation (`X509_verify_cert`):
+/// signatures, validity at a caller-given time, CA flags, path lengths and key usage of issuers.
+///
+/// Only the caller's roots are trusted (no system store, no partial chains: an intermediate
+/// is never a trust anchor). There is no hostname, extended-key-usage or purpose policy, which
+/// is what AWS Nitro attestation leaves (no SAN, no EKU) need.
+public struct CertificateChainVerifier: Sendable {
+    /// The trust anchors.
+    public let roots: [Certificate]
+
+    public init(roots: [Certificate]) {
+        self.roots = roots
+    }
+
+    /// Verifies `leaf` up to one of the roots through `intermediates` (any order), at `time`.
+    /// Throws `.chainVerificationFailure` with OpenSSL's verify reason (e.g. "certificate has expired").
+    public func verify(leaf: Certificate, intermediates: [Certificate], at time: Date) throws -> VerifiedCertificateChain {
+        guard !roots.isEmpty else { throw CryptoError(.chainVerificationFailure, "no trusted roots given") }
+        OpenSSLErrorQueue.clear()
+        guard let store = X509_STORE_new() else { throw CryptoError.openSSL(.internalError, "X509_STORE_new") }
+        defer { X509_STORE_free(store) }
+        for root in roots {
+            guard X509_STORE_add_cert(store, root.handle.pointer) == 1 else {
+                // A duplicate root is harmless; anything else is not.
+                let reasons = OpenSSLErrorQueue.drain()
+                if reasons.contains(where: { $0.contains("already in hash table") }) { continue }
+                throw CryptoError(.internalError, "adding a root", openSSLReasons: reasons)
+            }
+        }
+        guard let untrusted = shim_sk_X509_new_null() else { throw CryptoError.openSSL(.internalError, "sk_X509") }
+        defer { shim_sk_X509_free(untrusted) }  // frees the stack only; the certificates stay ours
+        for certificate in intermediates {
+            guard shim_sk_X509_push(untrusted, certificate.handle.pointer) > 0 else {
+                throw CryptoError.openSSL(.internalError, "sk_X509_push")
+            }
+        }
+        guard let ctx = X509_STORE_CTX_new() else { throw CryptoError.openSSL(.internalError, "X509_STORE_CTX_new") }
+        defer { X509_STORE_CTX_free(ctx) }
+        guard X509_STORE_CTX_init(ctx, store, leaf.handle.pointer, untrusted) == 1 else {
+            throw CryptoError.openSSL(.internalError, "X509_STORE_CTX_init")
+        }
+        // Check validity at the given time (sets X509_V_FLAG_USE_CHECK_TIME). Partial chains stay off.
+        X509_STORE_CTX_set_time(ctx, 0, time_t(time.timeIntervalSince1970.rounded(.down)))
+        let result = X509_verify_cert(ctx)
+        guard result == 1 else {
+            let code = X509_STORE_CTX_get_error(ctx)
+            let depth = X509_STORE_CTX_get_error_depth(ctx)
+            let reason = X509_verify_cert_error_string(Int(code)).map { String(cString: $0) } ?? "unknown"
+            var reasons = OpenSSLErrorQueue.drain()
+            reasons.insert(reason, at: 0)
+            throw CryptoError(
+                .chainVerificationFailure, "certificate chain does not verify at depth \(depth): \(reason)",
+                openSSLReasons: reasons)
+        }
+        guard let chain = X509_STORE_CTX_get1_chain(ctx) else {
+            throw CryptoError.openSSL(.internalError, "X509_STORE_CTX_get1_chain")
+        }
+        defer { shim_sk_X509_pop_free(chain) }
+        var certificates: [Certificate] = []
+        let candidates = [leaf] + intermediates + roots
+        for index in 0..<shim_sk_X509_num(chain) {
+            guard let x = shim_sk_X509_value(chain, index) else { continue }
+            if let match = candidates.first(where: { X509_cmp($0.handle.pointer, x) == 0 }) {
+                certificates.append(match)
+            }
+        }
+        OpenSSLErrorQueue.clear()
+        return VerifiedCertificateChain(certificates: certificates, verificationTime: time)
+    }
+}

@@ -1,0 +1,347 @@
+import AWS
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The embedded object store: one directory on local disk.
+///
+/// Layout: `objects/<sha256(key)>/key` holds the key, and each version is `<versionId>.meta`
+/// (JSON metadata) plus `<versionId>.data`. A put writes the data to `tmp/`, fsyncs it, renames
+/// the metadata then the data into place and fsyncs the directory: the rename of the data file
+/// is the commit point, so a crash leaves either no new version or a complete one. Version ids
+/// sort by creation time, so the latest version is the greatest id whose data file exists.
+/// Blocking file I/O runs on a dedicated queue, never on the caller's thread.
+public final class FileObjectStore: ObjectStore {
+    public let root: URL
+    private let objectsDir: URL
+    private let tmpDir: URL
+    private let chunkSize = 1 << 18
+    private let io = DispatchQueue(label: "FileObjectStore.io", attributes: .concurrent)
+
+    /// Opens (creating if needed) a store at `root`, and removes leftovers of interrupted puts.
+    public init(root: URL) throws {
+        self.root = root
+        objectsDir = root.appendingPathComponent("objects")
+        tmpDir = root.appendingPathComponent("tmp")
+        for dir in [root, objectsDir, tmpDir] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: tmpDir.path)) ?? [] {
+            try? FileManager.default.removeItem(at: tmpDir.appendingPathComponent(leftover))
+        }
+    }
+
+    private func onIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { c in io.async { c.resume(with: Result { try body() }) } }
+    }
+
+    private func objectDir(_ key: String) -> URL {
+        objectsDir.appendingPathComponent(PayloadHasher.hexDigest(Array(key.utf8)))
+    }
+
+    static func newVersionId() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let nanos = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        let hexNanos = String(nanos, radix: 16)
+        let padded = String(repeating: "0", count: max(0, 16 - hexNanos.count)) + hexNanos
+        return padded + String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+    }
+
+    static func validVersionId(_ v: String) -> Bool {
+        v.utf8.count == 24 && v.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
+    struct Meta: Codable {
+        var size: Int64
+        var sha256: String
+        var contentType: String?
+        var created: Date
+        var serverSideEncryption: String?
+        var kmsKeyId: String?
+    }
+
+    // MARK: Put
+
+    public func put(key: String, body: ByteStream, options: ObjectPutOptions) async throws -> ObjectInfo {
+        try ObjectStoreError.validate(key: key)
+        let version = Self.newVersionId()
+        let tmpData = tmpDir.appendingPathComponent("\(version).data")
+        let fd = open(tmpData.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.posixError("create \(tmpData.lastPathComponent)") }
+        let file = FileBox(fd: fd)
+        var committed = false
+        defer {
+            file.close()
+            if !committed { unlink(tmpData.path) }
+        }
+        let hasher = PayloadHasher()
+        var size: Int64 = 0
+        // Coalesce small chunks so each write(2) moves a reasonable amount.
+        var pending: [UInt8] = []
+        pending.reserveCapacity(chunkSize)
+        for try await chunk in body {
+            hasher.update(chunk)
+            size += Int64(chunk.count)
+            pending += chunk
+            if pending.count >= chunkSize {
+                let toWrite = pending
+                try await onIO { try file.writeAll(toWrite) }
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        let rest = pending
+        let digest = hasher.finalizeHex()
+        var sse: String?
+        var kmsKey: String?
+        if case .kms(let keyId, _) = options.serverSideEncryption {
+            sse = "aws:kms"
+            kmsKey = keyId
+        }
+        let meta = Meta(
+            size: size, sha256: digest, contentType: options.contentType, created: Date(), serverSideEncryption: sse,
+            kmsKeyId: kmsKey)
+        let dir = objectDir(key)
+        let tmp = tmpDir, objects = objectsDir
+        try await onIO {
+            try file.writeAll(rest)
+            guard fsync(file.fd) == 0 else { throw Self.posixError("fsync object data") }
+            let createdDir = !FileManager.default.fileExists(atPath: dir.path)
+            if createdDir {
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try Self.fsyncDirectory(objects)
+            }
+            let keyFile = dir.appendingPathComponent("key")
+            if !FileManager.default.fileExists(atPath: keyFile.path) {
+                try Self.writeDurably(Array(key.utf8), to: keyFile, tmpDir: tmp)
+            }
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .millisecondsSince1970
+            try Self.writeDurably(Array(try encoder.encode(meta)), to: dir.appendingPathComponent("\(version).meta"), tmpDir: tmp)
+            guard rename(tmpData.path, dir.appendingPathComponent("\(version).data").path) == 0 else {
+                throw Self.posixError("commit object version")
+            }
+            try Self.fsyncDirectory(dir)
+        }
+        committed = true
+        return info(key: key, version: version, meta: meta)
+    }
+
+    private func info(key: String, version: String, meta: Meta) -> ObjectInfo {
+        ObjectInfo(
+            key: key, size: meta.size, etag: meta.sha256, versionId: version, lastModified: meta.created,
+            contentType: meta.contentType, serverSideEncryption: meta.serverSideEncryption, kmsKeyId: meta.kmsKeyId)
+    }
+
+    // MARK: Read
+
+    private func latestVersion(in dir: URL) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".data") }.map { String($0.dropLast(5)) }.filter(Self.validVersionId).max()
+    }
+
+    private func resolve(key: String, versionId: String?) throws -> (version: String, meta: Meta) {
+        try ObjectStoreError.validate(key: key)
+        let dir = objectDir(key)
+        let version: String
+        if let versionId {
+            guard Self.validVersionId(versionId),
+                FileManager.default.fileExists(atPath: dir.appendingPathComponent("\(versionId).data").path)
+            else { throw ObjectStoreError(.notFound, "no version \(versionId) of object \(key)") }
+            version = versionId
+        } else {
+            guard let v = latestVersion(in: dir) else { throw ObjectStoreError(.notFound, "no object \(key)") }
+            version = v
+        }
+        guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("\(version).meta").path) else {
+            throw ObjectStoreError(.io, "metadata of \(key) version \(version) is missing")
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return (version, try decoder.decode(Meta.self, from: data))
+    }
+
+    public func head(key: String, versionId: String?) async throws -> ObjectInfo {
+        let (v, meta) = try await onIO { try self.resolve(key: key, versionId: versionId) }
+        return info(key: key, version: v, meta: meta)
+    }
+
+    public func get(key: String, versionId: String?, range: ByteRange?) async throws -> ObjectDownload {
+        let (v, meta) = try await onIO { try self.resolve(key: key, versionId: versionId) }
+        var offset: Int64 = 0
+        var length = meta.size
+        if let range {
+            guard range.offset >= 0, range.offset < meta.size || (meta.size == 0 && range.offset == 0),
+                (range.length ?? 1) > 0
+            else {
+                throw ObjectStoreError(.invalidRange, "range \(range.httpValue) is outside object \(key) of \(meta.size) bytes")
+            }
+            offset = range.offset
+            length = min(range.length ?? (meta.size - offset), meta.size - offset)
+        }
+        let path = objectDir(key).appendingPathComponent("\(v).data").path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // A concurrent delete may have removed the version between resolve and open.
+        guard fd >= 0 else { throw ObjectStoreError(.notFound, "no object \(key)") }
+        let file = FileBox(fd: fd)
+        let position = LockedBox((offset, offset + length))
+        let chunk = chunkSize
+        let io = self.io
+        let body = ByteStream(
+            next: {
+                let (pos, end) = position.withLock { $0 }
+                guard pos < end else {
+                    file.close()
+                    return nil
+                }
+                let n = Int(min(Int64(chunk), end - pos))
+                let bytes: [UInt8] = try await withCheckedThrowingContinuation { c in
+                    io.async { c.resume(with: Result { try file.read(count: n, at: pos) }) }
+                }
+                guard !bytes.isEmpty else {
+                    file.close()
+                    throw ObjectStoreError(.io, "object \(key) ended early")
+                }
+                position.withLock { $0.0 += Int64(bytes.count) }
+                return bytes
+            }, onCancel: { file.close() })
+        return ObjectDownload(info: info(key: key, version: v, meta: meta), range: ByteRange(offset: offset, length: length), body: body)
+    }
+
+    // MARK: Delete and list
+
+    public func delete(key: String, versionId: String?) async throws {
+        try ObjectStoreError.validate(key: key)
+        let dir = objectDir(key)
+        let tmp = tmpDir
+        try await onIO {
+            if let versionId {
+                guard Self.validVersionId(versionId) else { throw ObjectStoreError(.notFound, "no version \(versionId) of object \(key)") }
+                let data = dir.appendingPathComponent("\(versionId).data")
+                guard unlink(data.path) == 0 else {
+                    if errno == ENOENT { throw ObjectStoreError(.notFound, "no version \(versionId) of object \(key)") }
+                    throw Self.posixError("delete \(key)")
+                }
+                unlink(dir.appendingPathComponent("\(versionId).meta").path)
+                try Self.fsyncDirectory(dir)
+            } else {
+                // Move the whole object out of sight in one rename, then remove it.
+                let graveyard = tmp.appendingPathComponent("deleted-\(UUID().uuidString)")
+                guard rename(dir.path, graveyard.path) == 0 else {
+                    if errno == ENOENT { throw ObjectStoreError(.notFound, "no object \(key)") }
+                    throw Self.posixError("delete \(key)")
+                }
+                try Self.fsyncDirectory(dir.deletingLastPathComponent())
+                try? FileManager.default.removeItem(at: graveyard)
+            }
+        }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        try await onIO {
+            var out: [ObjectInfo] = []
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: self.objectsDir.path)) ?? [] {
+                let dir = self.objectsDir.appendingPathComponent(name)
+                guard let keyData = FileManager.default.contents(atPath: dir.appendingPathComponent("key").path) else { continue }
+                let key = String(decoding: keyData, as: UTF8.self)
+                guard key.hasPrefix(prefix), let (v, meta) = try? self.resolve(key: key, versionId: nil) else { continue }
+                out.append(self.info(key: key, version: v, meta: meta))
+            }
+            return out.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        }
+    }
+
+    /// Every version of an object, oldest first.
+    public func versions(key: String) async throws -> [ObjectInfo] {
+        try ObjectStoreError.validate(key: key)
+        let dir = objectDir(key)
+        return try await onIO {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            return try names.filter { $0.hasSuffix(".data") }.map { String($0.dropLast(5)) }.filter(Self.validVersionId)
+                .sorted().map { v in
+                    let (_, meta) = try self.resolve(key: key, versionId: v)
+                    return self.info(key: key, version: v, meta: meta)
+                }
+        }
+    }
+
+    // MARK: POSIX helpers
+
+    static func posixError(_ what: String) -> ObjectStoreError {
+        ObjectStoreError(.io, "\(what): \(String(cString: strerror(errno)))")
+    }
+
+    static func fsyncDirectory(_ url: URL) throws {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw posixError("open directory") }
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw posixError("fsync directory") }
+    }
+
+    /// Writes a small file atomically and durably: temp file, fsync, rename.
+    static func writeDurably(_ bytes: [UInt8], to url: URL, tmpDir: URL) throws {
+        let tmp = tmpDir.appendingPathComponent(UUID().uuidString)
+        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw posixError("create temporary file") }
+        let file = FileBox(fd: fd)
+        defer { file.close() }
+        do {
+            try file.writeAll(bytes)
+            guard fsync(fd) == 0 else { throw posixError("fsync") }
+            guard rename(tmp.path, url.path) == 0 else { throw posixError("rename into place") }
+        } catch {
+            unlink(tmp.path)
+            throw error
+        }
+    }
+}
+
+/// A file descriptor closed exactly once.
+final class FileBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open_: Bool = true
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if open_ {
+            open_ = false
+            Glibc.close(fd)
+        }
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileObjectStore.posixError("write object data")
+                }
+                off += n
+            }
+        }
+    }
+
+    func read(count: Int, at offset: Int64) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        try out.withUnsafeMutableBytes { buf in
+            while got < count {
+                let n = pread(fd, buf.baseAddress! + got, count - got, off_t(offset) + off_t(got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileObjectStore.posixError("read object data")
+                }
+                if n == 0 { break }
+                got += n
+            }
+        }
+        return Array(out[0..<got])
+    }
+}

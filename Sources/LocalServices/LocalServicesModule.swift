@@ -1,2 +1,0 @@
-/// Embedded defaults: the local KMS and the file-backed object store.
-public enum LocalServicesModule {}

@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with `posix_spawn` in its own process group, that this object reaps.
+///
+/// `terminate(grace:)` sends SIGTERM to the group, waits up to `grace`, then SIGKILLs it and
+/// reaps the child, so no zombie or stray grandchild remains. Deinit terminates a still-running
+/// child as a last resort. Only this object calls `waitpid` for its pid.
+public final class ChildProcess: @unchecked Sendable {
+    /// How a child ended.
+    public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+
+        init(waitStatus status: Int32) {
+            let signal = status & 0x7F
+            self = signal == 0 ? .exited((status >> 8) & 0xFF) : .signaled(signal)
+        }
+
+        public var description: String {
+            switch self {
+            case .exited(let code): "exited with status \(code)"
+            case .signaled(let signal): "killed by signal \(signal)"
+            }
+        }
+    }
+
+    public let pid: pid_t
+    private let lock = PThreadMutex()
+    private var status: ExitStatus?
+
+    private init(pid: pid_t) { self.pid = pid }
+
+    deinit {
+        if status == nil { _ = terminate(grace: .zero) }
+    }
+
+    /// Starts `executable` with `arguments` and exactly `environment` (nothing inherited).
+    /// stdin is /dev/null; stdout and stderr go to `outputPath` (appended) or are inherited.
+    public static func spawn(
+        executable: String, arguments: [String], environment: [String: String], outputPath: String? = nil
+    ) throws(EnclaveLaunchError) -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        var attributes = posix_spawnattr_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawnattr_init(&attributes)
+        defer {
+            posix_spawn_file_actions_destroy(&actions)
+            posix_spawnattr_destroy(&attributes)
+        }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let outputPath {
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        // Own process group (so the whole group can be killed), default signal dispositions, empty mask.
+        var defaultSignals = sigset_t(), emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        sigfillset(&defaultSignals)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) }
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
+            (envp + [nil]).withUnsafeBufferPointer { envpBuffer in
+                posix_spawn(
+                    &pid, executable, &actions, &attributes,
+                    UnsafeMutablePointer(mutating: argvBuffer.baseAddress!),
+                    UnsafeMutablePointer(mutating: envpBuffer.baseAddress!))
+            }
+        }
+        guard result == 0 else {
+            throw EnclaveLaunchError(
+                .spawnFailed, "could not start \(executable): \(String(cString: strerror(result)))")
+        }
+        return ChildProcess(pid: pid)
+    }
+
+    /// The exit status if the child has ended (reaping it), nil while it runs.
+    public func poll() -> ExitStatus? {
+        lock.withLock { reap(options: WNOHANG) }
+    }
+
+    /// Whether the child is still running.
+    public var isRunning: Bool { poll() == nil }
+
+    /// Waits up to `timeout` for the child to end by itself.
+    public func wait(timeout: Duration) -> ExitStatus? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let status = poll() { return status }
+            guard ContinuousClock.now < deadline else { return nil }
+            usleep(10_000)
+        }
+    }
+
+    /// Ends the child: SIGTERM to its process group, up to `grace` to exit, then SIGKILL; reaps it.
+    @discardableResult
+    public func terminate(grace: Duration = .seconds(2)) -> ExitStatus {
+        if let status = poll() {
+            _ = killpg(pid, SIGKILL)  // stray grandchildren, if any
+            return status
+        }
+        _ = killpg(pid, SIGTERM)
+        if grace > .zero, let status = wait(timeout: grace) {
+            _ = killpg(pid, SIGKILL)
+            return status
+        }
+        _ = killpg(pid, SIGKILL)
+        _ = kill(pid, SIGKILL)
+        return lock.withLock { reap(options: 0) } ?? .signaled(SIGKILL)
+    }
+
+    private func reap(options: Int32) -> ExitStatus? {
+        if let status { return status }
+        var raw: Int32 = 0
+        while true {
+            let result = waitpid(pid, &raw, options)
+            if result == pid {
+                status = ExitStatus(waitStatus: raw)
+                return status
+            }
+            if result == 0 { return nil }
+            if errno == EINTR { continue }
+            // ECHILD: someone else reaped it; treat as gone.
+            status = .exited(-1)
+            return status
+        }
+    }
+}
+
+/// A plain pthread mutex (usable from non-async code without Foundation).
+final class PThreadMutex: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

@@ -1,0 +1,50 @@
+import Enclave
+
+/// Starts an enclave for one job and hands back its connected channel.
+///
+/// Implementations: `LocalEnclaveLauncher` (a child process over a Unix socket) and
+/// `NitroEnclaveLauncher` (`nitro-cli run-enclave` over vsock). Every step has a deadline; a
+/// failed launch leaves nothing running.
+public protocol EnclaveLauncher: Sendable {
+    /// Starts an enclave and waits until it has connected.
+    func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance
+}
+
+/// A running enclave: its channel, and the means to end it.
+public protocol EnclaveInstance: AnyObject, Sendable {
+    /// The connected channel to the enclave program.
+    var connection: ChannelConnection { get }
+    /// A short description for logs (`local pid 123`, `nitro enclave i-…-enc…`).
+    var summary: String { get }
+    /// Whether the enclave is still running.
+    func isAlive() -> Bool
+    /// Ends the enclave and releases everything it held (idempotent; safe from any thread).
+    func terminate()
+}
+
+/// Why an enclave could not be started or reached.
+public struct EnclaveLaunchError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A stable failure code.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let spawnFailed = Code(rawValue: "enclave.spawn_failed")
+        public static let connectTimeout = Code(rawValue: "enclave.connect_timeout")
+        public static let exitedEarly = Code(rawValue: "enclave.exited_early")
+        public static let nitroCLIFailed = Code(rawValue: "enclave.nitro_cli_failed")
+        public static let socket = Code(rawValue: "enclave.socket")
+        public static let configuration = Code(rawValue: "enclave.configuration")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Enclave
+
+/// Local mode: runs `cleanroom-enclave` as a child process that connects back over a Unix socket
+/// in a fresh private directory (mode 0700), which is removed once the enclave has connected.
+///
+/// The child gets no inherited environment beyond `configuration.environment`, stdin from
+/// /dev/null, and its output appended to `configuration.logPath` when set.
+public struct LocalEnclaveLauncher: EnclaveLauncher {
+    /// What to run and how long to wait.
+    public struct Configuration: Sendable {
+        /// Path of the `cleanroom-enclave` executable (its SHA-384 is the development PCR0).
+        public var executablePath: String
+        /// Arguments before `--connect` (e.g. an interpreter's script option in tests).
+        public var leadingArguments: [String] = []
+        /// Arguments after `--connect unix:PATH` (e.g. the development attestor's directory).
+        public var extraArguments: [String] = []
+        /// The child's whole environment.
+        public var environment: [String: String] = ["LANG": "C.UTF-8"]
+        /// Where the child's stdout and stderr go (appended); nil inherits the server's.
+        public var logPath: String?
+        /// Directory in which the per-launch socket directory is made (short: socket paths ≤ 107 bytes).
+        public var socketParent: String = "/tmp"
+        /// How long the child has to connect.
+        public var connectTimeout: Duration = .seconds(15)
+        /// How long the child has to exit after SIGTERM before it is killed.
+        public var terminateGrace: Duration = .seconds(2)
+        /// Channel limits for the connection.
+        public var limits: ChannelLimits = .default
+
+        public init(executablePath: String) {
+            self.executablePath = executablePath
+        }
+    }
+
+    public let configuration: Configuration
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// The child's arguments for a socket at `socketPath`.
+    public func arguments(socketPath: String) -> [String] {
+        configuration.leadingArguments + ["--connect", "unix:\(socketPath)"] + configuration.extraArguments
+    }
+
+    public func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance {
+        var template = Array("\(configuration.socketParent)/cleanroom-enclave-XXXXXX".utf8CString)
+        guard let dirPointer = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw EnclaveLaunchError(.socket, "could not create a socket directory under \(configuration.socketParent)")
+        }
+        let directory = String(cString: dirPointer)
+        let socketPath = directory + "/channel.sock"
+        defer {
+            unlink(socketPath)
+            rmdir(directory)
+        }
+        let listener: Int32
+        do {
+            listener = try ChannelSocket.listen(.unix(path: socketPath))
+        } catch {
+            throw EnclaveLaunchError(.socket, error.message)
+        }
+        defer { close(listener) }
+
+        let child = try ChildProcess.spawn(
+            executable: configuration.executablePath, arguments: arguments(socketPath: socketPath),
+            environment: configuration.environment, outputPath: configuration.logPath)
+        do {
+            let fd = try ChannelSocket.accept(
+                listener, deadline: .now + configuration.connectTimeout, stillWaiting: { child.isRunning })
+            return LocalEnclave(
+                child: child, connection: ChannelConnection(fileDescriptor: fd, limits: configuration.limits),
+                grace: configuration.terminateGrace)
+        } catch {
+            let status = child.terminate(grace: .zero)
+            if error.code == .timeout {
+                throw EnclaveLaunchError(
+                    .connectTimeout,
+                    "the enclave process did not connect within \(configuration.connectTimeout); it was terminated")
+            }
+            throw EnclaveLaunchError(.exitedEarly, "the enclave process \(status) before connecting")
+        }
+    }
+}
+
+/// A `cleanroom-enclave` child process and its channel.
+final class LocalEnclave: EnclaveInstance, @unchecked Sendable {
+    let child: ChildProcess
+    let connection: ChannelConnection
+    let grace: Duration
+
+    init(child: ChildProcess, connection: ChannelConnection, grace: Duration) {
+        self.child = child
+        self.connection = connection
+        self.grace = grace
+    }
+
+    deinit { terminate() }
+
+    var summary: String { "local pid \(child.pid)" }
+
+    func isAlive() -> Bool { child.isRunning }
+
+    func terminate() {
+        connection.shutdown()
+        child.terminate(grace: grace)
+        connection.close()
+    }
+}

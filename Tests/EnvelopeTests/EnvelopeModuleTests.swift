@@ -1,6 +1,0 @@
-import Testing
-@testable import Envelope
-
-@Test func moduleLinks() {
-    #expect(EnvelopeModule.self == EnvelopeModule.self)
-}

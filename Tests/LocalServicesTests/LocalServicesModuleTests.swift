@@ -1,6 +1,0 @@
-import Testing
-@testable import LocalServices
-
-@Test func moduleLinks() {
-    #expect(LocalServicesModule.self == LocalServicesModule.self)
-}

@@ -1,0 +1,171 @@
+import Enclave
+import Foundation
+import TestSupport
+import Testing
+@testable import Server
+
+/// Whether a process with `pid` exists at all (running or zombie).
+func processExists(_ pid: pid_t) -> Bool {
+    FileManager.default.fileExists(atPath: "/proc/\(pid)")
+}
+
+@Suite struct LocalEnclaveLauncherTests {
+    func launcher(_ executable: String, _ extra: [String] = [], timeout: Duration = .seconds(10)) -> LocalEnclaveLauncher {
+        var configuration = LocalEnclaveLauncher.Configuration(executablePath: executable)
+        configuration.extraArguments = extra
+        configuration.connectTimeout = timeout
+        configuration.terminateGrace = .milliseconds(500)
+        return LocalEnclaveLauncher(configuration: configuration)
+    }
+
+    @Test func childConnectsOverAPrivateUnixSocketAndIsReapedOnTerminate() throws {
+        // A real child process (Python) that dials the socket it is given and speaks one frame.
+        let script = """
+            import socket, sys, time
+            path = sys.argv[sys.argv.index('--connect') + 1][len('unix:'):]
+            s = socket.socket(socket.AF_UNIX); s.connect(path)
+            payload = b'\\x00\\x00\\x00\\x04' + b'test' + b'\\x00\\x00\\x00\\x02' + b'hi'
+            s.sendall(bytes([0xC7, 1, 0x7F, 0]) + len(payload).to_bytes(4, 'big') + payload)
+            time.sleep(60)
+            """
+        let python = try TestEnvironment.python()
+        var configuration = launcher(python).configuration
+        configuration.leadingArguments = ["-c", script]
+        let enclave = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+        let local = try #require(enclave as? LocalEnclave)
+        #expect(try enclave.connection.receive(timeout: .seconds(10)) == .error(ChannelFailure(code: "test", message: "hi")))
+        #expect(enclave.isAlive())
+        let pid = local.child.pid
+        enclave.terminate()
+        #expect(!enclave.isAlive())
+        #expect(!processExists(pid), "the child is gone, not a zombie")
+        enclave.terminate()  // idempotent
+    }
+
+    @Test func childThatNeverConnectsIsKilledAtTheDeadline() throws {
+        let start = ContinuousClock.now
+        let marker = "30.\(UInt32.random(in: 100_000...999_999))"
+        do {
+            var configuration = launcher("/bin/sh", timeout: .milliseconds(500)).configuration
+            configuration.leadingArguments = ["-c", "sleep \(marker); true"]
+            _ = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+            Issue.record("launch should time out")
+        } catch {
+            #expect(error.code == .connectTimeout)
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // Neither the shell nor its sleep grandchild is left behind (the whole group is killed).
+        #expect(try ProcessRunner.run("/bin/sh", ["-c", "pgrep -f 'sleep \(marker.replacingOccurrences(of: ".", with: "\\\\."))' || true"]).stdoutText.isEmpty)
+    }
+
+    @Test func childThatExitsBeforeConnectingIsReportedAtOnce() throws {
+        let start = ContinuousClock.now
+        do {
+            _ = try launcher("/bin/false", timeout: .seconds(30)).launch(jobID: "j")
+            Issue.record("launch should fail")
+        } catch {
+            #expect(error.code == .exitedEarly)
+            #expect(error.message.contains("exited with status 1"))
+        }
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func missingExecutableIsASpawnFailure() {
+        do {
+            _ = try launcher("/nonexistent/cleanroom-enclave").launch(jobID: "j")
+            Issue.record("launch should fail")
+        } catch {
+            #expect(error.code == .spawnFailed || error.code == .exitedEarly)
+        }
+    }
+
+    @Test func socketDirectoryIsRemovedAfterLaunch() throws {
+        let parent = try TestEnvironment.temporaryDirectory("sockparent")
+        defer { try? FileManager.default.removeItem(at: parent) }
+        var configuration = LocalEnclaveLauncher.Configuration(executablePath: "/bin/false")
+        configuration.socketParent = parent.path
+        _ = try? LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
+    }
+}
+
+@Suite struct NitroEnclaveLauncherTests {
+    @Test func runArgumentsCarryImageResourcesAndDebugFlag() throws {
+        var configuration = NitroEnclaveLauncher.Configuration(
+            eifPath: "/opt/cleanroom/enclave.eif", cpuCount: 2, memoryMiB: 4096, port: 5005)
+        #expect(
+            try NitroEnclaveLauncher(configuration: configuration).runArguments == [
+                "run-enclave", "--eif-path", "/opt/cleanroom/enclave.eif", "--cpu-count", "2", "--memory", "4096",
+            ])
+        configuration.enclaveCID = 16
+        configuration.debugMode = true
+        #expect(
+            try NitroEnclaveLauncher(configuration: configuration).runArguments == [
+                "run-enclave", "--eif-path", "/opt/cleanroom/enclave.eif", "--cpu-count", "2", "--memory", "4096",
+                "--enclave-cid", "16", "--debug-mode",
+            ])
+        #expect(
+            NitroEnclaveLauncher.terminateArguments(enclaveID: "i-0abc-enc0123")
+                == ["terminate-enclave", "--enclave-id", "i-0abc-enc0123"])
+    }
+
+    @Test func invalidConfigurationIsRefused() {
+        for (cpu, memory, port, eif) in [(0, 4096, 5005, "/e.eif"), (2, 32, 5005, "/e.eif"), (2, 4096, 0, "/e.eif"), (2, 4096, 5005, "")] {
+            #expect(throws: EnclaveLaunchError.self) {
+                try NitroEnclaveLauncher(
+                    configuration: .init(eifPath: eif, cpuCount: cpu, memoryMiB: memory, port: UInt32(port)))
+            }
+        }
+    }
+
+    @Test func enclaveIDIsReadFromRunOutput() throws {
+        let output = """
+            Start allocating memory...
+            Started enclave with enclave-cid: 16, memory: 4096 MiB, cpu-ids: [1, 3]
+            {
+              "EnclaveName": "cleanroom",
+              "EnclaveID": "i-0123456789abcdef0-enc0123456789abcd",
+              "ProcessID": 4242,
+              "EnclaveCID": 16,
+              "NumberOfCPUs": 2,
+              "CPUIDs": [1, 3],
+              "MemoryMiB": 4096
+            }
+            """
+        #expect(try NitroEnclaveLauncher.enclaveID(fromRunOutput: Array(output.utf8)) == "i-0123456789abcdef0-enc0123456789abcd")
+        for bad in ["", "error", #"{"EnclaveID": ""}"#, #"{"EnclaveID": "i-1; rm -rf /"}"#, #"{"Other": 1}"#] {
+            #expect(throws: EnclaveLaunchError.self) { try NitroEnclaveLauncher.enclaveID(fromRunOutput: Array(bad.utf8)) }
+        }
+    }
+
+    @Test func failingNitroCLIIsReportedWithItsOutput() throws {
+        // A stand-in nitro-cli that fails the way the real one does without enclave support.
+        let dir = try TestEnvironment.temporaryDirectory("nitro")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tool = dir.appendingPathComponent("nitro-cli")
+        try "#!/bin/sh\necho '[ E26 ] Insufficient CPUs available in the pool.' >&2\nexit 1\n".write(
+            to: tool, atomically: true, encoding: .utf8)
+        chmod(tool.path, 0o755)
+        var configuration = NitroEnclaveLauncher.Configuration(eifPath: "/e.eif", cpuCount: 2, memoryMiB: 512, port: 5005)
+        configuration.nitroCLI = tool.path
+        configuration.connectTimeout = .seconds(5)
+        let launcher = try NitroEnclaveLauncher(configuration: configuration)
+        var outcome: EnclaveLaunchError?
+        // A script just written can be briefly "text file busy" if another test spawns meanwhile.
+        for _ in 0..<20 {
+            do {
+                _ = try launcher.launch(jobID: "j")
+                Issue.record("launch should fail")
+                return
+            } catch {
+                outcome = error
+                if error.code != .spawnFailed { break }
+                usleep(50_000)
+            }
+        }
+        let error = try #require(outcome)
+        // Without vsock support in this kernel the listener fails first; with it, nitro-cli does.
+        #expect(error.code == .nitroCLIFailed || error.code == .socket, "\(error)")
+        if error.code == .nitroCLIFailed { #expect(error.message.contains("E26")) }
+    }
+}
