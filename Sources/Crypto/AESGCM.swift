@@ -223,3 +223,142 @@ final class GCMContext {
         }
     }
 }
+
+extension AESGCM {
+    /// One AES-256-GCM key set up once and used for many (nonce, message) pairs, such as the
+    /// frames of an Encryption SDK message: the key schedule is computed once, each call only
+    /// sets a new nonce. Not thread-safe: use one per stream. Never reuse a nonce under one key.
+    public final class FrameCipher {
+        private let encryptContext: OpaquePointer
+        private let decryptContext: OpaquePointer
+
+        /// Sets up `key` (32 bytes).
+        public init(key: SecureBytes) throws {
+            guard key.count == AESGCM.keyByteCount else {
+                throw CryptoError(.invalidArgument, "AES-256-GCM needs a 32-byte key, got \(key.count)")
+            }
+            OpenSSLErrorQueue.clear()
+            guard let e = EVP_CIPHER_CTX_new() else { throw CryptoError.openSSL(.internalError, "EVP_CIPHER_CTX_new") }
+            guard let d = EVP_CIPHER_CTX_new() else {
+                EVP_CIPHER_CTX_free(e)
+                throw CryptoError.openSSL(.internalError, "EVP_CIPHER_CTX_new")
+            }
+            encryptContext = e
+            decryptContext = d
+            let ok = key.withUnsafeBytes { k -> Bool in
+                let keyPointer = k.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                return EVP_CipherInit_ex(e, EVP_aes_256_gcm(), nil, keyPointer, nil, 1) == 1
+                    && EVP_CipherInit_ex(d, EVP_aes_256_gcm(), nil, keyPointer, nil, 0) == 1
+            }
+            guard ok else { throw CryptoError.openSSL(.internalError, "AES-GCM key setup") }
+        }
+
+        deinit {
+            EVP_CIPHER_CTX_free(encryptContext)
+            EVP_CIPHER_CTX_free(decryptContext)
+        }
+
+        private func start(_ ctx: OpaquePointer, nonce: [UInt8], aad: UnsafeRawBufferPointer) throws {
+            guard nonce.count == AESGCM.nonceByteCount else {
+                throw CryptoError(.invalidArgument, "AES-GCM needs a 12-byte nonce, got \(nonce.count)")
+            }
+            guard EVP_CipherInit_ex(ctx, nil, nil, nil, nonce, -1) == 1 else {
+                throw CryptoError.openSSL(.internalError, "AES-GCM nonce")
+            }
+            if aad.count > 0 {
+                guard aad.count < 1 << 30 else { throw CryptoError(.invalidArgument, "AES-GCM AAD too large") }
+                var written: Int32 = 0
+                guard EVP_CipherUpdate(
+                    ctx, nil, &written, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1
+                else { throw CryptoError.openSSL(.internalError, "AES-GCM AAD") }
+            }
+        }
+
+        private func process(_ ctx: OpaquePointer, _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer)
+            throws
+        {
+            guard output.count >= input.count else {
+                throw CryptoError(.invalidArgument, "AES-GCM output buffer smaller than the input")
+            }
+            guard input.count > 0 else { return }
+            guard input.count < 1 << 30 else { throw CryptoError(.invalidArgument, "AES-GCM message too large for one call") }
+            var written: Int32 = 0
+            guard EVP_CipherUpdate(
+                ctx, output.baseAddress!.assumingMemoryBound(to: UInt8.self), &written,
+                input.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(input.count)) == 1,
+                Int(written) == input.count
+            else { throw CryptoError.openSSL(.internalError, "AES-GCM update") }
+        }
+
+        /// Encrypts `plaintext` into `ciphertext` (at least as large) and returns the 16-byte tag.
+        public func seal(
+            _ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], authenticating aad: UnsafeRawBufferPointer,
+            into ciphertext: UnsafeMutableRawBufferPointer
+        ) throws -> [UInt8] {
+            OpenSSLErrorQueue.clear()
+            try start(encryptContext, nonce: nonce, aad: aad)
+            try process(encryptContext, plaintext, ciphertext)
+            var scratch = [UInt8](repeating: 0, count: 16)
+            var written: Int32 = 0
+            guard EVP_CipherFinal_ex(encryptContext, &scratch, &written) == 1 else {
+                throw CryptoError.openSSL(.internalError, "AES-GCM final")
+            }
+            var tag = [UInt8](repeating: 0, count: AESGCM.tagByteCount)
+            guard EVP_CIPHER_CTX_ctrl(encryptContext, EVP_CTRL_GCM_GET_TAG, Int32(tag.count), &tag) == 1 else {
+                throw CryptoError.openSSL(.internalError, "AES-GCM get tag")
+            }
+            return tag
+        }
+
+        /// Decrypts `ciphertext` into `plaintext` (at least as large) and checks `tag`. On failure
+        /// the output buffer is zeroed and `.authenticationFailure` is thrown.
+        public func open(
+            _ ciphertext: UnsafeRawBufferPointer, tag: [UInt8], nonce: [UInt8], authenticating aad: UnsafeRawBufferPointer,
+            into plaintext: UnsafeMutableRawBufferPointer
+        ) throws {
+            OpenSSLErrorQueue.clear()
+            guard tag.count == AESGCM.tagByteCount else {
+                throw CryptoError(.authenticationFailure, "AES-GCM tag must be 16 bytes, got \(tag.count)")
+            }
+            try start(decryptContext, nonce: nonce, aad: aad)
+            try process(decryptContext, ciphertext, plaintext)
+            var copy = tag
+            guard EVP_CIPHER_CTX_ctrl(decryptContext, EVP_CTRL_GCM_SET_TAG, Int32(copy.count), &copy) == 1 else {
+                throw CryptoError.openSSL(.internalError, "AES-GCM set tag")
+            }
+            var scratch = [UInt8](repeating: 0, count: 16)
+            var written: Int32 = 0
+            guard EVP_CipherFinal_ex(decryptContext, &scratch, &written) == 1 else {
+                OpenSSLErrorQueue.clear()
+                if let base = plaintext.baseAddress, ciphertext.count > 0 { OPENSSL_cleanse(base, ciphertext.count) }
+                throw CryptoError(.authenticationFailure, "AES-GCM authentication failed (wrong key, nonce, AAD or tag, or altered data)")
+            }
+        }
+
+        /// Array convenience for `seal(_:nonce:authenticating:into:)`.
+        public func seal(_ plaintext: [UInt8], nonce: [UInt8], authenticating aad: [UInt8] = []) throws -> SealedBox {
+            var ciphertext = [UInt8](repeating: 0, count: plaintext.count)
+            let tag = try plaintext.withUnsafeBytes { p in
+                try aad.withUnsafeBytes { a in
+                    try ciphertext.withUnsafeMutableBytes { try seal(p, nonce: nonce, authenticating: a, into: $0) }
+                }
+            }
+            return SealedBox(ciphertext: ciphertext, tag: tag)
+        }
+
+        /// Array convenience for `open(_:tag:nonce:authenticating:into:)`.
+        public func open(_ ciphertext: [UInt8], tag: [UInt8], nonce: [UInt8], authenticating aad: [UInt8] = []) throws
+            -> [UInt8]
+        {
+            var plaintext = [UInt8](repeating: 0, count: ciphertext.count)
+            try ciphertext.withUnsafeBytes { c in
+                try aad.withUnsafeBytes { a in
+                    try plaintext.withUnsafeMutableBytes {
+                        try open(c, tag: tag, nonce: nonce, authenticating: a, into: $0)
+                    }
+                }
+            }
+            return plaintext
+        }
+    }
+}

@@ -192,3 +192,48 @@ import Testing
         }
     }
 }
+
+@Suite struct AESGCMFrameCipherTests {
+    @Test(arguments: AESGCMTests.vectors)
+    func knownAnswersThroughAReusedKey(_ v: AESGCMTests.Vector) throws {
+        let cipher = try AESGCM.FrameCipher(key: SecureBytes(hex(v.key)))
+        for _ in 0..<3 {  // the same context gives the same answer each time
+            let box = try cipher.seal(hex(v.plaintext), nonce: hex(v.nonce), authenticating: hex(v.aad))
+            #expect(Hex.encode(box.ciphertext) == v.ciphertext)
+            #expect(Hex.encode(box.tag) == v.tag)
+            #expect(Hex.encode(try cipher.open(hex(v.ciphertext), tag: hex(v.tag), nonce: hex(v.nonce), authenticating: hex(v.aad))) == v.plaintext)
+        }
+    }
+
+    @Test func manyFramesMatchTheOneShotAPIAndFailuresDoNotPoisonTheContext() throws {
+        let key = try SecureBytes(randomCount: 32)
+        let cipher = try AESGCM.FrameCipher(key: key)
+        for frame in 0..<20 {
+            let nonce = [UInt8](repeating: 0, count: 8) + withUnsafeBytes(of: UInt32(frame).bigEndian, Array.init)
+            let plaintext = try SecureRandom.bytes(count: frame * 37)
+            let aad = utf8("frame \(frame)")
+            let box = try cipher.seal(plaintext, nonce: nonce, authenticating: aad)
+            #expect(box == (try AESGCM.seal(plaintext, key: key, nonce: nonce, authenticating: aad)))
+            var badTag = box.tag
+            badTag[0] ^= 1
+            expectCryptoError(.authenticationFailure) { try cipher.open(box.ciphertext, tag: badTag, nonce: nonce, authenticating: aad) }
+            #expect(try cipher.open(box.ciphertext, tag: box.tag, nonce: nonce, authenticating: aad) == plaintext)
+        }
+    }
+
+    @Test func failedOpenZeroesTheOutputBuffer() throws {
+        let cipher = try AESGCM.FrameCipher(key: try SecureBytes(randomCount: 32))
+        let nonce = [UInt8](repeating: 1, count: 12)
+        let box = try cipher.seal(utf8("secret rows of a dataset"), nonce: nonce)
+        var output = [UInt8](repeating: 0xaa, count: box.ciphertext.count)
+        let result: Result<Void, Error> = Result {
+            try box.ciphertext.withUnsafeBytes { c in
+                try [UInt8]().withUnsafeBytes { a in
+                    try output.withUnsafeMutableBytes { try cipher.open(c, tag: [UInt8](repeating: 0, count: 16), nonce: nonce, authenticating: a, into: $0) }
+                }
+            }
+        }
+        #expect(throws: CryptoError.self) { try result.get() }
+        #expect(output.allSatisfy { $0 == 0 })
+    }
+}
