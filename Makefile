@@ -50,3 +50,36 @@ test: deps python-deps
 
 clean:
 	rm -rf .build
+
+# Fuzzing the Envelope parsers (issue #3): libFuzzer via swiftc -sanitize=fuzzer. The Crypto
+# module is built once as a static library; the Envelope sources and the target's entry point
+# are compiled together as the Envelope module. Seeds come from ../shared/vectors/esdk.
+# `make fuzz-envelope-header FUZZ_SECONDS=600` runs for ten minutes; crashes land in $(FUZZ_BUILD)/.
+FUZZ_BUILD   ?= .build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SWIFTC  := swiftc -O -g -sanitize=fuzzer,address -parse-as-library
+.PHONY: fuzz-envelope-header fuzz-envelope-decrypt fuzz-envelope-build
+
+$(FUZZ_BUILD)/crypto/libCrypto.a: $(wildcard Sources/Crypto/*.swift)
+	@mkdir -p $(FUZZ_BUILD)/crypto
+	$(FUZZ_SWIFTC) -module-name Crypto -I Sources/COpenSSL -emit-module \
+	  -emit-module-path $(FUZZ_BUILD)/crypto/Crypto.swiftmodule -emit-library -static -o $@ Sources/Crypto/*.swift
+
+$(FUZZ_BUILD)/fuzz-envelope-%: $(FUZZ_BUILD)/crypto/libCrypto.a $(wildcard Sources/Envelope/*.swift) $(wildcard Fuzz/Envelope*/*.swift)
+	$(FUZZ_SWIFTC) -module-name Envelope -I $(FUZZ_BUILD)/crypto -I Sources/COpenSSL \
+	  Sources/Envelope/*.swift Fuzz/Envelope$(if $(filter header,$*),Header,Decrypt)/*.swift \
+	  -L $(FUZZ_BUILD)/crypto -lCrypto -lssl -lcrypto -o $@
+
+$(FUZZ_BUILD)/corpus-envelope-header/.seeded:
+	python3 Fuzz/seed-envelope.py $(FUZZ_BUILD)/corpus-envelope-header $(FUZZ_BUILD)/corpus-envelope-decrypt
+	@touch $@ $(FUZZ_BUILD)/corpus-envelope-decrypt/.seeded
+
+fuzz-envelope-build: $(FUZZ_BUILD)/fuzz-envelope-header $(FUZZ_BUILD)/fuzz-envelope-decrypt
+
+fuzz-envelope-header: $(FUZZ_BUILD)/fuzz-envelope-header $(FUZZ_BUILD)/corpus-envelope-header/.seeded
+	cd $(FUZZ_BUILD) && ./fuzz-envelope-header -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  -print_final_stats=1 corpus-envelope-header
+
+fuzz-envelope-decrypt: $(FUZZ_BUILD)/fuzz-envelope-decrypt $(FUZZ_BUILD)/corpus-envelope-header/.seeded
+	cd $(FUZZ_BUILD) && ./fuzz-envelope-decrypt -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -timeout=10 \
+	  -print_final_stats=1 corpus-envelope-decrypt

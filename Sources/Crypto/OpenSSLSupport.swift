@@ -111,9 +111,11 @@ final class MemoryBIO {
         pointer = bio
     }
 
-    /// A writable BIO holding a copy of `bytes`, to read from.
-    init(_ bytes: [UInt8]) throws {
-        guard let bio = BIO_new(BIO_s_mem()) else { throw CryptoError.openSSL(.internalError, "BIO_new") }
+    /// A BIO holding a copy of `bytes`, to read from. With `secret`, the copy is cleansed when freed.
+    init(_ bytes: [UInt8], secret: Bool = false) throws {
+        guard let bio = BIO_new(secret ? BIO_s_secmem() : BIO_s_mem()) else {
+            throw CryptoError.openSSL(.internalError, "BIO_new")
+        }
         pointer = bio
         if !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { BIO_write(bio, $0.baseAddress, Int32($0.count)) }

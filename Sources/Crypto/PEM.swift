@@ -37,11 +37,12 @@ public enum PEM {
     static let maximumTextLength = 1 << 24
 
     static func decodeSecret(_ text: String) throws -> [SecretBlock] {
-        let bytes = Array(text.utf8)
+        var bytes = Array(text.utf8)
         guard bytes.count <= maximumTextLength else { throw CryptoError(.invalidPEM, "PEM text larger than 16 MiB") }
-        defer { _ = bytes }
         OpenSSLErrorQueue.clear()
-        let bio = try MemoryBIO(bytes)
+        // The text may hold a private key: keep OpenSSL's copy in cleansed memory and wipe ours.
+        let bio = try MemoryBIO(bytes, secret: true)
+        bytes.withUnsafeMutableBytes { if let b = $0.baseAddress { OPENSSL_cleanse(b, $0.count) } }
         var blocks: [SecretBlock] = []
         while true {
             var name: UnsafeMutablePointer<CChar>? = nil

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `cleanroom`: the party CLI. Each command group lives in its own file so that the
 /// features (encryption, training, attestation, governance, jobs) stay apart.
@@ -19,4 +20,23 @@ struct CleanroomCommand: AsyncParsableCommand {
             AttestationCommand.self, EnclaveCommand.self,
         ]
     )
+
+    /// Runs the command, mapping ArgumentParser's usage failures (its exit code 64) to the
+    /// documented exit code 2.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }

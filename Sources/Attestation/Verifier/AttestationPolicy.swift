@@ -1,3 +1,5 @@
+import Crypto
+
 /// One rule an attestation document must meet, in the style of swift-certificates' `VerifierPolicy`:
 /// a small value that looks at the (still unverified) document and answers "meets" or "fails, because".
 ///
@@ -21,10 +23,10 @@ public enum AttestationPolicyResult: Sendable, Equatable {
 public struct AttestationPolicyContext: Sendable {
     /// The time at which certificates and freshness are judged (injected, never read from a clock here).
     public let verificationTime: UnixTime
-    /// Filled by the chain policy: the DER certificates from leaf to the trusted root.
-    public internal(set) var validatedChain: [[UInt8]]?
-    /// Filled by the chain policy: which configured root anchors the chain.
-    public internal(set) var trustedRoot: TrustedRoot?
+    /// The parsed leaf certificate, once the verifier has parsed it (policies parse it themselves otherwise).
+    public internal(set) var leafCertificate: Certificate?
+    /// The parsed cabundle, in document order (root first).
+    public internal(set) var cabundleCertificates: [Certificate]?
 
     public init(verificationTime: UnixTime) {
         self.verificationTime = verificationTime

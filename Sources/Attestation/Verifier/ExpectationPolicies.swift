@@ -1,3 +1,5 @@
+import Crypto
+
 /// A set of PCR values an enclave image may have: every listed index must match exactly; indices
 /// not listed are not constrained. A policy's `enclave.measurements` entries become these.
 public struct PCRSet: Sendable, Hashable, CustomStringConvertible {
@@ -18,7 +20,7 @@ public struct PCRSet: Sendable, Hashable, CustomStringConvertible {
 
     /// True if every listed PCR equals the document's value at that index.
     public func matches(_ pcrs: [Int: [UInt8]]) -> Bool {
-        values.allSatisfy { index, expected in pcrs[index].map { constantTimeEqual($0, expected) } ?? false }
+        values.allSatisfy { index, expected in pcrs[index].map { ConstantTime.equals($0, expected) } ?? false }
     }
 
     public var description: String {
@@ -111,7 +113,7 @@ public struct FieldPolicy: AttestationPolicy {
         guard let actual else {
             return .failsToMeetPolicy(AttestationError(code, "\(field.rawValue) is null but a value is expected"))
         }
-        guard constantTimeEqual(actual, expected) else {
+        guard ConstantTime.equals(actual, expected) else {
             return .failsToMeetPolicy(AttestationError(code, "\(field.rawValue) differs from the expected value"))
         }
         return .meetsPolicy
@@ -126,50 +128,5 @@ public struct PublicKeyPresentPolicy: AttestationPolicy {
         document.publicKey == nil
             ? .failsToMeetPolicy(AttestationError(.publicKeyMismatch, "public_key is null but one is required"))
             : .meetsPolicy
-    }
-}
-
-/// Equality in time independent of where the first difference is (lengths are not secret).
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var diff: UInt8 = 0
-    for i in a.indices { diff |= a[i] ^ b[i] }
-    return diff == 0
-}
-
-/// Lower-case hex, for PCRs and CLI output.
-public enum Hex {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xf)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Decodes hex (either case); nil if the length is odd or a character is not a hex digit.
-    public static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
     }
 }

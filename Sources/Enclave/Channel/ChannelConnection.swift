@@ -93,6 +93,27 @@ public final class ChannelConnection: @unchecked Sendable {
         }
     }
 
+    /// The next message if one is already complete or readable without waiting, else nil.
+    public func receiveIfAvailable() throws(ChannelError) -> ChannelMessage? {
+        while true {
+            if let message = try decoder.next() { return message }
+            guard !shutDown else { throw ChannelError(.closed, "the channel was shut down") }
+            let count = readBuffer.withUnsafeMutableBytes { raw in Glibc.recv(fd, raw.baseAddress!, raw.count, 0) }
+            if count > 0 {
+                decoder.feed(readBuffer[0..<count])
+                continue
+            }
+            if count == 0 {
+                try decoder.finish()
+                throw ChannelError(.closed, "the peer closed the channel")
+            }
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return nil }
+            if code == ECONNRESET { throw ChannelError(.closed, "the peer reset the channel") }
+            throw ChannelSocket.ioError("recv", code)
+        }
+    }
+
     /// Stops the connection in both directions; blocked calls fail with `.closed`.
     public func shutdown() {
         stateLock.lock()

@@ -1,0 +1,116 @@
+import Enclave
+import Foundation
+
+/// One event of a job's live feed: a state change or an enclave progress report.
+public enum JobEvent: Sendable, Equatable {
+    case state(JobState, JobFailure?)
+    case progress(ProgressEvent)
+
+    /// The Server-Sent Events frame for this event (`event: state|progress`, JSON `data`).
+    public func serverSentEvent(id: Int) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let name: String
+        let data: Data
+        switch self {
+        case .state(let state, let failure):
+            name = "state"
+            struct Body: Encodable {
+                var state: String
+                var error: [String: String]?
+            }
+            data =
+                (try? encoder.encode(
+                    Body(state: state.rawValue, error: failure.map { ["code": $0.code, "message": $0.message] })))
+                ?? Data()
+        case .progress(let event):
+            name = "progress"
+            data = (try? encoder.encode(event)) ?? Data()
+        }
+        // JSON never contains a raw newline, so one data line suffices.
+        return "id: \(id)\nevent: \(name)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
+    }
+
+    var isTerminal: Bool {
+        if case .state(let state, _) = self { return state.isTerminal }
+        return false
+    }
+}
+
+/// Fans a job's events out to any number of subscribers (SSE connections), replaying what
+/// happened before they subscribed. Memory per job is bounded: the replay keeps every state
+/// change and the latest `progressHistory` progress events.
+public final class JobProgressHub: @unchecked Sendable {
+    private struct Feed {
+        var events: [(Int, JobEvent)] = []
+        var nextID = 1
+        var subscribers: [UUID: AsyncStream<(Int, JobEvent)>.Continuation] = [:]
+        var finished = false
+    }
+
+    private let lock = NSLock()
+    private var feeds: [String: Feed] = [:]
+    private let progressHistory: Int
+
+    public init(progressHistory: Int = 64) {
+        self.progressHistory = progressHistory
+    }
+
+    /// Publishes an event; a terminal state ends every subscription after delivery.
+    public func publish(jobID: String, _ event: JobEvent) {
+        lock.lock()
+        var feed = feeds[jobID] ?? Feed()
+        guard !feed.finished else {
+            lock.unlock()
+            return
+        }
+        let id = feed.nextID
+        feed.nextID += 1
+        feed.events.append((id, event))
+        if case .progress = event {
+            let progressCount = feed.events.filter { if case .progress = $0.1 { true } else { false } }.count
+            if progressCount > progressHistory,
+                let first = feed.events.firstIndex(where: { if case .progress = $0.1 { true } else { false } })
+            {
+                feed.events.remove(at: first)
+            }
+        }
+        let subscribers = Array(feed.subscribers.values)
+        if event.isTerminal {
+            feed.finished = true
+            feed.subscribers = [:]
+        }
+        feeds[jobID] = feed
+        lock.unlock()
+        for continuation in subscribers {
+            continuation.yield((id, event))
+            if event.isTerminal { continuation.finish() }
+        }
+    }
+
+    /// The job's events so far, then live ones until the job ends.
+    public func subscribe(jobID: String) -> AsyncStream<(Int, JobEvent)> {
+        let (stream, continuation) = AsyncStream<(Int, JobEvent)>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        let key = UUID()
+        lock.lock()
+        var feed = feeds[jobID] ?? Feed()
+        for event in feed.events { continuation.yield(event) }
+        if feed.finished {
+            continuation.finish()
+        } else {
+            feed.subscribers[key] = continuation
+            continuation.onTermination = { [weak self] _ in
+                guard let self else { return }
+                self.lock.withLock { _ = self.feeds[jobID]?.subscribers.removeValue(forKey: key) }
+            }
+        }
+        feeds[jobID] = feed
+        lock.unlock()
+        return stream
+    }
+
+    /// Forgets a finished job's replay.
+    public func forget(jobID: String) {
+        lock.withLock { _ = feeds.removeValue(forKey: jobID) }
+    }
+}
