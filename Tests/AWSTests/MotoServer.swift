@@ -13,7 +13,7 @@ import TestSupport
 /// every later request — ours included — must carry a valid SigV4 header signature.
 final class MotoServer: @unchecked Sendable {
     let port: Int
-    let process: Process
+    let process: ChildProcess
     let credentials: AWSCredentials
     let logURL: URL
 
@@ -67,19 +67,14 @@ final class MotoServer: @unchecked Sendable {
         port = try Self.freePort()
         logURL = try TestEnvironment.temporaryDirectory("moto").appendingPathComponent("moto.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binary("moto_server"))
-        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
-        var env = ProcessInfo.processInfo.environment
+        var env: [String: String] = [:]
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-        process.environment = env
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        process = try ChildProcess(
+            try Self.binary("moto_server"), ["-H", "127.0.0.1", "-p", String(port)], environment: env,
+            stdout: logURL.path, stderr: logURL.path + ".err")
         do {
             try Self.waitForPort(port)
-            let setup = try ProcessRunner.python(
+            let setup = try ChildProcess.python(
                 """
                 import boto3, json, sys
                 iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -90,20 +85,21 @@ final class MotoServer: @unchecked Sendable {
                 k = iam.create_access_key(UserName="cleanroom-test")["AccessKey"]
                 print(k["AccessKeyId"]); print(k["SecretAccessKey"])
                 """, ["http://127.0.0.1:\(port)"])
-            let lines = setup.stdoutText.split(separator: "\n").map(String.init)
+            let lines = setup.stdout.split(separator: "\n").map(String.init)
             guard setup.status == 0, lines.count == 2 else {
-                throw TestEnvironmentError("moto IAM setup failed: \(setup.stderrText)")
+                throw TestEnvironmentError("moto IAM setup failed: \(setup.stderr)")
             }
             credentials = AWSCredentials(accessKeyId: lines[0], secretAccessKey: lines[1])
         } catch {
-            kill(process.processIdentifier, SIGKILL)
+            process.kill()
+            process.wait()
             throw error
         }
     }
 
     /// boto3, signed with the test user's key (so it also passes moto's signature check).
     @discardableResult
-    func boto(_ script: String, _ args: [String] = []) throws -> ProcessResult {
+    func boto(_ script: String, _ args: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
         let prelude = """
             import boto3, sys, json
             def client(name):
@@ -111,8 +107,8 @@ final class MotoServer: @unchecked Sendable {
                     aws_access_key_id="\(credentials.accessKeyId)", aws_secret_access_key="\(credentials.secretAccessKey)")
 
             """
-        let r = try ProcessRunner.python(prelude + script, args)
-        guard r.status == 0 else { throw TestEnvironmentError("boto3 script failed: \(r.stderrText)") }
+        let r = try ChildProcess.python(prelude + script, args)
+        guard r.status == 0 else { throw TestEnvironmentError("boto3 script failed: \(r.stderr)") }
         return r
     }
 
@@ -122,11 +118,8 @@ final class MotoServer: @unchecked Sendable {
     }
 
     func stop() {
-        // SIGKILL: children of the test process inherit a signal mask that blocks SIGTERM.
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.kill()
+        process.wait()
         try? FileManager.default.removeItem(at: logURL.deletingLastPathComponent())
     }
 

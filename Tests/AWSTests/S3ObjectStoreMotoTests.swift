@@ -75,7 +75,7 @@ struct S3ObjectStoreMotoTests {
             #expect(try await range.body.collect(limit: 100) == Array(all[((8 << 20) - 10)..<((8 << 20) + 20)]))
             // boto3 agrees on the size of what we wrote.
             let size = try moto.boto(#"print(client("s3").head_object(Bucket="cleanroom-test", Key="pfx/big/dataset.bin")["ContentLength"])"#)
-            #expect(size.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == String(total))
+            #expect(size.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(total))
         }
     }
 
@@ -107,7 +107,7 @@ struct S3ObjectStoreMotoTests {
 
     @Test func sseKMSHeadersAreSentAndEchoed() async throws {
         try await withMoto { moto, store in
-            let keyId = try moto.boto(#"print(client("kms").create_key()["KeyMetadata"]["KeyId"])"#).stdoutText
+            let keyId = try moto.boto(#"print(client("kms").create_key()["KeyMetadata"]["KeyId"])"#).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let opts = ObjectPutOptions(
                 contentType: "application/octet-stream",
@@ -118,8 +118,8 @@ struct S3ObjectStoreMotoTests {
             let head = try await store.head(key: "sse/small")
             #expect(head.serverSideEncryption == "aws:kms")
             let seen = try moto.boto(#"h = client("s3").head_object(Bucket="cleanroom-test", Key="pfx/sse/small"); print(h["ServerSideEncryption"], h["SSEKMSKeyId"])"#)
-            #expect(seen.stdoutText.hasPrefix("aws:kms "))
-            #expect(seen.stdoutText.contains(keyId))
+            #expect(seen.stdout.hasPrefix("aws:kms "))
+            #expect(seen.stdout.contains(keyId))
         }
     }
 
