@@ -105,6 +105,7 @@ $(FUZZ_BUILD)/corpus-attestation/.seeded:
 	cp $(NITRO_VECTORS)/*.cose $(FUZZ_BUILD)/corpus-attestation/
 	cp $(NITRO_VECTORS)/*.cose $(FUZZ_BUILD)/corpus-cbor/
 	python3 Fuzz/seed-cbor.py $(NITRO_VECTORS) $(FUZZ_BUILD)/corpus-cbor
+	cp Fuzz/CBOR/regressions/* $(FUZZ_BUILD)/corpus-cbor/
 	@touch $@
 
 fuzz-attestation-build: $(FUZZ_BUILD)/fuzz-cbor $(FUZZ_BUILD)/fuzz-attestation
