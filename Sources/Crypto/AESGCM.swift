@@ -136,8 +136,15 @@ final class GCMContext {
     private var finished = false
 
     init(encrypt: Bool, key: SecureBytes, nonce: [UInt8], aad: [UInt8]) throws {
-        guard key.count == AESGCM.keyByteCount else {
-            throw CryptoError(.invalidArgument, "AES-256-GCM needs a 32-byte key, got \(key.count)")
+        // 32-byte keys (AES-256) for everything new; 16 and 24 bytes only so the Envelope module can
+        // read old Encryption SDK messages (suites 0x0014/0x0046/0x0114/0x0146/0x0214/0x0346) and
+        // raw AES keyrings with 128/192-bit wrapping keys.
+        let cipher: OpaquePointer?
+        switch key.count {
+        case 16: cipher = EVP_aes_128_gcm()
+        case 24: cipher = EVP_aes_192_gcm()
+        case AESGCM.keyByteCount: cipher = EVP_aes_256_gcm()
+        default: throw CryptoError(.invalidArgument, "AES-GCM needs a 32-byte key (16 or 24 to read old data), got \(key.count)")
         }
         guard nonce.count == AESGCM.nonceByteCount else {
             throw CryptoError(.invalidArgument, "AES-GCM needs a 12-byte nonce, got \(nonce.count)")
@@ -149,7 +156,7 @@ final class GCMContext {
         let ok = key.withUnsafeBytes { keyBytes in
             nonce.withUnsafeBufferPointer { iv in
                 EVP_CipherInit_ex(
-                    ctx, EVP_aes_256_gcm(), nil, keyBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    ctx, cipher, nil, keyBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
                     iv.baseAddress, encrypt ? 1 : 0)
             }
         }

@@ -1,15 +1,412 @@
 import ArgumentParser
+import Crypto
+import Envelope
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// `cleanroom encrypt` and `cleanroom decrypt`: AWS Encryption SDK messages with raw RSA, raw AES
+// or KMS keyrings, streamed in constant memory. Exit codes: 0 ok, 1 authentication or format
+// failure (or an I/O failure while streaming), 2 usage (bad arguments, unreadable key or input).
 
 struct EncryptCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "encrypt", abstract: "Encrypt a file as an AWS Encryption SDK message.")
+        commandName: "encrypt",
+        abstract: "Encrypt a file as an AWS Encryption SDK message (format 2, framed).",
+        discussion: """
+            Exactly one key source: --rsa-public-key (raw RSA keyring, RSA-OAEP-SHA256), --aes-key \
+            (raw AES keyring; a file of exactly 32 raw bytes) or --kms-key-id (AWS KMS keyring). \
+            --key-namespace and --key-name are the raw keyring's provider id and key name; the \
+            decrypting side must use the same two values. The output is written to a temporary \
+            file beside --out and renamed into place when complete. Use - for stdin or stdout.
 
-    func run() async throws { throw ValidationError("'cleanroom encrypt' is not built yet (issue #3).") }
+            Exit codes: 0 ok, 1 encryption or I/O failure, 2 usage error.
+            """)
+
+    @Option(name: .customLong("in"), help: "Plaintext file, or - for stdin.")
+    var input: String
+
+    @Option(name: .customLong("out"), help: "Ciphertext file, or - for stdout.")
+    var output: String
+
+    @Option(name: .customLong("rsa-public-key"), help: "PEM file with the recipient's RSA public key.")
+    var rsaPublicKey: String?
+
+    @Option(name: .customLong("aes-key"), help: "File of 32 raw bytes: the AES-256 wrapping key.")
+    var aesKey: String?
+
+    @Option(name: .customLong("kms-key-id"), help: "KMS key id, alias or ARN.")
+    var kmsKeyID: String?
+
+    @Option(name: .customLong("key-namespace"), help: "Raw keyring key namespace (provider id).")
+    var keyNamespace: String = EncryptionCLI.defaultNamespace
+
+    @Option(name: .customLong("key-name"), help: "Raw keyring key name.")
+    var keyName: String = EncryptionCLI.defaultKeyName
+
+    @Option(name: .customLong("context"), help: "Encryption context pair KEY=VALUE (repeatable).")
+    var context: [String] = []
+
+    @Option(name: .customLong("suite"), help: "Algorithm suite: 0x0478 (default) or 0x0578 (adds an ECDSA P-384 signature).")
+    var suite: String = "0x0478"
+
+    @Option(name: .customLong("frame-length"), help: "Plaintext bytes per frame (default 65536).")
+    var frameLength: Int = MessageEncryptor.defaultFrameLength
+
+    func validate() throws {
+        try EncryptionCLI.requireOneKeySource(["--rsa-public-key": rsaPublicKey, "--aes-key": aesKey, "--kms-key-id": kmsKeyID])
+        _ = try EncryptionCLI.parseContext(context, option: "--context")
+        guard let parsed = AlgorithmSuite.suite(named: suite), AlgorithmSuite.encryptable.contains(parsed) else {
+            throw ValidationError("--suite must be 0x0478 or 0x0578, not \(suite)")
+        }
+        guard frameLength > 0, frameLength <= MessageLimits.default.maxFrameLength else {
+            throw ValidationError("--frame-length must be between 1 and \(MessageLimits.default.maxFrameLength)")
+        }
+    }
+
+    func run() async throws {
+        let keyring: any Keyring
+        let encryptionContext: EncryptionContext
+        do {
+            encryptionContext = try EncryptionCLI.parseContext(context, option: "--context")
+            if let rsaPublicKey {
+                let key = try RSA.PublicKey(pemRepresentation: try EncryptionCLI.readText(rsaPublicKey, what: "RSA public key"))
+                keyring = try RawRSAKeyring(keyNamespace: keyNamespace, keyName: keyName, publicKey: key)
+            } else if let aesKey {
+                keyring = try RawAESKeyring(
+                    keyNamespace: keyNamespace, keyName: keyName, wrappingKey: try EncryptionCLI.readAESKey(aesKey))
+            } else {
+                keyring = try EncryptionCLI.kmsKeyring(keyID: kmsKeyID)
+            }
+        } catch {
+            throw EncryptionCLI.usageFailure("encrypt", error)
+        }
+        let source = try EncryptionCLI.openInput(input, command: "encrypt")
+        defer { source.close() }
+        let sink = try EncryptionCLI.openOutput(output, command: "encrypt")
+        do {
+            let encryptor = try await MessageEncryptor(
+                keyring: keyring, encryptionContext: encryptionContext, suite: AlgorithmSuite.suite(named: suite)!,
+                frameLength: frameLength)
+            var chunk = [UInt8](repeating: 0, count: EncryptionCLI.chunkSize)
+            while true {
+                let count = try source.read(into: &chunk)
+                if count == 0 { break }
+                let ciphertext = try chunk.withUnsafeBytes { try encryptor.update(raw: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                try sink.write(ciphertext)
+            }
+            try sink.write(try encryptor.finish())
+            try sink.commit()
+        } catch {
+            sink.abandon()
+            throw EncryptionCLI.failure("encrypt", error)
+        }
+    }
 }
 
 struct DecryptCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "decrypt", abstract: "Decrypt an AWS Encryption SDK message.")
+        commandName: "decrypt",
+        abstract: "Decrypt and verify an AWS Encryption SDK message.",
+        discussion: """
+            Exactly one key source: --rsa-private-key (raw RSA keyring; RSA-OAEP-SHA256, with \
+            OAEP-SHA1 and PKCS#1 v1.5 accepted for old messages), --aes-key (raw AES keyring; 32 raw \
+            bytes) or --kms (AWS KMS keyring, using the key named in the message). --key-namespace and \
+            --key-name must match the ones the message was encrypted with. Every --expect-context \
+            pair must be in the message's authenticated encryption context.
 
-    func run() async throws { throw ValidationError("'cleanroom decrypt' is not built yet (issue #3).") }
+            Nothing is written at --out unless the whole message authenticated: header tag, key \
+            commitment, every frame, the final frame, and the footer signature of signed suites. \
+            Plaintext goes to a temporary file beside --out that is renamed into place only then. \
+            With --out - the plaintext is held in an unlinked temporary file (in $TMPDIR) and copied \
+            to stdout only after verification, so stdout receives either the whole plaintext or nothing.
+
+            Exit codes: 0 ok, 1 authentication or format failure (or I/O failure), 2 usage error.
+            """)
+
+    @Option(name: .customLong("in"), help: "Ciphertext file, or - for stdin.")
+    var input: String
+
+    @Option(name: .customLong("out"), help: "Plaintext file, or - for stdout (see below).")
+    var output: String
+
+    @Option(name: .customLong("rsa-private-key"), help: "PEM file with the RSA private key (PKCS#8 or PKCS#1).")
+    var rsaPrivateKey: String?
+
+    @Option(name: .customLong("aes-key"), help: "File of 32 raw bytes: the AES-256 wrapping key.")
+    var aesKey: String?
+
+    @Flag(name: .customLong("kms"), help: "Decrypt the data key with AWS KMS.")
+    var kms = false
+
+    @Option(name: .customLong("key-namespace"), help: "Raw keyring key namespace (provider id).")
+    var keyNamespace: String = EncryptionCLI.defaultNamespace
+
+    @Option(name: .customLong("key-name"), help: "Raw keyring key name.")
+    var keyName: String = EncryptionCLI.defaultKeyName
+
+    @Option(name: .customLong("expect-context"), help: "Required encryption context pair KEY=VALUE (repeatable).")
+    var expectContext: [String] = []
+
+    func validate() throws {
+        try EncryptionCLI.requireOneKeySource(
+            ["--rsa-private-key": rsaPrivateKey, "--aes-key": aesKey, "--kms": kms ? "" : nil])
+        _ = try EncryptionCLI.parseContext(expectContext, option: "--expect-context")
+    }
+
+    func run() async throws {
+        let keyring: any Keyring
+        let required: EncryptionContext
+        do {
+            required = try EncryptionCLI.parseContext(expectContext, option: "--expect-context")
+            if let rsaPrivateKey {
+                let pem = try EncryptionCLI.readText(rsaPrivateKey, what: "RSA private key")
+                let key = try RSA.PrivateKey(pemRepresentation: pem)
+                keyring = try RawRSAKeyring(
+                    keyNamespace: keyNamespace, keyName: keyName, privateKey: key,
+                    decryptionPaddings: [.oaepSHA256, .oaepSHA1, .pkcs1v15])
+            } else if let aesKey {
+                keyring = try RawAESKeyring(
+                    keyNamespace: keyNamespace, keyName: keyName, wrappingKey: try EncryptionCLI.readAESKey(aesKey))
+            } else {
+                keyring = try EncryptionCLI.kmsKeyring(keyID: nil)
+            }
+        } catch {
+            throw EncryptionCLI.usageFailure("decrypt", error)
+        }
+        let source = try EncryptionCLI.openInput(input, command: "decrypt")
+        defer { source.close() }
+        let sink = try EncryptionCLI.openOutput(output, command: "decrypt")
+        do {
+            let decryptor = MessageDecryptor(keyring: keyring, policy: DecryptionPolicy(requiredEncryptionContext: required))
+            var chunk = [UInt8](repeating: 0, count: EncryptionCLI.chunkSize)
+            while true {
+                let count = try source.read(into: &chunk)
+                if count == 0 { break }
+                let plaintext = try await decryptor.update(count == chunk.count ? chunk : Array(chunk[0..<count]))
+                try sink.write(plaintext.bytes)
+            }
+            _ = try decryptor.finish()
+            try sink.commit()
+        } catch {
+            sink.abandon()
+            throw EncryptionCLI.failure("decrypt", error)
+        }
+    }
+}
+
+/// Shared pieces of the two commands.
+enum EncryptionCLI {
+    static let defaultNamespace = "cleanroom"
+    static let defaultKeyName = "default"
+    static let chunkSize = 256 * 1024
+
+    static func requireOneKeySource(_ sources: [String: String?]) throws {
+        let given = sources.filter { $0.value != nil }.keys.sorted()
+        guard given.count == 1 else {
+            let names = sources.keys.sorted().joined(separator: ", ")
+            throw ValidationError(
+                given.isEmpty ? "give one key source: \(names)" : "give only one key source, not \(given.joined(separator: " and "))")
+        }
+    }
+
+    static func parseContext(_ pairs: [String], option: String) throws -> EncryptionContext {
+        var context = EncryptionContext()
+        for pair in pairs {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw ValidationError("\(option) takes KEY=VALUE, not \"\(pair)\"")
+            }
+            let key = String(pair[..<equals]), value = String(pair[pair.index(after: equals)...])
+            guard context[key] == nil else { throw ValidationError("\(option) names the key \"\(key)\" twice") }
+            guard !key.hasPrefix(EncryptionContext.reservedPrefix) else {
+                throw ValidationError("\(option): keys starting with aws-crypto- are reserved")
+            }
+            try context.add(key, value)
+        }
+        return context
+    }
+
+    static func readText(_ path: String, what: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the \(what) file \(path)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func readAESKey(_ path: String) throws -> SecureBytes {
+        guard var data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the AES key file \(path)")
+        }
+        defer { data.resetBytes(in: 0..<data.count) }
+        guard data.count == 32 else {
+            throw ValidationError("the AES key file \(path) must hold exactly 32 raw bytes, not \(data.count)")
+        }
+        return SecureBytes([UInt8](data))
+    }
+
+    static func kmsKeyring(keyID: String?) throws -> any Keyring {
+        throw ValidationError(
+            "KMS support arrives with the AWS KMS client (AWS module, KMS issue); use --rsa-* or --aes-key for now")
+    }
+
+    /// A usage failure (exit 2) with a message on stderr.
+    static func usageFailure(_ command: String, _ error: Error) -> Error {
+        printError(command, error)
+        return ExitCode(2)
+    }
+
+    /// A message or I/O failure (exit 1) with a message on stderr.
+    static func failure(_ command: String, _ error: Error) -> Error {
+        if let exit = error as? ExitCode { return exit }
+        printError(command, error)
+        return ExitCode(1)
+    }
+
+    static func printError(_ command: String, _ error: Error) {
+        let text: String
+        switch error {
+        case let error as EnvelopeError: text = "\(error.code): \(error.message)"
+        case let error as ValidationError: text = error.message
+        default: text = "\(error)"
+        }
+        FileHandle.standardError.write(Data("cleanroom \(command): error: \(text)\n".utf8))
+    }
+
+    static func openInput(_ path: String, command: String) throws -> InputFile {
+        do {
+            return try InputFile(path: path)
+        } catch {
+            throw usageFailure(command, error)
+        }
+    }
+
+    static func openOutput(_ path: String, command: String) throws -> OutputFile {
+        do {
+            return try OutputFile(path: path)
+        } catch {
+            throw usageFailure(command, error)
+        }
+    }
+}
+
+/// An input file or stdin, read with read(2) into a reusable buffer.
+final class InputFile {
+    let descriptor: Int32
+    private let owned: Bool
+
+    init(path: String) throws {
+        if path == "-" {
+            descriptor = STDIN_FILENO
+            owned = false
+        } else {
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+            owned = true
+        }
+    }
+
+    /// Fills `buffer` as far as possible; returns the byte count, 0 at end of input.
+    func read(into buffer: inout [UInt8]) throws -> Int {
+        var total = 0
+        while total < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOFailure("read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
+    func close() { if owned { _ = Glibc.close(descriptor) } }
+}
+
+/// An output that becomes visible only on `commit()`: a temporary file beside the target renamed
+/// into place, or for stdout an unlinked temporary file copied to stdout at the end.
+final class OutputFile {
+    private let target: String?
+    private let temporaryPath: String?
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        var template: [CChar]
+        if path == "-" {
+            let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+            template = Array("\(directory)/cleanroom-stdout-XXXXXX".utf8CString)
+            target = nil
+        } else {
+            let url = URL(fileURLWithPath: path)
+            let directory = url.deletingLastPathComponent().path
+            template = Array("\(directory)/.\(url.lastPathComponent).cleanroom-XXXXXX".utf8CString)
+            target = path
+        }
+        let fd = mkstemp(&template)
+        guard fd >= 0 else {
+            throw ValidationError("cannot create a temporary file for \(path): \(String(cString: strerror(errno)))")
+        }
+        descriptor = fd
+        let tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if target == nil {
+            unlink(tempPath)
+            temporaryPath = nil
+        } else {
+            temporaryPath = tempPath
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try Self.writeAll(descriptor, bytes)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOFailure("write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+    }
+
+    /// Makes the output visible.
+    func commit() throws {
+        if let target, let temporaryPath {
+            guard fsync(descriptor) == 0, Glibc.close(descriptor) == 0 else {
+                throw IOFailure("could not flush the output: \(String(cString: strerror(errno)))")
+            }
+            guard rename(temporaryPath, target) == 0 else {
+                throw IOFailure("could not move the output into place: \(String(cString: strerror(errno)))")
+            }
+        } else {
+            defer { _ = Glibc.close(descriptor) }
+            guard lseek(descriptor, 0, SEEK_SET) == 0 else { throw IOFailure("could not rewind the spool file") }
+            var chunk = [UInt8](repeating: 0, count: EncryptionCLI.chunkSize)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress!, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw IOFailure("could not read the spool file")
+                }
+                if n == 0 { break }
+                try Self.writeAll(STDOUT_FILENO, Array(chunk[0..<n]))
+            }
+        }
+    }
+
+    /// Discards everything written.
+    func abandon() {
+        _ = Glibc.close(descriptor)
+        if let temporaryPath { unlink(temporaryPath) }
+    }
+}
+
+struct IOFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -96,7 +96,7 @@ import Testing
 
     @Test func badArgumentsAndMisuseAreTypedErrors() throws {
         expectCryptoError(.invalidArgument) { try AESGCM.seal([], key: SecureBytes([1, 2, 3]), nonce: [UInt8](repeating: 0, count: 12)) }
-        expectCryptoError(.invalidArgument) { try AESGCM.seal([], key: try SecureBytes(randomCount: 16), nonce: [UInt8](repeating: 0, count: 12)) }
+        expectCryptoError(.invalidArgument) { try AESGCM.seal([], key: try SecureBytes(randomCount: 20), nonce: [UInt8](repeating: 0, count: 12)) }
         expectCryptoError(.invalidArgument) { try AESGCM.seal([], key: try SecureBytes(randomCount: 32), nonce: [UInt8](repeating: 0, count: 16)) }
         let encryptor = try AESGCM.Encryptor(key: try SecureBytes(randomCount: 32), nonce: [UInt8](repeating: 0, count: 12))
         _ = try encryptor.finalize()

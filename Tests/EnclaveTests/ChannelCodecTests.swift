@@ -4,6 +4,8 @@ import Testing
 /// One message of every type, with awkward but valid contents.
 let sampleMessages: [ChannelMessage] = [
     .begin(JobBegin(jobID: "job-1", policyDigest: Array(0..<32), nonce: Array(repeating: 7, count: 32))),
+    .attestationRequest(AttestationRequest(publicKey: [0x30, 1, 2], userData: Array(repeating: 3, count: 48), nonce: [4, 5])),
+    .attestationDocument(Array(repeating: 0x84, count: 100)),
     .hello(EnclaveHello(attestationDocument: Array(repeating: 0xD2, count: 300), receiptPublicKey: [0x30, 0x59, 1, 2])),
     .jobSpec(
         JobSpecification(
@@ -111,7 +113,7 @@ private func lengthPrefixed(_ bytes: [UInt8]) -> [UInt8] {
         #expect((try? decoder.nextFrame()) == nil)
 
         #expect(decodeError(rawFrame(0x07, lengthPrefixed([]), version: 2))?.code == .unsupportedVersion)
-        #expect(decodeError(rawFrame(0x08, []))?.code == .unknownType)
+        #expect(decodeError(rawFrame(0x09, []))?.code == .unknownType)
         #expect(decodeError(rawFrame(0x00, []))?.code == .unknownType)
         #expect(decodeError(rawFrame(0x07, lengthPrefixed([]), reserved: 1))?.code == .reservedBits)
     }

@@ -77,6 +77,8 @@ enum Script: Sendable {
     case failWith(ChannelFailure)
     case dieDuringTraining
     case trainForever
+    /// Succeeds, asking the launcher's development attestor for its document first.
+    case succeedWithLocalAttestation
 }
 
 /// An in-process stand-in for `cleanroom-enclave` speaking the real protocol over a socket pair.
@@ -86,6 +88,14 @@ final class ScriptedEnclave: EnclaveInstance, @unchecked Sendable {
     let lock = NSLock()
     var terminated = false
     var summary: String { "scripted" }
+    let attestationCalls = LaunchedCounter()
+    var localAttestation: LocalAttestation? {
+        let calls = attestationCalls
+        return { _, userData, nonce in
+            calls.increment()
+            return nonce + userData
+        }
+    }
 
     init(script: Script) throws {
         let (a, b) = try ChannelSocket.pair()
@@ -100,7 +110,13 @@ final class ScriptedEnclave: EnclaveInstance, @unchecked Sendable {
         guard case .begin(let begin) = try c.receive(timeout: t) else { return }
         let receiptKey = Array("receipt-key".utf8)
         let userData = AttestationBinding.userData(policyDigest: begin.policyDigest, jobID: begin.jobID, receiptPublicKey: receiptKey)
-        try c.send(.hello(EnclaveHello(attestationDocument: begin.nonce + userData, receiptPublicKey: receiptKey)), timeout: t)
+        var document = begin.nonce + userData
+        if case .succeedWithLocalAttestation = script {
+            try c.send(.attestationRequest(AttestationRequest(publicKey: [0x30], userData: userData, nonce: begin.nonce)), timeout: t)
+            guard case .attestationDocument(let issued) = try c.receive(timeout: t) else { return }
+            document = issued
+        }
+        try c.send(.hello(EnclaveHello(attestationDocument: document, receiptPublicKey: receiptKey)), timeout: t)
         guard case .jobSpec(let spec) = try c.receive(timeout: t) else { return }
         try c.send(.accepted(approvalBundleDigest: SHA256.hash(spec.approvalBundle)), timeout: t)
         for _ in spec.datasets { guard case .keyRelease = try c.receive(timeout: t) else { return } }
@@ -119,7 +135,7 @@ final class ScriptedEnclave: EnclaveInstance, @unchecked Sendable {
         case .trainForever:
             _ = try? c.receive(timeout: .seconds(30))  // until cancelled
             return
-        case .succeed:
+        case .succeed, .succeedWithLocalAttestation:
             break
         }
         let output = Array("ciphertext".utf8)
@@ -149,6 +165,12 @@ struct ScriptedLauncher: EnclaveLauncher {
             throw EnclaveLaunchError(.socket, "\(error)")
         }
     }
+}
+
+final class LaunchedCounter: @unchecked Sendable {
+    let lock = NSLock()
+    var count = 0
+    func increment() { lock.withLock { count += 1 } }
 }
 
 final class LaunchedBox: @unchecked Sendable {
@@ -190,6 +212,14 @@ final class LaunchedBox: @unchecked Sendable {
         #expect(sink.receipt == Array("{}".utf8))
         #expect(sink.events.first?.phase == "training")
         #expect(box.value?.isAlive() == false, "the enclave is terminated after success")
+    }
+
+    @Test func localModeAttestationIsIssuedByTheLauncher() throws {
+        let sink = RecordingSink(), box = LaunchedBox()
+        let job = runner(.succeedWithLocalAttestation, sink: sink, box: box)
+        job.run()
+        #expect(job.state == .succeeded)
+        #expect(box.value?.attestationCalls.count == 1)
     }
 
     @Test func refusedAttestationReleasesNoKeys() throws {

@@ -9,6 +9,8 @@ public enum ChannelMessageType: UInt8, Sendable, CaseIterable {
     case datasetChunk = 0x05
     case datasetEnd = 0x06
     case cancel = 0x07
+    /// Local mode only: the development attestor's document, answering `attestationRequest`.
+    case attestationDocument = 0x08
     // enclave → server
     case hello = 0x41
     case accepted = 0x42
@@ -17,6 +19,8 @@ public enum ChannelMessageType: UInt8, Sendable, CaseIterable {
     case outputChunk = 0x45
     case outputEnd = 0x46
     case receipt = 0x47
+    /// Local mode only: asks the launcher's development attestor for a document.
+    case attestationRequest = 0x48
     // both ways
     case error = 0x7F
 }

@@ -32,7 +32,7 @@ public struct ChannelLimits: Sendable, Equatable {
     /// The largest payload accepted for a frame of `type`.
     public func maxPayloadBytes(for type: ChannelMessageType) -> Int {
         switch type {
-        case .hello: maxHelloPayload
+        case .hello, .attestationDocument, .attestationRequest: maxHelloPayload
         case .jobSpec: maxSpecPayload
         case .keyRelease: maxKeyReleasePayload
         case .datasetChunk, .outputChunk: maxChunkPayload

@@ -54,6 +54,12 @@ extension ChannelMessage {
         case .error(let f):
             w.string(f.code)
             w.string(f.message)
+        case .attestationRequest(let request):
+            w.bytes(request.publicKey)
+            w.bytes(request.userData)
+            w.bytes(request.nonce)
+        case .attestationDocument(let document):
+            w.bytes(document)
         }
         return ChannelFrame(type: type, payload: w.bytes)
     }
@@ -140,6 +146,15 @@ extension ChannelMessage {
             let bytes = r.rest()
             guard !bytes.isEmpty else { throw ChannelError(.malformedPayload, "receipt message is empty") }
             self = .receipt(bytes)
+        case .attestationRequest:
+            let max = AttestationRequest.maxFieldBytes
+            self = .attestationRequest(
+                AttestationRequest(
+                    publicKey: try r.bytes("public key", max: max, min: 1), userData: try r.bytes("user data", max: max),
+                    nonce: try r.bytes("nonce", max: max)))
+        case .attestationDocument:
+            self = .attestationDocument(
+                try r.bytes("attestation document", max: EnclaveHello.maxAttestationBytes, min: 1))
         case .error:
             self = .error(
                 ChannelFailure(

@@ -3,6 +3,8 @@
 /// The conversation, server on the left:
 /// ```
 /// begin(job id, policy digest, nonce)        →
+///   (local mode only:                        ← attestationRequest(public key, user data, nonce)
+///    attestationDocument(document)           →   from the launcher's development attestor)
 ///                                            ← hello(attestation document, receipt public key)
 /// jobSpec(policy, approval bundle, datasets) →
 ///                                            ← accepted(approval-bundle digest)   or error
@@ -30,6 +32,8 @@ public enum ChannelMessage: Sendable, Equatable {
     case outputEnd(sha256: [UInt8])
     case receipt([UInt8])
     case error(ChannelFailure)
+    case attestationRequest(AttestationRequest)
+    case attestationDocument([UInt8])
 
     /// The frame type this message travels in.
     public var type: ChannelMessageType {
@@ -49,6 +53,8 @@ public enum ChannelMessage: Sendable, Equatable {
         case .outputEnd: .outputEnd
         case .receipt: .receipt
         case .error: .error
+        case .attestationRequest: .attestationRequest
+        case .attestationDocument: .attestationDocument
         }
     }
 }
@@ -195,4 +201,20 @@ public struct ChannelFailure: Sendable, Equatable, Error, CustomStringConvertibl
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+/// Local mode: the values the enclave asks the launcher's development attestor to bind. The
+/// launcher measures the executable itself, so the enclave cannot choose its own PCR0.
+public struct AttestationRequest: Sendable, Equatable {
+    /// Largest value of each field (the attestation document's limit).
+    public static let maxFieldBytes = 1024
+    public var publicKey: [UInt8]
+    public var userData: [UInt8]
+    public var nonce: [UInt8]
+
+    public init(publicKey: [UInt8], userData: [UInt8], nonce: [UInt8]) {
+        self.publicKey = publicKey
+        self.userData = userData
+        self.nonce = nonce
+    }
 }

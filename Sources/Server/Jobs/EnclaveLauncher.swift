@@ -20,7 +20,18 @@ public protocol EnclaveInstance: AnyObject, Sendable {
     func isAlive() -> Bool
     /// Ends the enclave and releases everything it held (idempotent; safe from any thread).
     func terminate()
+    /// Local mode: the launcher's development attestor, which answers the enclave's
+    /// `attestationRequest` (nil for Nitro, where the enclave asks its own NSM).
+    var localAttestation: LocalAttestation? { get }
 }
+
+extension EnclaveInstance {
+    public var localAttestation: LocalAttestation? { nil }
+}
+
+/// Makes a development attestation document for (public key, user data, nonce), measuring the
+/// executable the launcher started (the enclave cannot choose its own PCR0).
+public typealias LocalAttestation = @Sendable (_ publicKey: [UInt8], _ userData: [UInt8], _ nonce: [UInt8]) throws -> [UInt8]
 
 /// Why an enclave could not be started or reached.
 public struct EnclaveLaunchError: Error, Sendable, Equatable, CustomStringConvertible {

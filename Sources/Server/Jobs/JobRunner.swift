@@ -155,7 +155,25 @@ public final class JobRunner: @unchecked Sendable {
         // Attest.
         let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }  // SystemRandomNumberGenerator: getrandom(2)
         try channel.send(.begin(JobBegin(jobID: plan.jobID, policyDigest: plan.policyDigest, nonce: nonce)))
-        guard case .hello(let hello) = try channel.receive(timeout: timeouts.hello, expecting: "hello") else {
+        var answer = try channel.receive(timeout: timeouts.hello, expecting: "hello")
+        if case .attestationRequest(let request) = answer {
+            // Local mode: the launcher's development attestor measures the binary it started.
+            guard let attest = instance.localAttestation else {
+                throw JobFailure(code: "job.protocol", message: "the enclave asked for a development attestation in Nitro mode")
+            }
+            guard request.nonce == nonce else {
+                throw JobFailure(code: "job.protocol", message: "the enclave asked to attest another nonce")
+            }
+            let document: [UInt8]
+            do {
+                document = try attest(request.publicKey, request.userData, request.nonce)
+            } catch {
+                throw JobFailure(code: "attestation.development", message: "the development attestor failed: \(error)")
+            }
+            try channel.send(.attestationDocument(document))
+            answer = try channel.receive(timeout: timeouts.hello, expecting: "hello")
+        }
+        guard case .hello(let hello) = answer else {
             throw JobFailure(code: "job.protocol", message: "the enclave did not answer with its attestation")
         }
         let expectedUserData = AttestationBinding.userData(

@@ -29,6 +29,8 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         public var terminateGrace: Duration = .seconds(2)
         /// Channel limits for the connection.
         public var limits: ChannelLimits = .default
+        /// The development attestor answering the child's attestation requests.
+        public var attestation: LocalAttestation?
 
         public init(executablePath: String) {
             self.executablePath = executablePath
@@ -73,7 +75,7 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
                 listener, deadline: .now + configuration.connectTimeout, stillWaiting: { child.isRunning })
             return LocalEnclave(
                 child: child, connection: ChannelConnection(fileDescriptor: fd, limits: configuration.limits),
-                grace: configuration.terminateGrace)
+                grace: configuration.terminateGrace, localAttestation: configuration.attestation)
         } catch {
             let status = child.terminate(grace: .zero)
             if error.code == .timeout {
@@ -91,11 +93,13 @@ final class LocalEnclave: EnclaveInstance, @unchecked Sendable {
     let child: ChildProcess
     let connection: ChannelConnection
     let grace: Duration
+    let localAttestation: LocalAttestation?
 
-    init(child: ChildProcess, connection: ChannelConnection, grace: Duration) {
+    init(child: ChildProcess, connection: ChannelConnection, grace: Duration, localAttestation: LocalAttestation?) {
         self.child = child
         self.connection = connection
         self.grace = grace
+        self.localAttestation = localAttestation
     }
 
     deinit { terminate() }

@@ -1,0 +1,116 @@
+import Foundation
+
+/// Verifies an audit log offline: every entry's hash, every link, contiguous sequence numbers, and
+/// every checkpoint's signature and position in the chain.
+///
+/// Works on the full log (operator, `cleanroomd audit verify`) and on a party's proof, where the
+/// entries it may not read appear only as (seq, prevHash, hash) links.
+public struct AuditVerifier: Sendable {
+    /// What is wrong with a log; `seq` is the first entry where the chain breaks.
+    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        public enum Code: String, Sendable {
+            case entryEdited = "audit_entry_edited"
+            case entryMissing = "audit_entry_missing"
+            case chainBroken = "audit_chain_broken"
+            case checkpointInvalid = "audit_checkpoint_invalid"
+            case checkpointMismatch = "audit_checkpoint_mismatch"
+            case checkpointBeyondChain = "audit_checkpoint_beyond_chain"
+            case noCheckpoint = "audit_no_checkpoint"
+        }
+        public let code: Code
+        public let seq: Int64
+        public let message: String
+        public var description: String { "\(code.rawValue) at entry \(seq): \(message)" }
+    }
+
+    /// One link of the chain: an entry reduced to its position and hashes.
+    public struct Link: Codable, Sendable, Equatable {
+        public var seq: Int64
+        public var prevHash: String
+        public var hash: String
+        public init(seq: Int64, prevHash: String, hash: String) {
+            self.seq = seq
+            self.prevHash = prevHash
+            self.hash = hash
+        }
+    }
+
+    /// The result of a successful verification.
+    public struct Report: Sendable, Equatable {
+        public let entries: Int
+        public let checkpoints: Int
+        /// The last sequence number covered by a valid signed checkpoint.
+        public let signedThrough: Int64
+        public let headHash: String
+    }
+
+    let key: SigningPublicKey
+
+    /// A verifier trusting checkpoints signed by `publicKeyPEM` (the server's audit key).
+    public init(publicKeyPEM: String) throws {
+        key = try SigningPublicKey(pem: publicKeyPEM)
+    }
+
+    /// Verifies a full log: `entries` as stored (any order; they are checked by sequence number).
+    public func verify(entries: [AuditEntry], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true) throws
+        -> Report
+    {
+        // Every entry's content must match its hash.
+        for entry in entries where entry.computedHash != entry.hash {
+            throw Failure(code: .entryEdited, seq: entry.seq, message: "the entry's content does not match its hash")
+        }
+        let links = entries.map { Link(seq: $0.seq, prevHash: $0.prevHash, hash: $0.hash) }
+        return try verify(links: links, checkpoints: checkpoints, requireCheckpoint: requireCheckpoint)
+    }
+
+    /// Verifies a chain of links (some entries may be present in full elsewhere and checked by the caller).
+    public func verify(links unordered: [Link], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true) throws
+        -> Report
+    {
+        // Storage order is not trusted: the chain is walked by sequence number, which the hash covers.
+        let links = unordered.sorted { $0.seq < $1.seq }
+        var previous = AuditEntry.genesisHash
+        var hashes: [Int64: String] = [:]
+        for (index, link) in links.enumerated() {
+            let expectedSeq = Int64(index + 1)
+            guard link.seq == expectedSeq else {
+                throw Failure(
+                    code: .entryMissing, seq: expectedSeq,
+                    message: "entry \(expectedSeq) is missing (the next entry is \(link.seq))")
+            }
+            guard link.prevHash == previous else {
+                throw Failure(code: .chainBroken, seq: link.seq, message: "the entry does not follow its predecessor")
+            }
+            previous = link.hash
+            hashes[link.seq] = link.hash
+        }
+        var signedThrough: Int64 = 0
+        for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
+            guard let signature = Data(base64Encoded: checkpoint.signature),
+                key.isValidSignature(Array(signature), for: checkpoint.message),
+                checkpoint.keyFingerprint == key.fingerprint
+            else {
+                throw Failure(
+                    code: .checkpointInvalid, seq: checkpoint.seq,
+                    message: "the checkpoint's signature does not verify with the server's audit key")
+            }
+            guard let hash = hashes[checkpoint.seq] else {
+                // A signed checkpoint beyond the end of the chain: entries were removed from the tail.
+                throw Failure(
+                    code: .checkpointBeyondChain, seq: checkpoint.seq,
+                    message: "a signed checkpoint covers entry \(checkpoint.seq) but the log ends at \(links.count)")
+            }
+            guard hash == checkpoint.hash else {
+                throw Failure(
+                    code: .checkpointMismatch, seq: checkpoint.seq,
+                    message: "the chain differs from what the server signed at entry \(checkpoint.seq)")
+            }
+            signedThrough = max(signedThrough, checkpoint.seq)
+        }
+        if requireCheckpoint, !links.isEmpty, signedThrough == 0 {
+            throw Failure(code: .noCheckpoint, seq: 0, message: "no signed checkpoint covers the log")
+        }
+        return Report(
+            entries: links.count, checkpoints: checkpoints.count, signedThrough: signedThrough, headHash: previous)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+
+/// What a party receives to verify a collaboration's audit trail offline: its collaboration's
+/// entries in full, every link of the chain (other entries reduced to their hashes), the signed
+/// checkpoints, and the public key that signed them.
+public struct AuditProof: Codable, Sendable, Equatable {
+    public var entries: [AuditEntry]
+    public var chain: [AuditVerifier.Link]
+    public var checkpoints: [AuditCheckpoint]
+    public var publicKey: String?
+
+    /// Verifies the proof: every full entry matches its hash and its link, the chain is whole and
+    /// every checkpoint is signed by `publicKey` (which the caller should pin).
+    public func verify(publicKeyPEM: String) throws -> AuditVerifier.Report {
+        let verifier = try AuditVerifier(publicKeyPEM: publicKeyPEM)
+        let links = Dictionary(chain.map { ($0.seq, $0) }, uniquingKeysWith: { a, _ in a })
+        for entry in entries {
+            guard entry.computedHash == entry.hash else {
+                throw AuditVerifier.Failure(code: .entryEdited, seq: entry.seq, message: "the entry's content does not match its hash")
+            }
+            guard let link = links[entry.seq], link.hash == entry.hash, link.prevHash == entry.prevHash else {
+                throw AuditVerifier.Failure(code: .chainBroken, seq: entry.seq, message: "the entry is not the one in the chain")
+            }
+        }
+        return try verifier.verify(links: chain, checkpoints: checkpoints)
+    }
+}
+
+extension CleanRoomStore {
+    /// Appends an audit entry inside the caller's write transaction, signing a checkpoint when due.
+    func appendAudit(
+        _ db: Database, actor: Caller?, action: String, collaborationId: String? = nil, subject: String? = nil,
+        details: JSONValue = .object([])
+    ) throws {
+        let last = try AuditEntry.order(Column("seq").desc).fetchOne(db)
+        var entry = AuditEntry(
+            seq: (last?.seq ?? 0) + 1, time: now, actor: actor?.principal.id ?? "system",
+            actorPartyId: actor?.partyId, action: action, collaborationId: collaborationId, subject: subject,
+            details: CanonicalJSON.string(details), prevHash: last?.hash ?? AuditEntry.genesisHash, hash: "")
+        entry.hash = entry.computedHash
+        try entry.insert(db)
+        if configuration.auditSigner != nil, entry.seq % configuration.checkpointInterval == 0 {
+            try signCheckpoint(db, head: entry)
+        }
+    }
+
+    private func signCheckpoint(_ db: Database, head: AuditEntry) throws {
+        guard let signer = configuration.auditSigner else { return }
+        let time = now
+        let signature = try signer.sign(AuditCheckpoint.message(seq: head.seq, hash: head.hash, time: time))
+        let key = try SigningPublicKey(pem: signer.publicKeyPEM)
+        try AuditCheckpoint(
+            seq: head.seq, hash: head.hash, time: time, signature: Data(signature).base64EncodedString(),
+            keyFingerprint: key.fingerprint
+        ).insert(db, onConflict: .ignore)
+    }
+
+    /// Signs a checkpoint over the current head of the log (if not already signed). Called
+    /// periodically and at shutdown by the server, and before handing out a proof.
+    @discardableResult
+    public func checkpoint() throws -> AuditCheckpoint? {
+        try write { db in
+            guard let head = try AuditEntry.order(Column("seq").desc).fetchOne(db) else { return nil }
+            if let existing = try AuditCheckpoint.fetchOne(db, key: head.seq) { return existing }
+            try signCheckpoint(db, head: head)
+            return try AuditCheckpoint.fetchOne(db, key: head.seq)
+        }
+    }
+
+    /// The whole log in sequence order (operator only).
+    public func auditEntries() throws -> [AuditEntry] {
+        try read { db in try AuditEntry.order(Column("seq")).fetchAll(db) }
+    }
+
+    /// All signed checkpoints in sequence order.
+    public func auditCheckpoints() throws -> [AuditCheckpoint] {
+        try read { db in try AuditCheckpoint.order(Column("seq")).fetchAll(db) }
+    }
+
+    /// The audit proof for one collaboration, for a member party (404 otherwise).
+    public func auditProof(collaborationId: String, caller: Caller) throws -> AuditProof {
+        _ = try collaboration(id: collaborationId, caller: caller)
+        try checkpoint()
+        return try read { db in
+            let entries = try AuditEntry.filter(Column("collaborationId") == collaborationId).order(Column("seq"))
+                .fetchAll(db)
+            let links = try Row.fetchAll(db, sql: "SELECT seq, prevHash, hash FROM auditEntry ORDER BY seq").map {
+                AuditVerifier.Link(seq: $0["seq"], prevHash: $0["prevHash"], hash: $0["hash"])
+            }
+            let checkpoints = try AuditCheckpoint.order(Column("seq")).fetchAll(db)
+            return AuditProof(
+                entries: entries, chain: links, checkpoints: checkpoints,
+                publicKey: configuration.auditSigner?.publicKeyPEM)
+        }
+    }
+
+    /// Verifies the whole stored log against the audit key (what `cleanroomd audit verify` runs).
+    public func verifyAuditLog(publicKeyPEM: String) throws -> AuditVerifier.Report {
+        let (entries, checkpoints) = try read { db in
+            (try AuditEntry.fetchAll(db), try AuditCheckpoint.fetchAll(db))
+        }
+        return try AuditVerifier(publicKeyPEM: publicKeyPEM).verify(entries: entries, checkpoints: checkpoints)
+    }
+}
+
+extension CleanRoomStore {
+    /// The public key (SPKI PEM) that signs audit checkpoints, if the store has a signer.
+    public var auditPublicKey: String? { configuration.auditSigner?.publicKeyPEM }
+}

@@ -1,0 +1,55 @@
+import CleanRoom
+import Crypto
+
+/// A job specification the enclave accepted: the policy digest matched the attested one, the
+/// policy parsed and has not expired, every approval verified and covers every party, and the
+/// manifests match the policy's datasets one for one.
+public struct Admission: Sendable {
+    public let policy: JobPolicy
+    public let policyDigest: String
+    public let approvals: VerifiedApprovalBundle
+    /// The policy's datasets in the order the server will stream them.
+    public let datasets: [JobPolicy.Dataset]
+
+    public func dataset(_ id: String) -> JobPolicy.Dataset? { datasets.first { $0.id == id } }
+
+    /// Runs every admission check on `spec`.
+    public static func check(
+        spec: JobSpecification, attestedPolicyDigest: [UInt8], now: Int64
+    ) throws(EnclaveError) -> Admission {
+        let document: PolicyDocument
+        do {
+            document = try PolicyDocument(bytes: spec.policy)
+        } catch {
+            throw EnclaveError(.policyInvalid, "the policy does not validate: \(error)")
+        }
+        guard document.digest == Hex.encode(attestedPolicyDigest) else {
+            throw EnclaveError(.policyDigestMismatch, "the policy received is not the one this enclave attested to")
+        }
+        let policy = try JobPolicy(bytes: spec.policy)
+        guard let expiry = RFC3339.parse(policy.constraints.expiresAt) else {
+            throw EnclaveError(.policyInvalid, "the policy's constraints.expiresAt is not an RFC 3339 time")
+        }
+        guard expiry > now else { throw EnclaveError(.policyExpired, "the policy expired at \(policy.constraints.expiresAt)") }
+        let bundle = try ApprovalBundle(bytes: spec.approvalBundle)
+        let approvals = try bundle.verify(against: policy, policyDigest: document.digest, now: now)
+
+        guard spec.datasets.count == policy.datasets.count,
+            Set(spec.datasets.map(\.datasetID)) == Set(policy.datasets.map(\.id))
+        else {
+            throw EnclaveError(.manifestMismatch, "the datasets offered are not exactly the policy's datasets")
+        }
+        var ordered: [JobPolicy.Dataset] = []
+        for manifest in spec.datasets {
+            let dataset = policy.datasets.first { $0.id == manifest.datasetID }!
+            guard manifest.partyID == dataset.owner else {
+                throw EnclaveError(.manifestMismatch, "dataset \(dataset.id) is offered as \(manifest.partyID)'s, the policy says \(dataset.owner)'s")
+            }
+            if let declared = dataset.sha256, declared != Hex.encode(manifest.ciphertextSHA256) {
+                throw EnclaveError(.manifestMismatch, "dataset \(dataset.id) is offered with another ciphertext than the policy names")
+            }
+            ordered.append(dataset)
+        }
+        return Admission(policy: policy, policyDigest: document.digest, approvals: approvals, datasets: ordered)
+    }
+}

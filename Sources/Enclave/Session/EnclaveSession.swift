@@ -1,0 +1,227 @@
+import Attestation
+import CleanRoom
+import Crypto
+import Foundation
+
+/// The enclave program's side of one job, over one channel (DESIGN §7):
+///
+/// 1. `begin` → fresh RSA-2048 (key release) and P-256 (receipt) keys, attested with the nonce
+///    and the user-data binding → `hello`;
+/// 2. `jobSpec` → the policy digest must equal the attested one; the policy must parse and not
+///    have expired; every approval must verify and cover every party; the manifests must match
+///    the policy's datasets → `accepted`;
+/// 3. `keyRelease` per dataset → CMS opened with the attested RSA key;
+/// 4. the ciphertext streams, each checked against its encryption-context binding before any of
+///    its plaintext is used, then validated, joined and trained on by `workload`;
+/// 5. encrypted outputs per recipient, then the signed receipt.
+///
+/// Any failure is sent as an `error` message and ends the session; keys are dropped (and the
+/// released data keys zeroed) on every path.
+public final class EnclaveSession {
+    /// How long the enclave waits for the server at each step.
+    public struct Timeouts: Sendable {
+        public var begin: Duration = .seconds(30)
+        public var step: Duration = .seconds(300)
+        public var send: Duration = .seconds(300)
+        public init() {}
+    }
+
+    let connection: ChannelConnection
+    let attestor: any Attestor
+    let isDevelopment: Bool
+    let workload: any EnclaveWorkload
+    let timeouts: Timeouts
+    let now: () -> Date
+
+    public init(
+        connection: ChannelConnection, attestor: any Attestor, isDevelopment: Bool, workload: any EnclaveWorkload,
+        timeouts: Timeouts = Timeouts(), now: @escaping () -> Date = Date.init
+    ) {
+        self.connection = connection
+        self.attestor = attestor
+        self.isDevelopment = isDevelopment
+        self.workload = workload
+        self.timeouts = timeouts
+        self.now = now
+    }
+
+    /// Runs the session; returns normally after the receipt was sent, throws the failure otherwise
+    /// (after reporting it to the server).
+    public func run() async throws(EnclaveError) {
+        do {
+            try await execute()
+        } catch {
+            try? connection.send(.error(error.failure), timeout: .seconds(5))
+            throw error
+        }
+    }
+
+    private func receive(_ what: String, timeout: Duration? = nil) throws(EnclaveError) -> ChannelMessage {
+        let message: ChannelMessage
+        do {
+            message = try connection.receive(timeout: timeout ?? timeouts.step)
+        } catch {
+            throw EnclaveError(.protocolViolation, "waiting for \(what): \(error.message)")
+        }
+        if case .cancel(let reason) = message {
+            throw EnclaveError(.cancelled, reason.isEmpty ? "the job was cancelled" : "the job was cancelled: \(reason)")
+        }
+        if case .error(let failure) = message {
+            throw EnclaveError(.cancelled, "the server stopped the job: \(failure.message)")
+        }
+        return message
+    }
+
+    func send(_ message: ChannelMessage) throws(EnclaveError) {
+        do {
+            try connection.send(message, timeout: timeouts.send)
+        } catch {
+            throw EnclaveError(.protocolViolation, "sending \(message.type): \(error.message)")
+        }
+    }
+
+    private func unexpected(_ message: ChannelMessage, _ expected: String) -> EnclaveError {
+        EnclaveError(.protocolViolation, "expected \(expected), got \(message.type)")
+    }
+
+    private func execute() async throws(EnclaveError) {
+        // 1. Hello.
+        let first = try receive("begin", timeout: timeouts.begin)
+        guard case .begin(let begin) = first else { throw unexpected(first, "begin") }
+        let rsaKey: RSA.PrivateKey, receiptKey: P256.Signing.PrivateKey
+        let rsaPublic: [UInt8], receiptPublic: [UInt8], document: [UInt8]
+        do {
+            rsaKey = try RSA.PrivateKey(bits: 2048)
+            receiptKey = try P256.Signing.PrivateKey()
+            rsaPublic = try rsaKey.publicKey.derRepresentation
+            receiptPublic = try receiptKey.publicKey.derRepresentation
+        } catch {
+            throw EnclaveError(.internal, "could not generate the enclave keys")
+        }
+        let userData = AttestationBinding.userData(
+            policyDigest: begin.policyDigest, jobID: begin.jobID, receiptPublicKey: receiptPublic)
+        do {
+            document = try attestor.attestationDocument(publicKey: rsaPublic, userData: userData, nonce: begin.nonce)
+        } catch {
+            throw EnclaveError(.attestation, "the attestor failed: \(error)")
+        }
+        try send(.hello(EnclaveHello(attestationDocument: document, receiptPublicKey: receiptPublic)))
+
+        // 2. Admission.
+        let second = try receive("the job specification")
+        guard case .jobSpec(let spec) = second else { throw unexpected(second, "jobSpec") }
+        let admission = try Admission.check(
+            spec: spec, attestedPolicyDigest: begin.policyDigest, now: Int64(now().timeIntervalSince1970))
+        try send(.accepted(approvalBundleDigest: SHA256.hash(spec.approvalBundle)))
+
+        // 3. Keys.
+        var releasedKeys: [String: ReleasedDataKey] = [:]
+        for _ in admission.datasets {
+            let message = try receive("a key release")
+            guard case .keyRelease(let release) = message else { throw unexpected(message, "keyRelease") }
+            guard admission.dataset(release.datasetID) != nil, releasedKeys[release.datasetID] == nil else {
+                throw EnclaveError(.keyRelease, "a key release names dataset \(release.datasetID), which is not expected")
+            }
+            releasedKeys[release.datasetID] = try ReleasedDataKey.open(release, with: rsaKey)
+        }
+
+        // 4. Data.
+        try workload.prepare(admission: admission, progress: { [self] event in try? send(.progress(event)) })
+        for (index, manifest) in spec.datasets.enumerated() {
+            let message = try receive("dataset \(manifest.datasetID)")
+            guard case .datasetBegin(let header) = message, header.datasetID == manifest.datasetID,
+                header.byteCount == manifest.byteCount
+            else { throw unexpected(message, "datasetBegin for \(manifest.datasetID)") }
+            guard let key = releasedKeys.removeValue(forKey: manifest.datasetID) else {
+                throw EnclaveError(.keyRelease, "no key was released for dataset \(manifest.datasetID)")
+            }
+            var hash = SHA256()
+            var received: UInt64 = 0
+            let ingest = try workload.beginDataset(index: index, dataset: admission.datasets[index], key: key)
+            loop: while true {
+                let chunk = try receive("data of \(manifest.datasetID)")
+                switch chunk {
+                case .datasetChunk(let bytes):
+                    received += UInt64(bytes.count)
+                    guard received <= manifest.byteCount else {
+                        throw EnclaveError(.ciphertextMismatch, "dataset \(manifest.datasetID) is longer than its manifest says")
+                    }
+                    hash.update(bytes)
+                    try await ingest.consume(bytes)
+                case .datasetEnd(let id) where id == manifest.datasetID:
+                    break loop
+                default:
+                    throw unexpected(chunk, "data of \(manifest.datasetID)")
+                }
+            }
+            guard received == manifest.byteCount, hash.finalize() == manifest.ciphertextSHA256 else {
+                throw EnclaveError(
+                    .ciphertextMismatch, "dataset \(manifest.datasetID) does not match the ciphertext digest the policy names")
+            }
+            try await ingest.finish()
+        }
+
+        // 5. Train, deliver, sign.
+        let outputs = try await workload.run()
+        var entries: [Receipt.Output] = []
+        for output in outputs {
+            try send(.outputBegin(OutputDescriptor(name: output.name, recipient: output.recipient)))
+            var offset = 0
+            while offset < output.ciphertext.count {
+                let end = min(output.ciphertext.count, offset + connection.limits.chunkSize)
+                try send(.outputChunk(Array(output.ciphertext[offset..<end])))
+                offset = end
+            }
+            let digest = SHA256.hash(output.ciphertext)
+            try send(.outputEnd(sha256: digest))
+            entries.append(
+                Receipt.Output(
+                    name: output.name, recipient: output.recipient, ciphertextSHA256: Hex.encode(digest),
+                    byteCount: Int64(output.ciphertext.count)))
+        }
+        let receipt = Receipt(
+            jobID: begin.jobID, policyDigest: Hex.encode(begin.policyDigest),
+            approvalBundleDigest: Hex.encode(SHA256.hash(spec.approvalBundle)), development: isDevelopment,
+            issuedAt: Int64(now().timeIntervalSince1970), outputs: entries)
+        let signed: [UInt8]
+        do {
+            signed = try SignedReceipt.sign(receipt, with: receiptKey, attestationDocument: document).encoded()
+        } catch {
+            throw EnclaveError(.internal, "could not sign the receipt")
+        }
+        try send(.receipt(signed))
+    }
+}
+
+/// One encrypted output, ready to send.
+public struct EncryptedOutput: Sendable {
+    public var name: String
+    public var recipient: String
+    /// An Encryption SDK message to the recipient's result key.
+    public var ciphertext: [UInt8]
+
+    public init(name: String, recipient: String, ciphertext: [UInt8]) {
+        self.name = name
+        self.recipient = recipient
+        self.ciphertext = ciphertext
+    }
+}
+
+/// The data work of a job, after admission: decrypt and validate each dataset, join, train,
+/// encrypt per-recipient outputs. `EnclaveSession` drives the protocol around it.
+public protocol EnclaveWorkload: AnyObject {
+    /// Called once, after admission and key release, before any data.
+    func prepare(admission: Admission, progress: @escaping (ProgressEvent) -> Void) throws(EnclaveError)
+    /// Starts one dataset's ciphertext stream, with its released key.
+    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
+        -> any DatasetIngest
+    /// Joins, trains, evaluates and encrypts the outputs the policy grants, in policy order.
+    func run() async throws(EnclaveError) -> [EncryptedOutput]
+}
+
+/// One dataset's ciphertext being consumed.
+public protocol DatasetIngest: AnyObject {
+    func consume(_ ciphertext: [UInt8]) async throws(EnclaveError)
+    /// The stream ended: the message must be complete and authentic, the table valid.
+    func finish() async throws(EnclaveError)
+}

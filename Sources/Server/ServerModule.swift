@@ -1,2 +1,0 @@
-/// REST handlers, job orchestration, the key-release gate and the enclave launcher.
-public enum ServerModule {}

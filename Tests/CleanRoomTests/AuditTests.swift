@@ -1,0 +1,142 @@
+import Crypto
+import Foundation
+import GRDB
+import Testing
+
+@testable import CleanRoom
+
+/// The hash-chained audit log: tampering with the SQLite rows is detected.
+@Suite struct AuditTests {
+    /// A store with some history: registrations, datasets, a proposal and approvals.
+    static func history() throws -> (StoreFixture, String) {
+        let fixture = try StoreFixture(checkpointInterval: 4)
+        let (parties, policy) = try fixture.threePartyUnion()
+        let view = try fixture.store.propose(policy: policy, caller: parties[0].caller)
+        let expiry = fixture.clock.now + 86400
+        for party in parties {
+            fixture.clock.advance(1)
+            _ = try fixture.store.submitApproval(
+                collaborationId: view.collaboration.id, policyDigest: view.collaboration.currentDigest, expiresAt: expiry,
+                signature: try party.approve(view.collaboration.currentDigest, expiresAt: expiry), caller: party.caller)
+        }
+        try fixture.store.checkpoint()
+        return (fixture, view.collaboration.id)
+    }
+
+    static func verify(_ fixture: StoreFixture) -> AuditVerifier.Failure.Code? {
+        do {
+            _ = try fixture.store.verifyAuditLog(publicKeyPEM: fixture.signer.publicKeyPEM)
+            return nil
+        } catch let failure as AuditVerifier.Failure {
+            return failure.code
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    /// Tampers through a separate SQLite connection, as someone with the database file would.
+    static func tamper(_ fixture: StoreFixture, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: fixture.path)
+        try queue.write { db in try db.execute(sql: sql) }
+    }
+
+    @Test func untouchedLogVerifiesWithEveryStateChangeRecorded() throws {
+        let (fixture, _) = try Self.history()
+        let report = try fixture.store.verifyAuditLog(publicKeyPEM: fixture.signer.publicKeyPEM)
+        let actions = try fixture.store.auditEntries().map(\.action)
+        #expect(report.entries == actions.count)
+        #expect(report.signedThrough == Int64(actions.count))
+        for action in ["operator.created", "enrollment.issued", "party.registered", "dataset.created", "dataset.uploaded",
+                       "policy.proposed", "approval.submitted"] {
+            #expect(actions.contains(action), "\(action) is audited")
+        }
+    }
+
+    @Test func editedEntryIsDetected() throws {
+        let (fixture, _) = try Self.history()
+        try Self.tamper(fixture, "UPDATE auditEntry SET actor = 'someone-else' WHERE seq = 5")
+        #expect(Self.verify(fixture) == .entryEdited)
+    }
+
+    @Test func editedEntryWithRecomputedHashBreaksTheChain() throws {
+        let (fixture, _) = try Self.history()
+        let entries = try fixture.store.auditEntries()
+        var edited = entries[4]
+        edited.details = #"{"forged":true}"#
+        edited.hash = edited.computedHash
+        try Self.tamper(fixture, "UPDATE auditEntry SET details = '\(edited.details)', hash = '\(edited.hash)' WHERE seq = 5")
+        #expect(Self.verify(fixture) == .chainBroken)
+    }
+
+    @Test func deletedEntryIsDetected() throws {
+        let (fixture, _) = try Self.history()
+        try Self.tamper(fixture, "DELETE FROM auditEntry WHERE seq = 3")
+        #expect(Self.verify(fixture) == .entryMissing)
+    }
+
+    @Test func truncatedTailIsDetectedByTheSignedCheckpoint() throws {
+        let (fixture, _) = try Self.history()
+        let last = try #require(try fixture.store.auditEntries().last?.seq)
+        try Self.tamper(fixture, "DELETE FROM auditEntry WHERE seq >= \(last - 1)")
+        #expect(Self.verify(fixture) == .checkpointBeyondChain)
+    }
+
+    @Test func reorderedEntriesAreDetected() throws {
+        let (fixture, _) = try Self.history()
+        // Swap the positions of entries 3 and 4.
+        try Self.tamper(fixture, """
+            UPDATE auditEntry SET seq = -3 WHERE seq = 3;
+            UPDATE auditEntry SET seq = 3 WHERE seq = 4;
+            UPDATE auditEntry SET seq = 4 WHERE seq = -3;
+            """)
+        #expect(Self.verify(fixture) != nil)
+        // Swapping whole rows' contents but keeping their sequence numbers too.
+        let (fixture2, _) = try Self.history()
+        try Self.tamper(fixture2, """
+            UPDATE auditEntry SET action = (SELECT action FROM auditEntry WHERE seq = 7) WHERE seq = 6;
+            """)
+        #expect(Self.verify(fixture2) == .entryEdited)
+    }
+
+    @Test func rewrittenChainIsCaughtByCheckpointSignatures() throws {
+        let (fixture, _) = try Self.history()
+        // Recompute every hash after editing entry 2: links are consistent again, checkpoints are not.
+        var entries = try fixture.store.auditEntries()
+        entries[1].actor = "forged"
+        var previous = AuditEntry.genesisHash
+        for i in entries.indices {
+            entries[i].prevHash = previous
+            entries[i].hash = entries[i].computedHash
+            previous = entries[i].hash
+        }
+        let queue = try DatabaseQueue(path: fixture.path)
+        try queue.write { db in
+            for entry in entries { try entry.update(db) }
+        }
+        #expect(Self.verify(fixture) == .checkpointMismatch)
+        // A forged checkpoint signature is refused too.
+        try Self.tamper(fixture, "UPDATE auditCheckpoint SET hash = (SELECT hash FROM auditEntry WHERE seq = auditCheckpoint.seq)")
+        #expect(Self.verify(fixture) == .checkpointInvalid)
+    }
+
+    @Test func memberProofVerifiesAndHidesOtherCollaborationsEntries() throws {
+        let (fixture, collaborationId) = try Self.history()
+        let parties = try fixture.store.parties()
+        let member = Caller(
+            principal: try fixture.store.principals(partyId: parties[0].id)[0], party: parties[0])
+        let proof = try fixture.store.auditProof(collaborationId: collaborationId, caller: member)
+        #expect(proof.entries.allSatisfy { $0.collaborationId == collaborationId })
+        #expect(proof.entries.count == 4)  // the proposal and three approvals
+        #expect(proof.chain.count == (try fixture.store.auditEntries().count))
+        let report = try proof.verify(publicKeyPEM: fixture.signer.publicKeyPEM)
+        #expect(report.signedThrough == Int64(proof.chain.count))
+        // A proof whose entry was altered in transit fails.
+        var altered = proof
+        altered.entries[0].subject = "other"
+        #expect(throws: AuditVerifier.Failure.self) { try altered.verify(publicKeyPEM: fixture.signer.publicKeyPEM) }
+        // A proof checked against another key fails.
+        let otherKey = try P256.Signing.PrivateKey().publicKey.pemRepresentation
+        #expect(throws: AuditVerifier.Failure.self) { try proof.verify(publicKeyPEM: otherKey) }
+    }
+}

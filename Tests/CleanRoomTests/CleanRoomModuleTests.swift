@@ -1,6 +1,0 @@
-import Testing
-@testable import CleanRoom
-
-@Test func moduleLinks() {
-    #expect(CleanRoomModule.self == CleanRoomModule.self)
-}

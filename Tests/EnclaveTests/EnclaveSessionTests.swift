@@ -1,0 +1,236 @@
+import Attestation
+import CleanRoom
+import Crypto
+import Envelope
+import Foundation
+import Testing
+@testable import Enclave
+
+/// Encrypts with a data key the test knows, under an `aws-kms` EDK (as a KMS keyring would).
+struct KnownKeyKeyring: Keyring {
+    let dataKey: SecureBytes
+    func onEncrypt(_ materials: EncryptionMaterials) async throws -> EncryptionMaterials {
+        var out = materials
+        out.plaintextDataKey = dataKey
+        out.encryptedDataKeys.append(
+            EncryptedDataKey(
+                providerID: "aws-kms", providerInfo: Array("arn:aws:kms:local:000000000000:key/test".utf8),
+                ciphertext: Array(repeating: 0x42, count: 64)))
+        return out
+    }
+    func onDecrypt(_ materials: DecryptionMaterials, encryptedDataKeys: [EncryptedDataKey]) async throws -> DecryptionMaterials {
+        throw EnvelopeError(.noDecryptableDataKey, "test keyring")
+    }
+}
+
+/// The test's data work: keeps each dataset's plaintext, returns one output per grant.
+final class CollectingWorkload: EnclaveWorkload, @unchecked Sendable {
+    var admission: Admission?
+    var plaintexts: [String: [UInt8]] = [:]
+    var finished: [String] = []
+
+    func prepare(admission: Admission, progress: @escaping (ProgressEvent) -> Void) throws(EnclaveError) {
+        self.admission = admission
+        progress(ProgressEvent(phase: "decrypting"))
+    }
+
+    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError) -> any DatasetIngest {
+        EnvelopeDatasetIngest(
+            dataset: dataset, key: key, approvals: admission!.approvals,
+            onPlaintext: { [self] bytes in plaintexts[dataset.id, default: []] += bytes },
+            onFinish: { [self] in finished.append(dataset.id) })
+    }
+
+    func run() async throws(EnclaveError) -> [EncryptedOutput] {
+        admission!.policy.outputs.flatMap { grant in
+            grant.artifacts.map { EncryptedOutput(name: $0, recipient: grant.recipient, ciphertext: Array("\($0) for \(grant.recipient)".utf8)) }
+        }
+    }
+}
+
+/// What the test server does differently from an honest one.
+struct Deviation {
+    var attestedPolicyDigest: [UInt8]?
+    var wrongCiphertextDigest = false
+    var cancelDuringStream = false
+    var cmsToAnotherKey = false
+    var betaOwnerKey: String?
+}
+
+struct SessionOutcome {
+    var enclaveError: EnclaveError?
+    var serverMessages: [ChannelMessage] = []
+    var receipt: [UInt8]?
+    var hello: EnclaveHello?
+    var nonce: [UInt8] = []
+    var workload: CollectingWorkload
+}
+
+@Suite struct EnclaveSessionTests {
+    let fixture = try! SessionFixture.shared.get()
+
+    func message(_ plaintext: String, dataset: String, party: String, ownerKey: String, key: SecureBytes) async throws -> [UInt8] {
+        let context = try EncryptionContext([
+            ("cleanroom:dataset", dataset), ("cleanroom:party", party), ("cleanroom:owner-key", ownerKey),
+        ])
+        return try await MessageEncryptor.encrypt(
+            Array(plaintext.utf8), keyring: KnownKeyKeyring(dataKey: key), encryptionContext: context, frameLength: 64)
+    }
+
+    func run(policy: [UInt8]? = nil, bundle: [UInt8]? = nil, _ deviation: Deviation = Deviation()) async throws -> SessionOutcome {
+        let policy = try policy ?? fixture.policy()
+        let bundle = try bundle ?? fixture.fullBundle(policy)
+        let digest = Hex.decode(try SessionFixture.digest(policy))!
+        let keys = [try SecureBytes(randomCount: 32), try SecureBytes(randomCount: 32)]
+        let data = [
+            try await message("id,y\na,1\nb,0\n", dataset: "alpha-data", party: "alpha", ownerKey: try fixture.alpha.fingerprint, key: keys[0]),
+            try await message(
+                "id,x\na,0.5\nb,1.5\n", dataset: "beta-data", party: "beta",
+                ownerKey: try deviation.betaOwnerKey ?? fixture.beta.fingerprint, key: keys[1]),
+        ]
+        let (a, b) = try ChannelSocket.pair()
+        let server = ChannelConnection(fileDescriptor: a), enclaveSide = ChannelConnection(fileDescriptor: b)
+        let workload = CollectingWorkload()
+        let session = EnclaveSession(
+            connection: enclaveSide, attestor: ChannelAttestor(connection: enclaveSide), isDevelopment: true,
+            workload: workload)
+        let attestor = fixture.attestor
+        let nonce = try SecureRandom.bytes(count: 32)
+        let script = Thread.detachNewThreadWithResult { () -> SessionOutcome in
+            var outcome = SessionOutcome(workload: workload)
+            outcome.nonce = nonce
+            let t = Duration.seconds(30)
+            func next() throws -> ChannelMessage {
+                let m = try server.receive(timeout: t)
+                outcome.serverMessages.append(m)
+                return m
+            }
+            do {
+                try server.send(.begin(JobBegin(jobID: "job-7", policyDigest: deviation.attestedPolicyDigest ?? digest, nonce: nonce)), timeout: t)
+                guard case .attestationRequest(let request) = try next() else { return outcome }
+                try server.send(
+                    .attestationDocument(
+                        try attestor.attestationDocument(publicKey: request.publicKey, userData: request.userData, nonce: request.nonce)),
+                    timeout: t)
+                guard case .hello(let hello) = try next() else { return outcome }
+                outcome.hello = hello
+                let verified = try fixture.verifier.verify(hello.attestationDocument, expectations: AttestationExpectations(nonce: nonce))
+                try server.send(.jobSpec(JobSpecification(policy: policy, approvalBundle: bundle, datasets: [
+                    DatasetManifest(datasetID: "alpha-data", partyID: "alpha",
+                                    ciphertextSHA256: deviation.wrongCiphertextDigest ? SHA256.hash([0]) : SHA256.hash(data[0]),
+                                    byteCount: UInt64(data[0].count)),
+                    DatasetManifest(datasetID: "beta-data", partyID: "beta", ciphertextSHA256: SHA256.hash(data[1]), byteCount: UInt64(data[1].count)),
+                ])), timeout: t)
+                guard case .accepted = try next() else { return outcome }
+                let enclaveKey = deviation.cmsToAnotherKey
+                    ? try RSA.PrivateKey(bits: 2048).publicKey : try RSA.PublicKey(derRepresentation: verified.publicKey!)
+                for (index, id) in ["alpha-data", "beta-data"].enumerated() {
+                    let cms = try CMS.EnvelopedData.encrypt(keys[index], recipientKey: enclaveKey, subjectKeyIdentifier: [1, 2, 3])
+                    try server.send(.keyRelease(KeyRelease(datasetID: id, encryptedDataKeyIndex: 0, ciphertextForRecipient: cms)), timeout: t)
+                }
+                for (index, id) in ["alpha-data", "beta-data"].enumerated() {
+                    try server.send(.datasetBegin(DatasetBegin(datasetID: id, byteCount: UInt64(data[index].count))), timeout: t)
+                    for start in stride(from: 0, to: data[index].count, by: 50) {
+                        try server.send(.datasetChunk(Array(data[index][start..<min(data[index].count, start + 50)])), timeout: t)
+                        if deviation.cancelDuringStream {
+                            try server.send(.cancel(reason: "cancelled by beta"), timeout: t)
+                            _ = try? next()
+                            return outcome
+                        }
+                    }
+                    try server.send(.datasetEnd(datasetID: id), timeout: t)
+                }
+                while true {
+                    let m = try next()
+                    if case .receipt(let bytes) = m {
+                        outcome.receipt = bytes
+                        return outcome
+                    }
+                    if case .error = m { return outcome }
+                }
+            } catch {
+                return outcome
+            }
+        }
+        var enclaveError: EnclaveError?
+        do {
+            try await session.run()
+        } catch {
+            enclaveError = error
+        }
+        enclaveSide.close()
+        var outcome = try script.value()
+        outcome.enclaveError = enclaveError
+        return outcome
+    }
+
+    @Test func honestRunDeliversOutputsAndAReceiptThatVerifiesOffline() async throws {
+        let policy = try fixture.policy()
+        let bundle = try fixture.fullBundle(policy)
+        let outcome = try await run(policy: policy, bundle: bundle)
+        #expect(outcome.enclaveError == nil)
+        #expect(outcome.workload.finished == ["alpha-data", "beta-data"])
+        #expect(outcome.workload.plaintexts["beta-data"] == Array("id,x\na,0.5\nb,1.5\n".utf8))
+        let outputs = outcome.serverMessages.compactMap { m -> OutputDescriptor? in
+            if case .outputBegin(let d) = m { return d } else { return nil }
+        }
+        #expect(outputs.map(\.recipient) == ["alpha", "alpha", "beta"])
+
+        // The partner's offline check: real attestation under the development root, binding, bundle, output hash.
+        let signed = try SignedReceipt(bytes: try #require(outcome.receipt))
+        let verifier = fixture.verifier
+        let receiptVerifier = ReceiptVerifier(expectedPolicyDigest: try SessionFixture.digest(policy), expectedJobID: "job-7") { document in
+            let verified = try verifier.verify(document, expectations: AttestationExpectations())
+            return AttestedFacts(userData: verified.userData ?? [], pcr0: verified.pcrs[0] ?? [], development: verified.isDevelopment)
+        }
+        let verified = try receiptVerifier.verify(
+            signed, approvalBundle: bundle,
+            outputs: [.init(name: "metrics", recipient: "beta", sha256: SHA256.hash(Array("metrics for beta".utf8)))])
+        #expect(verified.receipt.outputs.count == 3)
+        #expect(verified.attestation.development)
+    }
+
+    @Test func policyOtherThanTheAttestedOneIsRefused() async throws {
+        let outcome = try await run(Deviation(attestedPolicyDigest: SHA256.hash(Array("other".utf8))))
+        #expect(outcome.enclaveError?.code == .policyDigestMismatch)
+        #expect(outcome.serverMessages.last == .error(outcome.enclaveError!.failure))
+        #expect(outcome.workload.admission == nil)
+    }
+
+    @Test func missingApprovalStopsTheJobBeforeAnyKey() async throws {
+        let policy = try fixture.policy()
+        let bundle = try fixture.bundle(policy) { [try fixture.alpha.approve($0)] }
+        let outcome = try await run(policy: policy, bundle: bundle)
+        #expect(outcome.enclaveError?.code == .approvalMissing)
+        #expect(outcome.enclaveError?.message.contains("beta") == true)
+    }
+
+    @Test func expiredPolicyIsRefused() async throws {
+        let policy = try fixture.policy(expiresAt: "2020-01-01T00:00:00Z")
+        let outcome = try await run(policy: policy, bundle: try fixture.fullBundle(policy))
+        #expect(outcome.enclaveError?.code == .policyExpired)
+    }
+
+    @Test func datasetBoundToAnotherOwnerKeyIsNeverOpened() async throws {
+        let outcome = try await run(Deviation(betaOwnerKey: String(repeating: "ab", count: 32)))
+        #expect(outcome.enclaveError?.code == .bindingMismatch)
+        #expect(outcome.workload.plaintexts["beta-data"] == nil, "no plaintext of the unbound dataset was handed on")
+    }
+
+    @Test func ciphertextOtherThanThePolicysIsRefused() async throws {
+        let outcome = try await run(Deviation(wrongCiphertextDigest: true))
+        #expect(outcome.enclaveError?.code == .ciphertextMismatch)
+        #expect(outcome.workload.finished.isEmpty)
+    }
+
+    @Test func keyEncryptedToAnotherEnclaveDoesNotOpen() async throws {
+        let outcome = try await run(Deviation(cmsToAnotherKey: true))
+        #expect(outcome.enclaveError?.code == .keyRelease)
+    }
+
+    @Test func cancelDuringStreamingStopsTheEnclave() async throws {
+        let outcome = try await run(Deviation(cancelDuringStream: true))
+        #expect(outcome.enclaveError?.code == .cancelled)
+        #expect(outcome.enclaveError?.message.contains("cancelled by beta") == true)
+    }
+}

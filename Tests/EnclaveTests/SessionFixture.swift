@@ -1,0 +1,98 @@
+import Attestation
+import CleanRoom
+import Crypto
+import Foundation
+import TestSupport
+@testable import Enclave
+
+/// A party as the tests make it: an approval-signing key and a result key.
+struct TestParty {
+    let id: String
+    let signingKey: P256.Signing.PrivateKey
+    let resultKey: RSA.PrivateKey
+
+    init(_ id: String) throws {
+        self.id = id
+        signingKey = try P256.Signing.PrivateKey()
+        resultKey = try RSA.PrivateKey(bits: 2048)
+    }
+
+    var signingPEM: String { get throws { try signingKey.publicKey.pemRepresentation } }
+    var fingerprint: String { get throws { Hex.encode(SHA256.hash(try signingKey.publicKey.derRepresentation)) } }
+
+    func approve(_ digest: String, expiresAt: Int64 = 4_102_444_800, with key: P256.Signing.PrivateKey? = nil) throws
+        -> ApprovalBundle.Entry
+    {
+        let signer = key ?? signingKey
+        let message = ApprovalMessage(policyDigest: digest, partyId: id, expiresAt: expiresAt)
+        return ApprovalBundle.Entry(
+            partyId: id, expiresAt: expiresAt,
+            signature: Data(try signer.signature(for: message.bytes).derRepresentation).base64EncodedString(),
+            signingKey: try signer.publicKey.pemRepresentation)
+    }
+}
+
+/// Two parties, a vertical-join policy with their keys, and a shared development attestor.
+struct SessionFixture {
+    static let shared: Result<SessionFixture, any Error> = Result { try SessionFixture() }
+
+    let alpha: TestParty
+    let beta: TestParty
+    let attestor: DevelopmentAttestor
+    let dataDirectory: URL
+
+    init() throws {
+        alpha = try TestParty("alpha")
+        beta = try TestParty("beta")
+        dataDirectory = try TestEnvironment.temporaryDirectory("enclave-session")
+        attestor = try DevelopmentAttestor.open(dataDirectory: dataDirectory.path, enclaveExecutable: "/bin/sh")
+    }
+
+    var measurement: [String: String] {
+        let pcrs = attestor.measurements.pcrs
+        return ["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]
+    }
+
+    /// A policy naming both parties' keys; `mutate` edits the JSON object first.
+    func policy(expiresAt: String = "2099-01-01T00:00:00Z", mutate: (inout [String: Any]) -> Void = { _ in }) throws
+        -> [UInt8]
+    {
+        var policy: [String: Any] = [
+            "version": 1, "name": "session test",
+            "parties": try [alpha, beta].map { party in
+                [
+                    "id": party.id, "signingKey": try party.signingPEM, "signingKeyFingerprint": try party.fingerprint,
+                    "resultKey": try party.resultKey.publicKey.pemRepresentation,
+                ]
+            },
+            "datasets": [
+                ["id": "alpha-data", "owner": "alpha", "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
+                ["id": "beta-data", "owner": "beta", "columns": [["name": "id", "type": "string"], ["name": "x", "type": "float"]]],
+            ],
+            "join": ["type": "inner", "key": "id"],
+            "training": [
+                "algorithm": "logistic_regression", "label": "y", "features": ["x"],
+                "validation": ["fraction": 0.25, "seed": 7],
+            ],
+            "enclave": ["measurements": [measurement], "allowDebug": false],
+            "outputs": [["recipient": "alpha", "artifacts": ["model", "metrics"]], ["recipient": "beta", "artifacts": ["metrics"]]],
+            "constraints": ["expiresAt": expiresAt, "maxRuns": 3],
+        ]
+        mutate(&policy)
+        return Array(try JSONSerialization.data(withJSONObject: policy, options: [.sortedKeys]))
+    }
+
+    static func digest(_ policy: [UInt8]) throws -> String { try PolicyDocument(bytes: policy).digest }
+
+    func bundle(_ policy: [UInt8], entries: (String) throws -> [ApprovalBundle.Entry]) throws -> [UInt8] {
+        let digest = try Self.digest(policy)
+        return try ApprovalBundle(policyDigest: digest, approvals: try entries(digest)).encoded()
+    }
+
+    func fullBundle(_ policy: [UInt8]) throws -> [UInt8] {
+        try bundle(policy) { digest in [try alpha.approve(digest), try beta.approve(digest)] }
+    }
+
+    /// A verifier trusting only the development root, now.
+    var verifier: AttestationVerifier { AttestationVerifier(trustedRoots: [attestor.trustedRoot]) }
+}
