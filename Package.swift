@@ -82,7 +82,10 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training"]),
         .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "HTTPServer"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom"]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto"]),
     ]
 )
