@@ -15,15 +15,18 @@ public final class AppContext: Sendable {
     public let logger: Logger
     /// Checks `/readyz` runs; features register theirs (e.g. "database open").
     public let readiness: ReadinessChecks
+    /// Parties, datasets, policies, approvals and the audit log (issue #6); nil in tests that do not need it.
+    public let governance: Governance?
 
     public init(
         configuration: ServerConfiguration, dataDirectory: DataDirectory, operatorCredentials: OperatorCredentials,
-        logger: Logger, readiness: ReadinessChecks = ReadinessChecks()
+        logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil
     ) {
         self.configuration = configuration
         self.dataDirectory = dataDirectory
         self.operatorCredentials = operatorCredentials
         self.logger = logger
         self.readiness = readiness
+        self.governance = governance
     }
 }

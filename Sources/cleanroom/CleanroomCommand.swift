@@ -9,7 +9,8 @@ struct CleanroomCommand: AsyncParsableCommand {
         commandName: "cleanroom",
         abstract: "Work with a cleanroom server and its encrypted data from a party's own machine.",
         discussion: """
-            Exit codes: 0 success, 1 a check, authentication or format failure, 2 a usage error.
+            Exit codes: 0 success, 1 a check, authentication or format failure, 2 a usage error,
+            3 the server cannot be reached.
             """,
         subcommands: [
             // Encryption SDK messages (issue #3): EncryptionCommands.swift
@@ -18,6 +19,8 @@ struct CleanroomCommand: AsyncParsableCommand {
             TrainCommand.self,
             // Attestation (issue #5): AttestationCommands.swift
             AttestationCommand.self, EnclaveCommand.self,
+            // Governance (issue #6): KeysCommand.swift, DatasetCommands.swift, PolicyCommands.swift, AuditCommands.swift
+            KeysCommand.self, RegisterCommand.self, DatasetCommand.self, PolicyCommand.self, PartyAuditCommand.self,
         ]
     )
 

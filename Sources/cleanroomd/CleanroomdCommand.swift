@@ -6,7 +6,7 @@ struct CleanroomdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cleanroomd",
         abstract: "The cleanroom server: REST API, job orchestrator, key-release gate and audit log.",
-        subcommands: [ServeCommand.self],
+        subcommands: [ServeCommand.self, AdminCommand.self, AuditCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

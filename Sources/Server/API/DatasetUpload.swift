@@ -1,0 +1,100 @@
+import AWS
+import CleanRoom
+import Envelope
+import Crypto
+import Foundation
+import HTTPServer
+
+/// `PUT /v1/datasets/{id}/content`: streams an Encryption SDK message into the object store while
+/// validating its structure (`UploadValidator`) and hashing it, and makes the dataset visible in
+/// one transaction only when the whole message has arrived and the object is stored.
+///
+/// The object store pulls the body through `UploadPipe`; if the message is malformed or ends
+/// early, the pipe throws, so the store keeps nothing. A crash leaves a pending-upload record whose
+/// object the next start deletes (`GovernanceSetup.recoverInterruptedUploads`); the dataset is
+/// then exactly as before and the upload can be retried.
+struct DatasetUpload {
+    let store: CleanRoomStore
+    let objects: any ObjectStore
+
+    func handle(_ request: Request, caller: Caller) async throws -> Response {
+        let datasetId = try request.pathParameters.require("datasetId")
+        guard let party = caller.party else { throw DomainError(.notFound, "not_found", "not found") }
+        let store = self.store
+        let pending = try await GovernanceRoutes.blocking { try store.beginUpload(datasetId: datasetId, caller: caller) }
+        let pipe = UploadPipe(
+            body: request.body,
+            validator: UploadValidator(
+                datasetId: datasetId, partyId: party.id, ownerKeyFingerprint: party.signingKeyFingerprint))
+        do {
+            let info = try await objects.put(key: pending.objectKey, body: ByteStream(next: { try await pipe.next() }))
+            let (digest, size, header) = try pipe.result()
+            let result = CompletedUpload(
+                objectKey: pending.objectKey, objectVersion: info.versionId ?? info.etag, size: size, sha256: digest,
+                suite: Int(header.suite.id), encryptionContext: header.encryptionContext.dictionary)
+            let (dataset, stale) = try await GovernanceRoutes.blocking {
+                try store.completeUpload(pending, result: result, caller: caller)
+            }
+            for key in stale { try? await objects.delete(key: key) }
+            return try Response.json(DatasetBody(dataset))
+        } catch {
+            try? await objects.delete(key: pending.objectKey)
+            try? await GovernanceRoutes.blocking { try store.abortUpload(pending) }
+            if let failure = error as? UploadValidator.Failure {
+                throw DomainError(.invalidInput, failure.code, failure.message)
+            }
+            if let failure = pipe.failure { throw DomainError(.invalidInput, failure.code, failure.message) }
+            if let http = pipe.bodyError { throw http }
+            throw DomainError(.internalError, "object_store_failed", "the dataset could not be stored")
+        }
+    }
+}
+
+/// The request body as the object store pulls it: each chunk is validated and hashed on its
+/// way through; the end of the body is accepted only if the message is complete.
+final class UploadPipe: @unchecked Sendable {  // used by one task at a time (the store's reader)
+    private var iterator: RequestBody.AsyncIterator
+    private var validator: UploadValidator
+    private var hash = SHA256()
+    private var size: Int64 = 0
+    private var finished = false
+    private(set) var failure: UploadValidator.Failure?
+    private(set) var bodyError: Error?
+
+    init(body: RequestBody, validator: UploadValidator) {
+        iterator = body.makeAsyncIterator()
+        self.validator = validator
+    }
+
+    func next() async throws -> [UInt8]? {
+        let chunk: [UInt8]?
+        do {
+            chunk = try await iterator.next()
+        } catch {
+            bodyError = error
+            throw error
+        }
+        do {
+            guard let chunk else {
+                try validator.finish()
+                finished = true
+                return nil
+            }
+            try validator.consume(chunk)
+            hash.update(chunk)
+            size += Int64(chunk.count)
+            return chunk
+        } catch let error as UploadValidator.Failure {
+            failure = error
+            throw error
+        }
+    }
+
+    /// The digest, size and header of a complete message.
+    func result() throws -> (String, Int64, Envelope.MessageHeader) {
+        guard finished, let header = validator.header else {
+            throw UploadValidator.Failure(code: "incomplete_upload", message: "the upload ended before the message did")
+        }
+        return (Hex.encode(hash.finalize()), size, header)
+    }
+}

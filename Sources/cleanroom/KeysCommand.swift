@@ -1,0 +1,125 @@
+import ArgumentParser
+import CleanRoom
+import Crypto
+import Foundation
+
+/// `cleanroom keys`: the party's own key pairs, generated and kept on its machine.
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "The party's approval-signing and result-encryption keys.",
+        subcommands: [KeysInitCommand.self, KeysShowCommand.self])
+}
+
+/// `cleanroom keys init`: a P-256 approval-signing key and an RSA result key (4096 bits), written 0600.
+struct KeysInitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Generate the party's P-256 signing key and RSA-4096 result key locally.",
+        discussion: "Refuses to overwrite existing keys. Exit codes: 0 created, 1 keys exist or cannot be written, 2 usage.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Option(name: .customLong("result-key-bits"), help: "RSA modulus size of the result key (3072 or 4096).")
+    var resultKeyBits = 4096
+
+    func validate() throws {
+        guard [3072, 4096].contains(resultKeyBits) else { throw ValidationError("--result-key-bits must be 3072 or 4096") }
+    }
+
+    func run() async throws {
+        try await runReporting {
+            let fm = FileManager.default
+            if fm.fileExists(atPath: options.signingKeyURL.path) || fm.fileExists(atPath: options.resultKeyURL.path) {
+                throw CLIError("keys already exist in \(options.keysURL.path); refusing to overwrite them")
+            }
+            let signing = try P256.Signing.PrivateKey()
+            let result = try RSA.PrivateKey(bits: resultKeyBits)
+            try SecureFile.write(Data(try signing.pemRepresentation.copyBytes()), to: options.signingKeyURL)
+            try SecureFile.write(Data(try result.pemRepresentation.copyBytes()), to: options.resultKeyURL)
+            let fingerprint = Hex.encode(SHA256.hash(try signing.publicKey.derRepresentation))
+            try options.output(
+                "signing key (P-256): \(options.signingKeyURL.path)\n  fingerprint \(fingerprint)\nresult key (RSA-\(resultKeyBits)): \(options.resultKeyURL.path)",
+                json: [
+                    "signingKey": options.signingKeyURL.path, "resultKey": options.resultKeyURL.path,
+                    "signingKeyFingerprint": fingerprint, "resultKeyBits": resultKeyBits,
+                ])
+        }
+    }
+}
+
+/// `cleanroom keys show`: the public halves and the signing key's fingerprint.
+struct KeysShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the public keys and fingerprint.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    func run() async throws {
+        try await runReporting {
+            let keys = try LocalKeys(options)
+            try options.output(
+                "signing key fingerprint \(keys.fingerprint)\n\(keys.signingPublicPEM)\(keys.resultPublicPEM)",
+                json: ["signingKeyFingerprint": keys.fingerprint, "signingKey": keys.signingPublicPEM, "resultKey": keys.resultPublicPEM])
+        }
+    }
+}
+
+/// The party's keys as loaded from the profile's key folder.
+struct LocalKeys {
+    let signing: P256.Signing.PrivateKey
+    let signingPublicPEM: String
+    let resultPublicPEM: String
+    let fingerprint: String
+
+    init(_ options: GovernanceOptions) throws {
+        guard let signingPEM = try? String(contentsOf: options.signingKeyURL, encoding: .utf8),
+            let resultPEM = try? String(contentsOf: options.resultKeyURL, encoding: .utf8)
+        else { throw CLIError("no keys in \(options.keysURL.path): run `cleanroom keys init` first", exitCode: 2) }
+        signing = try P256.Signing.PrivateKey(pemRepresentation: signingPEM)
+        signingPublicPEM = try signing.publicKey.pemRepresentation
+        resultPublicPEM = try RSA.PrivateKey(pemRepresentation: resultPEM).publicKey.pemRepresentation
+        fingerprint = Hex.encode(SHA256.hash(try signing.publicKey.derRepresentation))
+    }
+}
+
+/// `cleanroom register`: registers the party with an operator-issued enrollment token.
+struct RegisterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "register",
+        abstract: "Register the party with an enrollment token and save its credentials to the profile (0600).",
+        discussion: "Exit codes: 0 registered, 1 refused by the server, 2 usage (no keys, no server), 3 server unreachable.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Option(name: .customLong("token"), help: "The enrollment token from the operator (`cleanroomd admin enroll`).")
+    var token: String
+
+    @Option(name: .customLong("name"), help: "The party's name.")
+    var name: String
+
+    @Option(name: .customLong("party-id"), help: "The party id (default: derived from the name).")
+    var partyId: String?
+
+    func run() async throws {
+        try await runReporting {
+            let keys = try LocalKeys(options)
+            var profile = try options.loadProfile()
+            let server = try options.serverURL(profile)
+            var body: [String: Any] = ["name": name, "signingKey": keys.signingPublicPEM, "resultKey": keys.resultPublicPEM]
+            if let partyId { body["partyId"] = partyId }
+            let reply = try await GovernanceClient(baseURL: server, token: token).call("POST", "/v1/register", json: body)
+            let party = reply["party"] as? [String: Any] ?? [:]
+            let principal = reply["principal"] as? [String: Any] ?? [:]
+            let access = reply["accessKey"] as? [String: Any] ?? [:]
+            profile.server = server
+            profile.partyId = party["id"] as? String
+            profile.principalId = principal["id"] as? String
+            profile.credential = (reply["credential"] as? [String: Any])?["token"] as? String
+            profile.accessKeyId = access["accessKeyId"] as? String
+            profile.secretAccessKey = access["secretAccessKey"] as? String
+            try options.saveProfile(profile)
+            try options.output(
+                "registered party \(profile.partyId ?? "?") (\(name)); credentials saved to \(options.profileURL.path)",
+                json: ["party": party, "principal": principal, "profile": options.profileURL.path])
+        }
+    }
+}

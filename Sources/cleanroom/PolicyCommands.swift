@@ -1,0 +1,326 @@
+import ArgumentParser
+import CleanRoom
+import Crypto
+import Foundation
+
+/// `cleanroom policy`: propose, read, compare, approve and revoke collaboration policies.
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Collaboration policies: propose, show, diff, approve, revoke.",
+        discussion: "Exit codes: 0 success, 1 refused by the server or a failed check, 2 usage, 3 server unreachable.",
+        subcommands: [
+            PolicyProposeCommand.self, PolicyListCommand.self, PolicyShowCommand.self, PolicyDiffCommand.self,
+            PolicyApproveCommand.self, PolicyRevokeCommand.self,
+        ])
+}
+
+/// Reads a policy file strictly (I-JSON: no duplicate fields).
+func readPolicyFile(_ path: String) throws -> JSONValue {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)", exitCode: 2) }
+    do {
+        return try JSONParser.parse(Array(data), limits: .init(maxBytes: PolicyDocument.maxBytes, maxDepth: 32))
+    } catch let error as JSONParser.Error {
+        throw CLIError("\(path): \(error)")
+    }
+}
+
+/// Converts a JSONValue into Foundation objects for JSONSerialization.
+func foundationObject(_ value: JSONValue) -> Any {
+    switch value {
+    case .null: return NSNull()
+    case .bool(let b): return b
+    case .number(let n): return n
+    case .string(let s): return s
+    case .array(let a): return a.map(foundationObject)
+    case .object(let members):
+        var out: [String: Any] = [:]
+        for (k, v) in members { out[k] = foundationObject(v) }
+        return out
+    }
+}
+
+/// The collaboration as the server returned it, with its policy re-checked locally: the canonical
+/// text must hash to the digest the server names, and must be the canonical form of itself.
+struct FetchedCollaboration {
+    let raw: [String: Any]
+    let id: String
+    let digest: String
+    let policy: JSONValue
+    let version: Int
+
+    init(_ raw: [String: Any]) throws {
+        self.raw = raw
+        guard let id = raw["id"] as? String, let digest = raw["currentDigest"] as? String,
+            let canonical = raw["canonicalPolicy"] as? String
+        else { throw CLIError("the server's answer lacks the collaboration's policy") }
+        let policy = try JSONParser.parse(canonical)
+        guard CanonicalJSON.string(policy) == canonical,
+            Hex.encode(SHA256.hash(Array(canonical.utf8))) == digest
+        else {
+            throw CLIError("the policy the server sent does not match its digest \(digest): refusing to use it")
+        }
+        self.id = id
+        self.digest = digest
+        self.policy = policy
+        self.version = raw["version"] as? Int ?? 0
+    }
+}
+
+struct PolicyProposeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "propose", abstract: "Propose a policy (a new collaboration, or --collaboration to revise one).")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The policy JSON file.") var file: String
+
+    @Option(name: .customLong("collaboration"), help: "Revise this collaboration's policy instead of proposing a new one.")
+    var collaboration: String?
+
+    func run() async throws {
+        try await runReporting {
+            let policy = try readPolicyFile(file)
+            let (client, _) = try options.client()
+            let path = collaboration.map { "/v1/collaborations/\($0)/policies" } ?? "/v1/collaborations"
+            let reply = try await client.call("POST", path, json: ["policy": foundationObject(policy)])
+            let fetched = try FetchedCollaboration(reply)
+            try options.output(
+                "collaboration \(fetched.id) version \(fetched.version)\npolicy digest \(fetched.digest)",
+                json: ["id": fetched.id, "digest": fetched.digest, "version": fetched.version, "members": reply["members"] ?? []])
+        }
+    }
+}
+
+struct PolicyListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Collaborations your party is in.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    func run() async throws {
+        try await runReporting {
+            let (client, _) = try options.client()
+            let reply = try await client.call("GET", "/v1/collaborations")
+            let items = reply["items"] as? [[String: Any]] ?? []
+            let lines = items.map { "\($0["id"] ?? "")  \($0["currentDigest"] ?? "")  \($0["name"] ?? "")" }
+            try options.output(lines.isEmpty ? "no collaborations" : lines.joined(separator: "\n"), json: reply)
+        }
+    }
+}
+
+struct PolicyShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Show a collaboration's current policy, its digest and approvals.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The collaboration id.") var collaboration: String
+
+    func run() async throws {
+        try await runReporting {
+            let (client, _) = try options.client()
+            let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
+            let approvals = try await client.call("GET", "/v1/collaborations/\(collaboration)/approvals")
+            let items = approvals["items"] as? [[String: Any]] ?? []
+            let current = items.filter { $0["policyDigest"] as? String == fetched.digest && $0["revokedAt"] == nil }
+            let text = PolicySummary(fetched.policy).text + "\n\npolicy digest \(fetched.digest) (version \(fetched.version))\n"
+                + "approvals of this digest: "
+                + (current.isEmpty ? "none" : current.map { "\($0["partyId"] ?? "") (\($0["id"] ?? ""))" }.joined(separator: ", "))
+            try options.output(text, json: ["collaboration": fetched.raw, "approvals": items])
+        }
+    }
+}
+
+struct PolicyDiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff", abstract: "Compare a collaboration's current policy with a local policy file, field by field.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The collaboration id.") var collaboration: String
+    @Argument(help: "A policy JSON file.") var file: String
+
+    func run() async throws {
+        try await runReporting {
+            let (client, _) = try options.client()
+            let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
+            let local = try readPolicyFile(file)
+            let changes = PolicyDiff.changes(from: fetched.policy, to: local)
+            let text = changes.isEmpty
+                ? "no differences"
+                : changes.map { "\($0.kind) \($0.path): \($0.before ?? "–") → \($0.after ?? "–")" }.joined(separator: "\n")
+            try options.output(
+                text,
+                json: ["digest": fetched.digest, "localDigest": PolicyDocument.digest(of: local),
+                       "changes": changes.map { ["path": $0.path, "kind": $0.kind, "before": $0.before as Any? ?? NSNull(), "after": $0.after as Any? ?? NSNull()] as [String: Any] }])
+        }
+    }
+}
+
+struct PolicyApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Show what is being approved, then sign the policy digest locally and submit the approval.",
+        discussion: """
+            The policy is fetched, its digest recomputed locally (RFC 8785 + SHA-256), and a readable summary
+            printed: parties, datasets, join, training, enclave measurements and who receives what. Without
+            --yes it asks for confirmation on a terminal. The signature (ECDSA P-256) covers
+            "cleanroom-approval-v1", the digest, your party id and the expiry.
+            """)
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The collaboration id.") var collaboration: String
+
+    @Option(name: .customLong("expires-in"), help: "How long the approval stays valid, in days.")
+    var expiresInDays = 30
+
+    @Option(name: .customLong("digest"), help: "Approve only if the current digest is this one.")
+    var expectedDigest: String?
+
+    @Flag(name: .customLong("yes"), help: "Do not ask for confirmation.")
+    var yes = false
+
+    func run() async throws {
+        try await runReporting {
+            let keys = try LocalKeys(options)
+            let (client, profile) = try options.client()
+            guard let partyId = profile.partyId else { throw CLIError("the profile has no party id: register first", exitCode: 2) }
+            let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
+            if let expectedDigest, expectedDigest != fetched.digest {
+                throw CLIError("the current policy digest is \(fetched.digest), not \(expectedDigest): not approving")
+            }
+            // The policy must name this party with this machine's key.
+            let me = fetched.policy["parties"]?.arrayValue?.first { $0["id"]?.stringValue == partyId }
+            guard let me else { throw CLIError("the policy does not name your party \(partyId)") }
+            guard me["signingKeyFingerprint"]?.stringValue == keys.fingerprint else {
+                throw CLIError("the policy names a different approval key for \(partyId) than this machine's: not approving")
+            }
+            if !options.json {
+                print(PolicySummary(fetched.policy).text)
+                print("\npolicy digest \(fetched.digest)")
+            }
+            if !yes {
+                guard isatty(0) != 0 else { throw CLIError("not a terminal: pass --yes to approve without confirmation", exitCode: 2) }
+                print("Approve this policy for \(partyId)? [y/N] ", terminator: "")
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    throw CLIError("not approved")
+                }
+            }
+            let expiresAt = Int64(Date().timeIntervalSince1970) + Int64(expiresInDays) * 86400
+            let message = ApprovalMessage(policyDigest: fetched.digest, partyId: partyId, expiresAt: expiresAt)
+            let signature = try keys.signing.signature(for: message.bytes).derRepresentation
+            let reply = try await client.call(
+                "POST", "/v1/collaborations/\(collaboration)/approvals",
+                json: [
+                    "policyDigest": fetched.digest, "expiresAt": RFC3339.format(expiresAt),
+                    "signature": Data(signature).base64EncodedString(),
+                ])
+            try options.output("approved: approval \(reply["id"] ?? "") valid until \(RFC3339.format(expiresAt))", json: reply)
+        }
+    }
+}
+
+struct PolicyRevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke your party's approval (until a job has started on it).")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The collaboration id.") var collaboration: String
+    @Argument(help: "The approval id.") var approval: String
+
+    func run() async throws {
+        try await runReporting {
+            let (client, _) = try options.client()
+            let reply = try await client.call("DELETE", "/v1/collaborations/\(collaboration)/approvals/\(approval)")
+            try options.output("revoked approval \(approval)", json: reply)
+        }
+    }
+}
+
+/// A readable account of what a policy allows, for people about to approve it.
+struct PolicySummary {
+    let text: String
+
+    init(_ policy: JSONValue) {
+        var lines: [String] = []
+        lines.append("Policy \"\(policy["name"]?.stringValue ?? "")\"")
+        if let description = policy["description"]?.stringValue { lines.append("  \(description)") }
+        lines.append("Parties:")
+        for party in policy["parties"]?.arrayValue ?? [] {
+            lines.append("  - \(party["id"]?.stringValue ?? "") (\(party["name"]?.stringValue ?? "")), approval key \(party["signingKeyFingerprint"]?.stringValue?.prefix(16) ?? "?")…")
+        }
+        lines.append("Datasets:")
+        for dataset in policy["datasets"]?.arrayValue ?? [] {
+            let columns = (dataset["columns"]?.arrayValue ?? []).map {
+                "\($0["name"]?.stringValue ?? ""):\($0["type"]?.stringValue ?? "")\($0["nullable"]?.boolValue == true ? "?" : "")"
+            }
+            lines.append("  - \(dataset["id"]?.stringValue ?? "") owned by \(dataset["owner"]?.stringValue ?? ""), sha256 \(dataset["sha256"]?.stringValue?.prefix(16) ?? "?")…")
+            lines.append("    columns: \(columns.joined(separator: ", "))")
+        }
+        let join = policy["join"]
+        lines.append("Join: \(join?["type"]?.stringValue ?? "")\(join?["key"]?.stringValue.map { " on \($0)" } ?? "")")
+        let training = policy["training"]
+        lines.append("Training: \(training?["algorithm"]?.stringValue ?? "") predicting \(training?["label"]?.stringValue ?? "")")
+        lines.append("  features: \((training?["features"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", "))")
+        if let hyper = training?["hyperparameters"] { lines.append("  hyperparameters: \(CanonicalJSON.string(hyper))") }
+        if let validation = training?["validation"] { lines.append("  validation: \(CanonicalJSON.string(validation))") }
+        let enclave = policy["enclave"]
+        lines.append("Enclave images allowed (debug \(enclave?["allowDebug"]?.boolValue == true ? "ALLOWED" : "refused")):")
+        for set in enclave?["measurements"]?.arrayValue ?? [] {
+            lines.append("  - PCR0 \(set["pcr0"]?.stringValue ?? "")")
+            lines.append("    PCR1 \(set["pcr1"]?.stringValue ?? "")  PCR2 \(set["pcr2"]?.stringValue ?? "")")
+        }
+        lines.append("Who receives what:")
+        for output in policy["outputs"]?.arrayValue ?? [] {
+            let artifacts = (output["artifacts"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+            lines.append("  - \(output["recipient"]?.stringValue ?? ""): \(artifacts)")
+        }
+        let constraints = policy["constraints"]
+        lines.append("Constraints: \(CanonicalJSON.string(constraints ?? .null))")
+        text = lines.joined(separator: "\n")
+    }
+}
+
+/// Field-level differences between two JSON documents (paths like `training.features[2]`).
+enum PolicyDiff {
+    struct Change {
+        let path: String
+        let kind: String  // added, removed, changed
+        let before: String?
+        let after: String?
+    }
+
+    static func changes(from old: JSONValue, to new: JSONValue, path: String = "") -> [Change] {
+        switch (old, new) {
+        case (.object(let a), .object(let b)):
+            var out: [Change] = []
+            let keys = Set(a.map(\.0)).union(b.map(\.0)).sorted()
+            for key in keys {
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                switch (old[key], new[key]) {
+                case (let x?, let y?): out += changes(from: x, to: y, path: child)
+                case (let x?, nil): out.append(Change(path: child, kind: "removed", before: CanonicalJSON.string(x), after: nil))
+                case (nil, let y?): out.append(Change(path: child, kind: "added", before: nil, after: CanonicalJSON.string(y)))
+                default: break
+                }
+            }
+            return out
+        case (.array(let a), .array(let b)):
+            var out: [Change] = []
+            for i in 0..<max(a.count, b.count) {
+                let child = "\(path)[\(i)]"
+                if i < a.count, i < b.count {
+                    out += changes(from: a[i], to: b[i], path: child)
+                } else if i < a.count {
+                    out.append(Change(path: child, kind: "removed", before: CanonicalJSON.string(a[i]), after: nil))
+                } else {
+                    out.append(Change(path: child, kind: "added", before: nil, after: CanonicalJSON.string(b[i])))
+                }
+            }
+            return out
+        default:
+            return old == new ? [] : [Change(path: path, kind: "changed", before: CanonicalJSON.string(old), after: CanonicalJSON.string(new))]
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Issue #6 end to end, through real processes: `cleanroomd serve`, the `cleanroom` CLI, and the
+/// Python Encryption SDK encrypting each party's CSV on "its own machine".
+@Suite(.serialized) struct GovernanceEndToEndTests {
+    /// Encrypts `csv` with AWS's Python Encryption SDK (suite 0x0478, raw AES key) and the given context.
+    static let encryptScript = """
+        import sys, json, os
+        import aws_encryption_sdk
+        from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
+        from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+        from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+        class Keys(RawMasterKeyProvider):
+            provider_id = "party-local"
+            def __init__(self, **kwargs):
+                self._key = os.urandom(32)
+            def _get_raw_key(self, key_id):
+                return WrappingKey(wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+                                   wrapping_key=self._key, wrapping_key_type=EncryptionKeyType.SYMMETRIC)
+        provider = Keys()
+        provider.add_master_key(b"data-key-wrapper")
+        client = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+        context = json.loads(sys.argv[3])
+        with open(sys.argv[1], "rb") as src:
+            ciphertext, _ = client.encrypt(source=src.read(), key_provider=provider, encryption_context=context,
+                                           algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY, frame_length=4096)
+        with open(sys.argv[2], "wb") as dst:
+            dst.write(ciphertext)
+        """
+
+    struct PartyMachine {
+        let name: String
+        let home: URL
+        let server: String
+        var partyId = ""
+        var fingerprint = ""
+
+        func cli(_ arguments: [String], expectStatus: Int32? = 0) throws -> ProcessResult {
+            try CLI.run("cleanroom", arguments + ["--home", home.path], environment: ["CLEANROOM_SERVER": server], expectStatus: expectStatus)
+        }
+
+        func json(_ arguments: [String]) throws -> [String: Any] {
+            try CLI.json(try cli(arguments + ["--json"]))
+        }
+    }
+
+    static let columns = "age:integer,length_of_stay:float,prior_admissions:integer,diabetic:boolean,hba1c:float?,readmitted_30d:boolean"
+
+    static func csv(rows: Int, seed: Int) -> String {
+        var lines = ["age,length_of_stay,prior_admissions,diabetic,hba1c,readmitted_30d"]
+        var state = UInt64(seed)
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        for _ in 0..<rows {
+            lines.append("\(20 + next() % 70),\(Double(next() % 200) / 10),\(next() % 5),\(next() % 2 == 0),\(next() % 7 == 0 ? "" : String(Double(50 + next() % 60) / 10)),\(next() % 3 == 0)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Registers a party through the CLI with an enrollment token from `cleanroomd admin enroll`.
+    static func onboard(_ name: String, server: CleanroomdProcess, root: URL) throws -> PartyMachine {
+        var machine = PartyMachine(name: name, home: root.appendingPathComponent(name), server: server.url)
+        let token = try CLI.run("cleanroomd", ["admin", "enroll", "--data-dir", server.dataDirectory.path]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let keys = try machine.json(["keys", "init", "--result-key-bits", "3072"])
+        machine.fingerprint = try #require(keys["signingKeyFingerprint"] as? String)
+        let registered = try machine.json(["register", "--token", token, "--name", name])
+        machine.partyId = try #require((registered["party"] as? [String: Any])?["id"] as? String)
+        // The profile holding the credential is private to the user.
+        let profile = machine.home.appendingPathComponent("profiles/default.json").path
+        let mode = try FileManager.default.attributesOfItem(atPath: profile)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        return machine
+    }
+
+    /// Creates a dataset and uploads `csv` encrypted by the Python SDK with the required context.
+    static func upload(_ machine: PartyMachine, csv: String, root: URL) throws -> String {
+        let created = try machine.json(["dataset", "create", "--name", "admissions-2024", "--columns", columns])
+        let datasetId = try #require(created["id"] as? String)
+        let plain = root.appendingPathComponent("\(machine.name).csv")
+        let sealed = root.appendingPathComponent("\(machine.name).esdk")
+        try csv.write(to: plain, atomically: true, encoding: .utf8)
+        let context = try JSONSerialization.data(withJSONObject: [
+            "cleanroom:dataset": datasetId, "cleanroom:party": machine.partyId, "cleanroom:owner-key": machine.fingerprint,
+        ])
+        let encrypted = try ProcessRunner.python(encryptScript, [plain.path, sealed.path, String(decoding: context, as: UTF8.self)])
+        #expect(encrypted.status == 0, "\(encrypted.stderrText)")
+        let uploaded = try machine.json(["dataset", "upload", datasetId, sealed.path, "--ciphertext"])
+        #expect(uploaded["status"] as? String == "available")
+        #expect(uploaded["size"] as? Int == (try Data(contentsOf: sealed)).count)
+        return datasetId
+    }
+
+    @Test func threePartiesRegisterUploadOneProposesAllApprove() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-governance")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        try server.start()
+        defer { server.stop() }
+
+        var machines: [PartyMachine] = []
+        var datasets: [String] = []
+        for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
+            let machine = try Self.onboard(name, server: server, root: root)
+            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 200, seed: i + 1), root: root))
+            machines.append(machine)
+        }
+
+        // The hospitals example, with the ids the server assigned.
+        var policy = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("policies/examples/hospitals-union.json")))
+            as! [String: Any]
+        policy["parties"] = machines.map { ["id": $0.partyId] }
+        var datasetEntries = policy["datasets"] as! [[String: Any]]
+        for i in datasetEntries.indices {
+            datasetEntries[i]["id"] = datasets[i]
+            datasetEntries[i]["owner"] = machines[i].partyId
+        }
+        policy["datasets"] = datasetEntries
+        policy["outputs"] = machines.map { ["recipient": $0.partyId, "artifacts": ["model", "metrics"]] }
+        let policyFile = root.appendingPathComponent("policy.json")
+        try JSONSerialization.data(withJSONObject: policy, options: [.prettyPrinted]).write(to: policyFile)
+
+        let proposed = try machines[0].json(["policy", "propose", policyFile.path])
+        let collaboration = try #require(proposed["id"] as? String)
+        let digest = try #require(proposed["digest"] as? String)
+
+        // Each party reads the summary and approves with its own key.
+        let shown = try machines[1].cli(["policy", "show", collaboration])
+        #expect(shown.stdoutText.contains("Who receives what"))
+        #expect(shown.stdoutText.contains(digest))
+        for machine in machines {
+            let approved = try machine.json(["policy", "approve", collaboration, "--yes", "--digest", digest])
+            #expect(approved["partyId"] as? String == machine.partyId)
+            #expect(approved["policyDigest"] as? String == digest)
+        }
+        let state = try machines[2].json(["policy", "show", collaboration])
+        let approvals = try #require(state["approvals"] as? [[String: Any]])
+        #expect(Set(approvals.compactMap { $0["partyId"] as? String }) == Set(machines.map(\.partyId)))
+
+        // A diff against the proposed file shows only what the server filled in.
+        let diff = try machines[0].json(["policy", "diff", collaboration, policyFile.path])
+        let changed = (diff["changes"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+        #expect(changed.allSatisfy { $0.hasPrefix("parties[") || $0.hasPrefix("datasets[") }, "\(changed)")
+
+        // Every party verifies the collaboration's audit trail; the operator verifies the whole log.
+        for machine in machines {
+            let verified = try machine.json(["audit", "verify", collaboration])
+            #expect(verified["valid"] as? Bool == true)
+            #expect(verified["entries"] as? Int == 4)  // proposal + three approvals
+        }
+        let whole = try CLI.json(try CLI.run("cleanroomd", ["audit", "verify", "--data-dir", server.dataDirectory.path, "--json"]))
+        #expect(whole["valid"] as? Bool == true)
+    }
+
+    @Test func auditTamperingIsDetectedByCleanroomdAuditVerify() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-audit")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        try server.start()
+        let machine = try Self.onboard("Alpha", server: server, root: root)
+        _ = try Self.upload(machine, csv: Self.csv(rows: 10, seed: 9), root: root)
+        server.stop()
+        let database = server.dataDirectory.appendingPathComponent("cleanroom.sqlite").path
+        func verify() throws -> [String: Any] {
+            try CLI.json(
+                try CLI.run("cleanroomd", ["audit", "verify", "--data-dir", server.dataDirectory.path, "--json"], expectStatus: nil))
+        }
+        #expect(try verify()["valid"] as? Bool == true)
+        // Fold the WAL into the main file so one file holds the whole log.
+        let folded = try ProcessRunner.python(
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()", [database])
+        #expect(folded.status == 0, "\(folded.stderrText)")
+        let backup = root.appendingPathComponent("backup.sqlite")
+        try FileManager.default.copyItem(atPath: database, toPath: backup.path)
+        for (name, sql, code) in [
+            ("edit", "UPDATE auditEntry SET actor = 'mallory' WHERE seq = 2", "audit_entry_edited"),
+            ("delete", "DELETE FROM auditEntry WHERE seq = 2", "audit_entry_missing"),
+            ("reorder", "UPDATE auditEntry SET seq = -1 WHERE seq = 2; UPDATE auditEntry SET seq = 2 WHERE seq = 3; UPDATE auditEntry SET seq = 3 WHERE seq = -1", nil),
+        ] as [(String, String, String?)] {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+            try FileManager.default.copyItem(atPath: backup.path, toPath: database)
+            let tampered = try ProcessRunner.python("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", [database, sql])
+            #expect(tampered.status == 0, "\(tampered.stderrText)")
+            let result = try verify()
+            #expect(result["valid"] as? Bool == false, "\(name) is detected")
+            if let code { #expect(result["code"] as? String == code, "\(name)") }
+        }
+    }
+}
