@@ -53,7 +53,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "HTTPServer", "Crypto", "Envelope", "AWS", "LocalServices", "Attestation", "CleanRoom", "Enclave",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
 
@@ -84,7 +84,10 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training"]),
         .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "HTTPServer"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom"]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto"]),
     ]
 )
