@@ -33,7 +33,7 @@ let package = Package(
         // CBOR, COSE_Sign1, Nitro attestation documents, verifier, NSM, development attestor.
         .target(name: "Attestation", dependencies: ["Crypto"]),
         // SigV4, libcurl HTTP client, S3 and KMS clients.
-        .target(name: "AWS", dependencies: ["Crypto", "Envelope", "CCurl", "COpenSSL"]),
+        .target(name: "AWS", dependencies: ["Crypto", "Envelope", "CCurl"]),
         // Embedded defaults: local KMS and file object store.
         .target(
             name: "LocalServices",
