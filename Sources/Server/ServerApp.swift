@@ -28,6 +28,11 @@ extension ServerApp {
     /// SIGTERM/SIGINT drain in-flight requests and stop. Status lines go to stderr; the access
     /// log to its destination. The operator credential's path is printed, never its value.
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        var tls: TLSConfiguration?
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
+            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
+            try tls?.validate()  // before anything is written: a bad setting changes nothing
+        }
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         let (credentials, created) = try dataDirectory.bootstrap()
         status(
@@ -38,10 +43,6 @@ extension ServerApp {
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
-        var tls: TLSConfiguration?
-        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
-            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
-        }
         let httpConfiguration = HTTPServerConfiguration(
             host: configuration.listen.host, port: configuration.listen.port, eventLoops: configuration.eventLoops,
             limits: configuration.http, tls: tls)
