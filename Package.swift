@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "EnvelopeTests", dependencies: ["TestSupport", "Envelope", "Crypto"]),
         .testTarget(name: "AttestationTests", dependencies: ["TestSupport", "Attestation", "Crypto"]),
         .testTarget(name: "AWSTests", dependencies: ["TestSupport", "AWS", "Crypto", "Envelope"]),
-        .testTarget(name: "LocalServicesTests", dependencies: ["TestSupport", "LocalServices", "AWS", "Crypto", "Attestation"]),
+        .testTarget(name: "LocalServicesTests", dependencies: ["TestSupport", "LocalServices", "AWS", "Crypto", "Attestation", "HTTPServer", "Server"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training"]),
         .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
