@@ -21,9 +21,11 @@ let package = Package(
         // System-library shims. Only the I/O and crypto modules import these.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Linux epoll/eventfd headers for the HTTP server's event loops (no library to link).
+        .systemLibrary(name: "CSystemIO", path: "Sources/CSystemIO"),
 
         // HTTP/1.1 over raw POSIX sockets (epoll), TLS via OpenSSL.
-        .target(name: "HTTPServer", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTPServer", dependencies: ["COpenSSL", "CSystemIO", .product(name: "Logging", package: "swift-log")]),
         // Thin safe Swift over OpenSSL 3.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
         // AWS Encryption SDK message format and keyrings.

@@ -64,7 +64,8 @@ public struct CertificateChainVerifier: Sendable {
             reasons.insert(reason, at: 0)
             throw CryptoError(
                 .chainVerificationFailure, "certificate chain does not verify at depth \(depth): \(reason)",
-                openSSLReasons: reasons)
+                openSSLReasons: reasons,
+                chainFailure: ChainFailure(openSSLCode: Int(code), depth: Int(depth)))
         }
         guard let chain = X509_STORE_CTX_get1_chain(ctx) else {
             throw CryptoError.openSSL(.internalError, "X509_STORE_CTX_get1_chain")
@@ -80,5 +81,61 @@ public struct CertificateChainVerifier: Sendable {
         }
         OpenSSLErrorQueue.clear()
         return VerifiedCertificateChain(certificates: certificates, verificationTime: time)
+    }
+}
+
+/// Why a certificate chain did not verify, from OpenSSL's `X509_V_ERR_*` code. Carried by
+/// `CryptoError.chainFailure` on `.chainVerificationFailure` errors, so callers branch on a
+/// reason instead of matching message text.
+public struct ChainFailure: Sendable, Equatable {
+    /// The broad reason.
+    public enum Reason: Sendable, Equatable {
+        /// A certificate's notAfter is before the verification time.
+        case expired
+        /// A certificate's notBefore is after the verification time.
+        case notYetValid
+        /// The path does not reach a given root (missing intermediate, wrong root, partial chain).
+        case untrusted
+        /// A signature on the path does not verify, or an issuer key cannot be decoded.
+        case signatureInvalid
+        /// An issuer is not a CA (basicConstraints) or its keyUsage forbids certificate signing.
+        case issuerNotAuthorized
+        /// A pathLenConstraint is exceeded.
+        case pathLengthExceeded
+        /// A certificate field is malformed (e.g. a bad validity time).
+        case malformed
+        /// Any other OpenSSL verify error; see `openSSLCode`.
+        case other
+    }
+
+    public let reason: Reason
+    /// OpenSSL's `X509_V_ERR_*` value.
+    public let openSSLCode: Int
+    /// Depth of the failing certificate: 0 is the leaf.
+    public let depth: Int
+
+    public init(openSSLCode: Int, depth: Int) {
+        self.openSSLCode = openSSLCode
+        self.depth = depth
+        switch Int32(openSSLCode) {
+        case X509_V_ERR_CERT_HAS_EXPIRED: reason = .expired
+        case X509_V_ERR_CERT_NOT_YET_VALID: reason = .notYetValid
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+            X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
+            X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_UNTRUSTED, X509_V_ERR_CERT_REJECTED:
+            reason = .untrusted
+        case X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE,
+            X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+            reason = .signatureInvalid
+        case X509_V_ERR_INVALID_CA, X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
+            reason = .issuerNotAuthorized
+        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+            reason = .pathLengthExceeded
+        case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD, X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD,
+            X509_V_ERR_INVALID_EXTENSION, X509_V_ERR_INVALID_NON_CA:
+            reason = .malformed
+        default:
+            reason = .other
+        }
     }
 }

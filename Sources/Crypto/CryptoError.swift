@@ -49,11 +49,18 @@ public struct CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
     /// OpenSSL's reason strings for this failure (from `ERR_get_error`), oldest first; may be empty.
     public let openSSLReasons: [String]
+    /// For `.chainVerificationFailure`: why and where the path check failed.
+    public let chainFailure: ChainFailure?
 
     public init(_ code: Code, _ message: String, openSSLReasons: [String] = []) {
+        self.init(code, message, openSSLReasons: openSSLReasons, chainFailure: nil)
+    }
+
+    public init(_ code: Code, _ message: String, openSSLReasons: [String], chainFailure: ChainFailure?) {
         self.code = code
         self.message = message
         self.openSSLReasons = openSSLReasons
+        self.chainFailure = chainFailure
     }
 
     public var description: String {

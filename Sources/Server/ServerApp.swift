@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServer
 import Logging
 
@@ -19,5 +20,48 @@ public enum ServerApp {
         let router = Router(logger: context.logger)
         for group in routeGroups(context) { router.register(group) }
         return router
+    }
+}
+
+extension ServerApp {
+    /// Runs `cleanroomd serve`: bootstrap the data directory, build the router, listen, and on
+    /// SIGTERM/SIGINT drain in-flight requests and stop. Status lines go to stderr; the access
+    /// log to its destination. The operator credential's path is printed, never its value.
+    public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        let dataDirectory = DataDirectory(path: configuration.dataDirectory)
+        let (credentials, created) = try dataDirectory.bootstrap()
+        status(
+            created
+                ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
+                : "operator credentials in \(dataDirectory.operatorCredentialsURL.path)")
+        let context = AppContext(
+            configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger)
+        let router = makeRouter(context: context)
+        let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
+        var tls: TLSConfiguration?
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
+            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
+        }
+        let httpConfiguration = HTTPServerConfiguration(
+            host: configuration.listen.host, port: configuration.listen.port, eventLoops: configuration.eventLoops,
+            limits: configuration.http, tls: tls)
+        var sink: (@Sendable (AccessLogEntry) -> Void)?
+        if let accessLog { sink = { accessLog.record($0) } }
+        let server = try HTTPServer(configuration: httpConfiguration, router: router, logger: logger, accessLog: sink)
+        let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
+        try server.start()
+        let scheme = tls == nil ? "http" : "https"
+        let shown = ListenAddress(host: configuration.listen.host, port: server.port)
+        status("listening on \(scheme)://\(shown) (data directory \(dataDirectory.path))")
+        let signal = await signals.wait()
+        status("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"), draining in-flight requests")
+        context.readiness.beginDraining()
+        await server.shutdown()
+        accessLog?.close()
+        status("stopped")
+    }
+
+    static func status(_ line: String) {
+        FileHandle.standardError.write(Data(("cleanroomd: " + line + "\n").utf8))
     }
 }

@@ -1,9 +1,64 @@
 import ArgumentParser
+import Logging
 import Server
 
+/// `cleanroomd serve`: run the server on its embedded defaults.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run the server on its embedded defaults or on AWS services.")
+        commandName: "serve",
+        abstract: "Run the server on its embedded defaults or on AWS services.",
+        discussion: """
+            Settings come from flags, then environment variables (CLEANROOM_LISTEN, CLEANROOM_DATA_DIR, \
+            CLEANROOM_TLS_CERT, CLEANROOM_TLS_KEY, CLEANROOM_TLS_CLIENT_CA, CLEANROOM_INSECURE_HTTP, \
+            CLEANROOM_ACCESS_LOG, CLEANROOM_EVENT_LOOPS), then the JSON config file (--config or \
+            CLEANROOM_CONFIG; keys listen, dataDir, tlsCert, tlsKey, tlsClientCA, insecureHTTP, accessLog, \
+            eventLoops, maxConnections), then defaults.
+            """)
 
-    func run() async throws { throw ValidationError("'cleanroomd serve' is not built yet (issue #2).") }
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8080).")
+    var listen: String?
+
+    @Option(name: .customLong("data-dir"), help: "Data directory (default ./data), created with mode 0700.")
+    var dataDir: String?
+
+    @Option(help: "JSON config file.")
+    var config: String?
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for TLS.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for TLS.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-client-ca"), help: "PEM CA bundle; clients must present a certificate it verifies.")
+    var tlsClientCA: String?
+
+    @Flag(name: .customLong("insecure-http"), help: "Allow plain HTTP on a non-loopback address.")
+    var insecureHTTP = false
+
+    @Option(name: .customLong("access-log"), help: "Access log: '-' (stdout, default), 'off', or a file path.")
+    var accessLog: String?
+
+    @Option(name: .customLong("event-loops"), help: "Event-loop threads (default: one per core).")
+    var eventLoops: Int?
+
+    func run() async throws {
+        var overrides = ServerConfiguration.Overrides()
+        overrides.configFile = config
+        overrides.listen = listen
+        overrides.dataDir = dataDir
+        overrides.tlsCert = tlsCert
+        overrides.tlsKey = tlsKey
+        overrides.tlsClientCA = tlsClientCA
+        overrides.insecureHTTP = insecureHTTP ? true : nil
+        overrides.accessLog = accessLog
+        overrides.eventLoops = eventLoops
+        let configuration: ServerConfiguration
+        do {
+            configuration = try ServerConfiguration.resolve(overrides: overrides)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        try await ServerApp.run(configuration: configuration, logger: Logger(label: "cleanroomd"))
+    }
 }

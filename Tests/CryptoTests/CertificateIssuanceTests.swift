@@ -113,6 +113,7 @@ struct IssuedChain {
         } catch let error as CryptoError {
             #expect(error.code == .chainVerificationFailure)
             #expect(error.message.contains("path length constraint exceeded"), "\(error)")
+            #expect(error.chainFailure?.reason == .pathLengthExceeded)
         }
     }
 

@@ -139,7 +139,7 @@ struct OpenSSLMadeChain {
 
     private func expectFailure(
         _ verifier: CertificateChainVerifier, leaf: Certificate, intermediates: [Certificate], at time: Date,
-        reason: String, sourceLocation: SourceLocation = #_sourceLocation
+        reason: String, _ typed: ChainFailure.Reason?, depth: Int? = 0, sourceLocation: SourceLocation = #_sourceLocation
     ) {
         do {
             _ = try verifier.verify(leaf: leaf, intermediates: intermediates, at: time)
@@ -147,6 +147,8 @@ struct OpenSSLMadeChain {
         } catch let error as CryptoError {
             #expect(error.code == .chainVerificationFailure, sourceLocation: sourceLocation)
             #expect(error.message.contains(reason), "\(error)", sourceLocation: sourceLocation)
+            #expect(error.chainFailure?.reason == typed, "\(error)", sourceLocation: sourceLocation)
+            if typed != nil, let depth { #expect(error.chainFailure?.depth == depth, sourceLocation: sourceLocation) }
         } catch {
             Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
         }
@@ -155,47 +157,47 @@ struct OpenSSLMadeChain {
     @Test func expiredLeafIsRejected() {
         expectFailure(
             CertificateChainVerifier(roots: [chain.root]), leaf: chain.leaf, intermediates: [chain.intermediate],
-            at: chain.leaf.notAfter.addingTimeInterval(60), reason: "certificate has expired")
+            at: chain.leaf.notAfter.addingTimeInterval(60), reason: "certificate has expired", .expired)
     }
 
     @Test func timeBeforeNotBeforeIsRejected() {
         expectFailure(
             CertificateChainVerifier(roots: [chain.root]), leaf: chain.leaf, intermediates: [chain.intermediate],
-            at: chain.leaf.notBefore.addingTimeInterval(-60), reason: "certificate is not yet valid")
+            at: chain.leaf.notBefore.addingTimeInterval(-60), reason: "certificate is not yet valid", .notYetValid, depth: nil)
     }
 
     @Test func wrongRootIsRejected() {
         expectFailure(
             CertificateChainVerifier(roots: [chain.otherRoot]), leaf: chain.leaf, intermediates: [chain.intermediate],
-            at: insideValidity, reason: "unable to get local issuer certificate")
+            at: insideValidity, reason: "unable to get local issuer certificate", .untrusted, depth: 1)
         let nitroRoot = try? Certificate(pemEncoded: CertificateParsingTests.nitroRootPEM)
         expectFailure(
             CertificateChainVerifier(roots: nitroRoot.map { [$0] } ?? []), leaf: chain.leaf,
-            intermediates: [chain.intermediate], at: insideValidity, reason: "unable to get local issuer certificate")
+            intermediates: [chain.intermediate], at: insideValidity, reason: "unable to get local issuer certificate", .untrusted, depth: 1)
     }
 
     @Test func missingIntermediateIsRejected() {
         expectFailure(
             CertificateChainVerifier(roots: [chain.root]), leaf: chain.leaf, intermediates: [], at: insideValidity,
-            reason: "unable to get local issuer certificate")
+            reason: "unable to get local issuer certificate", .untrusted, depth: 0)
     }
 
     @Test func anIntermediateIsNeverATrustAnchor() {
         // Partial chains are off: trusting only the intermediate does not make the leaf valid.
         expectFailure(
             CertificateChainVerifier(roots: [chain.intermediate]), leaf: chain.leaf, intermediates: [],
-            at: insideValidity, reason: "unable to get issuer certificate")
+            at: insideValidity, reason: "unable to get issuer certificate", .untrusted, depth: 1)
     }
 
     @Test func aNonCAIssuerIsRejected() {
         expectFailure(
             CertificateChainVerifier(roots: [chain.root]), leaf: chain.signedByLeaf,
-            intermediates: [chain.leaf, chain.intermediate], at: insideValidity, reason: "invalid CA certificate")
+            intermediates: [chain.leaf, chain.intermediate], at: insideValidity, reason: "invalid CA certificate", .issuerNotAuthorized, depth: 1)
     }
 
     @Test func noRootsIsAnError() {
         expectFailure(
             CertificateChainVerifier(roots: []), leaf: chain.leaf, intermediates: [chain.intermediate],
-            at: insideValidity, reason: "no trusted roots")
+            at: insideValidity, reason: "no trusted roots", nil)
     }
 }

@@ -1,0 +1,18 @@
+// Linux I/O headers that Swift's Glibc module does not import: epoll and eventfd, for the
+// HTTP server's event loops.
+#ifndef CSYSTEMIO_SHIM_H
+#define CSYSTEMIO_SHIM_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// accept4(2) is declared only under _GNU_SOURCE; call it through syscall(2).
+static inline int csystemio_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+    return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+#endif
