@@ -1,0 +1,106 @@
+/// Quantile cut points of every feature: a value `v` of feature `f` falls in bin
+/// `cuts[f].count(where: { $0 <= v })`, so a split after bin `b` is the XGBoost condition
+/// `v < cuts[f][b]` on 32-bit floats. Missing values get their own bin after the value bins.
+public struct BinCuts: Sendable, Equatable {
+    /// Ascending cut points per feature; a feature has `cuts[f].count + 1` value bins.
+    public let cuts: [[Float]]
+
+    /// Value bins of feature `f` (the missing bin is the next index).
+    func valueBins(_ f: Int) -> Int { cuts[f].count + 1 }
+
+    /// Builds cuts with at most `maxBins` value bins per feature (at most 255, so that the
+    /// missing bin still fits in one byte), from at most `sampleRows` rows taken evenly.
+    public init(dataset: Dataset, rows: [Int], maxBins: Int, sampleRows: Int = 200_000) {
+        let maxBins = max(2, min(maxBins, 255))
+        let sample: [Int]
+        if rows.count > sampleRows {
+            sample = (0..<sampleRows).map { rows[Int(Int64($0) * Int64(rows.count) / Int64(sampleRows))] }
+        } else {
+            sample = rows
+        }
+        var all = [[Float]](repeating: [], count: dataset.featureCount)
+        all.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(dataset.featureCount) { f in
+                let column = dataset.columns[f]
+                var values: [Float] = []
+                values.reserveCapacity(sample.count)
+                for row in sample where !column[row].isNaN { values.append(column[row]) }
+                out.value[f] = BinCuts.cuts(sortedValues: values.sorted(), maxBins: maxBins)
+            }
+        }
+        cuts = all
+    }
+
+    public init(cuts: [[Float]]) { self.cuts = cuts }
+
+    /// Cuts that split sorted values into at most `maxBins` groups of nearly equal count.
+    static func cuts(sortedValues values: [Float], maxBins: Int) -> [Float] {
+        guard let first = values.first else { return [] }
+        // Distinct values with their cumulative counts.
+        var distinct: [Float] = [first]
+        var upTo: [Int] = []
+        for (i, v) in values.enumerated().dropFirst() where v != distinct[distinct.count - 1] {
+            upTo.append(i)
+            distinct.append(v)
+        }
+        upTo.append(values.count)
+        if distinct.count <= maxBins { return Array(distinct.dropFirst()) }
+        // Place a cut at the first distinct value whose rank reaches each quantile.
+        var cuts: [Float] = []
+        let n = Double(values.count)
+        var next = 1
+        for k in 1..<distinct.count {
+            let before = Double(upTo[k - 1])  // rows with a value below distinct[k]
+            if before >= n * Double(next) / Double(maxBins) {
+                cuts.append(distinct[k])
+                while next < maxBins, before >= n * Double(next) / Double(maxBins) { next += 1 }
+                if next >= maxBins || cuts.count >= maxBins - 1 { break }
+            }
+        }
+        return cuts
+    }
+
+    /// The bin of a value (missing: `valueBins(f)`).
+    @inline(__always)
+    func bin(_ value: Float, feature f: Int) -> UInt8 {
+        if value.isNaN { return UInt8(cuts[f].count + 1) }
+        return cuts[f].withUnsafeBufferPointer { c in
+            var lo = 0, hi = c.count
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if c[mid] <= value { lo = mid + 1 } else { hi = mid }
+            }
+            return UInt8(lo)
+        }
+    }
+}
+
+/// The binned feature matrix, row-major at one byte per cell (`bins[row * featureCount + f]`).
+final class BinnedMatrix: @unchecked Sendable {
+    let rowCount: Int
+    let featureCount: Int
+    let bins: UnsafeMutablePointer<UInt8>
+    /// The missing bin of each feature.
+    let missingBin: [UInt8]
+
+    init(dataset: Dataset, rows: [Int], cuts: BinCuts) {
+        let f = dataset.featureCount
+        rowCount = rows.count
+        featureCount = f
+        missingBin = (0..<f).map { UInt8(cuts.valueBins($0)) }
+        bins = .allocate(capacity: max(1, rows.count * f))
+        let ranges = Parallel.ranges(rows.count)
+        let out = bins
+        Parallel.run(ranges.count) { part in
+            for i in ranges[part] {
+                let row = rows[i]
+                for feature in 0..<f {
+                    out[i * f + feature] = cuts.bin(dataset.columns[feature][row], feature: feature)
+                }
+            }
+        }
+    }
+
+    deinit { bins.deallocate() }
+}

@@ -1,0 +1,135 @@
+/// The type of a table column.
+public enum ColumnType: String, Sendable, Codable, CaseIterable {
+    /// A 32-bit float (the precision XGBoost trains at); missing values are NaN.
+    case float
+    /// A 64-bit integer; missing values are `Column.missingInteger`.
+    case integer
+    /// A string with few distinct values, stored as codes into a level list; missing is -1.
+    case categorical
+    /// A row identifier (join keys): stored like `categorical` but never used as a feature.
+    case id
+}
+
+/// One typed column of a `Table`, stored compactly (4 or 8 bytes per cell, strings deduplicated).
+public struct Column: Sendable {
+    /// The value stored for a missing integer cell.
+    public static let missingInteger = Int64.min
+
+    /// The cells of a column.
+    public enum Storage: Sendable {
+        case float([Float])
+        case integer([Int64])
+        /// Codes into `levels` (-1 is missing); used for both `.categorical` and `.id`.
+        case strings(codes: [Int32], levels: [String])
+    }
+
+    public let name: String
+    public let type: ColumnType
+    public let storage: Storage
+
+    public init(name: String, type: ColumnType, storage: Storage) {
+        self.name = name
+        self.type = type
+        self.storage = storage
+    }
+
+    /// A float column.
+    public static func float(_ name: String, _ values: [Float]) -> Column {
+        Column(name: name, type: .float, storage: .float(values))
+    }
+
+    /// An integer column.
+    public static func integer(_ name: String, _ values: [Int64]) -> Column {
+        Column(name: name, type: .integer, storage: .integer(values))
+    }
+
+    /// A string column (`.categorical` or `.id`) from values; `nil` is missing.
+    public static func strings(_ name: String, _ values: [String?], type: ColumnType = .categorical) -> Column {
+        var index: [String: Int32] = [:]
+        var levels: [String] = []
+        var codes: [Int32] = []
+        codes.reserveCapacity(values.count)
+        for value in values {
+            guard let value else {
+                codes.append(-1)
+                continue
+            }
+            if let code = index[value] {
+                codes.append(code)
+            } else {
+                let code = Int32(levels.count)
+                index[value] = code
+                levels.append(value)
+                codes.append(code)
+            }
+        }
+        return Column(name: name, type: type, storage: .strings(codes: codes, levels: levels))
+    }
+
+    public var count: Int {
+        switch storage {
+        case .float(let v): return v.count
+        case .integer(let v): return v.count
+        case .strings(let codes, _): return codes.count
+        }
+    }
+
+    /// The number of missing cells.
+    public var missingCount: Int {
+        switch storage {
+        case .float(let v): return v.reduce(0) { $0 + ($1.isNaN ? 1 : 0) }
+        case .integer(let v): return v.reduce(0) { $0 + ($1 == Column.missingInteger ? 1 : 0) }
+        case .strings(let codes, _): return codes.reduce(0) { $0 + ($1 < 0 ? 1 : 0) }
+        }
+    }
+
+    /// Whether cell `row` is missing.
+    public func isMissing(_ row: Int) -> Bool {
+        switch storage {
+        case .float(let v): return v[row].isNaN
+        case .integer(let v): return v[row] == Column.missingInteger
+        case .strings(let codes, _): return codes[row] < 0
+        }
+    }
+
+    /// The cells as doubles (NaN for missing); categorical cells give their code.
+    public func doubleValues() -> [Double] {
+        switch storage {
+        case .float(let v): return v.map { Double($0) }
+        case .integer(let v): return v.map { $0 == Column.missingInteger ? .nan : Double($0) }
+        case .strings(let codes, _): return codes.map { $0 < 0 ? .nan : Double($0) }
+        }
+    }
+
+    /// The cells as 32-bit floats (NaN for missing); categorical cells give their code.
+    /// A float column is returned without copying.
+    public func floatValues() -> [Float] {
+        switch storage {
+        case .float(let v): return v
+        case .integer(let v): return v.map { $0 == Column.missingInteger ? .nan : Float(Double($0)) }
+        case .strings(let codes, _): return codes.map { $0 < 0 ? .nan : Float($0) }
+        }
+    }
+
+    /// The cell as a join key string (`nil` when missing); floats are not keys.
+    func keyString(_ row: Int) -> String? {
+        switch storage {
+        case .float: return nil
+        case .integer(let v): return v[row] == Column.missingInteger ? nil : String(v[row])
+        case .strings(let codes, let levels): return codes[row] < 0 ? nil : levels[Int(codes[row])]
+        }
+    }
+
+    /// A new column with the cells at `rows`, in that order.
+    public func gather(_ rows: [Int]) -> Column {
+        switch storage {
+        case .float(let v): return Column(name: name, type: type, storage: .float(rows.map { v[$0] }))
+        case .integer(let v): return Column(name: name, type: type, storage: .integer(rows.map { v[$0] }))
+        case .strings(let codes, let levels):
+            return Column(name: name, type: type, storage: .strings(codes: rows.map { codes[$0] }, levels: levels))
+        }
+    }
+
+    /// A copy with a different name.
+    func renamed(_ newName: String) -> Column { Column(name: newName, type: type, storage: storage) }
+}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Training
-
-@Test func moduleLinks() {
-    #expect(TrainingModule.self == TrainingModule.self)
-}
