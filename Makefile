@@ -10,7 +10,7 @@ PIP_STAMP    := $(VENV)/.installed-$(shell cat requirements-test.txt 2>/dev/null
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLEANROOM_ARGS ?=
 
-.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http
+.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http bench-training
 
 help:
 	@echo "make run    install what is missing, build release, start cleanroomd on its embedded defaults"
@@ -157,3 +157,11 @@ fuzz-http-parser:
 BENCH_DURATION ?= 10s
 bench-http: deps
 	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh
+
+# Training engine against scikit-learn, XGBoost and LightGBM on 1M generated rows (docs/performance.md).
+BENCH_TRAINING_DATA ?= .build/bench-training
+bench-training: deps python-deps
+	$(SWIFT) build -c release --product cleanroom
+	test -f $(BENCH_TRAINING_DATA)/data.npz || $(PYTHON) Benchmarks/training/generate_data.py --rows 1000000 --out $(BENCH_TRAINING_DATA)
+	$(PYTHON) Benchmarks/training/bench.py --data $(BENCH_TRAINING_DATA) --cleanroom .build/release/cleanroom --runs 3 \
+	  --out $(BENCH_TRAINING_DATA)/results.json
