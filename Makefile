@@ -120,3 +120,10 @@ fuzz-attestation: $(FUZZ_BUILD)/fuzz-attestation $(FUZZ_BUILD)/corpus-attestatio
 	cd $(FUZZ_BUILD) && ASAN_OPTIONS=detect_leaks=0 ./fuzz-attestation -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  -timeout=10 -detect_leaks=0 \
 	  -print_final_stats=1 corpus-attestation
+
+# Attestation verification benchmark (issue #5): median time to verify each real Nitro document
+# end to end, and its parts. Results and the exact command go in docs/performance.md.
+.PHONY: bench-attestation
+bench-attestation: deps
+	$(SWIFT) build -c release --product attestation-bench
+	.build/release/attestation-bench ../shared/vectors/nitro $(or $(BENCH_ITERATIONS),2000)
