@@ -13,6 +13,7 @@ public enum ServerApp {
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
         ] + (context.governance.map { [$0.routes] } ?? [])
+            + (context.storage?.localKMS.map { [KMSRoutes.make(kms: $0, operatorCredentials: context.operatorCredentials)] } ?? [])
     }
 
     /// The router with every route registered.
@@ -29,13 +30,20 @@ extension ServerApp {
     /// log to its destination. The operator credential's path is printed, never its value.
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
-        let (credentials, created) = try dataDirectory.bootstrap()
+        var (credentials, created) = try dataDirectory.bootstrap()
+        let (withKeys, addedKeys) = try credentials.withAccessKeyPair()
+        if addedKeys {
+            credentials = withKeys
+            try credentials.write(to: dataDirectory.operatorCredentialsURL)
+        }
+        let storage = try StorageServices.make(configuration.storage, dataDirectory: dataDirectory)
         status(
             created
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
                 : "operator credentials in \(dataDirectory.operatorCredentialsURL.path)")
         let context = AppContext(
-            configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger)
+            configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
+            storage: storage)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
         var tls: TLSConfiguration?
