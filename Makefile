@@ -84,6 +84,25 @@ fuzz-envelope-decrypt: $(FUZZ_BUILD)/fuzz-envelope-decrypt $(FUZZ_BUILD)/corpus-
 	cd $(FUZZ_BUILD) && ./fuzz-envelope-decrypt -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -timeout=10 \
 	  -print_final_stats=1 corpus-envelope-decrypt
 
+# Fuzzing the policy JSON path (issue #6): strict JSON parser, RFC 8785 canonical form, schema
+# validator — the pure files of the CleanRoom module compiled with the entry point. Seeds are the
+# example policies and the schema. `make fuzz-policy FUZZ_SECONDS=600`.
+# `make policies-embed` regenerates the compiled-in copies of policies/*.json (a test checks them).
+.PHONY: fuzz-policy policies-embed
+POLICY_FUZZ_SOURCES := $(wildcard Sources/CleanRoom/JSON/*.swift) Sources/CleanRoom/Policy/JSONSchemaValidator.swift \
+  Sources/CleanRoom/Policy/EmbeddedPolicyFiles.swift
+
+$(FUZZ_BUILD)/fuzz-policy: $(POLICY_FUZZ_SOURCES) $(wildcard Fuzz/PolicyJSON/*.swift)
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_SWIFTC) -module-name CleanRoom $(POLICY_FUZZ_SOURCES) Fuzz/PolicyJSON/*.swift -o $@
+
+fuzz-policy: $(FUZZ_BUILD)/fuzz-policy
+	@mkdir -p $(FUZZ_BUILD)/corpus-policy && cp policies/examples/*.json policies/*.json $(FUZZ_BUILD)/corpus-policy/
+	cd $(FUZZ_BUILD) && ./fuzz-policy -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 corpus-policy
+
+policies-embed:
+	python3 policies/embed.py
+
 # Fuzzing the CBOR decoder and the attestation verifier (issue #5), same pattern as above: the
 # Attestation sources and the target's entry point compiled together as the Attestation module.
 # Seeds: the three real Nitro documents of ../shared/vectors/nitro (and their payloads for CBOR).

@@ -41,9 +41,11 @@ extension ServerApp {
             created
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
                 : "operator credentials in \(dataDirectory.operatorCredentialsURL.path)")
+        let governance = try await Governance.open(
+            dataDirectory: dataDirectory, operatorToken: credentials.token, logger: logger)
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
-            storage: storage)
+            governance: governance, storage: storage)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
         var tls: TLSConfiguration?
@@ -65,6 +67,7 @@ extension ServerApp {
         status("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"), draining in-flight requests")
         context.readiness.beginDraining()
         await server.shutdown()
+        try? governance.store.checkpoint()  // sign the audit log's head before stopping
         accessLog?.close()
         status("stopped")
     }
