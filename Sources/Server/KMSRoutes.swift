@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import CleanRoom
 import LocalServices
 
 /// The local KMS endpoint: `POST /` with `X-Amz-Target: TrentService.*` (AWS KMS JSON 1.1),
@@ -62,5 +63,33 @@ extension OperatorCredentials {
         copy.accessKeyId = pair.accessKeyId
         copy.secretAccessKey = pair.secretAccessKey
         return (copy, true)
+    }
+}
+
+extension KMSRoutes {
+    /// The KMS route group when the local KMS runs (`--kms local`): the operator's key pair,
+    /// then the SigV4 keys parties received at registration.
+    static func groups(_ context: AppContext) -> [any RouteGroup] {
+        guard let kms = context.storage?.localKMS else { return [] }
+        let parties: [any AccessKeyDirectory] = context.governance.map { [PartyAccessKeys(store: $0.store, kms: kms)] } ?? []
+        return [make(kms: kms, operatorCredentials: context.operatorCredentials, additional: parties)]
+    }
+}
+
+/// Parties' SigV4 access keys from the domain store. A party's principal in key policies is
+/// `arn:aws:iam::<account>:user/cleanroom/<partyId>`; revoked keys and inactive parties are unknown.
+struct PartyAccessKeys: AccessKeyDirectory {
+    let store: CleanRoomStore
+    let kms: LocalKMS
+
+    static func principalArn(accountId: String, partyId: String) -> String {
+        "arn:aws:iam::\(accountId):user/cleanroom/\(partyId)"
+    }
+
+    func accessKey(id: String) async throws -> AccessKeyRecord? {
+        guard let (partyId, secret) = try store.accessKeySecret(id: id) else { return nil }
+        return AccessKeyRecord(
+            accessKeyId: id, secretAccessKey: secret,
+            principal: KMSCaller(principalArn: Self.principalArn(accountId: kms.accountId, partyId: partyId), accountId: kms.accountId))
     }
 }

@@ -13,7 +13,7 @@ public enum ServerApp {
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
         ] + (context.governance.map { [$0.routes] } ?? [])
-            + (context.storage?.localKMS.map { [KMSRoutes.make(kms: $0, operatorCredentials: context.operatorCredentials)] } ?? [])
+            + KMSRoutes.groups(context)
     }
 
     /// The router with every route registered.
@@ -42,7 +42,8 @@ extension ServerApp {
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
                 : "operator credentials in \(dataDirectory.operatorCredentialsURL.path)")
         let governance = try await Governance.open(
-            dataDirectory: dataDirectory, operatorToken: credentials.token, logger: logger)
+            dataDirectory: dataDirectory, operatorToken: credentials.token, logger: logger,
+            objects: storage.objectStore)
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
             governance: governance, storage: storage)
