@@ -29,6 +29,11 @@ extension ServerApp {
     /// SIGTERM/SIGINT drain in-flight requests and stop. Status lines go to stderr; the access
     /// log to its destination. The operator credential's path is printed, never its value.
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        var tls: TLSConfiguration?
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
+            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
+            try tls?.validate()  // before anything is written: a bad setting changes nothing
+        }
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         var (credentials, created) = try dataDirectory.bootstrap()
         let (withKeys, addedKeys) = try credentials.withAccessKeyPair()
@@ -49,10 +54,6 @@ extension ServerApp {
             governance: governance, storage: storage)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
-        var tls: TLSConfiguration?
-        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
-            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
-        }
         let httpConfiguration = HTTPServerConfiguration(
             host: configuration.listen.host, port: configuration.listen.port, eventLoops: configuration.eventLoops,
             limits: configuration.http, tls: tls)
