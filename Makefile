@@ -10,7 +10,7 @@ PIP_STAMP    := $(VENV)/.installed-$(shell cat requirements-test.txt 2>/dev/null
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLEANROOM_ARGS ?=
 
-.PHONY: run test build release deps python-deps clean fuzz bench demo help
+.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http
 
 help:
 	@echo "make run    install what is missing, build release, start cleanroomd on its embedded defaults"
@@ -146,3 +146,21 @@ fuzz-attestation: $(FUZZ_BUILD)/fuzz-attestation $(FUZZ_BUILD)/corpus-attestatio
 bench-attestation: deps
 	$(SWIFT) build -c release --product attestation-bench
 	.build/release/attestation-bench ../shared/vectors/nitro $(or $(BENCH_ITERATIONS),2000)
+
+# --- Fuzzing (see Fuzz/README.md): libFuzzer targets built from module sources with swiftc. ---
+FUZZ_SECONDS ?= 60
+FUZZ_SWIFTC  := swiftc -sanitize=fuzzer,address -parse-as-library -O
+HTTP_PARSER_SOURCES := $(addprefix Sources/HTTPServer/,HTTPRequestParser.swift HTTPParseError.swift \
+  HTTPRequestHead.swift HTTPParserLimits.swift HTTPHeaders.swift HTTPMethod.swift HTTPStatus.swift)
+
+fuzz-http-parser:
+	@mkdir -p .build/fuzz Fuzz/corpus-http-parser
+	$(FUZZ_SWIFTC) -module-name HTTPParserFuzz $(HTTP_PARSER_SOURCES) Fuzz/HTTPParser/FuzzHTTPParser.swift \
+	  -o .build/fuzz/http-parser
+	.build/fuzz/http-parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=Fuzz/ \
+	  Fuzz/corpus-http-parser Fuzz/seeds/http-parser
+
+# --- Benchmarks (see Benchmarks/README.md): wrk against cleanroomd and a Hummingbird 2 peer. ---
+BENCH_DURATION ?= 10s
+bench-http: deps
+	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh
