@@ -15,7 +15,7 @@ public struct Certificate: Sendable, Equatable, CustomStringConvertible {
         case p256(P256.Signing.PublicKey)
         case p384(P384.Signing.PublicKey)
         case rsa(RSA.PublicKey)
-        /// Another algorithm or curve; the SubjectPublicKeyInfo DER is kept.
+        /// Another algorithm or curve, or an RSA key outside 2048...16384 bits; the SPKI DER is kept.
         case other(subjectPublicKeyInfo: [UInt8])
     }
 
@@ -146,9 +146,10 @@ public struct Certificate: Sendable, Equatable, CustomStringConvertible {
             publicKey = .p256(try P256.Signing.PublicKey(checking: key))
         } else if key.baseID == EVP_PKEY_EC, key.groupName == P384.groupName {
             publicKey = .p384(try P384.Signing.PublicKey(checking: key))
-        } else if key.baseID == EVP_PKEY_RSA {
-            publicKey = .rsa(try RSA.PublicKey(checking: key))
+        } else if key.baseID == EVP_PKEY_RSA, let rsa = try? RSA.PublicKey(checking: key) {
+            publicKey = .rsa(rsa)
         } else {
+            // Other algorithms, other curves, and RSA keys outside the sizes we accept.
             publicKey = .other(subjectPublicKeyInfo: subjectPublicKeyInfo)
         }
 

@@ -5,10 +5,10 @@ import Testing
 @testable import Crypto
 
 @Suite struct CMSParsingTests {
-    static let kmsSample: [UInt8] = (try? Array(Data(contentsOf: TestEnvironment.vector("nitro/kms-ciphertext-for-recipient-sample.ber")))) ?? []
+    static func kmsSample() throws -> [UInt8] { try vectorBytes("nitro/kms-ciphertext-for-recipient-sample.ber") }
 
     @Test func awsKMSCiphertextForRecipientSampleParses() throws {
-        let sample = Self.kmsSample
+        let sample = try Self.kmsSample()
         #expect(Hex.encode(SHA256.hash(sample)) == "755b9cddf708f37db12124de6b030aa0a9ca64639cfb6126f95045b41e1a431a")
         let cms = try CMS.EnvelopedData(berEncoded: sample)
         #expect(cms.version == 2)
@@ -31,17 +31,17 @@ import Testing
         expectCryptoError(.decryptionFailure) { try cms.decrypt(with: try sharedRSAKey.get()) }
     }
 
-    @Test func everyTruncationOfTheSampleIsATypedError() {
-        let sample = Self.kmsSample
+    @Test func everyTruncationOfTheSampleIsATypedError() throws {
+        let sample = try Self.kmsSample()
         for length in 0..<sample.count {
             expectCryptoError(.invalidCMS) { try CMS.EnvelopedData(berEncoded: Array(sample.prefix(length))) }
         }
         expectCryptoError(.invalidCMS) { try CMS.EnvelopedData(berEncoded: sample + [0]) }
     }
 
-    @Test func everySingleByteCorruptionIsHandled() {
+    @Test func everySingleByteCorruptionIsHandled() throws {
         // Deterministic mutation sweep: each result is a parse or a CryptoError, never a crash.
-        let sample = Self.kmsSample
+        let sample = try Self.kmsSample()
         var parsed = 0, rejected = 0
         for index in sample.indices {
             for mask: UInt8 in [0x01, 0x80, 0xff] {
@@ -92,7 +92,7 @@ import Testing
         #expect(try parsed.decrypt(with: key) == dataKey)
         expectCryptoError(.decryptionFailure) { try parsed.decrypt(with: try RSA.PrivateKey(bits: 2048)) }
         // Same shape as KMS: the same number of nesting levels and field layout as the sample.
-        let sample = try CMS.EnvelopedData(berEncoded: CMSParsingTests.kmsSample)
+        let sample = try CMS.EnvelopedData(berEncoded: CMSParsingTests.kmsSample())
         #expect(sample.recipients[0].version == parsed.recipients[0].version)
     }
 

@@ -5,12 +5,12 @@ import Testing
 @testable import Crypto
 
 @Suite struct CertificateParsingTests {
-    static let nitroRootPEM: String = {
-        String(decoding: (try? Data(contentsOf: TestEnvironment.vector("nitro/aws-nitro-enclaves-root-g1.pem"))) ?? Data(), as: UTF8.self)
-    }()
+    static func nitroRootPEM() throws -> String {
+        String(decoding: try vectorBytes("nitro/aws-nitro-enclaves-root-g1.pem"), as: UTF8.self)
+    }
 
     @Test func awsNitroRootG1FieldsMatchThePublishedValues() throws {
-        let root = try Certificate(pemEncoded: Self.nitroRootPEM)
+        let root = try Certificate(pemEncoded: Self.nitroRootPEM())
         #expect(Hex.encode(SHA256.hash(root.derRepresentation)) == "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b")
         #expect(root.subject.description == "CN=aws.nitro-enclaves,OU=AWS,O=Amazon,C=US")
         #expect(root.issuer == root.subject)
@@ -40,8 +40,28 @@ import Testing
         #expect(chain.certificates == [root])
     }
 
+    @Test func certificatesWithKeysWeDoNotUseStillParse() throws {
+        try withTemporaryDirectory { dir in
+            try OpenSSLCLI.run(
+                ["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "k.pem", "-out", "small.pem", "-subj", "/CN=small", "-days", "1"],
+                in: dir)
+            try OpenSSLCLI.run(
+                ["req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", "e.pem", "-out", "ed.pem", "-subj", "/CN=ed", "-days", "1"],
+                in: dir)
+            for name in ["small.pem", "ed.pem"] {
+                let cert = try Certificate(pemEncoded: try dir.appendingPathComponent(name).readText())
+                guard case .other(let spki) = cert.publicKey else {
+                    Issue.record("\(name): expected .other")
+                    continue
+                }
+                #expect(spki == cert.subjectPublicKeyInfo)
+                #expect(cert.isSignedBy(cert))
+            }
+        }
+    }
+
     @Test func hostileCertificateInputsGiveTypedErrors() throws {
-        let der = try Certificate(pemEncoded: Self.nitroRootPEM).derRepresentation
+        let der = try Certificate(pemEncoded: Self.nitroRootPEM()).derRepresentation
         for length in [0, 1, 4, 100, der.count - 1] {
             expectCryptoError(.invalidCertificate) { try Certificate(derEncoded: Array(der.prefix(length))) }
         }
@@ -51,11 +71,12 @@ import Testing
         expectCryptoError(.invalidCertificate) { try Certificate(derEncoded: flipped) }
         expectCryptoError(.invalidPEM) { try Certificate(pemEncoded: "garbage") }
         expectCryptoError(.invalidPEM) { try Certificate(pemEncoded: PEM.encode(label: "PRIVATE KEY", der: der)) }
-        expectCryptoError(.invalidPEM) { try Certificate(pemEncoded: Self.nitroRootPEM + Self.nitroRootPEM) }
+        let rootPEM = try Self.nitroRootPEM()
+        expectCryptoError(.invalidPEM) { try Certificate(pemEncoded: rootPEM + rootPEM) }
         expectCryptoError(.invalidPEM) {
             try Certificate(pemEncoded: "-----BEGIN CERTIFICATE-----\nAAAA*AAA\n-----END CERTIFICATE-----\n")
         }
-        #expect(try Certificate.parseMultiplePEM(Self.nitroRootPEM + "\n" + Self.nitroRootPEM).count == 2)
+        #expect(try Certificate.parseMultiplePEM(rootPEM + "\n" + rootPEM).count == 2)
     }
 }
 
@@ -166,13 +187,13 @@ struct OpenSSLMadeChain {
             at: chain.leaf.notBefore.addingTimeInterval(-60), reason: "certificate is not yet valid", .notYetValid, depth: nil)
     }
 
-    @Test func wrongRootIsRejected() {
+    @Test func wrongRootIsRejected() throws {
         expectFailure(
             CertificateChainVerifier(roots: [chain.otherRoot]), leaf: chain.leaf, intermediates: [chain.intermediate],
             at: insideValidity, reason: "unable to get local issuer certificate", .untrusted, depth: 1)
-        let nitroRoot = try? Certificate(pemEncoded: CertificateParsingTests.nitroRootPEM)
+        let nitroRoot = try Certificate(pemEncoded: CertificateParsingTests.nitroRootPEM())
         expectFailure(
-            CertificateChainVerifier(roots: nitroRoot.map { [$0] } ?? []), leaf: chain.leaf,
+            CertificateChainVerifier(roots: [nitroRoot]), leaf: chain.leaf,
             intermediates: [chain.intermediate], at: insideValidity, reason: "unable to get local issuer certificate", .untrusted, depth: 1)
     }
 

@@ -60,3 +60,12 @@ extension URL {
     func readBytes() throws -> [UInt8] { Array(try Data(contentsOf: self)) }
     func readText() throws -> String { String(decoding: try Data(contentsOf: self), as: UTF8.self) }
 }
+
+/// A file under `../shared/vectors`, or a clear error naming the missing path.
+func vectorBytes(_ relativePath: String) throws -> [UInt8] {
+    let url = TestEnvironment.vector(relativePath)
+    guard let data = FileManager.default.contents(atPath: url.path) else {
+        throw TestEnvironmentError("test vector missing: \(url.path) (the shared vectors live beside the repository)")
+    }
+    return Array(data)
+}
