@@ -140,6 +140,13 @@ fuzz-attestation: $(FUZZ_BUILD)/fuzz-attestation $(FUZZ_BUILD)/corpus-attestatio
 	  -timeout=10 -detect_leaks=0 \
 	  -print_final_stats=1 corpus-attestation
 
+# Attestation verification benchmark (issue #5): median time to verify each real Nitro document
+# end to end, and its parts. Results and the exact command go in docs/performance.md.
+.PHONY: bench-attestation
+bench-attestation: deps
+	$(SWIFT) build -c release --product attestation-bench
+	.build/release/attestation-bench ../shared/vectors/nitro $(or $(BENCH_ITERATIONS),2000)
+
 # --- Fuzzing (see Fuzz/README.md): libFuzzer targets built from module sources with swiftc. ---
 FUZZ_SECONDS ?= 60
 FUZZ_SWIFTC  := swiftc -sanitize=fuzzer,address -parse-as-library -O

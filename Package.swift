@@ -74,6 +74,9 @@ let package = Package(
         // Shared helpers for the test targets: paths, Python peers, child processes.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
 
+        // Benchmark (not a test): `make bench-attestation`.
+        .executableTarget(name: "attestation-bench", dependencies: ["Attestation", "Crypto"], path: "Benchmarks/attestation"),
+
         // Tests: one target per module, plus end-to-end tests over real processes.
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
         .testTarget(name: "CryptoTests", dependencies: ["TestSupport", "Crypto"]),
