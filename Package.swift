@@ -69,6 +69,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Envelope streaming throughput (Benchmarks/envelope/bench.sh builds it in release mode).
+        .executableTarget(
+            name: "envelope-benchmark", dependencies: ["Envelope", "Crypto"],
+            path: "Benchmarks/envelope/EnvelopeBenchmark"),
         .executableTarget(name: "cleanroom-enclave", dependencies: ["Enclave"]),
 
         // Shared helpers for the test targets: paths, Python peers, child processes.
