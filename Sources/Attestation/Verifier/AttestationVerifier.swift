@@ -12,27 +12,45 @@ public struct AttestationVerifier: Sendable {
     public let trustedRoots: [TrustedRoot]
     /// The injected clock; certificates and freshness are judged at its time.
     public let clock: @Sendable () -> UnixTime
+    /// Parsed certificates and validated paths, shared by copies of this verifier (nil: none).
+    public let cache: AttestationCache?
 
+    /// A verifier with its own ``AttestationCache``.
     public init(trustedRoots: [TrustedRoot], clock: @escaping @Sendable () -> UnixTime = { UnixTime.now() }) {
+        self.init(trustedRoots: trustedRoots, clock: clock, cache: AttestationCache())
+    }
+
+    /// A verifier with the given cache (nil: parse and validate everything on every call).
+    public init(trustedRoots: [TrustedRoot], clock: @escaping @Sendable () -> UnixTime, cache: AttestationCache?) {
         self.trustedRoots = trustedRoots
         self.clock = clock
+        self.cache = cache
     }
 
     /// A verifier that checks at a fixed time (tests, `cleanroom attestation verify --at`).
     public init(trustedRoots: [TrustedRoot], at time: UnixTime) {
-        self.init(trustedRoots: trustedRoots, clock: { time })
+        self.init(trustedRoots: trustedRoots, clock: { time }, cache: AttestationCache())
+    }
+
+    /// A verifier that checks at a fixed time with the given cache.
+    public init(trustedRoots: [TrustedRoot], at time: UnixTime, cache: AttestationCache?) {
+        self.init(trustedRoots: trustedRoots, clock: { time }, cache: cache)
     }
 
     /// The policies run for `expectations`, in order.
     public func policies(for expectations: AttestationExpectations) -> [any AttestationPolicy] {
         var policies: [any AttestationPolicy] = [
-            StructurePolicy(), SignaturePolicy(), CertificateChainPolicy(roots: trustedRoots),
+            StructurePolicy(), SignaturePolicy(), CertificateChainPolicy(roots: trustedRoots, cache: cache),
             DebugModePolicy(allowDebug: expectations.allowDebug),
         ]
         if let sets = expectations.allowedPCRSets { policies.append(PCRPolicy(allowedSets: sets)) }
         if let maxAge = expectations.maxAgeMilliseconds {
-            policies.append(FreshnessPolicy(maxAgeMilliseconds: maxAge,
-                                            maxFutureSkewMilliseconds: expectations.maxFutureSkewMilliseconds))
+            policies.append(
+                FreshnessPolicy(
+                    maxAgeMilliseconds: maxAge,
+                    maxFutureSkewMilliseconds: expectations.maxFutureSkewMilliseconds
+                )
+            )
         }
         if let nonce = expectations.nonce { policies.append(FieldPolicy(.nonce, equals: nonce)) }
         if let userData = expectations.userData { policies.append(FieldPolicy(.userData, equals: userData)) }
@@ -42,19 +60,25 @@ public struct AttestationVerifier: Sendable {
     }
 
     /// Decodes and verifies raw COSE_Sign1 bytes.
-    public func verify(_ bytes: [UInt8], expectations: AttestationExpectations = AttestationExpectations())
+    public func verify(
+        _ bytes: [UInt8],
+        expectations: AttestationExpectations = AttestationExpectations()
+    )
         throws(AttestationError) -> VerifiedAttestationDocument
     {
         try verify(AttestationDocument(bytes: bytes), expectations: expectations)
     }
 
     /// Verifies an already decoded document.
-    public func verify(_ document: AttestationDocument, expectations: AttestationExpectations = AttestationExpectations())
+    public func verify(
+        _ document: AttestationDocument,
+        expectations: AttestationExpectations = AttestationExpectations()
+    )
         throws(AttestationError) -> VerifiedAttestationDocument
     {
         var context = AttestationPolicyContext(verificationTime: clock())
         if let error = StructurePolicy.check(document) { throw error }
-        let parsed = try ParsedCertificates.parse(document)
+        let parsed = try ParsedCertificates.parse(document, cache: cache)
         context.leafCertificate = parsed.leaf
         context.cabundleCertificates = parsed.cabundle
 
@@ -70,8 +94,12 @@ public struct AttestationVerifier: Sendable {
         guard let root, let chain else {
             throw AttestationError(.untrustedChain, "the chain policy did not run")
         }
-        return VerifiedAttestationDocument(document: document, trustedRoot: root, chain: chain,
-                                           verificationTime: context.verificationTime)
+        return VerifiedAttestationDocument(
+            document: document,
+            trustedRoot: root,
+            chain: chain,
+            verificationTime: context.verificationTime
+        )
     }
 }
 
@@ -97,10 +125,17 @@ public struct AttestationExpectations: Sendable {
     /// Further rules, run last.
     public var additionalPolicies: [any AttestationPolicy]
 
-    public init(allowedPCRSets: [PCRSet]? = nil, allowDebug: Bool = false, maxAgeMilliseconds: UInt64? = 300_000,
-                maxFutureSkewMilliseconds: UInt64 = 60_000, nonce: [UInt8]? = nil, userData: [UInt8]? = nil,
-                publicKey: [UInt8]? = nil, requirePublicKey: Bool = false,
-                additionalPolicies: [any AttestationPolicy] = []) {
+    public init(
+        allowedPCRSets: [PCRSet]? = nil,
+        allowDebug: Bool = false,
+        maxAgeMilliseconds: UInt64? = 300_000,
+        maxFutureSkewMilliseconds: UInt64 = 60_000,
+        nonce: [UInt8]? = nil,
+        userData: [UInt8]? = nil,
+        publicKey: [UInt8]? = nil,
+        requirePublicKey: Bool = false,
+        additionalPolicies: [any AttestationPolicy] = []
+    ) {
         self.allowedPCRSets = allowedPCRSets
         self.allowDebug = allowDebug
         self.maxAgeMilliseconds = maxAgeMilliseconds

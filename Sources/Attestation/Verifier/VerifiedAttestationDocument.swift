@@ -12,8 +12,12 @@ public struct VerifiedAttestationDocument: Sendable {
     /// When (by the verifier's clock) the checks were made.
     public let verificationTime: UnixTime
 
-    init(document: AttestationDocument, trustedRoot: TrustedRoot, chain: VerifiedCertificateChain,
-         verificationTime: UnixTime) {
+    init(
+        document: AttestationDocument,
+        trustedRoot: TrustedRoot,
+        chain: VerifiedCertificateChain,
+        verificationTime: UnixTime
+    ) {
         self.document = document
         self.trustedRoot = trustedRoot
         self.chain = chain
