@@ -57,7 +57,7 @@ import Testing
         let (kms, objects) = try await setUp(world)
         let sink = RecordingSink()
         let job = runner(world, kms: kms, objects: objects, sink: sink)
-        job.run()
+        try await offPool { job.run() }
         #expect(job.state == .succeeded, "\(String(describing: job.failure))")
         let metrics = try await world.decrypt(try #require(sink.outputs["beta/metrics"]), as: world.beta)
         #expect(String(decoding: metrics, as: UTF8.self).contains("joinedRows"))
@@ -70,7 +70,7 @@ import Testing
         let (kms, objects) = try await setUp(world, betaImage: String(repeating: "0f", count: 48))
         let sink = RecordingSink()
         let job = runner(world, kms: kms, objects: objects, sink: sink)
-        job.run()
+        try await offPool { job.run() }
         #expect(job.state == .failed)
         #expect(job.failure?.code == "key_release.refused", "\(String(describing: job.failure))")
         #expect(job.failure?.message.contains("beta-features") == true)
