@@ -60,9 +60,12 @@ public final class Governance: Sendable {
 
     /// Opens the data directory's store and object store, makes the operator's bootstrap token a
     /// credential, and discards uploads a crash interrupted.
-    public static func open(dataDirectory: DataDirectory, operatorToken: String, logger: Logger) async throws -> Governance {
+    /// `objects` is the configured store (`--object-store`); the embedded file store when nil.
+    public static func open(
+        dataDirectory: DataDirectory, operatorToken: String, logger: Logger, objects configured: (any ObjectStore)? = nil
+    ) async throws -> Governance {
         let store = try GovernanceSetup.openStore(dataDirectory: dataDirectory, operatorToken: operatorToken)
-        let objects = try GovernanceSetup.makeObjectStore(dataDirectory: dataDirectory)
+        let objects = try configured ?? GovernanceSetup.makeObjectStore(dataDirectory: dataDirectory)
         try await GovernanceSetup.recoverInterruptedUploads(store: store, objects: objects, logger: logger)
         // Sign what is already in the log (entries a crash left unsigned included), then keep signing
         // the head periodically so a later crash leaves at most one interval unsigned.
