@@ -171,7 +171,9 @@ final class JobWorld: @unchecked Sendable {
         return LocalEnclaveLauncher(configuration: configuration)
     }
 
-    var verifier: AttestationVerifier { AttestationVerifier(trustedRoots: [attestor.trustedRoot]) }
+    var verifier: AttestationVerifier {
+        AttestationVerifier(trustedRoots: [attestor.trustedRoot], clock: { UnixTime.now() }, cache: nil)
+    }
 
     func runner(sink: RecordingSink, keys keyStore: AttestingKeyStore? = nil, plan: JobPlan? = nil) -> (JobRunner, AttestingKeyStore) {
         let store = keyStore ?? AttestingKeyStore(keys: keys, verifier: verifier, allowedPCR0: attestor.measurements.pcr0)

@@ -7,15 +7,7 @@ import LocalServices
 import Testing
 @testable import Server
 
-/// Runs blocking work on its own thread and suspends (never blocks) the calling task: the sink and
-/// the runner block their thread while object-store work runs on the concurrency pool, exactly as
-/// on the runner's dedicated thread in the server.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}
-
+// `offPool` (CleanroomdProcess.swift) runs the sink on its own thread, as the runner's thread does in the server.
 @Suite struct StoredJobSinkTests {
     func setUp() throws -> (JobStoreWorld, JobPlan, StoredJobSink, FileObjectStore, JobProgressHub) {
         let world = try JobStoreWorld()
