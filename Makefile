@@ -163,3 +163,7 @@ fuzz-http-parser:
 BENCH_DURATION ?= 10s
 bench-http: deps
 	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh
+
+# --- Object store benchmark (docs/performance.md): FileObjectStore vs dd conv=fsync, S3ObjectStore to moto. ---
+bench-objectstore: deps python-deps
+	Benchmarks/objectstore/bench.sh
