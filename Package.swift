@@ -85,6 +85,6 @@ let package = Package(
         .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "HTTPServer"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto", "Attestation", "CleanRoom", "Enclave", "Envelope"]),
     ]
 )
