@@ -33,7 +33,7 @@ let package = Package(
         // CBOR, COSE_Sign1, Nitro attestation documents, verifier, NSM, development attestor.
         .target(name: "Attestation", dependencies: ["Crypto"]),
         // SigV4, libcurl HTTP client, S3 and KMS clients.
-        .target(name: "AWS", dependencies: ["Crypto", "Envelope", "CCurl", "COpenSSL"]),
+        .target(name: "AWS", dependencies: ["Crypto", "Envelope", "CCurl"]),
         // Embedded defaults: local KMS and file object store.
         .target(
             name: "LocalServices",
@@ -53,7 +53,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "HTTPServer", "Crypto", "Envelope", "AWS", "LocalServices", "Attestation", "CleanRoom", "Enclave",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
 
@@ -80,11 +80,14 @@ let package = Package(
         .testTarget(name: "EnvelopeTests", dependencies: ["TestSupport", "Envelope", "Crypto"]),
         .testTarget(name: "AttestationTests", dependencies: ["TestSupport", "Attestation", "Crypto"]),
         .testTarget(name: "AWSTests", dependencies: ["TestSupport", "AWS", "Crypto", "Envelope"]),
-        .testTarget(name: "LocalServicesTests", dependencies: ["TestSupport", "LocalServices", "AWS", "Crypto", "Attestation"]),
+        .testTarget(name: "LocalServicesTests", dependencies: ["TestSupport", "LocalServices", "AWS", "Crypto", "Attestation", "HTTPServer", "Server"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training"]),
         .testTarget(name: "CleanRoomTests", dependencies: ["TestSupport", "CleanRoom", "Crypto"]),
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "HTTPServer"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom"]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto", "Attestation", "CleanRoom", "Enclave", "Envelope"]),
     ]
 )

@@ -45,7 +45,13 @@ extension Connection {
             lines += "Connection: keep-alive\r\n"
         }
         exchange.keepAlive = keepAlive
-        var bytes = Array(lines.utf8)
+        var bytes: [UInt8] = []
+        if isStream && bodyAllowed && !exchange.requestComplete && head.expectsContinue && !exchange.continueSent {
+            // A streamed response may still read the body (an echo does): let the client send it.
+            exchange.continueSent = true
+            bytes.append(contentsOf: Self.continueLine)
+        }
+        bytes.append(contentsOf: lines.utf8)
         bytes.append(contentsOf: Self.datePrefix)
         bytes.append(contentsOf: loop.dateCache.current)
         bytes.append(contentsOf: Self.crlfcrlf)
@@ -189,6 +195,7 @@ extension Connection {
                 version: exchange.head.version.description, aborted: aborted))
     }
 
+    static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     static let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "date"]
     static let datePrefix = Array("Date: ".utf8)
     static let crlf = Array("\r\n".utf8)

@@ -305,8 +305,6 @@ final class Connection: EventSource, @unchecked Sendable {
         }
     }
 
-    private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-
     private func resumeReadingForBody() {
         guard !closed, readPausedByBody else { return }
         readPausedByBody = false

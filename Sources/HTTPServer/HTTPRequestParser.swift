@@ -174,6 +174,7 @@ public struct HTTPRequestParser: Sendable {
                     throw .bad("bare_lf", "a line ends in LF without CR")
                 }
                 let line = buffer[start..<(i - 1)]
+                if line.count > limit { throw tooLong }
                 start = i + 1
                 scan = start
                 return line

@@ -58,7 +58,8 @@ public final class FileObjectStore: ObjectStore {
         var size: Int64
         var sha256: String
         var contentType: String?
-        var created: Date
+        /// Milliseconds since 1970 (an integer, so a round trip through JSON is exact).
+        var created: Int64
         var serverSideEncryption: String?
         var kmsKeyId: String?
     }
@@ -101,7 +102,8 @@ public final class FileObjectStore: ObjectStore {
             kmsKey = keyId
         }
         let meta = Meta(
-            size: size, sha256: digest, contentType: options.contentType, created: Date(), serverSideEncryption: sse,
+            size: size, sha256: digest, contentType: options.contentType,
+            created: Int64(Date().timeIntervalSince1970 * 1000), serverSideEncryption: sse,
             kmsKeyId: kmsKey)
         let dir = objectDir(key)
         let tmp = tmpDir, objects = objectsDir
@@ -118,7 +120,6 @@ public final class FileObjectStore: ObjectStore {
                 try Self.writeDurably(Array(key.utf8), to: keyFile, tmpDir: tmp)
             }
             let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .millisecondsSince1970
             try Self.writeDurably(Array(try encoder.encode(meta)), to: dir.appendingPathComponent("\(version).meta"), tmpDir: tmp)
             guard rename(tmpData.path, dir.appendingPathComponent("\(version).data").path) == 0 else {
                 throw Self.posixError("commit object version")
@@ -131,7 +132,8 @@ public final class FileObjectStore: ObjectStore {
 
     private func info(key: String, version: String, meta: Meta) -> ObjectInfo {
         ObjectInfo(
-            key: key, size: meta.size, etag: meta.sha256, versionId: version, lastModified: meta.created,
+            key: key, size: meta.size, etag: meta.sha256, versionId: version,
+            lastModified: Date(timeIntervalSince1970: Double(meta.created) / 1000),
             contentType: meta.contentType, serverSideEncryption: meta.serverSideEncryption, kmsKeyId: meta.kmsKeyId)
     }
 
@@ -158,9 +160,7 @@ public final class FileObjectStore: ObjectStore {
         guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("\(version).meta").path) else {
             throw ObjectStoreError(.io, "metadata of \(key) version \(version) is missing")
         }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
-        return (version, try decoder.decode(Meta.self, from: data))
+        return (version, try JSONDecoder().decode(Meta.self, from: data))
     }
 
     public func head(key: String, versionId: String?) async throws -> ObjectInfo {

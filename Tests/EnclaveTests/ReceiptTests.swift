@@ -93,13 +93,25 @@ import Testing
         expectCode(.bindingMismatch) { _ = try verifier(attest: try attest(jobID: "job-2")).verify(honest) }
     }
 
-    @Test func policyJobAndDevelopmentMismatchesAreNamed() throws {
+    @Test func policyMismatchIsNamed() throws {
         let signed = try SignedReceipt.sign(receipt(), with: key, attestationDocument: document)
         expectCode(.policyMismatch) {
             _ = try ReceiptVerifier(expectedPolicyDigest: Hex.encode(SHA256.hash([9])), attest: try attest()).verify(signed)
         }
+    }
+
+    @Test func jobMismatchIsNamed() throws {
+        let signed = try SignedReceipt.sign(receipt(), with: key, attestationDocument: document)
         expectCode(.jobMismatch) { _ = try verifier(jobID: "job-9", attest: try attest()).verify(signed) }
+    }
+
+    @Test func developmentMismatchIsNamed() throws {
+        let signed = try SignedReceipt.sign(receipt(), with: key, attestationDocument: document)
         expectCode(.attestationFailed) { _ = try verifier(attest: try attest(development: false)).verify(signed) }
+    }
+
+    @Test func failingAttestationIsNamed() throws {
+        let signed = try SignedReceipt.sign(receipt(), with: key, attestationDocument: document)
         expectCode(.attestationFailed) {
             _ = try verifier(attest: { _ in throw CryptoError(.invalidSignature, "bad COSE signature") }).verify(signed)
         }

@@ -1,6 +1,7 @@
 // A minimal Hummingbird 2 server with the same routes as cleanroomd's benchmark routes:
 // `GET /healthz` (a small JSON object) and `POST /v1/echo` (streams the request body back).
 // Listens on 127.0.0.1:$PORT (default 8081) with one event loop per core, no request logging.
+import Foundation
 import Hummingbird
 import NIOCore
 import NIOPosix

@@ -96,6 +96,7 @@ final class CurlTransfer: @unchecked Sendable {
         _ = ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Int(configuration.stallTimeout)))
         _ = ccurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
         _ = ccurl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
+        _ = ccurl_setopt_long(h, CURLOPT_PATH_AS_IS, 1)  // S3 keys may contain "..": send them as signed
         _ = ccurl_setopt_long(h, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS))
 
         _ = ccurl_setopt_header(h, curlHeaderCallback)

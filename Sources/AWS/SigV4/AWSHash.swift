@@ -1,50 +1,26 @@
-import COpenSSL
+import Crypto
 
-/// SHA-256 and HMAC-SHA256 for SigV4. Temporary bridge over OpenSSL until the `Crypto`
-/// module's digests land; the rest of the module calls only these three entry points.
+/// SHA-256 and HMAC-SHA256 for SigV4, over the `Crypto` module.
 enum AWSHash {
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeBufferPointer { buf in
-            out.withUnsafeMutableBufferPointer { o in
-                var len: UInt32 = 32
-                _ = EVP_Digest(buf.baseAddress, buf.count, o.baseAddress, &len, EVP_sha256(), nil)
-            }
-        }
-        return out
-    }
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] { SHA256.hash(bytes) }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256(bytes)) }
 
     static func hmac(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var len: UInt32 = 32
-        key.withUnsafeBufferPointer { k in
-            data.withUnsafeBufferPointer { d in
-                out.withUnsafeMutableBufferPointer { o in
-                    _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, o.baseAddress, &len)
-                }
-            }
+        do {
+            return try HMAC.authenticate(data, key: SecureBytes(key), hash: .sha256)
+        } catch {
+            // Only an OpenSSL installation without HMAC gets here; nothing can be signed then.
+            fatalError("HMAC-SHA256 unavailable: \(error)")
         }
-        return out
     }
 
     /// Incremental SHA-256 for payloads that arrive in pieces.
-    final class Stream {
-        private let ctx: OpaquePointer
-        init() {
-            ctx = EVP_MD_CTX_new()
-            EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
-        }
-        deinit { EVP_MD_CTX_free(ctx) }
-        func update(_ bytes: UnsafeRawBufferPointer) { EVP_DigestUpdate(ctx, bytes.baseAddress, bytes.count) }
-        func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
-        func finalize() -> [UInt8] {
-            var out = [UInt8](repeating: 0, count: 32)
-            var len: UInt32 = 0
-            out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(ctx, $0.baseAddress, &len) }
-            return out
-        }
+    final class Stream: @unchecked Sendable {
+        private var state = SHA256()
+        func update(_ bytes: UnsafeRawBufferPointer) { state.update(bytes) }
+        func update(_ bytes: [UInt8]) { state.update(bytes) }
+        func finalize() -> [UInt8] { state.finalize() }
     }
 }
 

@@ -298,6 +298,10 @@ extension CBORDecoder {
                 if limits.deterministic, CBOREncoder.floatWidth(value) < width {
                     throw CBORError(.nonMinimalEncoding, at: start, "float is not in its shortest exact form")
                 }
+                // RFC 8949 §4.2.2: the one deterministic NaN is the half-precision quiet NaN 0xf97e00.
+                if limits.deterministic, value.isNaN, raw != 0x7e00 {
+                    throw CBORError(.nonMinimalEncoding, at: start, "a NaN other than 0xf97e00")
+                }
                 return .float(value)
             case 28...30:
                 throw CBORError(.reservedAdditionalInfo, at: start, "additional information \(info) is reserved")

@@ -29,7 +29,7 @@ public struct AuditProof: Codable, Sendable, Equatable {
 
 extension CleanRoomStore {
     /// Appends an audit entry inside the caller's write transaction, signing a checkpoint when due.
-    func appendAudit(
+    public func appendAudit(
         _ db: Database, actor: Caller?, action: String, collaborationId: String? = nil, subject: String? = nil,
         details: JSONValue = .object([])
     ) throws {

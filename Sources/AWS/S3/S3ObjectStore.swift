@@ -1,0 +1,343 @@
+import Foundation
+
+/// `ObjectStore` over Amazon S3 (or any S3-compatible server), signed with SigV4.
+///
+/// Puts up to `partSize` bytes go in one `PutObject`; larger streams become a multipart upload
+/// with up to `concurrentParts` parts in flight, aborted if anything fails, so memory stays
+/// near `partSize × (concurrentParts + 1)` whatever the object size. Every request carries the
+/// SHA-256 of its payload. Gets stream with backpressure. S3's XML errors become
+/// `ObjectStoreError`s that keep S3's code.
+public final class S3ObjectStore: ObjectStore {
+    public let bucket: String
+    /// Key prefix inside the bucket (`datasets/` …), applied to every key; may be empty.
+    public let prefix: String
+    public let partSize: Int
+    public let concurrentParts: Int
+    private let sender: AWSRequestSender
+    private let pathStyle: Bool
+
+    /// - Parameters:
+    ///   - endpoint: S3 endpoint; nil uses `configuration` (overrides, else the regional AWS endpoint).
+    ///   - pathStyle: `https://host/bucket/key` instead of `https://bucket.host/key`; default true
+    ///     when the endpoint is overridden (S3-compatible servers) or the bucket name has dots.
+    public init(
+        bucket: String, prefix: String = "", configuration: AWSConfiguration, endpoint: String? = nil,
+        pathStyle: Bool? = nil, partSize: Int = 8 << 20, concurrentParts: Int = 3, client: HTTPClient = .shared
+    ) throws {
+        guard Self.validBucketName(bucket) else { throw ObjectStoreError(.invalidKey, "invalid S3 bucket name \(bucket)") }
+        guard partSize >= 5 << 20 else { throw ObjectStoreError(.invalidKey, "S3 parts must be at least 5 MiB") }
+        self.bucket = bucket
+        self.prefix = prefix
+        self.partSize = partSize
+        self.concurrentParts = max(1, concurrentParts)
+        let overridden = endpoint != nil || configuration.hasEndpointOverride(for: "s3")
+        let usePathStyle = pathStyle ?? (overridden || bucket.contains("."))
+        self.pathStyle = usePathStyle
+        let base = try AWSRequestSender(
+            endpoint: endpoint ?? configuration.endpoint(for: "s3"), region: configuration.region, service: "s3",
+            credentials: configuration.credentials, client: client)
+        self.sender = usePathStyle ? base : base.withHost("\(bucket).\(base.host)")
+    }
+
+    static func validBucketName(_ b: String) -> Bool {
+        (3...63).contains(b.count)
+            && b.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || $0 == "." }
+    }
+
+    private func path(_ key: String) -> String {
+        pathStyle ? "/\(bucket)/\(prefix)\(key)" : "/\(prefix)\(key)"
+    }
+
+    private var bucketPath: String { pathStyle ? "/\(bucket)" : "/" }
+
+    // MARK: Errors
+
+    static func error(status: Int, body: [UInt8], key: String?) -> ObjectStoreError {
+        let xml = S3XMLElement.parse(body)
+        let code = xml?["Code"] ?? (status == 404 ? "NotFound" : "HTTP\(status)")
+        let message = xml?["Message"] ?? "S3 answered HTTP \(status)"
+        let what = key.map { "object \($0): " } ?? ""
+        let mapped: ObjectStoreError.Code
+        switch code {
+        case "NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NoSuchUpload", "NotFound": mapped = .notFound
+        case "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
+            "RequestTimeTooSkewed", "Forbidden":
+            mapped = .accessDenied
+        case "InvalidRange": mapped = .invalidRange
+        case "PreconditionFailed": mapped = .preconditionFailed
+        default: mapped = status == 403 ? .accessDenied : .service
+        }
+        return ObjectStoreError(mapped, what + message, serviceCode: code, status: status)
+    }
+
+    private static func isThrottle(_ status: Int, _ body: [UInt8]) -> Bool {
+        guard let code = S3XMLElement.parse(body)?["Code"] else { return false }
+        return ["SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"].contains(code)
+    }
+
+    private func send(
+        _ method: String, _ path: String, query: [SigV4Request.QueryItem] = [], headers: [SigV4Request.Header] = [],
+        body: [UInt8]? = nil, key: String?, idempotent: Bool = true
+    ) async throws -> HTTPClientResponse {
+        let req = SigV4Request(method: method, path: path, query: query, headers: headers)
+        let hash = body.map { PayloadHasher.hexDigest($0) } ?? SigV4.emptyPayloadHash
+        let response: HTTPClientResponse
+        do {
+            response = try await sender.send(
+                req, body: body.map { .bytes($0) } ?? .empty, payloadHash: hash, idempotent: idempotent,
+                shouldRetry: Self.isThrottle)
+        } catch let e as HTTPClientError {
+            throw ObjectStoreError(.transport, "S3 \(method) \(key.map { "object \($0)" } ?? "bucket \(bucket)"): \(e)")
+        }
+        if response.status >= 300 {
+            let errBody = try await response.body.collect(limit: 1 << 20)
+            throw Self.error(status: response.status, body: errBody, key: key)
+        }
+        return response
+    }
+
+    private func readXML(_ response: HTTPClientResponse, limit: Int = 1 << 20) async throws -> S3XMLElement {
+        let body = try await response.body.collect(limit: limit)
+        guard let xml = S3XMLElement.parse(body) else {
+            throw ObjectStoreError(.service, "S3 answered with malformed XML")
+        }
+        if xml.name == "Error" { throw Self.error(status: 200, body: body, key: nil) }
+        return xml
+    }
+
+    static func stripQuotes(_ s: String?) -> String {
+        guard var s else { return "" }
+        if s.hasPrefix("\"") && s.hasSuffix("\"") && s.count >= 2 { s = String(s.dropFirst().dropLast()) }
+        return s
+    }
+
+    private func info(key: String, response: HTTPClientResponse, size: Int64) -> ObjectInfo {
+        ObjectInfo(
+            key: key, size: size, etag: Self.stripQuotes(response.header("ETag")),
+            versionId: response.header("x-amz-version-id"),
+            lastModified: response.header("Last-Modified").flatMap(Self.parseHTTPDate),
+            contentType: response.header("Content-Type"),
+            serverSideEncryption: response.header("x-amz-server-side-encryption"),
+            kmsKeyId: response.header("x-amz-server-side-encryption-aws-kms-key-id"))
+    }
+
+    static func parseHTTPDate(_ s: String) -> Date? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return f.date(from: s)
+    }
+
+    private func sseHeaders(_ options: ObjectPutOptions) -> [SigV4Request.Header] {
+        var h: [SigV4Request.Header] = []
+        if let ct = options.contentType { h.append(.init("Content-Type", ct)) }
+        if case .kms(let keyId, let context) = options.serverSideEncryption {
+            h.append(.init("x-amz-server-side-encryption", "aws:kms"))
+            if let keyId { h.append(.init("x-amz-server-side-encryption-aws-kms-key-id", keyId)) }
+            if let context {
+                let json = try? JSONSerialization.data(withJSONObject: context, options: [.sortedKeys])
+                h.append(.init("x-amz-server-side-encryption-context", json.map { $0.base64EncodedString() } ?? ""))
+            }
+        }
+        return h
+    }
+
+    // MARK: Put
+
+    public func put(key: String, body: ByteStream, options: ObjectPutOptions) async throws -> ObjectInfo {
+        try ObjectStoreError.validate(key: key)
+        var reader = PartReader(stream: body, partSize: partSize)
+        let first = try await reader.nextPart()
+        var single = reader.finished
+        if !single { single = try await reader.peekEnd() }
+        if single {
+            let r = try await send("PUT", path(key), headers: sseHeaders(options), body: first, key: key)
+            var i = info(key: key, response: r, size: Int64(first.count))
+            i.contentType = options.contentType
+            return i
+        }
+        return try await multipart(key: key, first: first, reader: &reader, options: options)
+    }
+
+    private func multipart(key: String, first: [UInt8], reader: inout PartReader, options: ObjectPutOptions)
+        async throws -> ObjectInfo
+    {
+        let created = try await readXML(
+            try await send("POST", path(key), query: [.init("uploads", "")], headers: sseHeaders(options), body: [], key: key,
+                idempotent: false))
+        guard let uploadId = created["UploadId"], !uploadId.isEmpty else {
+            throw ObjectStoreError(.service, "S3 CreateMultipartUpload returned no UploadId")
+        }
+        do {
+            var etags: [Int: String] = [:]
+            var total = Int64(0)
+            var partNumber = 0
+            var pendingFirst: [UInt8]? = first
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                var inFlight = 0
+                while true {
+                    let part: [UInt8]
+                    if let f = pendingFirst {
+                        part = f
+                        pendingFirst = nil
+                    } else {
+                        part = try await reader.nextPart()
+                    }
+                    if part.isEmpty && partNumber > 0 { break }
+                    partNumber += 1
+                    guard partNumber <= 10_000 else {
+                        throw ObjectStoreError(.invalidKey, "object \(key) needs more than 10000 parts of \(partSize) bytes")
+                    }
+                    total += Int64(part.count)
+                    let n = partNumber
+                    if inFlight >= concurrentParts, let (done, etag) = try await group.next() {
+                        etags[done] = etag
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        let r = try await self.send(
+                            "PUT", self.path(key),
+                            query: [.init("partNumber", String(n)), .init("uploadId", uploadId)], body: part, key: key)
+                        return (n, Self.stripQuotes(r.header("ETag")))
+                    }
+                    inFlight += 1
+                    if reader.finished { break }
+                }
+                for try await (done, etag) in group { etags[done] = etag }
+            }
+            var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+            for n in etags.keys.sorted() {
+                xml += "<Part><PartNumber>\(n)</PartNumber><ETag>\"\(etags[n]!.xmlEscaped)\"</ETag></Part>"
+            }
+            xml += "</CompleteMultipartUpload>"
+            let response = try await send(
+                "POST", path(key), query: [.init("uploadId", uploadId)], headers: [.init("Content-Type", "application/xml")],
+                body: Array(xml.utf8), key: key)
+            let headers = response
+            let done = try await readXML(response)  // a 200 may still carry an <Error>
+            var i = info(key: key, response: headers, size: total)
+            i.etag = Self.stripQuotes(done["ETag"])
+            i.contentType = options.contentType
+            return i
+        } catch {
+            reader.stream.cancel()
+            // Best effort: do not leave parts behind (they cost money and are invisible).
+            _ = try? await send("DELETE", path(key), query: [.init("uploadId", uploadId)], key: key)
+            throw error
+        }
+    }
+
+    // MARK: Get, head, delete, list
+
+    public func get(key: String, versionId: String?, range: ByteRange?) async throws -> ObjectDownload {
+        try ObjectStoreError.validate(key: key)
+        var headers: [SigV4Request.Header] = []
+        if let range { headers.append(.init("Range", range.httpValue)) }
+        let query = versionId.map { [SigV4Request.QueryItem("versionId", $0)] } ?? []
+        let r = try await send("GET", path(key), query: query, headers: headers, key: key)
+        let length = Int64(r.header("Content-Length") ?? "") ?? 0
+        var total = length
+        var offset: Int64 = 0
+        if let cr = r.header("Content-Range"), let slash = cr.lastIndex(of: "/") {
+            // bytes START-END/TOTAL
+            total = Int64(cr[cr.index(after: slash)...]) ?? length
+            let spec = cr.dropFirst("bytes ".count).prefix { $0 != "-" }
+            offset = Int64(spec) ?? 0
+        }
+        return ObjectDownload(
+            info: info(key: key, response: r, size: total), range: ByteRange(offset: offset, length: length), body: r.body)
+    }
+
+    public func head(key: String, versionId: String?) async throws -> ObjectInfo {
+        try ObjectStoreError.validate(key: key)
+        let query = versionId.map { [SigV4Request.QueryItem("versionId", $0)] } ?? []
+        let r = try await send("HEAD", path(key), query: query, key: key)
+        return info(key: key, response: r, size: Int64(r.header("Content-Length") ?? "") ?? 0)
+    }
+
+    public func delete(key: String, versionId: String?) async throws {
+        try ObjectStoreError.validate(key: key)
+        let query = versionId.map { [SigV4Request.QueryItem("versionId", $0)] } ?? []
+        _ = try await send("DELETE", path(key), query: query, key: key)
+    }
+
+    public func list(prefix listPrefix: String) async throws -> [ObjectInfo] {
+        var out: [ObjectInfo] = []
+        var token: String?
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        repeat {
+            var query: [SigV4Request.QueryItem] = [.init("list-type", "2"), .init("prefix", prefix + listPrefix)]
+            if let token { query.append(.init("continuation-token", token)) }
+            let xml = try await readXML(try await send("GET", bucketPath, query: query, key: nil), limit: 16 << 20)
+            for c in xml.all("Contents") {
+                guard let fullKey = c["Key"], fullKey.hasPrefix(prefix) else { continue }
+                let lm = c["LastModified"].flatMap { iso.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }
+                out.append(
+                    ObjectInfo(
+                        key: String(fullKey.dropFirst(prefix.count)), size: Int64(c["Size"] ?? "") ?? 0,
+                        etag: Self.stripQuotes(c["ETag"]), lastModified: lm))
+            }
+            token = xml["IsTruncated"] == "true" ? xml["NextContinuationToken"] : nil
+        } while token != nil
+        return out.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+    }
+
+    /// Every version of a key (newest first as S3 lists them), via `ListObjectVersions`.
+    public func versions(key: String) async throws -> [ObjectInfo] {
+        let xml = try await readXML(
+            try await send("GET", bucketPath, query: [.init("versions", ""), .init("prefix", prefix + key)], key: key),
+            limit: 16 << 20)
+        return xml.all("Version").filter { $0["Key"] == prefix + key }.map {
+            ObjectInfo(key: key, size: Int64($0["Size"] ?? "") ?? 0, etag: Self.stripQuotes($0["ETag"]), versionId: $0["VersionId"])
+        }
+    }
+}
+
+/// Cuts a byte stream into parts of exactly `partSize` bytes (the last may be shorter).
+struct PartReader {
+    let stream: ByteStream
+    let partSize: Int
+    private var iterator: ByteStream.AsyncIterator
+    private var carry: [UInt8] = []
+    private(set) var finished = false
+
+    init(stream: ByteStream, partSize: Int) {
+        self.stream = stream
+        self.partSize = partSize
+        self.iterator = stream.makeAsyncIterator()
+    }
+
+    /// The next part; empty at the end.
+    mutating func nextPart() async throws -> [UInt8] {
+        var part = carry
+        carry = []
+        part.reserveCapacity(partSize)
+        while part.count < partSize {
+            guard let chunk = try await iterator.next() else {
+                finished = true
+                return part
+            }
+            let room = partSize - part.count
+            if chunk.count <= room {
+                part += chunk
+            } else {
+                part += chunk[..<room]
+                carry = Array(chunk[room...])
+            }
+        }
+        return part
+    }
+
+    /// After a full part: reads ahead to learn whether the stream ended. Returns true at the end.
+    mutating func peekEnd() async throws -> Bool {
+        if !carry.isEmpty { return false }
+        guard let chunk = try await iterator.next() else {
+            finished = true
+            return true
+        }
+        carry = chunk
+        return false
+    }
+}

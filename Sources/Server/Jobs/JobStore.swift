@@ -1,0 +1,182 @@
+import CleanRoom
+import Crypto
+import Enclave
+import Foundation
+import GRDB
+
+/// Persistence of jobs and their outputs over the domain store's `job` and `output` tables, with
+/// every state change appended to the audit chain in the same transaction.
+///
+/// `startJob` is the unanimity gate of DESIGN §2.2: it refuses — with a precise code — unless
+/// every member party has a valid, unrevoked approval of the current digest, the policy has not
+/// expired, its run limit is not used up (all checked by `CleanRoomStore.validatedBundle` inside
+/// the same write transaction that records the job, so two concurrent starts cannot both pass),
+/// and every dataset is still available with the ciphertext the policy names.
+public struct JobStore: Sendable {
+    public let store: CleanRoomStore
+
+    public init(store: CleanRoomStore) {
+        self.store = store
+    }
+
+    /// Records a new job (state `pending`) and returns what the runner needs.
+    public func startJob(collaborationId: String, caller: Caller) throws -> JobPlan {
+        guard let partyId = caller.partyId, try store.isMember(partyId: partyId, collaborationId: collaborationId) else {
+            throw DomainError(.notFound, "not_found", "no such collaboration")
+        }
+        return try store.pool.write { db in
+            let bundle = try store.validatedBundle(db, collaborationId: collaborationId)
+            let policyBytes = Array(bundle.policy.canonical.utf8)
+            let policy: JobPolicy
+            do {
+                policy = try JobPolicy(bytes: policyBytes)
+            } catch let error as EnclaveError {
+                throw DomainError(.conflict, "policy_unrunnable", error.message)
+            }
+            var datasets: [JobPlan.Dataset] = []
+            for declared in policy.datasets {
+                guard let record = try Dataset.fetchOne(db, key: declared.id), record.status == .available,
+                    let objectKey = record.objectKey, let sha256 = record.sha256, let size = record.size
+                else {
+                    throw DomainError(.conflict, "dataset_unavailable", "dataset \(declared.id) is not uploaded or was withdrawn")
+                }
+                guard declared.sha256 == nil || declared.sha256 == sha256, declared.objectVersion == nil
+                    || declared.objectVersion == record.objectVersion
+                else {
+                    throw DomainError(
+                        .conflict, "dataset_changed", "dataset \(declared.id) no longer holds the ciphertext the policy names")
+                }
+                datasets.append(
+                    JobPlan.Dataset(
+                        id: declared.id, partyID: declared.owner, objectKey: objectKey,
+                        ciphertextSHA256: Hex.decode(sha256) ?? [], byteCount: UInt64(size)))
+            }
+            var entries: [ApprovalBundle.Entry] = []
+            for approval in bundle.approvals {
+                guard let party = try Party.fetchOne(db, key: approval.partyId) else { continue }
+                entries.append(
+                    ApprovalBundle.Entry(
+                        partyId: approval.partyId, expiresAt: approval.expiresAt, signature: approval.signature,
+                        signingKey: party.signingKey))
+            }
+            let approvalBundle = try ApprovalBundle(policyDigest: bundle.policy.digest, approvals: entries).encoded()
+            let now = Int64(Date().timeIntervalSince1970)
+            let jobID = "job-" + Hex.encode(try SecureRandom.bytes(count: 8))
+            try db.execute(
+                sql: """
+                    INSERT INTO job (id, collaborationId, policyDigest, status, error, createdAt, updatedAt)
+                    VALUES (?, ?, ?, ?, NULL, ?, ?)
+                    """,
+                arguments: [jobID, collaborationId, bundle.policy.digest, JobState.pending.rawValue, now, now])
+            guard let job = try Job.fetchOne(db, key: jobID) else {
+                throw DomainError(.internalError, "internal", "the job was not recorded")
+            }
+            try store.appendAudit(
+                db, actor: caller, action: "job.start", collaborationId: collaborationId, subject: job.id,
+                details: .object([
+                    ("policyDigest", .string(bundle.policy.digest)),
+                    ("approvalBundleDigest", .string(Hex.encode(SHA256.hash(approvalBundle)))),
+                ]))
+            return JobPlan(
+                jobID: job.id, collaborationID: collaborationId, policy: policyBytes,
+                policyDigest: Hex.decode(bundle.policy.digest) ?? [], approvalBundle: approvalBundle, datasets: datasets)
+        }
+    }
+
+    /// Persists a state change and audits it (`job.attesting`, `job.running`, …).
+    public func transition(jobID: String, to state: JobState, failure: JobFailure?) throws {
+        try store.pool.write { db in
+            guard var job = try Job.fetchOne(db, key: jobID) else { return }
+            job.status = state.rawValue
+            job.error = failure.map { "\($0.code): \($0.message)" }
+            job.updatedAt = Int64(Date().timeIntervalSince1970)
+            try job.update(db)
+            var details: [(String, JSONValue)] = [("state", .string(state.rawValue))]
+            if let failure { details += [("code", .string(failure.code)), ("message", .string(failure.message))] }
+            try store.appendAudit(
+                db, actor: nil, action: "job.\(state.rawValue)", collaborationId: job.collaborationId, subject: jobID,
+                details: .object(details))
+        }
+    }
+
+    /// Audits a key release (DESIGN §2.7) — the dataset and the attested PCR0, never the key.
+    public func auditKeyRelease(jobID: String, datasetID: String, pcr0: [UInt8]) throws {
+        try store.pool.write { db in
+            guard let job = try Job.fetchOne(db, key: jobID) else { return }
+            try store.appendAudit(
+                db, actor: nil, action: "job.key_release", collaborationId: job.collaborationId, subject: jobID,
+                details: .object([("dataset", .string(datasetID)), ("pcr0", .string(Hex.encode(pcr0)))]))
+        }
+    }
+
+    /// Records a delivered output whose ciphertext is stored under `objectKey`.
+    public func recordOutput(
+        jobID: String, recipient: String, name: String, objectKey: String, sha256: [UInt8], size: Int64
+    ) throws -> Output {
+        try store.pool.write { db in
+            guard let job = try Job.fetchOne(db, key: jobID) else {
+                throw DomainError(.notFound, "not_found", "no such job")
+            }
+            let id = "out-" + Hex.encode(try SecureRandom.bytes(count: 8))
+            try db.execute(
+                sql: """
+                    INSERT INTO output (id, jobId, recipientPartyId, name, objectKey, sha256, size, createdAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id, jobID, recipient, name, objectKey, Hex.encode(sha256), size, Int64(Date().timeIntervalSince1970),
+                ])
+            guard let output = try Output.fetchOne(db, key: id) else {
+                throw DomainError(.internalError, "internal", "the output was not recorded")
+            }
+            try store.appendAudit(
+                db, actor: nil, action: "job.output", collaborationId: job.collaborationId, subject: output.id,
+                details: .object([
+                    ("job", .string(jobID)), ("recipient", .string(recipient)), ("name", .string(name)),
+                    ("sha256", .string(output.sha256)),
+                ]))
+            return output
+        }
+    }
+
+    /// A job the caller's party is a member of; `not_found` otherwise (existence is not revealed).
+    public func job(id: String, caller: Caller) throws -> Job {
+        guard let partyId = caller.partyId,
+            let job = try store.pool.read({ db in try Job.fetchOne(db, key: id) }),
+            try store.isMember(partyId: partyId, collaborationId: job.collaborationId)
+        else { throw DomainError(.notFound, "not_found", "no such job") }
+        return job
+    }
+
+    /// The outputs of a job addressed to the caller's party (others' outputs are invisible).
+    public func outputs(jobID: String, caller: Caller) throws -> [Output] {
+        let job = try job(id: jobID, caller: caller)
+        guard let partyId = caller.partyId else { return [] }
+        return try store.pool.read { db in
+            try Output.filter(Column("jobId") == job.id && Column("recipientPartyId") == partyId)
+                .order(Column("createdAt"), Column("name")).fetchAll(db)
+        }
+    }
+
+    /// One output, only if addressed to the caller's party; `not_found` otherwise.
+    public func output(jobID: String, outputID: String, caller: Caller) throws -> Output {
+        guard let output = try outputs(jobID: jobID, caller: caller).first(where: { $0.id == outputID }) else {
+            throw DomainError(.notFound, "not_found", "no such output")
+        }
+        return output
+    }
+
+    /// Jobs left in a non-terminal state (after a restart): they are failed cleanly, never hung.
+    public func failInterruptedJobs() throws -> [String] {
+        let open = try store.pool.read { db in
+            try Job.filter([JobState.pending, .attesting, .running, .delivering].map(\.rawValue).contains(Column("status")))
+                .fetchAll(db)
+        }
+        for job in open {
+            try transition(
+                jobID: job.id, to: .failed,
+                failure: JobFailure(code: "job.interrupted", message: "the server restarted while the job ran; start it again"))
+        }
+        return open.map(\.id)
+    }
+}

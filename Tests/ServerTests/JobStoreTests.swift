@@ -1,0 +1,200 @@
+import CleanRoom
+import Crypto
+import Enclave
+import Foundation
+import TestSupport
+import Testing
+@testable import Server
+
+/// A domain store with two registered parties, one uploaded dataset each, and a proposed policy.
+final class JobStoreWorld: @unchecked Sendable {
+    final class Clock: @unchecked Sendable {
+        let lock = NSLock()
+        var value = Int64(Date().timeIntervalSince1970)
+        var now: Int64 { lock.withLock { value } }
+        func advance(_ seconds: Int64) { lock.withLock { value += seconds } }
+    }
+
+    struct Member {
+        let registration: Registration
+        let key: P256.Signing.PrivateKey
+        var caller: Caller { Caller(principal: registration.principal, party: registration.party) }
+        var id: String { registration.party.id }
+    }
+
+    static let resultKeyPEM: String = try! RSA.PrivateKey(bits: 3072).publicKey.pemRepresentation
+
+    let directory: URL
+    let clock = Clock()
+    let store: CleanRoomStore
+    let jobs: JobStore
+    var members: [Member] = []
+    var outsider: Member!
+    var collaborationId = ""
+    var digest = ""
+
+    init(maxRuns: Int = 1) throws {
+        directory = try TestEnvironment.temporaryDirectory("job-store")
+        var configuration = CleanRoomStore.Configuration()
+        let clock = self.clock
+        configuration.clock = { clock.now }
+        store = try CleanRoomStore(path: directory.appendingPathComponent("db.sqlite").path, configuration: configuration)
+        jobs = JobStore(store: store)
+        let op = Caller(principal: try store.ensureOperatorCredential(secret: "operator-secret"), party: nil)
+        func register(_ name: String) throws -> Member {
+            let key = try P256.Signing.PrivateKey()
+            let (token, _) = try store.createEnrollmentToken(caller: op)
+            return Member(
+                registration: try store.register(
+                    enrollmentToken: token, name: name, signingKeyPEM: try key.publicKey.pemRepresentation,
+                    resultKeyPEM: Self.resultKeyPEM),
+                key: key)
+        }
+        members = [try register("Alpha Bank"), try register("Beta Shop")]
+        outsider = try register("Gamma Outsider")
+        var datasets: [JSONValue] = []
+        for (member, columns) in zip(members, [[("id", "string"), ("y", "integer")], [("id", "string"), ("x", "float")]]) {
+            let dataset = try store.createDataset(
+                name: "data", columns: columns.map { DatasetColumn(name: $0.0, type: .init(rawValue: $0.1)!) }, caller: member.caller)
+            let upload = try store.beginUpload(datasetId: dataset.id, caller: member.caller)
+            _ = try store.completeUpload(
+                upload,
+                result: CompletedUpload(
+                    objectKey: upload.objectKey, objectVersion: "v1", size: 100, sha256: Hex.encode(SHA256.hash(Array(dataset.id.utf8))),
+                    suite: 0x0478, encryptionContext: ["cleanroom:dataset": dataset.id, "cleanroom:party": member.id]),
+                caller: member.caller)
+            datasets.append(.object([
+                ("id", .string(dataset.id)), ("owner", .string(member.id)),
+                ("columns", .array(columns.map { .object([("name", .string($0.0)), ("type", .string($0.1))]) })),
+            ]))
+        }
+        let policy = JSONValue.object([
+            ("version", .number(1)), ("name", .string("job store test")),
+            ("parties", .array(members.map { .object([("id", .string($0.id))]) })),
+            ("datasets", .array(datasets)),
+            ("join", .object([("type", .string("inner")), ("key", .string("id"))])),
+            ("training", .object([
+                ("algorithm", .string("logistic_regression")), ("label", .string("y")), ("features", .array([.string("x")])),
+                ("validation", .object([("fraction", .number(0.2)), ("seed", .number(1))])),
+            ])),
+            ("enclave", .object([
+                ("measurements", .array([.object([
+                    ("pcr0", .string(String(repeating: "ab", count: 48))), ("pcr1", .string(String(repeating: "cd", count: 48))),
+                    ("pcr2", .string(String(repeating: "ef", count: 48))),
+                ])])),
+                ("allowDebug", .bool(false)),
+            ])),
+            ("outputs", .array(members.map { .object([("recipient", .string($0.id)), ("artifacts", .array([.string("metrics")]))]) })),
+            ("constraints", .object([
+                ("expiresAt", .string(RFC3339.format(clock.now + 30 * 86400))), ("maxRuns", .number(Double(maxRuns))),
+            ])),
+        ])
+        let view = try store.propose(policy: policy, caller: members[0].caller)
+        collaborationId = view.collaboration.id
+        digest = view.policy.digest
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    @discardableResult
+    func approve(_ member: Member) throws -> Approval {
+        let expiry = clock.now + 7 * 86400
+        let message = ApprovalMessage(policyDigest: digest, partyId: member.id, expiresAt: expiry)
+        return try store.submitApproval(
+            collaborationId: collaborationId, policyDigest: digest, expiresAt: expiry,
+            signature: try member.key.signature(for: message.bytes).derRepresentation, caller: member.caller)
+    }
+
+    func refusal(_ caller: Caller) -> String? {
+        do {
+            _ = try jobs.startJob(collaborationId: collaborationId, caller: caller)
+            return nil
+        } catch let error as DomainError {
+            return error.code
+        } catch {
+            return "unexpected \(error)"
+        }
+    }
+}
+
+@Suite struct JobStoreTests {
+    @Test func unanimousApprovalStartsAJobWhoseBundleTheEnclaveAccepts() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[1].caller)
+        #expect(plan.datasets.count == 2)
+        #expect(Hex.encode(plan.policyDigest) == world.digest)
+        // The enclave's own checks accept what the server hands over.
+        let policy = try JobPolicy(bytes: plan.policy)
+        let verified = try ApprovalBundle(bytes: plan.approvalBundle).verify(
+            against: policy, policyDigest: world.digest, now: world.clock.now)
+        #expect(verified.approvedKeyFingerprints.count == 2)
+        let job = try world.jobs.job(id: plan.jobID, caller: world.members[0].caller)
+        #expect(job.status == "pending")
+        #expect(try world.store.auditEntries().contains { $0.action == "job.start" && $0.subject == plan.jobID })
+    }
+
+    @Test func missingOrRevokedApprovalIsRefusedByName() throws {
+        let world = try JobStoreWorld()
+        try world.approve(world.members[0])
+        #expect(world.refusal(world.members[0].caller) == "approval_missing")
+        let approval = try world.approve(world.members[1])
+        _ = try world.store.revokeApproval(collaborationId: world.collaborationId, approvalId: approval.id, caller: world.members[1].caller)
+        #expect(world.refusal(world.members[0].caller) == "approval_missing")
+    }
+
+    @Test func runLimitAndExpiryAreEnforced() throws {
+        let world = try JobStoreWorld(maxRuns: 1)
+        for member in world.members { try world.approve(member) }
+        _ = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        #expect(world.refusal(world.members[0].caller) == "run_limit_reached")
+
+        let later = try JobStoreWorld(maxRuns: 3)
+        for member in later.members { try later.approve(member) }
+        later.clock.advance(31 * 86400)
+        #expect(later.refusal(later.members[0].caller) == "policy_expired")
+    }
+
+    @Test func nonMemberSeesNothing() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        #expect(world.refusal(world.outsider.caller) == "not_found")
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        #expect(throws: DomainError.self) { try world.jobs.job(id: plan.jobID, caller: world.outsider.caller) }
+    }
+
+    @Test func transitionsAreAuditedAndOutputsAreVisibleOnlyToTheirRecipient() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        for state in [JobState.attesting, .running, .delivering] { try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil) }
+        let alpha = world.members[0], beta = world.members[1]
+        let own = try world.jobs.recordOutput(
+            jobID: plan.jobID, recipient: alpha.id, name: "metrics", objectKey: "jobs/\(plan.jobID)/a", sha256: SHA256.hash([1]), size: 1)
+        _ = try world.jobs.recordOutput(
+            jobID: plan.jobID, recipient: beta.id, name: "metrics", objectKey: "jobs/\(plan.jobID)/b", sha256: SHA256.hash([2]), size: 1)
+        try world.jobs.transition(jobID: plan.jobID, to: .succeeded, failure: nil)
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller).map(\.id) == [own.id])
+        #expect(try world.jobs.output(jobID: plan.jobID, outputID: own.id, caller: alpha.caller).id == own.id)
+        do {
+            _ = try world.jobs.output(jobID: plan.jobID, outputID: own.id, caller: beta.caller)
+            Issue.record("beta must not see alpha's output")
+        } catch let error as DomainError {
+            #expect(error.kind == .notFound)
+        }
+        let actions = try world.store.auditEntries().filter { $0.subject == plan.jobID }.map(\.action)
+        #expect(actions == ["job.start", "job.attesting", "job.running", "job.delivering", "job.succeeded"])
+        #expect(try world.jobs.job(id: plan.jobID, caller: beta.caller).status == "succeeded")
+    }
+
+    @Test func jobsInterruptedByARestartAreFailedCleanly() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        try world.jobs.transition(jobID: plan.jobID, to: .running, failure: nil)
+        #expect(try world.jobs.failInterruptedJobs() == [plan.jobID])
+        let job = try world.jobs.job(id: plan.jobID, caller: world.members[0].caller)
+        #expect(job.status == "failed")
+        #expect(job.error?.hasPrefix("job.interrupted") == true)
+    }
+}
