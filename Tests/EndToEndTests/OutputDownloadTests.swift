@@ -9,7 +9,9 @@ import Testing
 @Suite(.serialized) struct OutputDownloadTests {
     /// Serves exact paths from a JSON map {path: [content type, file]} on a free port; prints the port.
     static let peer = """
-        import http.server, json, sys
+        import http.server, json, os, sys, threading
+        # Exit when the test process goes away (its end of our stdin closes).
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
         routes = json.load(open(sys.argv[1]))
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -70,6 +72,7 @@ import Testing
         process.arguments = [script.path, routesFile]
         let pipe = Pipe()
         process.standardOutput = pipe
+        process.standardInput = Pipe()
         try process.run()
         let line = String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
         guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -85,11 +88,16 @@ import Testing
         return (process, "http://127.0.0.1:\(port)")
     }
 
+    static func stop(_ peer: Process) {
+        peer.terminate()
+        peer.waitUntilExit()
+    }
+
     @Test func downloadDecryptsLocallyAndWritesABundleVerifyAccepts() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
         let (peer, _) = try Self.serve(fixture, modelFile: fixture.file("model.esdk"))
-        defer { peer.terminate() }
+        defer { Self.stop(peer) }
         let out = fixture.root.appendingPathComponent("downloaded")
         let result = try fixture.cli(["output", "download", fixture.jobID, "--out", out.path])
         #expect(result.status == 0, "\(result.stderrText)")
@@ -110,7 +118,7 @@ import Testing
         bytes[bytes.count - 3] ^= 0x01
         try Data(bytes).write(to: tampered)
         let (peer, _) = try Self.serve(fixture, modelFile: tampered)
-        defer { peer.terminate() }
+        defer { Self.stop(peer) }
         let out = fixture.root.appendingPathComponent("downloaded")
         let result = try fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
         #expect(result.status == 1)

@@ -50,7 +50,7 @@ struct ResultBundleFixture {
         let zeros = String(repeating: "0", count: 96)
         var parties: [[String: Any]] = []
         for party in Self.parties {
-            let key = signing[party]!.publicKey
+            let key = try signing[party]!.publicKey
             parties.append([
                 "id": party, "signingKey": try key.pemRepresentation,
                 "signingKeyFingerprint": Hex.encode(SHA256.hash(try key.derRepresentation)),
