@@ -10,7 +10,7 @@ PIP_STAMP    := $(VENV)/.installed-$(shell cat requirements-test.txt 2>/dev/null
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLEANROOM_ARGS ?=
 
-.PHONY: run test build release deps python-deps clean fuzz bench demo help
+.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http
 
 help:
 	@echo "make run    install what is missing, build release, start cleanroomd on its embedded defaults"
@@ -63,7 +63,7 @@ demo: build
 FUZZ_BUILD   ?= .build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SWIFTC  := swiftc -O -g -sanitize=fuzzer,address -parse-as-library
-.PHONY: fuzz-envelope-header fuzz-envelope-decrypt fuzz-envelope-build
+.PHONY: fuzz-envelope-header fuzz-envelope-decrypt fuzz-envelope-build fuzz-envelope-seed
 
 $(FUZZ_BUILD)/crypto/libCrypto.a: $(wildcard Sources/Crypto/*.swift)
 	@mkdir -p $(FUZZ_BUILD)/crypto
@@ -75,19 +75,37 @@ $(FUZZ_BUILD)/fuzz-envelope-%: $(FUZZ_BUILD)/crypto/libCrypto.a $(wildcard Sourc
 	  Sources/Envelope/*.swift Fuzz/Envelope$(if $(filter header,$*),Header,Decrypt)/*.swift \
 	  -L $(FUZZ_BUILD)/crypto -lCrypto -lssl -lcrypto -o $@
 
-$(FUZZ_BUILD)/corpus-envelope-header/.seeded:
+fuzz-envelope-seed:
 	python3 Fuzz/seed-envelope.py $(FUZZ_BUILD)/corpus-envelope-header $(FUZZ_BUILD)/corpus-envelope-decrypt
-	@touch $@ $(FUZZ_BUILD)/corpus-envelope-decrypt/.seeded
 
 fuzz-envelope-build: $(FUZZ_BUILD)/fuzz-envelope-header $(FUZZ_BUILD)/fuzz-envelope-decrypt
 
-fuzz-envelope-header: $(FUZZ_BUILD)/fuzz-envelope-header $(FUZZ_BUILD)/corpus-envelope-header/.seeded
+fuzz-envelope-header: $(FUZZ_BUILD)/fuzz-envelope-header fuzz-envelope-seed
 	cd $(FUZZ_BUILD) && ./fuzz-envelope-header -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  -print_final_stats=1 corpus-envelope-header
 
-fuzz-envelope-decrypt: $(FUZZ_BUILD)/fuzz-envelope-decrypt $(FUZZ_BUILD)/corpus-envelope-header/.seeded
-	cd $(FUZZ_BUILD) && ./fuzz-envelope-decrypt -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -timeout=10 \
+fuzz-envelope-decrypt: $(FUZZ_BUILD)/fuzz-envelope-decrypt fuzz-envelope-seed
+	cd $(FUZZ_BUILD) && ./fuzz-envelope-decrypt -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -timeout=10 \
 	  -print_final_stats=1 corpus-envelope-decrypt
+
+# Fuzzing the policy JSON path (issue #6): strict JSON parser, RFC 8785 canonical form, schema
+# validator — the pure files of the CleanRoom module compiled with the entry point. Seeds are the
+# example policies and the schema. `make fuzz-policy FUZZ_SECONDS=600`.
+# `make policies-embed` regenerates the compiled-in copies of policies/*.json (a test checks them).
+.PHONY: fuzz-policy policies-embed
+POLICY_FUZZ_SOURCES := $(wildcard Sources/CleanRoom/JSON/*.swift) Sources/CleanRoom/Policy/JSONSchemaValidator.swift \
+  Sources/CleanRoom/Policy/EmbeddedPolicyFiles.swift
+
+$(FUZZ_BUILD)/fuzz-policy: $(POLICY_FUZZ_SOURCES) $(wildcard Fuzz/PolicyJSON/*.swift)
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_SWIFTC) -module-name CleanRoom $(POLICY_FUZZ_SOURCES) Fuzz/PolicyJSON/*.swift -o $@
+
+fuzz-policy: $(FUZZ_BUILD)/fuzz-policy
+	@mkdir -p $(FUZZ_BUILD)/corpus-policy && cp policies/examples/*.json policies/*.json $(FUZZ_BUILD)/corpus-policy/
+	cd $(FUZZ_BUILD) && ./fuzz-policy -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 corpus-policy
+
+policies-embed:
+	python3 policies/embed.py
 
 # Fuzzing the CBOR decoder and the attestation verifier (issue #5), same pattern as above: the
 # Attestation sources and the target's entry point compiled together as the Attestation module.
@@ -125,3 +143,28 @@ fuzz-attestation: $(FUZZ_BUILD)/fuzz-attestation $(FUZZ_BUILD)/corpus-attestatio
 	cd $(FUZZ_BUILD) && ASAN_OPTIONS=detect_leaks=0 ./fuzz-attestation -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  -timeout=10 -detect_leaks=0 \
 	  -print_final_stats=1 corpus-attestation
+
+# Attestation verification benchmark (issue #5): median time to verify each real Nitro document
+# end to end, and its parts. Results and the exact command go in docs/performance.md.
+.PHONY: bench-attestation
+bench-attestation: deps
+	$(SWIFT) build -c release --product attestation-bench
+	.build/release/attestation-bench ../shared/vectors/nitro $(or $(BENCH_ITERATIONS),2000)
+
+# --- Fuzzing (see Fuzz/README.md): libFuzzer targets built from module sources with swiftc. ---
+FUZZ_SECONDS ?= 60
+FUZZ_SWIFTC  := swiftc -sanitize=fuzzer,address -parse-as-library -O
+HTTP_PARSER_SOURCES := $(addprefix Sources/HTTPServer/,HTTPRequestParser.swift HTTPParseError.swift \
+  HTTPRequestHead.swift HTTPParserLimits.swift HTTPHeaders.swift HTTPMethod.swift HTTPStatus.swift)
+
+fuzz-http-parser:
+	@mkdir -p .build/fuzz Fuzz/corpus-http-parser
+	$(FUZZ_SWIFTC) -module-name HTTPParserFuzz $(HTTP_PARSER_SOURCES) Fuzz/HTTPParser/FuzzHTTPParser.swift \
+	  -o .build/fuzz/http-parser
+	.build/fuzz/http-parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=Fuzz/ \
+	  Fuzz/corpus-http-parser Fuzz/seeds/http-parser
+
+# --- Benchmarks (see Benchmarks/README.md): wrk against cleanroomd and a Hummingbird 2 peer. ---
+BENCH_DURATION ?= 10s
+bench-http: deps
+	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh

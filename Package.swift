@@ -69,10 +69,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Envelope streaming throughput (Benchmarks/envelope/bench.sh builds it in release mode).
+        .executableTarget(
+            name: "envelope-benchmark", dependencies: ["Envelope", "Crypto"],
+            path: "Benchmarks/envelope/EnvelopeBenchmark"),
         .executableTarget(name: "cleanroom-enclave", dependencies: ["Enclave"]),
 
         // Shared helpers for the test targets: paths, Python peers, child processes.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
+
+        // Benchmark (not a test): `make bench-attestation`.
+        .executableTarget(name: "attestation-bench", dependencies: ["Attestation", "Crypto"], path: "Benchmarks/attestation"),
 
         // Tests: one target per module, plus end-to-end tests over real processes.
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),

@@ -25,5 +25,5 @@ for name, message in messages.items():
         f.write(message[:4096])
     for chunk in (0, 6, 255):
         with open(os.path.join(decrypt_dir, f"{name}-{chunk}"), "wb") as f:
-            f.write(bytes([chunk]) + message[:65536])
+            f.write(bytes([chunk]) + message[:16384])
 print(f"{len(messages)} seeds")

@@ -52,13 +52,9 @@ public final class MessageDecryptor {
         try checkUsable()
         do {
             if state == .header {
-                buffer.append(contentsOf: bytes)
-                guard let parsed = try MessageHeaderParser(limits: limits).parse(buffer) else {
-                    return UnverifiedPlaintext(bytes: [])
-                }
-                let rest = Array(buffer[parsed.length...])
-                buffer.removeAll(keepingCapacity: false)
-                try await start(with: parsed)
+                guard let (parsed, rest) = try takeHeader(bytes) else { return UnverifiedPlaintext(bytes: []) }
+                try checkPolicy(parsed)
+                try begin(parsed, dataKey: try await dataKey(for: parsed))
                 return try consumeBody(rest)
             }
             return try consumeBody(bytes)
@@ -67,6 +63,34 @@ public final class MessageDecryptor {
             buffer = []
             throw error
         }
+    }
+
+    /// `update` without the keyring: `dataKey` supplies the data key for the parsed header.
+    /// Synchronous, for the fuzz target and layer tests.
+    func update(_ bytes: [UInt8], dataKey: (MessageHeader) throws -> SecureBytes) throws -> UnverifiedPlaintext {
+        try checkUsable()
+        do {
+            if state == .header {
+                guard let (parsed, rest) = try takeHeader(bytes) else { return UnverifiedPlaintext(bytes: []) }
+                try checkPolicy(parsed)
+                try begin(parsed, dataKey: try dataKey(parsed))
+                return try consumeBody(rest)
+            }
+            return try consumeBody(bytes)
+        } catch {
+            state = .failed
+            buffer = []
+            throw error
+        }
+    }
+
+    /// Buffers header bytes; once the header parses, returns it and the bytes after it.
+    private func takeHeader(_ bytes: [UInt8]) throws -> (MessageHeader, [UInt8])? {
+        buffer.append(contentsOf: bytes)
+        guard let parsed = try MessageHeaderParser(limits: limits).parse(buffer) else { return nil }
+        let rest = Array(buffer[parsed.length...])
+        buffer.removeAll(keepingCapacity: false)
+        return (parsed, rest)
     }
 
     /// Ends the input: throws `truncatedMessage` unless the whole message (footer included) was read.
@@ -95,7 +119,7 @@ public final class MessageDecryptor {
 
     // MARK: header
 
-    private func start(with parsed: MessageHeader) async throws {
+    private func checkPolicy(_ parsed: MessageHeader) throws {
         guard policy.allowedSuites.contains(parsed.suite) else {
             throw EnvelopeError(.algorithmSuiteNotAllowed, "algorithm suite \(parsed.suite) is not allowed here")
         }
@@ -104,6 +128,9 @@ public final class MessageDecryptor {
                 .reservedEncryptionContextKey,
                 "suite \(parsed.suite) is not signed but the context carries \(EncryptionContext.publicKeyKey)")
         }
+    }
+
+    private func dataKey(for parsed: MessageHeader) async throws -> SecureBytes {
         let materials: DecryptionMaterials
         do {
             materials = try await keyring.onDecrypt(
@@ -117,6 +144,11 @@ public final class MessageDecryptor {
         guard let dataKey = materials.plaintextDataKey else {
             throw EnvelopeError(.noDecryptableDataKey, "the keyring returned no data key")
         }
+        return dataKey
+    }
+
+    /// Checks the key commitment and the header tag, then prepares the body.
+    private func begin(_ parsed: MessageHeader, dataKey: SecureBytes) throws {
         let keys = try ContentKeys(suite: parsed.suite, dataKey: dataKey, messageID: parsed.messageID)
         if parsed.suite.isCommitting {
             guard ConstantTime.equals(keys.commitment, parsed.commitment) else {
@@ -125,11 +157,9 @@ public final class MessageDecryptor {
             }
         }
         let cipher = try ContentCipher(key: keys.contentKey)
-        let tagOK = parsed.body.withUnsafeBytes { _ in
-            cipher.open(
-                iv: parsed.authenticationIV, aad: parsed.body, ciphertext: UnsafeRawBufferPointer(start: nil, count: 0),
-                tag: parsed.authenticationTag, into: nil)
-        }
+        let tagOK = cipher.open(
+            iv: parsed.authenticationIV, aad: parsed.body, ciphertext: UnsafeRawBufferPointer(start: nil, count: 0),
+            tag: parsed.authenticationTag, into: nil)
         guard tagOK else {
             throw EnvelopeError(.headerAuthenticationFailed, "the header authentication tag does not verify")
         }

@@ -117,39 +117,43 @@ public final class MessageEncryptor {
         return try plaintext.withUnsafeBytes { try update(raw: $0) }
     }
 
-    /// Feeds plaintext from raw memory (no copy of whole frames).
+    /// Feeds plaintext from raw memory: whole frames are encrypted straight from `plaintext`
+    /// into the returned array; only a trailing partial frame is copied (kept for the next call).
     public func update(raw plaintext: UnsafeRawBufferPointer) throws -> [UInt8] {
         guard !finished else { throw EnvelopeError(.streamFinished, "the message is already finished") }
-        let frameOverhead = 4 + suite.ivLength + suite.tagLength
         let frames = (partial.count + plaintext.count) / frameLength
-        var output: [UInt8] = []
-        output.reserveCapacity((pendingHeader ? header.count : 0) + frames * (frameLength + frameOverhead))
-        takeHeader(into: &output)
-        var rest = plaintext
-        if !partial.isEmpty {
-            let take = min(frameLength - partial.count, rest.count)
-            partial.append(contentsOf: rest.slice(0..<take))
-            rest = rest.slice(take..<rest.count)
-            if partial.count == frameLength {
-                try partial.withUnsafeBytes { try sealFrame($0, final: false, into: &output) }
-                partial.removeAll(keepingCapacity: true)
+        let size = (pendingHeader ? header.count : 0) + frames * (frameLength + regularFrameOverhead)
+        return try [UInt8](unsafeUninitializedCapacity: size) { out, written in
+            let base = UnsafeMutableRawPointer(out.baseAddress)
+            written = writeHeader(to: base)
+            var rest = plaintext
+            if !partial.isEmpty {
+                let take = min(frameLength - partial.count, rest.count)
+                partial.append(contentsOf: rest.slice(0..<take))
+                rest = rest.slice(take..<rest.count)
+                if partial.count == frameLength {
+                    written += try partial.withUnsafeBytes { try sealFrame($0, final: false, to: base! + written) }
+                    partial.removeAll(keepingCapacity: true)
+                }
             }
+            while rest.count >= frameLength {
+                written += try sealFrame(rest.slice(0..<frameLength), final: false, to: base! + written)
+                rest = rest.slice(frameLength..<rest.count)
+            }
+            partial.append(contentsOf: rest)
         }
-        while rest.count >= frameLength {
-            try sealFrame(rest.slice(0..<frameLength), final: false, into: &output)
-            rest = rest.slice(frameLength..<rest.count)
-        }
-        partial.append(contentsOf: rest)
-        return output
     }
 
     /// Ends the message: the final frame (possibly empty) and, for signed suites, the footer.
     public func finish() throws -> [UInt8] {
         guard !finished else { throw EnvelopeError(.streamFinished, "the message is already finished") }
         finished = true
-        var output: [UInt8] = []
-        takeHeader(into: &output)
-        try partial.withUnsafeBytes { try sealFrame($0, final: true, into: &output) }
+        let size = (pendingHeader ? header.count : 0) + partial.count + regularFrameOverhead + 8
+        var output = try [UInt8](unsafeUninitializedCapacity: size) { out, written in
+            let base = UnsafeMutableRawPointer(out.baseAddress!)
+            written = writeHeader(to: base)
+            written += try partial.withUnsafeBytes { try sealFrame($0, final: true, to: base + written) }
+        }
         partial = []
         if let signer, let hasher {
             output += try signer.footer(digest: hasher.finalize())
@@ -157,34 +161,39 @@ public final class MessageEncryptor {
         return output
     }
 
-    private func takeHeader(into output: inout [UInt8]) {
-        if pendingHeader {
-            output += header
-            pendingHeader = false
-        }
+    /// Sequence number, IV and tag around each regular frame's content.
+    private var regularFrameOverhead: Int { 4 + suite.ivLength + suite.tagLength }
+
+    private func writeHeader(to destination: UnsafeMutableRawPointer?) -> Int {
+        guard pendingHeader, let destination else { return 0 }
+        pendingHeader = false
+        header.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return header.count
     }
 
-    private func sealFrame(_ content: UnsafeRawBufferPointer, final: Bool, into output: inout [UInt8]) throws {
+    /// Writes one frame at `destination`; returns its length.
+    private func sealFrame(_ content: UnsafeRawBufferPointer, final: Bool, to destination: UnsafeMutableRawPointer) throws
+        -> Int
+    {
         guard sequenceNumber < MessageBody.finalFrameMarker else {
             throw EnvelopeError(.invalidArgument, "the message has more frames than sequence numbers")
         }
-        let start = output.count
-        if final { output.appendUInt32(MessageBody.finalFrameMarker) }
-        output.appendUInt32(sequenceNumber)
+        var prefix: [UInt8] = []
+        if final { prefix.appendUInt32(MessageBody.finalFrameMarker) }
+        prefix.appendUInt32(sequenceNumber)
         let iv = MessageBody.iv(sequenceNumber: sequenceNumber)
-        output += iv
-        if final { output.appendUInt32(UInt32(content.count)) }
+        prefix += iv
+        if final { prefix.appendUInt32(UInt32(content.count)) }
         let aad = MessageBody.aad(
             messageID: messageID, kind: final ? .finalFrame : .frame, sequenceNumber: sequenceNumber,
             contentLength: UInt64(content.count))
-        let contentStart = output.count
-        output.append(contentsOf: repeatElement(0, count: content.count + suite.tagLength))
-        try output.withUnsafeMutableBytes { raw in
-            var tag = [UInt8](repeating: 0, count: suite.tagLength)
-            try cipher.seal(iv: iv, aad: aad, plaintext: content, into: raw.baseAddress! + contentStart, tag: &tag)
-            tag.withUnsafeBytes { raw.baseAddress!.advanced(by: contentStart + content.count).copyMemory(from: $0.baseAddress!, byteCount: tag.count) }
-            hasher?.update(UnsafeRawBufferPointer(rebasing: raw[start..<raw.count]))
-        }
+        prefix.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        var tag = [UInt8](repeating: 0, count: suite.tagLength)
+        try cipher.seal(iv: iv, aad: aad, plaintext: content, into: destination + prefix.count, tag: &tag)
+        tag.withUnsafeBytes { (destination + prefix.count + content.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let length = prefix.count + content.count + tag.count
+        hasher?.update(UnsafeRawBufferPointer(start: destination, count: length))
         sequenceNumber += 1
+        return length
     }
 }

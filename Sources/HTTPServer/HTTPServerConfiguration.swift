@@ -59,4 +59,7 @@ public struct TLSConfiguration: Sendable, Equatable {
         self.privateKeyPath = privateKeyPath
         self.clientCAPath = clientCAPath
     }
+
+    /// Loads the files once and checks that key and certificate match (throws `TLSError`).
+    public func validate() throws { _ = try TLSContext(self) }
 }

@@ -17,6 +17,22 @@ final class RequestBodyStream: Sendable {
         var firstReadSeen = false
         var abandoned = false
         var trailers = HTTPHeaders()
+
+        /// Removes the oldest chunk, releasing its slot (a consumed chunk must not stay referenced
+        /// while the producer keeps the queue non-empty).
+        mutating func take() -> [UInt8] {
+            let chunk = chunks[head]
+            chunks[head] = []
+            head += 1
+            if head == chunks.count {
+                chunks.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 32 && head * 2 >= chunks.count {
+                chunks.removeFirst(head)
+                head = 0
+            }
+            return chunk
+        }
     }
 
     let highWater: Int
@@ -107,12 +123,7 @@ final class RequestBodyStream: Sendable {
             let first = !s.firstReadSeen
             s.firstReadSeen = true
             if s.head < s.chunks.count {
-                let chunk = s.chunks[s.head]
-                s.head += 1
-                if s.head == s.chunks.count {
-                    s.chunks.removeAll(keepingCapacity: true)
-                    s.head = 0
-                }
+                let chunk = s.take()
                 s.bufferedBytes -= chunk.count
                 var resume = false
                 if s.producerPaused && s.bufferedBytes <= lowWater {
@@ -139,8 +150,7 @@ final class RequestBodyStream: Sendable {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
                 let immediate: Result<[UInt8]?, any Error>? = state.withLock { s in
                     if s.head < s.chunks.count {
-                        let chunk = s.chunks[s.head]
-                        s.head += 1
+                        let chunk = s.take()
                         s.bufferedBytes -= chunk.count
                         return .success(chunk)
                     }

@@ -17,10 +17,13 @@ public final class AppContext: Sendable {
     public let readiness: ReadinessChecks
     /// Parties, datasets, policies, approvals and the audit log (issue #6); nil in tests that do not need it.
     public let governance: Governance?
+    /// Objects (datasets, outputs) and keys: file store + local KMS, or S3 + AWS KMS (issue #4).
+    public let storage: StorageServices?
 
     public init(
         configuration: ServerConfiguration, dataDirectory: DataDirectory, operatorCredentials: OperatorCredentials,
-        logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil
+        logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil,
+        storage: StorageServices? = nil
     ) {
         self.configuration = configuration
         self.dataDirectory = dataDirectory
@@ -28,5 +31,6 @@ public final class AppContext: Sendable {
         self.logger = logger
         self.readiness = readiness
         self.governance = governance
+        self.storage = storage
     }
 }

@@ -13,6 +13,7 @@ public enum ServerApp {
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
         ] + (context.governance.map { [$0.routes] } ?? [])
+            + KMSRoutes.groups(context)
     }
 
     /// The router with every route registered.
@@ -28,20 +29,31 @@ extension ServerApp {
     /// SIGTERM/SIGINT drain in-flight requests and stop. Status lines go to stderr; the access
     /// log to its destination. The operator credential's path is printed, never its value.
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        var tls: TLSConfiguration?
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
+            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
+            try tls?.validate()  // before anything is written: a bad setting changes nothing
+        }
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
-        let (credentials, created) = try dataDirectory.bootstrap()
+        var (credentials, created) = try dataDirectory.bootstrap()
+        let (withKeys, addedKeys) = try credentials.withAccessKeyPair()
+        if addedKeys {
+            credentials = withKeys
+            try credentials.write(to: dataDirectory.operatorCredentialsURL)
+        }
+        let storage = try StorageServices.make(configuration.storage, dataDirectory: dataDirectory)
         status(
             created
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
                 : "operator credentials in \(dataDirectory.operatorCredentialsURL.path)")
+        let governance = try await Governance.open(
+            dataDirectory: dataDirectory, operatorToken: credentials.token, logger: logger,
+            objects: storage.objectStore)
         let context = AppContext(
-            configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger)
+            configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
+            governance: governance, storage: storage)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
-        var tls: TLSConfiguration?
-        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
-            tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)
-        }
         let httpConfiguration = HTTPServerConfiguration(
             host: configuration.listen.host, port: configuration.listen.port, eventLoops: configuration.eventLoops,
             limits: configuration.http, tls: tls)
@@ -57,6 +69,7 @@ extension ServerApp {
         status("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"), draining in-flight requests")
         context.readiness.beginDraining()
         await server.shutdown()
+        try? governance.store.checkpoint()  // sign the audit log's head before stopping
         accessLog?.close()
         status("stopped")
     }

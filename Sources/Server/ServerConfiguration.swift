@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var eventLoops: Int?
     /// Connection, size and time limits of the HTTP server.
     public var http = HTTPServerLimits()
+    /// Object store and KMS (`--object-store`, `--s3-endpoint`, `--kms`, `--kms-endpoint`).
+    public var storage = StorageConfiguration()
 
     public init() {}
 

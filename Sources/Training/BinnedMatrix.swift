@@ -76,11 +76,14 @@ public struct BinCuts: Sendable, Equatable {
     }
 }
 
-/// The binned feature matrix, row-major at one byte per cell (`bins[row * featureCount + f]`).
+/// The binned feature matrix at one byte per cell: row-major (`bins[row * featureCount + f]`) for
+/// histograms, and a column-major copy for partitioning rows at a split.
 final class BinnedMatrix: @unchecked Sendable {
     let rowCount: Int
     let featureCount: Int
     let bins: UnsafeMutablePointer<UInt8>
+    /// The same bins column-major (`columnBins[f * rowCount + row]`), for partitioning rows.
+    let columnBins: UnsafeMutablePointer<UInt8>
     /// The missing bin of each feature.
     let missingBin: [UInt8]
 
@@ -90,17 +93,48 @@ final class BinnedMatrix: @unchecked Sendable {
         featureCount = f
         missingBin = (0..<f).map { UInt8(cuts.valueBins($0)) }
         bins = .allocate(capacity: max(1, rows.count * f))
+        columnBins = .allocate(capacity: max(1, rows.count * f))
         let ranges = Parallel.ranges(rows.count)
-        let out = bins
+        let out = bins, columnOut = columnBins, n = rows.count
+        let missing = missingBin
+        // Cuts padded to 255 entries with +infinity, for a branch-free eight-step search.
+        let padded: [[Float]] = cuts.cuts.map { $0 + [Float](repeating: .infinity, count: 255 - $0.count) }
         Parallel.run(ranges.count) { part in
-            for i in ranges[part] {
-                let row = rows[i]
+            // Blocks of rows, feature by feature inside a block: reads stream through each
+            // column and the block of output stays in cache.
+            let block = 4096
+            var start = ranges[part].lowerBound
+            while start < ranges[part].upperBound {
+                let end = min(start + block, ranges[part].upperBound)
                 for feature in 0..<f {
-                    out[i * f + feature] = cuts.bin(dataset.columns[feature][row], feature: feature)
+                    dataset.columns[feature].withUnsafeBufferPointer { column in
+                        padded[feature].withUnsafeBufferPointer { c in
+                            let missingBin = missing[feature]
+                            let columnStart = columnOut + feature &* n
+                            for i in start..<end {
+                                let value = column[rows[i]]
+                                var position = 0
+                                var step = 128
+                                while step > 0 {
+                                    // Branch-free: mispredicted branches would dominate this loop.
+                                    let below = unsafeBitCast(c[position &+ step &- 1] <= value, to: UInt8.self)
+                                    position &+= step & (0 &- Int(below))
+                                    step >>= 1
+                                }
+                                let bin = value.isNaN ? missingBin : UInt8(truncatingIfNeeded: position)
+                                out[i &* f &+ feature] = bin
+                                columnStart[i] = bin
+                            }
+                        }
+                    }
                 }
+                start = end
             }
         }
     }
 
-    deinit { bins.deallocate() }
+    deinit {
+        bins.deallocate()
+        columnBins.deallocate()
+    }
 }

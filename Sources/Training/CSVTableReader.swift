@@ -247,50 +247,44 @@ public struct CSVTableReader {
     }
 }
 
-/// Accumulates one column's cells while parsing.
-struct ColumnBuilder {
-    enum State {
-        case float([Float])
-        case integer([Int64])
-        case strings(codes: [Int32], levels: [String], index: [String: Int32])
-    }
+/// Accumulates one column's cells while parsing (a class, so appends never copy the arrays).
+final class ColumnBuilder {
+    enum Kind { case float, integer, strings }
 
     let declared: ColumnType?
-    var state: State
+    private(set) var kind: Kind
+    private var floats: [Float] = []
+    private var integers: [Int64] = []
+    private var codes: [Int32] = []
+    private var levels: [String] = []
+    private var index: [String: Int32] = [:]
 
     init(declared: ColumnType?) {
         self.declared = declared
         switch declared {
-        case nil, .float?: state = .float([])
-        case .integer?: state = .integer([])
-        case .categorical?, .id?: state = .strings(codes: [], levels: [], index: [:])
+        case nil, .float?: kind = .float
+        case .integer?: kind = .integer
+        case .categorical?, .id?: kind = .strings
         }
     }
 
     /// Appends a cell; returns the name of the rule it broke, if any.
-    mutating func append(_ field: UnsafeBufferPointer<UInt8>, rowsBefore: Int, maxLevels: Int) -> String? {
+    func append(_ field: UnsafeBufferPointer<UInt8>, rowsBefore: Int, maxLevels: Int) -> String? {
         let missing = CSVValue.isMissing(field)
-        switch state {
-        case .float(var values):
+        switch kind {
+        case .float:
             if missing {
-                state = .integer([])  // release the reference so the append below does not copy
-                values.append(.nan)
-                state = .float(values)
+                floats.append(.nan)
                 return nil
             }
             if let value = CSVValue.parseDouble(field), value.isFinite {
-                state = .integer([])
-                values.append(Float(value))
-                state = .float(values)
+                floats.append(Float(value))
                 return nil
             }
             if declared == .float { return "type float" }
-            // Inferred float column meets text: it becomes categorical.
-            var index: [String: Int32] = [:]
-            var levels: [String] = []
-            var codes: [Int32] = []
-            codes.reserveCapacity(values.count + 1)
-            for value in values {
+            // An inferred float column meets text: it becomes categorical.
+            codes.reserveCapacity(floats.count + 1)
+            for value in floats {
                 if value.isNaN {
                     codes.append(-1)
                     continue
@@ -304,24 +298,19 @@ struct ColumnBuilder {
                     levels.append(text)
                 }
             }
-            state = .strings(codes: codes, levels: levels, index: index)
+            floats = []
+            kind = .strings
             return append(field, rowsBefore: rowsBefore, maxLevels: maxLevels)
-        case .integer(var values):
-            let parsed: Int64
+        case .integer:
             if missing {
-                parsed = Column.missingInteger
-            } else if let value = CSVValue.parseInt(field) {
-                parsed = value
+                integers.append(Column.missingInteger)
+            } else if let value = CSVValue.parseInt(field), value != Column.missingInteger {
+                integers.append(value)
             } else {
                 return "type integer"
             }
-            state = .float([])
-            values.append(parsed)
-            state = .integer(values)
             return nil
-        case .strings(var codes, var levels, var index):
-            state = .float([])
-            defer { state = .strings(codes: codes, levels: levels, index: index) }
+        case .strings:
             if missing {
                 codes.append(-1)
                 return nil
@@ -340,11 +329,12 @@ struct ColumnBuilder {
     }
 
     func build(name: String) -> Column {
-        switch state {
-        case .float(let values): return Column(name: name, type: .float, storage: .float(values))
-        case .integer(let values): return Column(name: name, type: .integer, storage: .integer(values))
-        case .strings(let codes, let levels, _):
-            return Column(name: name, type: declared == .id ? .id : .categorical, storage: .strings(codes: codes, levels: levels))
+        switch kind {
+        case .float: return Column(name: name, type: .float, storage: .float(floats))
+        case .integer: return Column(name: name, type: .integer, storage: .integer(integers))
+        case .strings:
+            return Column(
+                name: name, type: declared == .id ? .id : .categorical, storage: .strings(codes: codes, levels: levels))
         }
     }
 }

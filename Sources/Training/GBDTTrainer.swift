@@ -112,8 +112,9 @@ final class GBDTTrainer {
         }
     }
 
-    /// Grows one more tree; returns the training and validation losses after it.
-    func boostOneRound() -> (loss: Double, validationLoss: Double?) {
+    /// Grows one more tree; returns the validation loss after it, and the training loss every
+    /// tenth round and at the last.
+    func boostOneRound() -> (loss: Double?, validationLoss: Double?) {
         let round = trees.count
         var random = SeededRandom(seed: seed, stream: UInt64(round) &+ 1)
         computeGradients()
@@ -150,26 +151,37 @@ final class GBDTTrainer {
             applyToMargins(tree: trees.count - 1, matrix: trainMatrix, margins: margins)
         }
         if let validationMatrix { applyToMargins(tree: trees.count - 1, matrix: validationMatrix, margins: validationMargins) }
-        let loss = Self.loss(parameters.objective, labels: trainLabels, margins: margins)
+        // The training loss costs a pass over every row: every tenth round and the last.
+        let loss = round % 10 == 9 || round + 1 == parameters.numRound
+            ? Self.loss(parameters.objective, labels: trainLabels, margins: margins) : nil
         let validationLoss = validationMatrix == nil
             ? nil : Self.loss(parameters.objective, labels: validationLabels, margins: validationMargins)
         return (loss, validationLoss)
     }
 
-    /// Mean log-loss or RMSE of margins.
+    /// Mean log-loss or RMSE of margins (two threads; partial sums added in a fixed order).
     static func loss(_ objective: Objective, labels: [Double], margins: UnsafeMutablePointer<Double>) -> Double {
-        var total = 0.0
-        for i in 0..<labels.count {
-            let m = margins[i], y = labels[i]
-            switch objective {
-            case .binaryLogistic:
-                // log(1 + e^m) - y m, computed stably.
-                total += (m > 0 ? m + Foundation.log1p(Foundation.exp(-m)) : Foundation.log1p(Foundation.exp(m))) - y * m
-            case .squaredError:
-                total += (m - y) * (m - y)
+        let ranges = Parallel.ranges(labels.count)
+        var partials = [Double](repeating: 0, count: ranges.count)
+        labels.withUnsafeBufferPointer { labels in
+            partials.withUnsafeMutableBufferPointer { partials in
+                Parallel.run(ranges.count) { part in
+                    var total = 0.0
+                    for i in ranges[part] {
+                        let m = margins[i], y = labels[i]
+                        switch objective {
+                        case .binaryLogistic:
+                            // log(1 + e^m) - y m, computed stably.
+                            total += max(m, 0) + Foundation.log1p(Foundation.exp(-abs(m))) - y * m
+                        case .squaredError:
+                            total += (m - y) * (m - y)
+                        }
+                    }
+                    partials[part] = total
+                }
             }
         }
-        let mean = total / Double(max(1, labels.count))
+        let mean = partials.reduce(0, +) / Double(max(1, labels.count))
         return objective == .squaredError ? mean.squareRoot() : mean
     }
 
@@ -412,7 +424,7 @@ final class GBDTTrainer {
 
     /// Reorders the node's rows so the left child's come first; returns where the right child's start.
     private func partition(_ work: NodeWork, feature: Int, bin: Int, defaultLeft: Bool) -> Int {
-        let bins = trainMatrix.bins, width = featureCount
+        let column = trainMatrix.columnBins + feature * trainMatrix.rowCount
         let missing = trainMatrix.missingBin[feature], splitBin = UInt8(bin)
         let rowIndex = rowIndex, scratchLeft = scratchLeft, scratchRight = scratchRight
         let count = work.end - work.begin
@@ -425,7 +437,7 @@ final class GBDTTrainer {
                     var l = ranges[part].lowerBound, r = ranges[part].lowerBound
                     for i in ranges[part] {
                         let row = rowIndex[i]
-                        let cell = bins[Int(row) &* width &+ feature]
+                        let cell = column[Int(row)]
                         let goLeft = cell == missing ? defaultLeft : cell <= splitBin
                         if goLeft {
                             scratchLeft[l] = row

@@ -11,7 +11,8 @@ public struct TrainingProgress: Sendable, Equatable {
     public var iteration: Int
     /// The planned number of rounds or the iteration limit.
     public var totalIterations: Int
-    /// The training objective after `iteration` (mean loss), if known.
+    /// The training loss after `iteration` (mean log-loss, or RMSE), when computed: every
+    /// iteration for linear models, every tenth round and the last for GBDT.
     public var loss: Double?
     /// The validation loss after `iteration`, if there is a validation set.
     public var validationLoss: Double?

@@ -56,42 +56,117 @@ struct DatasetCreateCommand: AsyncParsableCommand {
 struct DatasetUploadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload",
-        abstract: "Upload a dataset's content: an Encryption SDK message, streamed, with a progress bar on a terminal.",
+        abstract: "Encrypt a CSV on this machine and stream it to the server, with a progress bar on a terminal.",
         discussion: """
-            With --ciphertext FILE is already an AWS Encryption SDK message (for example made with AWS's own
-            tools) whose encryption context names the dataset, your party and your approval key's fingerprint
-            (cleanroom:dataset, cleanroom:party, cleanroom:owner-key); it is streamed as is. The server checks
-            the header and the message structure and makes the dataset available only when all of it arrived.
+            The CSV is encrypted here, frame by frame as it is read, into an AWS Encryption SDK message (suite
+            0x0478) under a data key from your party's KMS key — the server's local KMS endpoint by default
+            (--kms-endpoint, or AWS KMS) with your registration's access key; a key is created on first use
+            and remembered in the profile (--kms-key-id to choose one). The encryption context names the
+            dataset, your party and your approval key's fingerprint (cleanroom:dataset, cleanroom:party,
+            cleanroom:owner-key). The server never sees the plaintext or the data key.
+            With --ciphertext, FILE is already such a message (for example made with AWS's own tools) and is
+            streamed unchanged. The dataset becomes available only when the whole message has arrived.
             """)
 
     @OptionGroup var options: GovernanceOptions
 
     @Argument(help: "The dataset id.") var dataset: String
 
-    @Argument(help: "The file to upload.") var file: String
+    @Argument(help: "The CSV file (or, with --ciphertext, the Encryption SDK message).") var file: String
 
     @Flag(name: .customLong("ciphertext"), help: "FILE is already an Encryption SDK message: upload it unchanged.")
     var ciphertext = false
 
+    @Option(name: .customLong("kms-key-id"), help: "The KMS key (id or ARN) for the data key (default: the profile's).")
+    var kmsKeyId: String?
+
+    @Option(name: .customLong("kms-endpoint"), help: "KMS endpoint URL (default: the profile's, else the server's).")
+    var kmsEndpoint: String?
+
+    @Option(name: .customLong("region"), help: "KMS region.")
+    var region = "us-east-1"
+
     func run() async throws {
         try await runReporting {
-            guard ciphertext else {
-                throw CLIError(
-                    "client-side encryption with the party's KMS key is not available in this build; encrypt the CSV as an Encryption SDK message (suite 0x0478, context cleanroom:dataset/party/owner-key) and pass --ciphertext",
-                    exitCode: 2)
-            }
-            let (client, _) = try options.client()
+            let (client, profile) = try options.client()
             guard let handle = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)", exitCode: 2) }
             let size = Int((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.intValue ?? 0)
             let progress = ProgressBar(total: Int64(size), enabled: !options.json && isatty(2) != 0)
-            let reader = ChunkReader(handle: handle, progress: progress)
-            let reply = try await client.upload(
-                "/v1/datasets/\(dataset)/content", stream: ByteStream(next: { try reader.next() }), length: size)
+            let stream: ByteStream
+            let length: Int?
+            if ciphertext {
+                let reader = ChunkReader(handle: handle, progress: progress)
+                stream = ByteStream(next: { try reader.next() })
+                length = size
+            } else {
+                let encryptor = try await makeEncryptor(profile: profile, server: try options.serverURL(profile))
+                let reader = EncryptingReader(handle: handle, encryptor: encryptor, progress: progress)
+                stream = ByteStream(next: { try reader.next() })
+                length = nil
+            }
+            let reply = try await client.upload("/v1/datasets/\(dataset)/content", stream: stream, length: length)
             progress.finish()
             try options.output(
-                "dataset \(dataset) uploaded: \(reply["size"] ?? 0) bytes, sha256 \(reply["sha256"] ?? ""), suite \(reply["suite"] ?? "")",
+                "dataset \(dataset) uploaded: \(reply["size"] ?? 0) bytes of ciphertext, sha256 \(reply["sha256"] ?? ""), suite \(reply["suite"] ?? "")",
                 json: reply)
         }
+    }
+
+    /// The encryptor: a data key from the party's KMS key, the encryption context the server requires.
+    func makeEncryptor(profile: Profile, server: String) async throws -> MessageEncryptor {
+        let keys = try LocalKeys(options)
+        guard let partyId = profile.partyId, let accessKeyId = profile.accessKeyId, let secret = profile.secretAccessKey else {
+            throw CLIError("the profile has no party or access key: register first", exitCode: 2)
+        }
+        let endpoint = kmsEndpoint ?? profile.kmsEndpoint ?? server
+        let configuration = AWSConfiguration(
+            region: region,
+            credentials: StaticCredentialsProvider(AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret)))
+        let kms = try AWSKMSClient(configuration: configuration, endpoint: endpoint)
+        var keyId = kmsKeyId ?? profile.kmsKeyId
+        if keyId == nil {
+            let created = try await kms.createKey(description: "cleanroom datasets of \(partyId)")
+            keyId = created.arn
+            var updated = profile
+            updated.kmsKeyId = created.arn
+            updated.kmsEndpoint = endpoint
+            try options.saveProfile(updated)
+        }
+        let context = EncryptionContext([
+            "cleanroom:dataset": dataset, "cleanroom:party": partyId, "cleanroom:owner-key": keys.fingerprint,
+        ])
+        return try await MessageEncryptor(
+            keyring: try KMSKeyring(kms: kms, keyID: keyId!), encryptionContext: context,
+            suite: .aes256GCMHKDFSHA512Commit)
+    }
+}
+
+/// Reads a CSV in 64 KiB chunks and yields the ciphertext the encryptor has ready (header, then
+/// whole frames, then the final frame): memory stays at about one frame whatever the file size.
+final class EncryptingReader: @unchecked Sendable {  // read by one task at a time (the upload pump)
+    let handle: FileHandle
+    let encryptor: MessageEncryptor
+    let progress: ProgressBar
+    private var finished = false
+
+    init(handle: FileHandle, encryptor: MessageEncryptor, progress: ProgressBar) {
+        self.handle = handle
+        self.encryptor = encryptor
+        self.progress = progress
+    }
+
+    func next() throws -> [UInt8]? {
+        while !finished {
+            guard let data = try handle.read(upToCount: 1 << 16), !data.isEmpty else {
+                finished = true
+                try? handle.close()
+                return try encryptor.finish()
+            }
+            progress.advance(Int64(data.count))
+            let out = try data.withUnsafeBytes { try encryptor.update(raw: $0) }
+            if !out.isEmpty { return out }
+        }
+        return nil
     }
 }
 

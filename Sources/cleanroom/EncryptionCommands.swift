@@ -1,3 +1,4 @@
+import AWS
 import ArgumentParser
 import Crypto
 import Envelope
@@ -246,9 +247,13 @@ enum EncryptionCLI {
         return SecureBytes([UInt8](data))
     }
 
+    /// A KMS keyring over `AWSKMSClient`, configured like AWS's SDKs (environment, shared
+    /// config/credentials files, instance role). `AWS_ENDPOINT_URL_KMS` points it at the local
+    /// KMS of a `cleanroomd` (`http://127.0.0.1:8080`) instead of AWS KMS.
     static func kmsKeyring(keyID: String?) throws -> any Keyring {
-        throw ValidationError(
-            "KMS support arrives with the AWS KMS client (AWS module, KMS issue); use --rsa-* or --aes-key for now")
+        let client = try AWSKMSClient(configuration: AWSConfiguration.resolve())
+        if let keyID { return try KMSKeyring(kms: client, keyID: keyID) }
+        return KMSKeyring(discovery: client)
     }
 
     /// A usage failure (exit 2) with a message on stderr.

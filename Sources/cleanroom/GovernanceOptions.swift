@@ -122,5 +122,10 @@ func runReporting(_ body: () async throws -> Void) async throws {
     } catch let error as GovernanceClient.APIFailure {
         FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
         throw ExitCode(error.status == 0 ? 3 : 1)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
     }
 }

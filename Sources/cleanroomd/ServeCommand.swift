@@ -42,6 +42,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("event-loops"), help: "Event-loop threads (default: one per core).")
     var eventLoops: Int?
 
+    @Option(name: .customLong("object-store"), help: "file:DIR (default DATA/objects) or s3://BUCKET/PREFIX.")
+    var objectStore: String?
+
+    @Option(name: .customLong("s3-endpoint"), help: "S3-compatible endpoint URL for --object-store s3://….")
+    var s3Endpoint: String?
+
+    @Option(name: .customLong("kms"), help: "local (default: embedded KMS, served at POST /) or aws.")
+    var kms: String?
+
+    @Option(name: .customLong("kms-endpoint"), help: "AWS KMS endpoint URL override for --kms aws.")
+    var kmsEndpoint: String?
+
     func run() async throws {
         var overrides = ServerConfiguration.Overrides()
         overrides.configFile = config
@@ -53,9 +65,11 @@ struct ServeCommand: AsyncParsableCommand {
         overrides.insecureHTTP = insecureHTTP ? true : nil
         overrides.accessLog = accessLog
         overrides.eventLoops = eventLoops
-        let configuration: ServerConfiguration
+        var configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(overrides: overrides)
+            configuration.storage = try StorageConfiguration(
+                objectStore: objectStore, s3Endpoint: s3Endpoint, kms: kms, kmsEndpoint: kmsEndpoint)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

@@ -311,3 +311,44 @@ extension CBOR {
         return items[i]
     }
 }
+
+@Suite struct AttestationCacheTests {
+    @Test func aSeenChainIsReusedOnlyForTheSameCertificatesRootsAndValidTimes() throws {
+        let v = NitroVector.production
+        let cache = AttestationCache()
+        let expectations = AttestationExpectations(maxAgeMilliseconds: nil)
+        let verifier = AttestationVerifier(trustedRoots: [NitroVector.awsRoot], at: v.verifyAt, cache: cache)
+        _ = try verifier.verify(v.bytes, expectations: expectations)
+        #expect(cache.chainHits == 0)
+        let second = try verifier.verify(v.bytes, expectations: expectations)
+        #expect(cache.chainHits == 1)
+        #expect(second.chain.certificates.count == 5)
+        // The same cache at a time after the leaf expired: refused, not served from the cache.
+        let later = AttestationVerifier(trustedRoots: [NitroVector.awsRoot], at: UnixTime(seconds: 1_665_662_282), cache: cache)
+        do {
+            _ = try later.verify(v.bytes, expectations: expectations)
+            Issue.record("an expired chain was served from the cache")
+        } catch {
+            #expect(error.code == .certificateExpired)
+        }
+        // The same cache under other roots: a different question, validated afresh (and refused).
+        guard case .array(let bundle) = field(v.bytes, "cabundle"), case .bytes(let regional) = bundle[1] else { fatalError() }
+        let otherRoot = TrustedRoot(certificate: try Certificate(derEncoded: regional), name: "regional", isDevelopment: false)
+        let other = AttestationVerifier(trustedRoots: [otherRoot], at: v.verifyAt, cache: cache)
+        do {
+            _ = try other.verify(v.bytes, expectations: expectations)
+            Issue.record("a chain cached under the AWS root was served for another root")
+        } catch {
+            #expect(error.code == .untrustedChain)
+        }
+        // A mutated document still fails its signature even though its chain is cached.
+        var tampered = v.bytes
+        tampered[tampered.count - 3] ^= 1
+        do {
+            _ = try verifier.verify(tampered, expectations: expectations)
+            Issue.record("a tampered document verified")
+        } catch {
+            #expect(error.code == .signatureInvalid)
+        }
+    }
+}

@@ -29,7 +29,7 @@ final class CollectingWorkload: EnclaveWorkload, @unchecked Sendable {
     var plaintexts: [String: [UInt8]] = [:]
     var finished: [String] = []
 
-    func prepare(admission: Admission, progress: @escaping (ProgressEvent) -> Void) throws(EnclaveError) {
+    func prepare(admission: Admission, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(EnclaveError) {
         self.admission = admission
         progress(ProgressEvent(phase: "decrypting"))
     }

@@ -77,13 +77,20 @@ import Testing
         return machine
     }
 
-    /// Creates a dataset and uploads `csv` encrypted by the Python SDK with the required context.
-    static func upload(_ machine: PartyMachine, csv: String, root: URL) throws -> String {
+    /// Creates a dataset and uploads `csv`: encrypted by the CLI itself under the party's KMS key
+    /// (`viaKMS`), or by AWS's Python Encryption SDK and uploaded with `--ciphertext`.
+    static func upload(_ machine: PartyMachine, csv: String, root: URL, viaKMS: Bool = false) throws -> String {
         let created = try machine.json(["dataset", "create", "--name", "admissions-2024", "--columns", columns])
         let datasetId = try #require(created["id"] as? String)
         let plain = root.appendingPathComponent("\(machine.name).csv")
         let sealed = root.appendingPathComponent("\(machine.name).esdk")
         try csv.write(to: plain, atomically: true, encoding: .utf8)
+        if viaKMS {
+            let uploaded = try machine.json(["dataset", "upload", datasetId, plain.path])
+            #expect(uploaded["status"] as? String == "available")
+            #expect((uploaded["encryptionContext"] as? [String: String])?["cleanroom:owner-key"] == machine.fingerprint)
+            return datasetId
+        }
         let context = try JSONSerialization.data(withJSONObject: [
             "cleanroom:dataset": datasetId, "cleanroom:party": machine.partyId, "cleanroom:owner-key": machine.fingerprint,
         ])
@@ -106,7 +113,8 @@ import Testing
         var datasets: [String] = []
         for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
             let machine = try Self.onboard(name, server: server, root: root)
-            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 200, seed: i + 1), root: root))
+            // Two parties encrypt with the CLI under their KMS keys, one with AWS's Python SDK.
+            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 200, seed: i + 1), root: root, viaKMS: i < 2))
             machines.append(machine)
         }
 

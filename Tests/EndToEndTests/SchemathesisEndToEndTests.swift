@@ -23,9 +23,9 @@ import Testing
             let result = try ProcessRunner.run(
                 st,
                 [
-                    "run", spec, "--base-url", server.url, "--checks", "all", "--hypothesis-max-examples", "30",
-                    "--hypothesis-derandomize", "--hypothesis-deadline", "5000", "--request-timeout", "10000",
-                    "-H", "Authorization: Bearer \(credential)", "--exclude-checks", "ignored_auth",
+                    "run", spec, "--experimental=openapi-3.1", "--base-url", server.url, "--checks", "all", "--hypothesis-max-examples", "15",
+                    "--hypothesis-derandomize", "--hypothesis-deadline", "5000", "--hypothesis-suppress-health-check=filter_too_much", "--request-timeout", "10000",
+                    "-H", "Authorization: Bearer \(credential)",
                     "--show-trace",
                 ],
                 environment: ["SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"], currentDirectory: root)

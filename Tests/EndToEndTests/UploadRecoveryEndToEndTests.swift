@@ -100,8 +100,17 @@ import Testing
         Thread.sleep(forTimeInterval: 1.0)  // let the server write part of the object
         s.server.stop(signal: SIGKILL)
         client.terminate()
+        // The kill really happened mid-upload: the pending-upload record is there.
+        let pending = try ProcessRunner.python(
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM pendingUpload').fetchone()[0])",
+            [s.server.dataDirectory.appendingPathComponent("cleanroom.sqlite").path])
+        #expect(pending.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(pending.stderrText)")
 
         try s.server.start()
+        let afterRestart = try ProcessRunner.python(
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM pendingUpload').fetchone()[0])",
+            [s.server.dataDirectory.appendingPathComponent("cleanroom.sqlite").path])
+        #expect(afterRestart.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         let shown = try s.machine.json(["dataset", "show", s.datasetId])
         #expect(shown["status"] as? String == "created")
         #expect(shown["sha256"] == nil)

@@ -47,7 +47,10 @@ public struct AWSConfiguration: Sendable {
         for (key, value) in props where key.hasSuffix(".endpoint_url") {
             overrides[String(key.dropLast(".endpoint_url".count))] = value
         }
-        if let url = env["AWS_ENDPOINT_URL"] { overrides[""] = url }
+        if let url = env["AWS_ENDPOINT_URL"] {
+            // The global environment override outranks everything in the shared config file.
+            overrides = ["": url]
+        }
         for (key, value) in env where key.hasPrefix("AWS_ENDPOINT_URL_") {
             overrides[key.dropFirst("AWS_ENDPOINT_URL_".count).lowercased()] = value
         }

@@ -242,9 +242,22 @@ public struct KMSError: Error, CustomStringConvertible, Sendable, Equatable {
     /// Reads KMS's error body (`__type` may carry a `namespace#` prefix; `message` or `Message`).
     public static func parse(status: Int, body: [UInt8]) -> KMSError {
         let obj = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        if obj == nil, let xml = S3XMLElement.parse(body) {
+            // Some front ends (and moto's auth layer) answer in AWS's XML error shape.
+            func find(_ e: S3XMLElement) -> S3XMLElement? {
+                if e.name == "Error" { return e }
+                for c in e.children { if let f = find(c) { return f } }
+                return nil
+            }
+            let error = find(xml) ?? xml
+            if let code = error["Code"] {
+                return KMSError(code, error["Message"] ?? "KMS answered HTTP \(status)", status: status)
+            }
+        }
         var type = (obj?["__type"] as? String) ?? "HTTP\(status)"
         if let hash = type.lastIndex(of: "#") { type = String(type[type.index(after: hash)...]) }
-        let message = (obj?["message"] as? String) ?? (obj?["Message"] as? String) ?? "KMS answered HTTP \(status)"
+        let fallback = "KMS answered HTTP \(status): " + String(decoding: body.prefix(200), as: UTF8.self)
+        let message = (obj?["message"] as? String) ?? (obj?["Message"] as? String) ?? fallback
         return KMSError(type, message, status: status)
     }
 }

@@ -12,21 +12,35 @@ public struct AttestationVerifier: Sendable {
     public let trustedRoots: [TrustedRoot]
     /// The injected clock; certificates and freshness are judged at its time.
     public let clock: @Sendable () -> UnixTime
+    /// Parsed certificates and validated paths, shared by copies of this verifier (nil: none).
+    public let cache: AttestationCache?
 
+    /// A verifier with its own ``AttestationCache``.
     public init(trustedRoots: [TrustedRoot], clock: @escaping @Sendable () -> UnixTime = { UnixTime.now() }) {
+        self.init(trustedRoots: trustedRoots, clock: clock, cache: AttestationCache())
+    }
+
+    /// A verifier with the given cache (nil: parse and validate everything on every call).
+    public init(trustedRoots: [TrustedRoot], clock: @escaping @Sendable () -> UnixTime, cache: AttestationCache?) {
         self.trustedRoots = trustedRoots
         self.clock = clock
+        self.cache = cache
     }
 
     /// A verifier that checks at a fixed time (tests, `cleanroom attestation verify --at`).
     public init(trustedRoots: [TrustedRoot], at time: UnixTime) {
-        self.init(trustedRoots: trustedRoots, clock: { time })
+        self.init(trustedRoots: trustedRoots, clock: { time }, cache: AttestationCache())
+    }
+
+    /// A verifier that checks at a fixed time with the given cache.
+    public init(trustedRoots: [TrustedRoot], at time: UnixTime, cache: AttestationCache?) {
+        self.init(trustedRoots: trustedRoots, clock: { time }, cache: cache)
     }
 
     /// The policies run for `expectations`, in order.
     public func policies(for expectations: AttestationExpectations) -> [any AttestationPolicy] {
         var policies: [any AttestationPolicy] = [
-            StructurePolicy(), SignaturePolicy(), CertificateChainPolicy(roots: trustedRoots),
+            StructurePolicy(), SignaturePolicy(), CertificateChainPolicy(roots: trustedRoots, cache: cache),
             DebugModePolicy(allowDebug: expectations.allowDebug),
         ]
         if let sets = expectations.allowedPCRSets { policies.append(PCRPolicy(allowedSets: sets)) }
@@ -54,7 +68,7 @@ public struct AttestationVerifier: Sendable {
     {
         var context = AttestationPolicyContext(verificationTime: clock())
         if let error = StructurePolicy.check(document) { throw error }
-        let parsed = try ParsedCertificates.parse(document)
+        let parsed = try ParsedCertificates.parse(document, cache: cache)
         context.leafCertificate = parsed.leaf
         context.cabundleCertificates = parsed.cabundle
 

@@ -10,8 +10,13 @@ import Foundation
 /// (signatures, CA flags, path length, key usage, anchoring) is `Crypto.CertificateChainVerifier`.
 public struct CertificateChainPolicy: AttestationPolicy {
     public let roots: [TrustedRoot]
+    /// Paths validated before (see ``AttestationCache``); nil validates every time.
+    public let cache: AttestationCache?
 
-    public init(roots: [TrustedRoot]) { self.roots = roots }
+    public init(roots: [TrustedRoot], cache: AttestationCache? = nil) {
+        self.roots = roots
+        self.cache = cache
+    }
 
     public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
         do throws(AttestationError) {
@@ -31,7 +36,7 @@ public struct CertificateChainPolicy: AttestationPolicy {
         if let leaf = context.leafCertificate, let bundle = context.cabundleCertificates {
             parsed = ParsedCertificates(leaf: leaf, cabundle: bundle)
         } else {
-            parsed = try ParsedCertificates.parse(document)
+            parsed = try ParsedCertificates.parse(document, cache: cache)
         }
         let time = context.verificationTime
         let date = Date(timeIntervalSince1970: Double(time.seconds))
@@ -49,14 +54,22 @@ public struct CertificateChainPolicy: AttestationPolicy {
                                        "\(name) (\(certificate.subject)) expired at \(certificate.notAfter), verification time \(time)")
             }
         }
-        let verifier = CertificateChainVerifier(roots: roots.map(\.certificate))
+        let key = cache.map { _ in AttestationCache.chainKey(leaf: parsed.leaf, cabundle: parsed.cabundle, roots: roots) }
         let verified: VerifiedCertificateChain
-        do {
-            verified = try verifier.verify(leaf: parsed.leaf, intermediates: parsed.cabundle, at: date)
-        } catch let error as CryptoError {
-            throw Self.classify(error)
-        } catch {
-            throw AttestationError(.chainInvalid, "certificate chain: \(error)")
+        if let key, let cached = cache?.chain(key),
+            cached.certificates.allSatisfy({ date >= $0.notBefore && date < $0.notAfter })
+        {
+            verified = cached
+        } else {
+            let verifier = CertificateChainVerifier(roots: roots.map(\.certificate))
+            do {
+                verified = try verifier.verify(leaf: parsed.leaf, intermediates: parsed.cabundle, at: date)
+            } catch let error as CryptoError {
+                throw Self.classify(error)
+            } catch {
+                throw AttestationError(.chainInvalid, "certificate chain: \(error)")
+            }
+            if let key { cache?.store(verified, key: key) }
         }
         guard let root = roots.first(where: { $0.certificate == verified.root }) else {
             throw AttestationError(.untrustedChain, "the chain ends at a certificate that is not a configured root")
@@ -89,8 +102,11 @@ struct ParsedCertificates: Sendable {
     let leaf: Certificate
     let cabundle: [Certificate]
 
-    static func parse(_ document: AttestationDocument) throws(AttestationError) -> ParsedCertificates {
+    static func parse(_ document: AttestationDocument, cache: AttestationCache? = nil) throws(AttestationError)
+        -> ParsedCertificates
+    {
         func parse(_ der: [UInt8], _ name: String) throws(AttestationError) -> Certificate {
+            if let cache { return try cache.certificate(der, name: name) }
             do {
                 return try Certificate(derEncoded: der)
             } catch {

@@ -17,7 +17,7 @@ import Foundation
 ///
 /// Any failure is sent as an `error` message and ends the session; keys are dropped (and the
 /// released data keys zeroed) on every path.
-public final class EnclaveSession {
+public final class EnclaveSession: @unchecked Sendable {
     /// How long the enclave waits for the server at each step.
     public struct Timeouts: Sendable {
         public var begin: Duration = .seconds(30)
@@ -211,7 +211,7 @@ public struct EncryptedOutput: Sendable {
 /// encrypt per-recipient outputs. `EnclaveSession` drives the protocol around it.
 public protocol EnclaveWorkload: AnyObject {
     /// Called once, after admission and key release, before any data.
-    func prepare(admission: Admission, progress: @escaping (ProgressEvent) -> Void) throws(EnclaveError)
+    func prepare(admission: Admission, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(EnclaveError)
     /// Starts one dataset's ciphertext stream, with its released key.
     func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
         -> any DatasetIngest

@@ -27,6 +27,7 @@ final class LocalKMSStore: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         rootKey = try Self.loadOrCreateRootKey(at: directory.appendingPathComponent("root.key"))
         dbQueue = try DatabaseQueue(path: directory.appendingPathComponent("keys.sqlite").path)
+        chmod(directory.appendingPathComponent("keys.sqlite").path, 0o600)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("localkms-v1") { db in
             try db.execute(

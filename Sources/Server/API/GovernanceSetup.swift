@@ -34,7 +34,11 @@ public enum GovernanceSetup {
         store: CleanRoomStore, objects: any ObjectStore, logger: Logger
     ) async throws {
         for upload in try store.pendingUploads() {
-            try await objects.delete(key: upload.objectKey)
+            do {
+                try await objects.delete(key: upload.objectKey)
+            } catch let error as ObjectStoreError where error.code == .notFound {
+                // The store never made the partial object visible: nothing to delete.
+            }
             try store.abortUpload(upload)
             logger.info(
                 "discarded an interrupted upload",
@@ -56,12 +60,31 @@ public final class Governance: Sendable {
 
     /// Opens the data directory's store and object store, makes the operator's bootstrap token a
     /// credential, and discards uploads a crash interrupted.
-    public static func open(dataDirectory: DataDirectory, operatorToken: String, logger: Logger) async throws -> Governance {
+    /// `objects` is the configured store (`--object-store`); the embedded file store when nil.
+    public static func open(
+        dataDirectory: DataDirectory, operatorToken: String, logger: Logger, objects configured: (any ObjectStore)? = nil
+    ) async throws -> Governance {
         let store = try GovernanceSetup.openStore(dataDirectory: dataDirectory, operatorToken: operatorToken)
-        let objects = try GovernanceSetup.makeObjectStore(dataDirectory: dataDirectory)
+        let objects = try configured ?? GovernanceSetup.makeObjectStore(dataDirectory: dataDirectory)
         try await GovernanceSetup.recoverInterruptedUploads(store: store, objects: objects, logger: logger)
+        // Sign what is already in the log (entries a crash left unsigned included), then keep signing
+        // the head periodically so a later crash leaves at most one interval unsigned.
+        try store.checkpoint()
+        Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: checkpointInterval * 1_000_000_000)
+                do {
+                    try store.checkpoint()
+                } catch {
+                    logger.error("cannot sign an audit checkpoint", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         return Governance(store: store, objects: objects)
     }
+
+    /// Seconds between periodic audit checkpoints.
+    public static let checkpointInterval: UInt64 = 30
 
     /// The /v1 governance routes over these services.
     var routes: GovernanceRoutes { GovernanceRoutes(store: store, objects: objects) }

@@ -1,0 +1,231 @@
+import Crypto
+import Envelope
+import Foundation
+import Training
+
+/// The enclave's data work with the real engines: Encryption SDK decryption with the released
+/// data key, CSV parsing against the declared schema, the policy's join, training through
+/// `Training.TrainingJob`, and one Encryption SDK message per granted artifact, encrypted with a
+/// raw RSA keyring (OAEP-SHA256) to the recipient's result key.
+public final class TrainingWorkload: EnclaveWorkload {
+    private var admission: Admission?
+    private var progress: @Sendable (ProgressEvent) -> Void = { _ in }
+    private var job: TrainingJob?
+    private var tables: [Table?] = []
+
+    public init() {}
+
+    public func prepare(admission: Admission, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(EnclaveError) {
+        self.admission = admission
+        self.progress = progress
+        tables = Array(repeating: nil, count: admission.datasets.count)
+        do {
+            job = try TrainingJob(spec: Self.spec(for: admission))
+        } catch {
+            throw EnclaveError(.policyInvalid, "the policy's training section cannot run: \(error)")
+        }
+    }
+
+    /// The training description the policy makes, with one schema per dataset in stream order.
+    static func spec(for admission: Admission) throws(EnclaveError) -> TrainingSpec {
+        let policy = admission.policy
+        let algorithm: Algorithm =
+            switch policy.training.algorithm {
+            case .logisticRegression: .logistic
+            case .linearRegression: .linear
+            case .gradientBoostedTrees: .gbdt
+            }
+        var parameters: [String: String] = [:]
+        let renamed = ["num_rounds": "num_round", "learning_rate": "eta", "iterations": "max_iter"]
+        for (name, value) in policy.training.hyperparameters ?? [:] {
+            let key = renamed[name] ?? name
+            switch value {
+            case .number(let number):
+                parameters[key] = number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+            case .string(let text): parameters[key] = text
+            case .bool(let flag): parameters[key] = flag ? "1" : "0"
+            }
+        }
+        if algorithm == .gbdt, let objective = policy.training.objective { parameters["objective"] = objective }
+        let join: JoinSpec? =
+            admission.datasets.count < 2 ? nil : (policy.join.type == .inner ? .inner(key: policy.join.key ?? "") : .union)
+        let schemas = admission.datasets.map { dataset in
+            TableSchema(
+                columns: dataset.columns.map { column in
+                    let type: ColumnType =
+                        switch column.type {
+                        case .float: .float
+                        case .integer, .boolean: .integer
+                        case .string: column.name == policy.join.key ? .id : .categorical
+                        }
+                    return TableSchema.ColumnRule(name: column.name, type: type, allowsMissing: column.isNullable)
+                },
+                minimumRows: policy.constraints.minRowsPerParty ?? 0)
+        }
+        return TrainingSpec(
+            label: policy.training.label, features: policy.training.features, algorithm: algorithm,
+            parameters: parameters, join: join, validationFraction: policy.training.validation.fraction,
+            seed: policy.training.validation.seed, schemas: schemas)
+    }
+
+    public func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
+        -> any DatasetIngest
+    {
+        guard let admission, let job else { throw EnclaveError(.internal, "the workload was not prepared") }
+        progress(ProgressEvent(phase: "decrypting", iteration: UInt32(index + 1), total: UInt32(admission.datasets.count),
+                               message: "dataset \(dataset.id)"))
+        let reader = ReaderBox(job.reader(forInput: index))
+        return EnvelopeDatasetIngest(
+            dataset: dataset, key: key, approvals: admission.approvals,
+            onPlaintext: { (bytes) throws(EnclaveError) in
+                do {
+                    try reader.reader.append(bytes)
+                } catch {
+                    throw Self.schemaError(error, dataset: dataset.id)
+                }
+            },
+            onFinish: { [weak self] () throws(EnclaveError) in
+                do {
+                    self?.tables[index] = try reader.reader.finish()
+                } catch {
+                    throw Self.schemaError(error, dataset: dataset.id)
+                }
+            })
+    }
+
+    /// A CSV or schema failure, naming the dataset, column and rule (never a value).
+    static func schemaError(_ error: any Error, dataset: String) -> EnclaveError {
+        guard let error = error as? TrainingError else {
+            return EnclaveError(.schemaViolation, "dataset \(dataset): the CSV could not be read")
+        }
+        if error.code == .schemaViolation && error.message.contains("rows") {
+            return EnclaveError(.tooFewRows, "dataset \(dataset): \(error.message)")
+        }
+        return EnclaveError(.schemaViolation, "dataset \(dataset): \(error.message)")
+    }
+
+    public func run() async throws(EnclaveError) -> [EncryptedOutput] {
+        guard let admission, let job else { throw EnclaveError(.internal, "the workload was not prepared") }
+        let inputs = tables.compactMap { $0 }
+        guard inputs.count == admission.datasets.count else { throw EnclaveError(.internal, "a dataset is missing") }
+        let policy = admission.policy
+        progress(ProgressEvent(phase: "joining"))
+        let combined: Table
+        do {
+            combined = try Table.combine(inputs, job.spec.join)
+        } catch {
+            throw EnclaveError(.training, "the join failed: \(error)")
+        }
+        if let minimum = policy.constraints.minJoinedRows, combined.rowCount < minimum {
+            throw EnclaveError(
+                .tooFewRows, "the joined table has \(combined.rowCount) rows; the policy requires at least \(minimum)")
+        }
+        var single = job.spec
+        single.join = nil
+        single.schemas = []
+        let result: TrainingResult
+        do {
+            let progress = self.progress
+            result = try TrainingJob(spec: single).run(tables: [combined]) { event in
+                progress(
+                    ProgressEvent(
+                        phase: event.phase.rawValue, iteration: UInt32(clamping: event.iteration),
+                        total: UInt32(clamping: event.totalIterations), loss: event.loss.flatMap { $0.isFinite ? $0 : nil }))
+            }
+        } catch {
+            throw EnclaveError(.training, "training failed: \(error)")
+        }
+        progress(ProgressEvent(phase: "encrypting"))
+        var outputs: [EncryptedOutput] = []
+        for grant in policy.outputs {
+            guard let pem = policy.party(grant.recipient)?.resultKey else {
+                throw EnclaveError(.output, "the policy names no result key for \(grant.recipient)")
+            }
+            for artifact in grant.artifacts {
+                let plaintext: [UInt8]
+                switch artifact {
+                case "model": plaintext = Array(result.modelJSON)
+                case "metrics": plaintext = try Self.metricsJSON(result.metrics, rows: combined.rowCount)
+                case "scores:own":
+                    plaintext = try Self.ownScores(
+                        recipient: grant.recipient, admission: admission, inputs: inputs, combined: combined,
+                        scores: result.scores)
+                default: throw EnclaveError(.output, "unknown artifact \(artifact)")
+                }
+                let ciphertext = try await Self.encrypt(plaintext, to: pem, recipient: grant.recipient, artifact: artifact)
+                outputs.append(EncryptedOutput(name: artifact, recipient: grant.recipient, ciphertext: ciphertext))
+            }
+        }
+        return outputs
+    }
+
+    static func metricsJSON(_ metrics: TrainingMetrics, rows: Int) throws(EnclaveError) -> [UInt8] {
+        struct Document: Encodable {
+            var joinedRows: Int
+            var metrics: TrainingMetrics
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        do {
+            return Array(try encoder.encode(Document(joinedRows: rows, metrics: metrics)))
+        } catch {
+            throw EnclaveError(.output, "could not encode the metrics")
+        }
+    }
+
+    /// `id,score` for the rows of the joined table that came from the recipient's own data: for an
+    /// inner join, the join key of every joined row the recipient holds (all of them); for a
+    /// union, the recipient's own rows, numbered from 1 in its file.
+    static func ownScores(
+        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double]
+    ) throws(EnclaveError) -> [UInt8] {
+        var out = Array("id,score\n".utf8)
+        let policy = admission.policy
+        if policy.join.type == .inner, let key = policy.join.key, admission.datasets.count > 1 {
+            guard admission.datasets.contains(where: { $0.owner == recipient }) else { return out }
+            guard let column = try? combined.column(named: key), case .strings(let codes, let levels) = column.storage
+            else { throw EnclaveError(.output, "the join key column \(key) is not a string column") }
+            for (row, code) in codes.enumerated() where code >= 0 {
+                out += Array(csvField(levels[Int(code)]).utf8) + Array(",\(scores[row])\n".utf8)
+            }
+        } else {
+            var offset = 0
+            for (index, dataset) in admission.datasets.enumerated() {
+                let count = inputs[index].rowCount
+                if dataset.owner == recipient {
+                    for row in 0..<count { out += Array("\(row + 1),\(scores[offset + row])\n".utf8) }
+                }
+                offset += count
+            }
+        }
+        return out
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// An Encryption SDK message (suite 0x0478, 64 KiB frames) to `pem` with a raw RSA keyring.
+    static func encrypt(_ plaintext: [UInt8], to pem: String, recipient: String, artifact: String) async throws(EnclaveError)
+        -> [UInt8]
+    {
+        do {
+            let key = try RSA.PublicKey(pemRepresentation: pem)
+            let keyring = try RawRSAKeyring(
+                keyNamespace: ResultKeyring.keyNamespace, keyName: recipient, publicKey: key,
+                encryptionPadding: .oaepSHA256)
+            let context = try EncryptionContext([("cleanroom:output", artifact), ("cleanroom:recipient", recipient)])
+            return try await MessageEncryptor.encrypt(plaintext, keyring: keyring, encryptionContext: context)
+        } catch {
+            throw EnclaveError(.output, "could not encrypt \(artifact) for \(recipient)")
+        }
+    }
+}
+
+
+/// Holds a CSV reader (a value type) for the ingest closures.
+final class ReaderBox {
+    var reader: CSVTableReader
+    init(_ reader: CSVTableReader) { self.reader = reader }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+/// `cleanroomd serve` as a real child process.
+@Suite(.serialized) struct CleanroomdServeTests {
+    @Test func firstStartCreatesCredentialsAndPrintsTheirPathButNeverTheToken() async throws {
+        let server = try CleanroomdProcess()
+        defer { server.stop() }
+        let credentials = server.dataDirectory.appendingPathComponent("operator-credentials.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: credentials)) as? [String: Any]
+        let token = try #require(json?["token"] as? String)
+        #expect(server.stderr.contains(credentials.path))
+        #expect(!server.stderr.contains(token) && !server.stdout.contains(token))
+        let attributes = try FileManager.default.attributesOfItem(atPath: credentials.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let dirAttributes = try FileManager.default.attributesOfItem(atPath: server.dataDirectory.path)
+        #expect((dirAttributes[.posixPermissions] as? Int) == 0o700)
+        let port = server.port
+        let response = try await offPool {
+            let client = try RawHTTPClient(port: port)
+            try client.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            return try client.readResponse()
+        }
+        #expect(response.status == 200 && response.bodyText == #"{"status":"ok"}"#)
+        #expect(server.stop() == 0)
+        // One access-log line per request on stdout.
+        let line = try #require(server.stdout.split(separator: "\n").first)
+        #expect(line.contains(#""path":"/healthz""#) && line.contains(#""status":200"#))
+    }
+
+    @Test func environmentVariablesSetTheListenAddressAndDataDirectory() async throws {
+        let dir = try TestEnvironment.temporaryDirectory("env")
+        let server = try CleanroomdProcess(
+            arguments: ["--access-log", "off"],
+            environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/ignored-by-flag"])
+        defer { server.stop() }
+        #expect(server.port > 0)
+        #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))
+    }
+
+    @Test func plainHTTPOnANonLoopbackAddressIsRefusedUnlessInsecureHTTP() async throws {
+        let dir = try TestEnvironment.temporaryDirectory("refuse")
+        let refused = try ProcessRunner.run(
+            try TestEnvironment.executable("cleanroomd"), ["serve", "--listen", "0.0.0.0:0", "--data-dir", dir.path + "/d"])
+        #expect(refused.status != 0)
+        #expect(refused.stderrText.contains("--insecure-http"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/d"))
+        let allowed = try CleanroomdProcess(arguments: ["--listen", "0.0.0.0:0", "--insecure-http", "--access-log", "off"])
+        #expect(allowed.port > 0)
+        #expect(allowed.stop() == 0)
+    }
+
+    @Test func sigtermLetsAnInFlightUploadFinishThenExits() async throws {
+        let server = try CleanroomdProcess(arguments: ["--access-log", "off"])
+        let port = server.port
+        let client = try RawHTTPClient(port: port)
+        try await offPool {
+            try client.send("POST /v1/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        server.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(server.process.isRunning, "the server must wait for the in-flight request")
+        #expect(throws: RawHTTPError.self) { try RawHTTPClient(port: port) }  // no longer accepting
+        let response = try await offPool { () -> RawHTTPResponse in
+            try client.send("world")
+            return try client.readResponse()
+        }
+        #expect(response.status == 200 && response.bodyText == "helloworld")
+        #expect(try await offPool { client.waitForClose() })  // closed after the drained exchange
+        #expect(server.stop() == 0)
+        #expect(server.stderr.contains("received SIGTERM"))
+    }
+
+    @Test func twoGiBUploadStreamsThroughEchoWithFlatMemory() async throws {
+        let server = try CleanroomdProcess(arguments: ["--access-log", "off"])
+        defer { server.stop() }
+        let port = server.port
+        // Warm up (first request allocates loop buffers), then take the idle figure.
+        _ = try await offPool {
+            let c = try RawHTTPClient(port: port)
+            try c.send("POST /v1/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n" + String(repeating: "w", count: 1 << 20))
+            return try c.readResponse()
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let idle = server.rssKiB
+        let total = 2 << 30
+        let pattern = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        let client = try RawHTTPClient(port: port, timeout: 60)
+        let peak = Atomic<Int>(idle)
+        let done = Atomic<Bool>(false)
+        let sampler = Thread {
+            while !done.load(ordering: .relaxed) {
+                let rss = server.rssKiB
+                if rss > peak.load(ordering: .relaxed) { peak.store(rss, ordering: .relaxed) }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        sampler.start()
+        let start = Date()
+        async let sent: Void = offPool {
+            try client.send("POST /v1/echo HTTP/1.1\r\nHost: t\r\nContent-Length: \(total)\r\n\r\n")
+            for _ in 0..<(total / pattern.count) { try client.send(pattern) }
+        }
+        let received = try await offPool { () -> (Int, Bool) in
+            // Read the head, then stream the body and compare it with the pattern as it arrives.
+            var head: [UInt8] = []
+            var byte: UInt8 = 0
+            while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
+                guard recv(client.fd, &byte, 1, 0) == 1 else { return (0, false) }
+                head.append(byte)
+            }
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            var count = 0
+            var matches = true
+            while count < total {
+                let n = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { break }
+                var offset = 0
+                while offset < n {
+                    let p = (count + offset) % pattern.count
+                    let m = min(n - offset, pattern.count - p)
+                    let equal = buffer.withUnsafeBytes { b in
+                        pattern.withUnsafeBytes { memcmp(b.baseAddress! + offset, $0.baseAddress! + p, m) == 0 }
+                    }
+                    matches = matches && equal
+                    offset += m
+                }
+                count += n
+            }
+            return (count, matches)
+        }
+        try await sent
+        done.store(true, ordering: .relaxed)
+        let seconds = Date().timeIntervalSince(start)
+        #expect(received.0 == total)
+        #expect(received.1, "the echoed bytes differ from the uploaded ones")
+        let growthMiB = Double(peak.load(ordering: .relaxed) - idle) / 1024
+        print("2 GiB echo: \(String(format: "%.1f", seconds)) s, idle RSS \(idle / 1024) MiB, peak growth \(String(format: "%.1f", growthMiB)) MiB")
+        #expect(growthMiB < 8, "RSS grew by \(growthMiB) MiB during a 2 GiB upload")
+    }
+}
