@@ -9,7 +9,8 @@ import Testing
 @Suite(.serialized) struct OutputDownloadTests {
     /// Serves exact paths from a JSON map {path: [content type, file]} on a free port; prints the port.
     static let peer = """
-        import http.server, json, os, sys, threading
+        import http.server, json, os, signal, sys, threading
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # Exit when the test process goes away (its end of our stdin closes).
         threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
         routes = json.load(open(sys.argv[1]))
@@ -88,8 +89,9 @@ import Testing
         return (process, "http://127.0.0.1:\(port)")
     }
 
+    /// SIGKILL: the peer may have inherited an ignored SIGTERM from the test runner.
     static func stop(_ peer: Process) {
-        peer.terminate()
+        kill(peer.processIdentifier, SIGKILL)
         peer.waitUntilExit()
     }
 
