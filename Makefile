@@ -43,11 +43,14 @@ release: deps
 run: release
 	.build/release/cleanroomd serve $(CLEANROOM_ARGS)
 
+# Tests run one at a time: several suites host an in-process server and drive it from real
+# peers (sockets, boto3, the Python SDK); on a 2-core machine the Swift cooperative pool has two
+# threads, and suites running side by side starve each other's servers into time-outs.
 test: deps python-deps
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CLEANROOM_PYTHON="$(CURDIR)/$(PYTHON)" \
 	  $(SWIFT) build --build-tests
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CLEANROOM_PYTHON="$(CURDIR)/$(PYTHON)" \
-	  $(SWIFT) test --skip-build --parallel
+	  $(SWIFT) test --skip-build --no-parallel
 
 clean:
 	rm -rf .build
@@ -168,3 +171,7 @@ fuzz-http-parser:
 BENCH_DURATION ?= 10s
 bench-http: deps
 	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh
+
+# --- Object store benchmark (docs/performance.md): FileObjectStore vs dd conv=fsync, S3ObjectStore to moto. ---
+bench-objectstore: deps python-deps
+	Benchmarks/objectstore/bench.sh

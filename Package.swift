@@ -74,6 +74,8 @@ let package = Package(
             name: "envelope-benchmark", dependencies: ["Envelope", "Crypto"],
             path: "Benchmarks/envelope/EnvelopeBenchmark"),
         .executableTarget(name: "cleanroom-enclave", dependencies: ["Enclave"]),
+        // Object store throughput benchmark (Benchmarks/objectstore/bench.sh); not a test.
+        .executableTarget(name: "objectstore-bench", dependencies: ["AWS", "LocalServices"], path: "Benchmarks/objectstore", exclude: ["bench.sh"]),
 
         // Shared helpers for the test targets: paths, Python peers, child processes.
         .target(name: "TestSupport", path: "Sources/TestSupport"),

@@ -54,8 +54,12 @@ func measure(_ body: () throws -> Void) rethrows -> Timing {
     }
     wall.sort()
     cpu.sort()
-    return Timing(wallMedian: wall[iterations / 2], wallP90: wall[iterations * 9 / 10],
-                  cpuMedian: cpu[iterations / 2], cpuP10: cpu[iterations / 10])
+    return Timing(
+        wallMedian: wall[iterations / 2],
+        wallP90: wall[iterations * 9 / 10],
+        cpuMedian: cpu[iterations / 2],
+        cpuP10: cpu[iterations / 10]
+    )
 }
 
 func row(_ label: String, _ t: Timing) {

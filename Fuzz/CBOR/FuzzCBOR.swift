@@ -9,17 +9,26 @@ public func fuzzCBOR(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let limits = CBORDecoder.Limits(maxInputBytes: 1 << 16, maxDepth: 16, maxItems: 4096)
     guard let item = try? CBORDecoder(limits: limits).decode(bytes) else { return 0 }
     let reencoded = CBOREncoder.encode(item)
-    guard let again = try? CBORDecoder(limits: CBORDecoder.Limits(maxInputBytes: 1 << 20, maxDepth: 16, maxItems: 1 << 16))
+    guard
+        let again = try? CBORDecoder(
+            limits: CBORDecoder.Limits(maxInputBytes: 1 << 20, maxDepth: 16, maxItems: 1 << 16)
+        )
         .decode(reencoded)
     else { preconditionFailure("re-encoded item does not decode") }
     precondition(again == item || containsNaN(item), "item does not round-trip")
     if !bytes.isEmpty {
-        precondition((try? CBORDecoder(limits: limits).decode(Array(bytes.dropLast()))) == nil, "a strict prefix decoded")
+        precondition(
+            (try? CBORDecoder(limits: limits).decode(Array(bytes.dropLast()))) == nil,
+            "a strict prefix decoded"
+        )
     }
     var strict = limits
     strict.deterministic = true
     if let canonical = try? CBORDecoder(limits: strict).decode(bytes) {
-        precondition(CBOREncoder.encode(canonical, deterministic: true) == bytes, "deterministic input is not canonical")
+        precondition(
+            CBOREncoder.encode(canonical, deterministic: true) == bytes,
+            "deterministic input is not canonical"
+        )
     }
     return 0
 }

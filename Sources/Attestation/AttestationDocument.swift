@@ -134,9 +134,17 @@ public struct AttestationDocument: Sendable, Hashable {
     }
 
     /// The payload map for these values, in AWS's key order (nil fields as CBOR null).
-    static func payloadItem(moduleID: String, digest: String, timestamp: UInt64, pcrs: [Int: [UInt8]],
-                            certificate: [UInt8], cabundle: [[UInt8]], publicKey: [UInt8]?, userData: [UInt8]?,
-                            nonce: [UInt8]?) -> CBOR {
+    static func payloadItem(
+        moduleID: String,
+        digest: String,
+        timestamp: UInt64,
+        pcrs: [Int: [UInt8]],
+        certificate: [UInt8],
+        cabundle: [[UInt8]],
+        publicKey: [UInt8]?,
+        userData: [UInt8]?,
+        nonce: [UInt8]?
+    ) -> CBOR {
         func optional(_ b: [UInt8]?) -> CBOR { b.map { .bytes($0) } ?? .null }
         return .map([
             (key: .text("module_id"), value: .text(moduleID)),

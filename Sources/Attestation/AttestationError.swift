@@ -121,8 +121,13 @@ public struct AttestationError: Error, Sendable, Hashable, CustomStringConvertib
     public let file: String
     public let line: Int
 
-    public init(_ code: Code, _ message: String, cborError: CBORError? = nil,
-                file: String = #fileID, line: Int = #line) {
+    public init(
+        _ code: Code,
+        _ message: String,
+        cborError: CBORError? = nil,
+        file: String = #fileID,
+        line: Int = #line
+    ) {
         self.code = code
         self.message = message
         self.cborError = cborError
@@ -131,7 +136,12 @@ public struct AttestationError: Error, Sendable, Hashable, CustomStringConvertib
     }
 
     /// Wraps a CBOR decoding failure of `what`.
-    static func cbor(_ error: CBORError, in what: String, file: String = #fileID, line: Int = #line)
+    static func cbor(
+        _ error: CBORError,
+        in what: String,
+        file: String = #fileID,
+        line: Int = #line
+    )
         -> AttestationError
     {
         AttestationError(.malformedCBOR, "\(what): \(error)", cborError: error, file: file, line: line)

@@ -16,7 +16,8 @@ public enum AttestationInput {
         var text = String(decoding: input, as: UTF8.self).filter { !$0.isWhitespace }
         text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while text.count % 4 != 0 { text.append("=") }
-        guard !text.isEmpty, let data = Data(base64Encoded: text), let first = data.first, first == 0x84 || first == 0xd2
+        guard !text.isEmpty, let data = Data(base64Encoded: text), let first = data.first,
+            first == 0x84 || first == 0xd2
         else {
             throw AttestationError(.malformedEncoding, "the input is neither a COSE_Sign1 nor base64 of one")
         }

@@ -217,6 +217,8 @@ public final class Router: Sendable {
             }
         } catch let error as HTTPError {
             return error.response
+        } catch let error as ConnectionClosedError {
+            return HTTPError(.badRequest, code: "connection_closed", message: error.description).response  // nobody reads it
         } catch {
             logger.error("handler failed", metadata: ["method": "\(request.method)", "path": "\(request.path)",
                 "error": "\(String(reflecting: error))"])

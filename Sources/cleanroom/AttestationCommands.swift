@@ -6,8 +6,10 @@ import Foundation
 /// `cleanroom attestation …`: inspect and verify Nitro attestation documents.
 struct AttestationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "attestation", abstract: "Inspect and verify Nitro attestation documents.",
-        subcommands: [AttestationVerifyCommand.self])
+        commandName: "attestation",
+        abstract: "Inspect and verify Nitro attestation documents.",
+        subcommands: [AttestationVerifyCommand.self]
+    )
 }
 
 /// `cleanroom attestation verify FILE --root PEM …`.
@@ -20,7 +22,8 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
             chain to --root at the verification time, debug mode, and any expectations given. Prints the \
             decoded document and exits 0 only if every check passed; otherwise prints the failing check \
             and exits 1. Exit 2 means the arguments or the root could not be used.
-            """)
+            """
+    )
 
     @Argument(help: "The document: raw COSE_Sign1 bytes or base64 of them ('-' reads standard input).")
     var file: String
@@ -53,7 +56,9 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
         let input: [UInt8]
         let rootPEM: String
         do {
-            input = file == "-" ? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+            input =
+                file == "-"
+                ? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
                 : [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
             rootPEM = try String(contentsOf: URL(fileURLWithPath: root), encoding: .utf8)
         } catch {
@@ -66,7 +71,9 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
             throw usage("--root: \(error)")
         }
         var expectations = AttestationExpectations(
-            allowDebug: allowDebug, maxAgeMilliseconds: maxAge.map { $0 * 1000 })
+            allowDebug: allowDebug,
+            maxAgeMilliseconds: maxAge.map { $0 * 1000 }
+        )
         if !expectPCR.isEmpty {
             var values: [Int: [UInt8]] = [:]
             for entry in expectPCR {
@@ -94,10 +101,14 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
             print(json ? Self.json(verified) : Self.text(verified))
         } catch {
             if json {
-                let body: [String: Any] = ["verified": false, "error": ["code": error.code.rawValue, "message": error.message]]
+                let body: [String: Any] = [
+                    "verified": false, "error": ["code": error.code.rawValue, "message": error.message],
+                ]
                 print(Self.serialize(body))
             } else {
-                FileHandle.standardError.write(Data("attestation verification FAILED: \(error.code): \(error.message)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("attestation verification FAILED: \(error.code): \(error.message)\n".utf8)
+                )
             }
             throw ExitCode(1)
         }
@@ -120,7 +131,10 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
             ("root_sha256", v.trustedRoot.sha256Fingerprint),
             ("module_id", v.moduleID),
             ("timestamp_ms", v.timestamp),
-            ("timestamp_utc", ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(v.timestamp) / 1000))),
+            (
+                "timestamp_utc",
+                ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(v.timestamp) / 1000))
+            ),
             ("verified_at", v.verificationTime.seconds),
             ("debug_mode", v.isDebugMode),
             ("pcrs", Dictionary(uniqueKeysWithValues: v.pcrs.map { (String($0.key), Hex.encode($0.value)) })),
@@ -136,14 +150,16 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
     }
 
     static func serialize(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 
     static func text(_ v: VerifiedAttestationDocument) -> String {
         func optional(_ bytes: [UInt8]?) -> String {
             guard let bytes else { return "(null)" }
-            return "\(bytes.count) bytes\n    hex:    \(Hex.encode(bytes))\n    base64: \(Data(bytes).base64EncodedString())"
+            return
+                "\(bytes.count) bytes\n    hex:    \(Hex.encode(bytes))\n    base64: \(Data(bytes).base64EncodedString())"
         }
         var lines = [
             "attestation document VERIFIED\(v.isDevelopment ? " (DEVELOPMENT root: not a real Nitro Enclave)" : "")",
@@ -153,7 +169,9 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
             "debug mode: \(v.isDebugMode ? "yes (PCR0 all zeros)" : "no")",
             "pcrs:",
         ]
-        for index in v.pcrs.keys.sorted() { lines.append("  PCR\(index)\(index < 10 ? " " : ""): \(Hex.encode(v.pcrs[index]!))") }
+        for index in v.pcrs.keys.sorted() {
+            lines.append("  PCR\(index)\(index < 10 ? " " : ""): \(Hex.encode(v.pcrs[index]!))")
+        }
         lines.append("public_key: \(optional(v.publicKey))")
         lines.append("user_data:  \(optional(v.userData))")
         lines.append("nonce:      \(optional(v.nonce))")
@@ -166,7 +184,10 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
 /// `cleanroom enclave …`: enclave executables and their measurements.
 struct EnclaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "enclave", abstract: "Measure enclave executables.", subcommands: [EnclaveMeasureCommand.self])
+        commandName: "enclave",
+        abstract: "Measure enclave executables.",
+        subcommands: [EnclaveMeasureCommand.self]
+    )
 }
 
 /// `cleanroom enclave measure PATH`: the development measurements of an executable.
@@ -178,7 +199,8 @@ struct EnclaveMeasureCommand: AsyncParsableCommand {
             PCR0 is SHA-384 of the executable's bytes, as the development attestor computes it; PCR1 and \
             PCR2 are the configured values (48 zero bytes unless given). Real Nitro measurements come from \
             `nitro-cli build-enclave` (enclave-image/build.sh writes them to measurements.json).
-            """)
+            """
+    )
 
     @Argument(help: "The enclave executable.")
     var path: String
@@ -196,25 +218,34 @@ struct EnclaveMeasureCommand: AsyncParsableCommand {
         func pcr(_ text: String?, _ name: String) throws -> [UInt8]? {
             guard let text else { return nil }
             guard let value = Hex.decode(text), value.count == 48 else {
-                FileHandle.standardError.write(Data("cleanroom enclave measure: --\(name) must be 96 hex digits\n".utf8))
+                FileHandle.standardError.write(
+                    Data("cleanroom enclave measure: --\(name) must be 96 hex digits\n".utf8)
+                )
                 throw ExitCode(2)
             }
             return value
         }
         let measurements: DevelopmentMeasurements
         do {
-            measurements = try DevelopmentMeasurements(executableAt: path, pcr1: try pcr(pcr1, "pcr1"),
-                                                       pcr2: try pcr(pcr2, "pcr2"))
+            measurements = try DevelopmentMeasurements(
+                executableAt: path,
+                pcr1: try pcr(pcr1, "pcr1"),
+                pcr2: try pcr(pcr2, "pcr2")
+            )
         } catch let error as AttestationError {
             FileHandle.standardError.write(Data("cleanroom enclave measure: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
         if json {
-            print(AttestationVerifyCommand.serialize([
-                "Measurements": ["HashAlgorithm": "Sha384 { ... }", "PCR0": Hex.encode(measurements.pcr0),
-                                 "PCR1": Hex.encode(measurements.pcr1), "PCR2": Hex.encode(measurements.pcr2)],
-                "development": true,
-            ]))
+            print(
+                AttestationVerifyCommand.serialize([
+                    "Measurements": [
+                        "HashAlgorithm": "Sha384 { ... }", "PCR0": Hex.encode(measurements.pcr0),
+                        "PCR1": Hex.encode(measurements.pcr1), "PCR2": Hex.encode(measurements.pcr2),
+                    ],
+                    "development": true,
+                ])
+            )
         } else {
             print("PCR0: \(Hex.encode(measurements.pcr0))")
             print("PCR1: \(Hex.encode(measurements.pcr1))")

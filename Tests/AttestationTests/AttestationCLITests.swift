@@ -16,8 +16,10 @@ import Testing
 
     @Test func verifyPrintsTheDocumentAndExitsZeroWhenEveryCheckPasses() throws {
         let v = NitroVector.production
-        let result = try run(["attestation", "verify", docPath(v), "--root", rootPath, "--at", "\(v.verifyAt.seconds)",
-                              "--expect-pcr", "0=\(v.expected.pcrs["0"]!)", "--expect-pcr", "8=\(v.expected.pcrs["8"]!)"])
+        let result = try run([
+            "attestation", "verify", docPath(v), "--root", rootPath, "--at", "\(v.verifyAt.seconds)",
+            "--expect-pcr", "0=\(v.expected.pcrs["0"]!)", "--expect-pcr", "8=\(v.expected.pcrs["8"]!)",
+        ])
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText.contains("VERIFIED"))
         #expect(result.stdoutText.contains(v.expected.module_id))
@@ -33,8 +35,10 @@ import Testing
         #expect(expired.status == 1)
         #expect(expired.stderrText.contains("attestation.certificate_expired"))
         // A PCR that does not match.
-        let wrongPCR = try run(["attestation", "verify", docPath(v), "--root", rootPath] + at
-                               + ["--expect-pcr", "0=" + String(repeating: "ab", count: 48)])
+        let wrongPCR = try run(
+            ["attestation", "verify", docPath(v), "--root", rootPath] + at
+                + ["--expect-pcr", "0=" + String(repeating: "ab", count: 48)]
+        )
         #expect(wrongPCR.status == 1)
         #expect(wrongPCR.stderrText.contains("attestation.pcr_mismatch"))
         // Debug mode refused unless allowed.
@@ -69,8 +73,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("doc.b64").path
         try (Data(v.bytes).base64EncodedString(options: .lineLength64Characters) + "\n").write(
-            toFile: path, atomically: true, encoding: .utf8)
-        let result = try run(["attestation", "verify", path, "--root", rootPath, "--at", "\(v.verifyAt.seconds)", "--json"])
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        let result = try run([
+            "attestation", "verify", path, "--root", rootPath, "--at", "\(v.verifyAt.seconds)", "--json",
+        ])
         #expect(result.status == 0, "\(result.stderrText)")
         let object = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
         #expect(object?["verified"] as? Bool == true)
@@ -89,7 +98,12 @@ import Testing
         #expect(try run(["attestation", "verify", docPath(v), "--root", "/nonexistent.pem"]).status == 2)
         #expect(try run(["attestation", "verify", docPath(v), "--root", docPath(v)]).status == 2)
         #expect(try run(["attestation", "verify", docPath(v), "--root", rootPath, "--expect-pcr", "0=zz"]).status == 2)
-        #expect(try run(["attestation", "verify", docPath(v), "--root", rootPath, "--expect-pcr", "40=" + String(repeating: "00", count: 48)]).status == 2)
+        #expect(
+            try run([
+                "attestation", "verify", docPath(v), "--root", rootPath, "--expect-pcr",
+                "40=" + String(repeating: "00", count: 48),
+            ]).status == 2
+        )
     }
 
     @Test func measurePrintsPCR0AsTheExecutablesSHA384() throws {
@@ -99,7 +113,11 @@ import Testing
         try Data("some enclave bytes".utf8).write(to: URL(fileURLWithPath: exe))
         let result = try run(["enclave", "measure", exe])
         #expect(result.status == 0)
-        #expect(result.stdoutText.contains("PCR0: " + Hex.encode(HashFunction.sha384.hash(Array("some enclave bytes".utf8)))))
+        #expect(
+            result.stdoutText.contains(
+                "PCR0: " + Hex.encode(HashFunction.sha384.hash(Array("some enclave bytes".utf8)))
+            )
+        )
         #expect(result.stdoutText.contains("PCR1: " + String(repeating: "0", count: 96)))
         let pcr2 = String(repeating: "ab", count: 48)
         let json = try run(["enclave", "measure", exe, "--pcr2", pcr2, "--json"])
@@ -114,11 +132,15 @@ import Testing
         let exe = try TestEnvironment.executable("cleanroom")
         let attestor = try DevelopmentAttestor.open(dataDirectory: dir.path, enclaveExecutable: exe)
         let docPath = dir.appendingPathComponent("dev.cose").path
-        try Data(try attestor.attestationDocument(publicKey: nil, userData: [1], nonce: [2])).write(to: URL(fileURLWithPath: docPath))
+        try Data(try attestor.attestationDocument(publicKey: nil, userData: [1], nonce: [2])).write(
+            to: URL(fileURLWithPath: docPath)
+        )
         let measured = try run(["enclave", "measure", exe])
         #expect(measured.stdoutText.contains("PCR0: " + Hex.encode(attestor.measurements.pcr0)))
-        let ok = try run(["attestation", "verify", docPath, "--root", attestor.ca.rootCertificatePath,
-                          "--expect-pcr", "0=" + Hex.encode(attestor.measurements.pcr0), "--max-age", "600"])
+        let ok = try run([
+            "attestation", "verify", docPath, "--root", attestor.ca.rootCertificatePath,
+            "--expect-pcr", "0=" + Hex.encode(attestor.measurements.pcr0), "--max-age", "600",
+        ])
         #expect(ok.status == 0, "\(ok.stderrText)")
         #expect(ok.stdoutText.contains("DEVELOPMENT"))
         let aws = try run(["attestation", "verify", docPath, "--root", rootPath])

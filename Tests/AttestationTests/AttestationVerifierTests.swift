@@ -5,8 +5,12 @@ import Testing
 @testable import Attestation
 
 /// Verifies `bytes` and returns the failure code, or nil if it verified.
-private func failure(_ bytes: [UInt8], roots: [TrustedRoot] = [NitroVector.awsRoot], at time: UnixTime,
-                     _ expectations: AttestationExpectations = AttestationExpectations(maxAgeMilliseconds: nil))
+private func failure(
+    _ bytes: [UInt8],
+    roots: [TrustedRoot] = [NitroVector.awsRoot],
+    at time: UnixTime,
+    _ expectations: AttestationExpectations = AttestationExpectations(maxAgeMilliseconds: nil)
+)
     -> AttestationError.Code?
 {
     do {
@@ -18,8 +22,14 @@ private func failure(_ bytes: [UInt8], roots: [TrustedRoot] = [NitroVector.awsRo
 }
 
 /// Rebuilds a COSE_Sign1 from the original with a changed part; the signature is kept.
-private func reassemble(_ original: [UInt8], protected: [UInt8]? = nil, unprotected: CBOR? = nil,
-                        payload: CBOR? = nil, signature: [UInt8]? = nil, parts: ((inout [CBOR]) -> Void)? = nil)
+private func reassemble(
+    _ original: [UInt8],
+    protected: [UInt8]? = nil,
+    unprotected: CBOR? = nil,
+    payload: CBOR? = nil,
+    signature: [UInt8]? = nil,
+    parts: ((inout [CBOR]) -> Void)? = nil
+)
     -> [UInt8]
 {
     guard case .array(var items) = try! CBORDecoder.decode(original) else { fatalError() }
@@ -52,7 +62,9 @@ private func setField(_ name: String, _ value: CBOR?) -> (inout [(key: CBOR, val
 }
 
 private func field(_ original: [UInt8], _ name: String) -> CBOR {
-    guard case .array(let items) = try! CBORDecoder.decode(original), case .bytes(let payload) = items[2] else { fatalError() }
+    guard case .array(let items) = try! CBORDecoder.decode(original), case .bytes(let payload) = items[2] else {
+        fatalError()
+    }
     return try! CBORDecoder.decode(payload)[text: name]!
 }
 
@@ -62,7 +74,9 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         #expect(Hex.encode(HashFunction.sha256.hash(vector.bytes)) == vector.expected.sha256)
         let verifier = AttestationVerifier(trustedRoots: [NitroVector.awsRoot], at: vector.verifyAt)
         let verified = try verifier.verify(
-            vector.bytes, expectations: AttestationExpectations(allowDebug: vector.expected.debug_mode))
+            vector.bytes,
+            expectations: AttestationExpectations(allowDebug: vector.expected.debug_mode)
+        )
         #expect(verified.moduleID == vector.expected.module_id)
         #expect(verified.timestamp == vector.expected.timestamp_ms)
         #expect(verified.pcrs == vector.expectedPCRs)
@@ -81,7 +95,9 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         #expect(verified.document.cose.unprotectedHeader.isEmpty)
         #expect(verified.pcrHex(0) == vector.expected.pcrs["0"])
         // The payload's first byte tells definite (0xa9) from indefinite (0xbf) maps.
-        #expect((verified.document.payload.first == 0xbf) == vector.expected.payload_map_encoding.hasPrefix("indefinite"))
+        #expect(
+            (verified.document.payload.first == 0xbf) == vector.expected.payload_map_encoding.hasPrefix("indefinite")
+        )
     }
 
     @Test(arguments: NitroVector.all)
@@ -103,7 +119,13 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
     @Test func highSSignaturesVerify() throws {
         for vector in [NitroVector.debug, NitroVector.indefinite] {
             #expect(vector.expected.signature_high_s)
-            #expect(failure(vector.bytes, at: vector.verifyAt, AttestationExpectations(allowDebug: true, maxAgeMilliseconds: nil)) == nil)
+            #expect(
+                failure(
+                    vector.bytes,
+                    at: vector.verifyAt,
+                    AttestationExpectations(allowDebug: true, maxAgeMilliseconds: nil)
+                ) == nil
+            )
         }
     }
 }
@@ -116,7 +138,9 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
     static let mutations: [(String, [UInt8], AttestationError.Code)] = {
         let b = doc.bytes
         let other = NitroVector.debug.bytes
-        guard case .array(let items) = try! CBORDecoder.decode(b), case .bytes(let signature) = items[3] else { fatalError() }
+        guard case .array(let items) = try! CBORDecoder.decode(b), case .bytes(let signature) = items[3] else {
+            fatalError()
+        }
         var flipped = signature
         flipped[10] ^= 0x01
         let bigBytes = CBOR.bytes([UInt8](repeating: 1, count: 1025))
@@ -133,59 +157,109 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
             ("tag 17 instead of 18", [0xd1] + b, .unexpectedCOSETag),
             ("protected header ES256", reassemble(b, protected: [0xa1, 0x01, 0x26]), .unsupportedAlgorithm),
             ("protected header without alg", reassemble(b, protected: [0xa0]), .unsupportedAlgorithm),
-            ("protected header alg as text", reassemble(b, protected: CBOREncoder.encode(.map([(.unsigned(1), .text("ES384"))]))), .unsupportedAlgorithm),
-            ("protected header with crit", reassemble(b, protected: [0xa2, 0x01, 0x38, 0x22, 0x02, 0x81, 0x01]), .unsupportedCriticalHeader),
+            (
+                "protected header alg as text",
+                reassemble(b, protected: CBOREncoder.encode(.map([(.unsigned(1), .text("ES384"))]))),
+                .unsupportedAlgorithm
+            ),
+            (
+                "protected header with crit", reassemble(b, protected: [0xa2, 0x01, 0x38, 0x22, 0x02, 0x81, 0x01]),
+                .unsupportedCriticalHeader
+            ),
             ("protected header not a map", reassemble(b, protected: [0x01]), .malformedCOSEHeader),
-            ("alg in both header buckets", reassemble(b, unprotected: .map([(.unsigned(1), .int(-35))])), .malformedCOSEHeader),
+            (
+                "alg in both header buckets", reassemble(b, unprotected: .map([(.unsigned(1), .int(-35))])),
+                .malformedCOSEHeader
+            ),
             ("unprotected header not a map", reassemble(b, unprotected: .array([])), .malformedCOSE),
             ("detached payload", reassemble(b, payload: .null), .detachedPayload),
             ("signature bit flipped", reassemble(b, signature: flipped), .signatureInvalid),
             ("signature of 95 bytes", reassemble(b, signature: Array(signature.dropLast())), .malformedSignature),
             ("signature all zeros", reassemble(b, signature: [UInt8](repeating: 0, count: 96)), .signatureInvalid),
-            ("another document's signature", reassemble(b, parts: { $0[3] = try! CBORDecoder.decode(other).arrayElement(3) }), .signatureInvalid),
+            (
+                "another document's signature",
+                reassemble(b, parts: { $0[3] = try! CBORDecoder.decode(other).arrayElement(3) }), .signatureInvalid
+            ),
             ("payload is an array", reassemble(b, payload: .bytes(CBOREncoder.encode(.array([])))), .payloadNotMap),
             ("payload is not CBOR", reassemble(b, payload: .bytes([0x1c])), .malformedCBOR),
-            ("payload with a duplicate key", reassemble(b, payload: .bytes([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02])), .malformedCBOR),
+            (
+                "payload with a duplicate key",
+                reassemble(b, payload: .bytes([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02])), .malformedCBOR
+            ),
             ("module_id missing", mutatePayload(b, setField("module_id", nil)), .missingField),
             ("module_id as bytes", mutatePayload(b, setField("module_id", .bytes([0x69]))), .wrongFieldType),
             ("module_id empty", mutatePayload(b, setField("module_id", .text(""))), .invalidModuleID),
-            ("module_id changed", mutatePayload(b, setField("module_id", .text("i-0000000000000000-enc0000000000000000"))), .signatureInvalid),
+            (
+                "module_id changed",
+                mutatePayload(b, setField("module_id", .text("i-0000000000000000-enc0000000000000000"))),
+                .signatureInvalid
+            ),
             ("digest SHA256", mutatePayload(b, setField("digest", .text("SHA256"))), .unsupportedDigest),
             ("digest missing", mutatePayload(b, setField("digest", nil)), .missingField),
             ("timestamp zero", mutatePayload(b, setField("timestamp", .unsigned(0))), .invalidTimestamp),
             ("timestamp as text", mutatePayload(b, setField("timestamp", .text("1665651482136"))), .wrongFieldType),
             ("timestamp negative", mutatePayload(b, setField("timestamp", .int(-1))), .wrongFieldType),
-            ("timestamp one ms later", mutatePayload(b, setField("timestamp", .unsigned(doc.expected.timestamp_ms + 1))), .signatureInvalid),
+            (
+                "timestamp one ms later",
+                mutatePayload(b, setField("timestamp", .unsigned(doc.expected.timestamp_ms + 1))), .signatureInvalid
+            ),
             ("pcrs empty", mutatePayload(b, setField("pcrs", .map([]))), .invalidPCRCount),
             ("pcrs as array", mutatePayload(b, setField("pcrs", .array([]))), .wrongFieldType),
-            ("PCR index 32", mutatePayload(b, setField("pcrs", .map([(.unsigned(32), .bytes([UInt8](repeating: 0, count: 48)))]))), .invalidPCRIndex),
-            ("PCR index negative", mutatePayload(b, setField("pcrs", .map([(.int(-1), .bytes([UInt8](repeating: 0, count: 48)))]))), .invalidPCRIndex),
-            ("PCR of 32 bytes", mutatePayload(b, setField("pcrs", .map([(.unsigned(0), .bytes([UInt8](repeating: 1, count: 32)))]))), .invalidPCRLength),
+            (
+                "PCR index 32",
+                mutatePayload(b, setField("pcrs", .map([(.unsigned(32), .bytes([UInt8](repeating: 0, count: 48)))]))),
+                .invalidPCRIndex
+            ),
+            (
+                "PCR index negative",
+                mutatePayload(b, setField("pcrs", .map([(.int(-1), .bytes([UInt8](repeating: 0, count: 48)))]))),
+                .invalidPCRIndex
+            ),
+            (
+                "PCR of 32 bytes",
+                mutatePayload(b, setField("pcrs", .map([(.unsigned(0), .bytes([UInt8](repeating: 1, count: 32)))]))),
+                .invalidPCRLength
+            ),
             ("PCR as text", mutatePayload(b, setField("pcrs", .map([(.unsigned(0), .text("00"))]))), .wrongFieldType),
-            ("PCR0 bit flipped", mutatePayload(b) { pairs in
-                let i = pairs.firstIndex { $0.key == .text("pcrs") }!
-                guard case .map(var pcrs) = pairs[i].value, case .bytes(var v) = pcrs[0].value else { fatalError() }
-                v[0] ^= 1
-                pcrs[0].value = .bytes(v)
-                pairs[i].value = .map(pcrs)
-            }, .signatureInvalid),
+            (
+                "PCR0 bit flipped",
+                mutatePayload(b) { pairs in
+                    let i = pairs.firstIndex { $0.key == .text("pcrs") }!
+                    guard case .map(var pcrs) = pairs[i].value, case .bytes(var v) = pcrs[0].value else { fatalError() }
+                    v[0] ^= 1
+                    pcrs[0].value = .bytes(v)
+                    pairs[i].value = .map(pcrs)
+                }, .signatureInvalid
+            ),
             ("unknown extra key", mutatePayload(b, setField("extra", .null)), .unexpectedField),
             ("integer key", mutatePayload(b) { $0.append((.unsigned(1), .null)) }, .unexpectedField),
             ("certificate empty", mutatePayload(b, setField("certificate", .bytes([]))), .invalidCertificateSize),
-            ("certificate over 1024 bytes", mutatePayload(b, setField("certificate", bigBytes)), .invalidCertificateSize),
+            (
+                "certificate over 1024 bytes", mutatePayload(b, setField("certificate", bigBytes)),
+                .invalidCertificateSize
+            ),
             ("certificate null", mutatePayload(b, setField("certificate", .null)), .wrongFieldType),
             ("certificate garbled", mutatePayload(b, setField("certificate", .bytes(garbled))), .malformedCertificate),
-            ("certificate of another document", mutatePayload(b, setField("certificate", field(other, "certificate"))), .signatureInvalid),
+            (
+                "certificate of another document",
+                mutatePayload(b, setField("certificate", field(other, "certificate"))), .signatureInvalid
+            ),
             ("cabundle empty", mutatePayload(b, setField("cabundle", .array([]))), .invalidCABundle),
             ("cabundle entry empty", mutatePayload(b, setField("cabundle", .array([.bytes([])]))), .invalidCABundle),
             ("cabundle entry as text", mutatePayload(b, setField("cabundle", .array([.text("x")]))), .wrongFieldType),
-            ("cabundle entry garbage", mutatePayload(b, setField("cabundle", .array([.bytes([0x30, 0x00])]))), .malformedCertificate),
-            ("cabundle without the instance CA", mutatePayload(b) { pairs in
-                let i = pairs.firstIndex { $0.key == .text("cabundle") }!
-                guard case .array(var list) = pairs[i].value else { fatalError() }
-                list.removeLast()
-                pairs[i].value = .array(list)
-            }, .signatureInvalid),
+            (
+                "cabundle entry garbage", mutatePayload(b, setField("cabundle", .array([.bytes([0x30, 0x00])]))),
+                .malformedCertificate
+            ),
+            (
+                "cabundle without the instance CA",
+                mutatePayload(b) { pairs in
+                    let i = pairs.firstIndex { $0.key == .text("cabundle") }!
+                    guard case .array(var list) = pairs[i].value else { fatalError() }
+                    list.removeLast()
+                    pairs[i].value = .array(list)
+                }, .signatureInvalid
+            ),
             ("public_key empty", mutatePayload(b, setField("public_key", .bytes([]))), .invalidPublicKeySize),
             ("public_key over 1024 bytes", mutatePayload(b, setField("public_key", bigBytes)), .invalidPublicKeySize),
             ("public_key added", mutatePayload(b, setField("public_key", .bytes([1, 2, 3]))), .signatureInvalid),
@@ -194,7 +268,10 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
             ("user_data added", mutatePayload(b, setField("user_data", .bytes([0]))), .signatureInvalid),
             ("user_data missing", mutatePayload(b, setField("user_data", nil)), .missingField),
             ("nonce over 1024 bytes", mutatePayload(b, setField("nonce", bigBytes)), .invalidNonceSize),
-            ("nonce changed", mutatePayload(b, setField("nonce", .bytes([UInt8](repeating: 7, count: 256)))), .signatureInvalid),
+            (
+                "nonce changed", mutatePayload(b, setField("nonce", .bytes([UInt8](repeating: 7, count: 256)))),
+                .signatureInvalid
+            ),
             ("nonce as integer", mutatePayload(b, setField("nonce", .unsigned(7))), .wrongFieldType),
         ]
     }()
@@ -229,7 +306,11 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         guard case .array(let bundle) = field(Self.doc.bytes, "cabundle"), case .bytes(let regional) = bundle[1] else {
             fatalError()
         }
-        let notAnchor = TrustedRoot(certificate: try Certificate(derEncoded: regional), name: "regional", isDevelopment: false)
+        let notAnchor = TrustedRoot(
+            certificate: try Certificate(derEncoded: regional),
+            name: "regional",
+            isDevelopment: false
+        )
         #expect(failure(Self.doc.bytes, roots: [notAnchor], at: Self.time) == .untrustedChain)
         #expect(failure(Self.doc.bytes, roots: [], at: Self.time) == .untrustedChain)
     }
@@ -254,7 +335,10 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
         bundle[3] = instance
         #expect(try evaluate(cabundle: bundle) == .chainSignatureInvalid)
         // The zonal CA missing: no path.
-        #expect(try evaluate(cabundle: [document.cabundle[0], document.cabundle[1], document.cabundle[3]]) == .untrustedChain)
+        #expect(
+            try evaluate(cabundle: [document.cabundle[0], document.cabundle[1], document.cabundle[3]])
+                == .untrustedChain
+        )
         // Another document's intermediates (made a year later): not valid yet at this time.
         let other = try AttestationDocument(bytes: NitroVector.debug.bytes)
         #expect(try evaluate(cabundle: other.cabundle) == .certificateNotYetValid)
@@ -275,26 +359,58 @@ private func field(_ original: [UInt8], _ name: String) -> CBOR {
 
         let debug = NitroVector.debug
         #expect(failure(debug.bytes, at: debug.verifyAt) == .debugModeRefused)
-        #expect(failure(debug.bytes, at: debug.verifyAt, AttestationExpectations(allowDebug: true, maxAgeMilliseconds: nil)) == nil)
+        #expect(
+            failure(debug.bytes, at: debug.verifyAt, AttestationExpectations(allowDebug: true, maxAgeMilliseconds: nil))
+                == nil
+        )
 
         // Freshness: the document is 136 ms ahead of its truncated verify-at second.
         #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: 0)) == nil)
-        #expect(failure(b, at: UnixTime(seconds: t.seconds + 61), AttestationExpectations(maxAgeMilliseconds: 60_000)) == .documentTooOld)
-        #expect(failure(b, at: UnixTime(seconds: t.seconds + 59), AttestationExpectations(maxAgeMilliseconds: 60_000)) == nil)
-        #expect(failure(b, at: UnixTime(seconds: t.seconds - 2),
-                        AttestationExpectations(maxAgeMilliseconds: 60_000, maxFutureSkewMilliseconds: 1000)) == .documentFromFuture)
+        #expect(
+            failure(b, at: UnixTime(seconds: t.seconds + 61), AttestationExpectations(maxAgeMilliseconds: 60_000))
+                == .documentTooOld
+        )
+        #expect(
+            failure(b, at: UnixTime(seconds: t.seconds + 59), AttestationExpectations(maxAgeMilliseconds: 60_000))
+                == nil
+        )
+        #expect(
+            failure(
+                b,
+                at: UnixTime(seconds: t.seconds - 2),
+                AttestationExpectations(maxAgeMilliseconds: 60_000, maxFutureSkewMilliseconds: 1000)
+            ) == .documentFromFuture
+        )
 
         let nonce = Hex.decode(Self.doc.expected.nonce_hex!)!
         #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, nonce: nonce)) == nil)
-        #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, nonce: Array(nonce.dropLast()))) == .nonceMismatch)
+        #expect(
+            failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, nonce: Array(nonce.dropLast())))
+                == .nonceMismatch
+        )
         #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, userData: [1])) == .userDataMismatch)
-        #expect(failure(NitroVector.indefinite.bytes, at: NitroVector.indefinite.verifyAt,
-                        AttestationExpectations(maxAgeMilliseconds: nil, nonce: [1])) == .nonceMismatch)
+        #expect(
+            failure(
+                NitroVector.indefinite.bytes,
+                at: NitroVector.indefinite.verifyAt,
+                AttestationExpectations(maxAgeMilliseconds: nil, nonce: [1])
+            ) == .nonceMismatch
+        )
         let userData = Hex.decode(NitroVector.indefinite.expected.user_data_hex!)!
-        #expect(failure(NitroVector.indefinite.bytes, at: NitroVector.indefinite.verifyAt,
-                        AttestationExpectations(maxAgeMilliseconds: nil, userData: userData)) == nil)
-        #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, requirePublicKey: true)) == .publicKeyMismatch)
-        #expect(failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, publicKey: [1])) == .publicKeyMismatch)
+        #expect(
+            failure(
+                NitroVector.indefinite.bytes,
+                at: NitroVector.indefinite.verifyAt,
+                AttestationExpectations(maxAgeMilliseconds: nil, userData: userData)
+            ) == nil
+        )
+        #expect(
+            failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, requirePublicKey: true))
+                == .publicKeyMismatch
+        )
+        #expect(
+            failure(b, at: t, AttestationExpectations(maxAgeMilliseconds: nil, publicKey: [1])) == .publicKeyMismatch
+        )
     }
 
     @Test func everyPrefixOfARealDocumentIsRejectedWithoutCrashing() {
@@ -324,7 +440,11 @@ extension CBOR {
         #expect(cache.chainHits == 1)
         #expect(second.chain.certificates.count == 5)
         // The same cache at a time after the leaf expired: refused, not served from the cache.
-        let later = AttestationVerifier(trustedRoots: [NitroVector.awsRoot], at: UnixTime(seconds: 1_665_662_282), cache: cache)
+        let later = AttestationVerifier(
+            trustedRoots: [NitroVector.awsRoot],
+            at: UnixTime(seconds: 1_665_662_282),
+            cache: cache
+        )
         do {
             _ = try later.verify(v.bytes, expectations: expectations)
             Issue.record("an expired chain was served from the cache")
@@ -332,8 +452,14 @@ extension CBOR {
             #expect(error.code == .certificateExpired)
         }
         // The same cache under other roots: a different question, validated afresh (and refused).
-        guard case .array(let bundle) = field(v.bytes, "cabundle"), case .bytes(let regional) = bundle[1] else { fatalError() }
-        let otherRoot = TrustedRoot(certificate: try Certificate(derEncoded: regional), name: "regional", isDevelopment: false)
+        guard case .array(let bundle) = field(v.bytes, "cabundle"), case .bytes(let regional) = bundle[1] else {
+            fatalError()
+        }
+        let otherRoot = TrustedRoot(
+            certificate: try Certificate(derEncoded: regional),
+            name: "regional",
+            isDevelopment: false
+        )
         let other = AttestationVerifier(trustedRoots: [otherRoot], at: v.verifyAt, cache: cache)
         do {
             _ = try other.verify(v.bytes, expectations: expectations)

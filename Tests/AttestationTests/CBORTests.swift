@@ -27,15 +27,22 @@ private func decodeError(_ bytes: [UInt8], limits: CBORDecoder.Limits = .default
         ("f90001", .float(5.960464477539063e-8)), ("f90400", .float(0.00006103515625)), ("f9c400", .float(-4.0)),
         ("fbc010666666666666", .float(-4.1)), ("f97c00", .float(.infinity)), ("f9fc00", .float(-.infinity)),
         ("f4", .bool(false)), ("f5", .bool(true)), ("f6", .null), ("f7", .undefined), ("f0", .simple(16)),
-        ("f8ff", .simple(255)), ("c074323031332d30332d32315432303a30343a30305a", .tagged(0, .text("2013-03-21T20:04:00Z"))),
+        ("f8ff", .simple(255)),
+        ("c074323031332d30332d32315432303a30343a30305a", .tagged(0, .text("2013-03-21T20:04:00Z"))),
         ("c11a514b67b0", .tagged(1, .unsigned(1_363_896_240))), ("d74401020304", .tagged(23, .bytes([1, 2, 3, 4]))),
         ("40", .bytes([])), ("4401020304", .bytes([1, 2, 3, 4])), ("60", .text("")), ("6161", .text("a")),
         ("6449455446", .text("IETF")), ("62225c", .text("\"\\")), ("62c3bc", .text("\u{00fc}")),
         ("63e6b0b4", .text("\u{6c34}")), ("64f0908591", .text("\u{10151}")), ("80", .array([])),
         ("83010203", .array([.unsigned(1), .unsigned(2), .unsigned(3)])),
-        ("8301820203820405", .array([.unsigned(1), .array([.unsigned(2), .unsigned(3)]), .array([.unsigned(4), .unsigned(5)])])),
+        (
+            "8301820203820405",
+            .array([.unsigned(1), .array([.unsigned(2), .unsigned(3)]), .array([.unsigned(4), .unsigned(5)])])
+        ),
         ("a0", .map([])), ("a201020304", .map([(.unsigned(1), .unsigned(2)), (.unsigned(3), .unsigned(4))])),
-        ("a26161016162820203", .map([(.text("a"), .unsigned(1)), (.text("b"), .array([.unsigned(2), .unsigned(3)]))])),
+        (
+            "a26161016162820203",
+            .map([(.text("a"), .unsigned(1)), (.text("b"), .array([.unsigned(2), .unsigned(3)]))])
+        ),
     ]
 
     @Test func decodesEveryAppendixAExampleAndReencodesItIdentically() throws {
@@ -52,12 +59,18 @@ private func decodeError(_ bytes: [UInt8], limits: CBORDecoder.Limits = .default
         #expect(try CBORDecoder.decode(hex("5f42010243030405ff")) == .bytes([1, 2, 3, 4, 5]))
         #expect(try CBORDecoder.decode(hex("7f657374726561646d696e67ff")) == .text("streaming"))
         #expect(try CBORDecoder.decode(hex("9fff")) == .array([]))
-        #expect(try CBORDecoder.decode(hex("9f018202039f0405ffff"))
-                == .array([.unsigned(1), .array([.unsigned(2), .unsigned(3)]), .array([.unsigned(4), .unsigned(5)])]))
-        #expect(try CBORDecoder.decode(hex("bf61610161629f0203ffff"))
-                == .map([(.text("a"), .unsigned(1)), (.text("b"), .array([.unsigned(2), .unsigned(3)]))]))
-        #expect(try CBORDecoder.decode(hex("826161bf61626163ff"))
-                == .array([.text("a"), .map([(.text("b"), .text("c"))])]))
+        #expect(
+            try CBORDecoder.decode(hex("9f018202039f0405ffff"))
+                == .array([.unsigned(1), .array([.unsigned(2), .unsigned(3)]), .array([.unsigned(4), .unsigned(5)])])
+        )
+        #expect(
+            try CBORDecoder.decode(hex("bf61610161629f0203ffff"))
+                == .map([(.text("a"), .unsigned(1)), (.text("b"), .array([.unsigned(2), .unsigned(3)]))])
+        )
+        #expect(
+            try CBORDecoder.decode(hex("826161bf61626163ff"))
+                == .array([.text("a"), .map([(.text("b"), .text("c"))])])
+        )
         // NaN decodes from every width.
         for nan in ["f97e00", "fa7fc00000", "fb7ff8000000000000"] {
             guard case .float(let d) = try CBORDecoder.decode(hex(nan)) else { Issue.record("not a float"); continue }
@@ -74,7 +87,8 @@ private func decodeError(_ bytes: [UInt8], limits: CBORDecoder.Limits = .default
             ("1c", .reservedAdditionalInfo), ("3d", .reservedAdditionalInfo), ("5e", .reservedAdditionalInfo),
             ("fc", .reservedAdditionalInfo), ("1f", .invalidIndefiniteLength), ("3f", .invalidIndefiniteLength),
             ("df 01", .invalidIndefiniteLength), ("ff", .unexpectedBreak), ("82 01 ff", .unexpectedBreak),
-            ("a2 01 02 ff 00", .unexpectedBreak), ("5f 61 61 ff", .invalidStringChunk), ("5f 5f 41 01 ff ff", .invalidStringChunk),
+            ("a2 01 02 ff 00", .unexpectedBreak), ("5f 61 61 ff", .invalidStringChunk),
+            ("5f 5f 41 01 ff ff", .invalidStringChunk),
             ("7f 41 61 ff", .invalidStringChunk), ("7f 01 ff", .invalidStringChunk), ("62 c3 28", .invalidUTF8),
             ("61 ff", .invalidUTF8), ("7f 61 c3 61 bc ff", .invalidUTF8), ("f8 1f", .invalidSimpleValue),
             ("f8 00", .invalidSimpleValue), ("bf 01 ff", .oddMapLength), ("a2 01 02 01 03", .duplicateMapKey),
@@ -94,8 +108,10 @@ private func decodeError(_ bytes: [UInt8], limits: CBORDecoder.Limits = .default
         #expect(decodeError(hex("a1 01 a1 01 a1 01 a1 01 02"), limits: limits) == .depthLimitExceeded)
         #expect(decodeError(hex("89 010203040506070809"), limits: limits) == nil)
         #expect(decodeError(hex("8a 0102030405060708090a"), limits: limits) == .itemLimitExceeded)
-        #expect(decodeError(hex("5f 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 ff"), limits: limits)
-                == .itemLimitExceeded)
+        #expect(
+            decodeError(hex("5f 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 41 01 ff"), limits: limits)
+                == .itemLimitExceeded
+        )
         #expect(decodeError([UInt8](repeating: 0x80, count: 65), limits: limits) == .inputTooLarge)
         // A hostile nesting of a million arrays stops at the depth limit instead of the stack.
         #expect(decodeError([UInt8](repeating: 0x81, count: 1_000_000) + [0x80]) == .depthLimitExceeded)
@@ -146,10 +162,14 @@ private func decodeError(_ bytes: [UInt8], limits: CBORDecoder.Limits = .default
     }
 
     @Test func roundTripsNestedItemsThroughDecoder() throws {
-        let value: CBOR = .tagged(18, .array([
-            .bytes([0xa1, 0x01, 0x38, 0x22]), .map([]), .bytes(Array(repeating: 7, count: 300)),
-            .array([.text(String(repeating: "x", count: 70_000)), .int(-70_000), .unsigned(UInt64(UInt32.max) + 1)]),
-        ]))
+        let value: CBOR = .tagged(
+            18,
+            .array([
+                .bytes([0xa1, 0x01, 0x38, 0x22]), .map([]), .bytes(Array(repeating: 7, count: 300)),
+                .array([.text(String(repeating: "x", count: 70_000)), .int(-70_000), .unsigned(UInt64(UInt32.max) + 1)]
+                ),
+            ])
+        )
         #expect(try CBORDecoder.decode(CBOREncoder.encode(value)) == value)
     }
 

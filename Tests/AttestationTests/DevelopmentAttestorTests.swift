@@ -20,8 +20,11 @@ import Testing
 
     private func attestor(_ dir: URL, _ exe: String, pcr1: [UInt8]? = nil) throws -> DevelopmentAttestor {
         let ca = try DevelopmentCA.openOrCreate(dataDirectory: dir.path, now: Self.date)
-        return DevelopmentAttestor(ca: ca, measurements: try DevelopmentMeasurements(executableAt: exe, pcr1: pcr1),
-                                   clock: { Self.now })
+        return DevelopmentAttestor(
+            ca: ca,
+            measurements: try DevelopmentMeasurements(executableAt: exe, pcr1: pcr1),
+            clock: { Self.now }
+        )
     }
 
     @Test func documentsVerifyWithTheDevelopmentRootAndCarryTheBoundValues() throws {
@@ -34,7 +37,12 @@ import Testing
         let verified = try AttestationVerifier(trustedRoots: [attestor.trustedRoot], at: Self.now).verify(
             document,
             expectations: AttestationExpectations(
-                allowedPCRSets: [attestor.measurements.pcrSet], nonce: [9, 9], userData: [1, 2, 3], publicKey: publicKey))
+                allowedPCRSets: [attestor.measurements.pcrSet],
+                nonce: [9, 9],
+                userData: [1, 2, 3],
+                publicKey: publicKey
+            )
+        )
         #expect(verified.isDevelopment)
         #expect(verified.moduleID.hasPrefix("development-enc"))
         #expect(verified.pcrs.count == 16)
@@ -66,10 +74,14 @@ import Testing
         let attestor = try attestor(dir, exe)
         let document = try attestor.attestationDocument(publicKey: nil, userData: nil, nonce: nil)
         #expect(throws: AttestationError.self) {
-            _ = try AttestationVerifier(trustedRoots: [TrustedRoot.awsNitroEnclavesRootG1], at: Self.now).verify(document)
+            _ = try AttestationVerifier(trustedRoots: [TrustedRoot.awsNitroEnclavesRootG1], at: Self.now).verify(
+                document
+            )
         }
         do {
-            _ = try AttestationVerifier(trustedRoots: [TrustedRoot.awsNitroEnclavesRootG1], at: Self.now).verify(document)
+            _ = try AttestationVerifier(trustedRoots: [TrustedRoot.awsNitroEnclavesRootG1], at: Self.now).verify(
+                document
+            )
         } catch {
             #expect(error.code == .untrustedChain)
         }
@@ -93,13 +105,21 @@ import Testing
         let document = try after.attestationDocument(publicKey: nil, userData: nil, nonce: nil)
         let verifier = AttestationVerifier(trustedRoots: [after.trustedRoot], at: Self.now)
         do {
-            _ = try verifier.verify(document, expectations: AttestationExpectations(allowedPCRSets: [before.measurements.pcrSet]))
+            _ = try verifier.verify(
+                document,
+                expectations: AttestationExpectations(allowedPCRSets: [before.measurements.pcrSet])
+            )
             Issue.record("a changed enclave passed the old measurements")
         } catch {
             #expect(error.code == .pcrMismatch)
         }
-        #expect(try verifier.verify(document, expectations: AttestationExpectations(allowedPCRSets: [after.measurements.pcrSet]))
-                .pcrs[0] == after.measurements.pcr0)
+        #expect(
+            try verifier.verify(
+                document,
+                expectations: AttestationExpectations(allowedPCRSets: [after.measurements.pcrSet])
+            )
+            .pcrs[0] == after.measurements.pcr0
+        )
     }
 
     @Test func theCAIsCreatedOnceAndKeptAcrossOpens() throws {
@@ -109,16 +129,21 @@ import Testing
         let second = try DevelopmentCA.openOrCreate(dataDirectory: dir.path)
         #expect(first.root == second.root && first.intermediate == second.intermediate && first.leaf == second.leaf)
         #expect(DevelopmentCA.isDevelopmentName(first.root.subject))
-        let keyMode = try FileManager.default.attributesOfItem(atPath: first.directory + "/leaf.key")[.posixPermissions] as? Int
+        let keyMode =
+            try FileManager.default.attributesOfItem(atPath: first.directory + "/leaf.key")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
         // A lost leaf is re-issued under the same root; documents still verify.
         try FileManager.default.removeItem(atPath: first.directory + "/leaf.pem")
         let third = try DevelopmentCA.openOrCreate(dataDirectory: dir.path)
         #expect(third.root == first.root && third.leaf != first.leaf)
-        let attestor = DevelopmentAttestor(ca: third, measurements: try DevelopmentMeasurements(executableAt: exe),
-                                           clock: { UnixTime.now() })
+        let attestor = DevelopmentAttestor(
+            ca: third,
+            measurements: try DevelopmentMeasurements(executableAt: exe),
+            clock: { UnixTime.now() }
+        )
         _ = try AttestationVerifier(trustedRoots: [first.trustedRoot]).verify(
-            try attestor.attestationDocument(publicKey: nil, userData: nil, nonce: [1]))
+            try attestor.attestationDocument(publicKey: nil, userData: nil, nonce: [1])
+        )
         // The root loaded from its PEM file is recognised as a development root.
         let pem = try String(contentsOfFile: first.rootCertificatePath, encoding: .utf8)
         #expect(try TrustedRoot(pem: pem).isDevelopment)
@@ -129,7 +154,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let roots = LockedArray()
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
-            if let ca = try? DevelopmentCA.openOrCreate(dataDirectory: dir.path) { roots.append(ca.root.derRepresentation) }
+            if let ca = try? DevelopmentCA.openOrCreate(dataDirectory: dir.path) {
+                roots.append(ca.root.derRepresentation)
+            }
         }
         #expect(roots.values.count == 4)
         #expect(Set(roots.values).count == 1)
@@ -143,7 +170,11 @@ import Testing
         let (otherDir, _) = try setUp()
         defer { try? FileManager.default.removeItem(at: otherDir) }
         let other = try DevelopmentCA.openOrCreate(dataDirectory: otherDir.path)
-        try other.intermediate.pemRepresentation.write(toFile: ca.directory + "/intermediate.pem", atomically: true, encoding: .utf8)
+        try other.intermediate.pemRepresentation.write(
+            toFile: ca.directory + "/intermediate.pem",
+            atomically: true,
+            encoding: .utf8
+        )
         do {
             _ = try DevelopmentCA.openOrCreate(dataDirectory: dir.path)
             Issue.record("a foreign intermediate was accepted")
@@ -168,10 +199,16 @@ import Testing
         let forger = try attestor(otherDir, exe)
         // The forger signs with its own leaf but presents the trusted CA's bundle.
         let payload = AttestationDocument.payloadItem(
-            moduleID: trusted.moduleID, digest: "SHA384", timestamp: Self.now.milliseconds, pcrs: trusted.measurements.pcrs,
+            moduleID: trusted.moduleID,
+            digest: "SHA384",
+            timestamp: Self.now.milliseconds,
+            pcrs: trusted.measurements.pcrs,
             certificate: forger.ca.leaf.derRepresentation,
             cabundle: [trusted.ca.root.derRepresentation, trusted.ca.intermediate.derRepresentation],
-            publicKey: nil, userData: nil, nonce: nil)
+            publicKey: nil,
+            userData: nil,
+            nonce: nil
+        )
         let forged = try COSESign1.sign(payload: CBOREncoder.encode(payload), with: .p384(forger.ca.leafKey)).encoded()
         do {
             _ = try AttestationVerifier(trustedRoots: [trusted.trustedRoot], at: Self.now).verify(forged)
@@ -194,9 +231,15 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let attestor = try attestor(dir, exe)
         #expect(throws: AttestationError.self) {
-            _ = try attestor.attestationDocument(publicKey: nil, userData: [UInt8](repeating: 0, count: 1025), nonce: nil)
+            _ = try attestor.attestationDocument(
+                publicKey: nil,
+                userData: [UInt8](repeating: 0, count: 1025),
+                nonce: nil
+            )
         }
-        #expect(throws: AttestationError.self) { _ = try attestor.attestationDocument(publicKey: [], userData: nil, nonce: nil) }
+        #expect(throws: AttestationError.self) {
+            _ = try attestor.attestationDocument(publicKey: [], userData: nil, nonce: nil)
+        }
         #expect(throws: AttestationError.self) { _ = try DevelopmentMeasurements(executableAt: dir.path + "/missing") }
     }
 }

@@ -12,11 +12,17 @@ import Testing
     private func runScript(_ output: String) throws -> (ProcessResult, [String: Any]?) {
         let dir = try TestEnvironment.temporaryDirectory("eif")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let input = dir.appendingPathComponent("build-enclave.out"), out = dir.appendingPathComponent("measurements.json")
+        let input = dir.appendingPathComponent("build-enclave.out"),
+            out = dir.appendingPathComponent("measurements.json")
         try output.write(to: input, atomically: true, encoding: .utf8)
         let script = TestEnvironment.repoRoot.appendingPathComponent("enclave-image/measurements.py").path
-        let result = try ProcessRunner.run(try TestEnvironment.python(), [script, input.path, out.path, "--image", "cleanroom-enclave:test"])
-        let json = (try? Data(contentsOf: out)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let result = try ProcessRunner.run(
+            try TestEnvironment.python(),
+            [script, input.path, out.path, "--image", "cleanroom-enclave:test"]
+        )
+        let json = (try? Data(contentsOf: out)).flatMap {
+            try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+        }
         return (result, json)
     }
 
@@ -46,13 +52,20 @@ import Testing
 
     @Test func malformedNitroCLIOutputIsRefused() throws {
         #expect(try runScript("Enclave Image build failed\n").0.status == 1)
-        #expect(try runScript("{\"Measurements\": {\"HashAlgorithm\": \"Sha384 { ... }\", \"PCR0\": \"zz\"}}").0.status == 1)
-        #expect(try runScript("{\"Measurements\": {\"HashAlgorithm\": \"Sha256\", \"PCR0\": \"\(Self.pcr0)\"}}").0.status == 1)
+        #expect(
+            try runScript("{\"Measurements\": {\"HashAlgorithm\": \"Sha384 { ... }\", \"PCR0\": \"zz\"}}").0.status == 1
+        )
+        #expect(
+            try runScript("{\"Measurements\": {\"HashAlgorithm\": \"Sha256\", \"PCR0\": \"\(Self.pcr0)\"}}").0.status
+                == 1
+        )
     }
 
     @Test func theImageFilesAreConsistent() throws {
         let dir = TestEnvironment.repoRoot.appendingPathComponent("enclave-image")
-        let run = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("run-enclave.json"))) as? [String: Any]
+        let run =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("run-enclave.json")))
+            as? [String: Any]
         let allocator = try String(contentsOf: dir.appendingPathComponent("allocator.yaml"), encoding: .utf8)
         let memory = run?["memory_mib"] as? Int ?? 0, cpus = run?["cpu_count"] as? Int ?? 0
         #expect(allocator.contains("memory_mib: \(memory)") && allocator.contains("cpu_count: \(cpus)"))

@@ -1,7 +1,7 @@
 import Crypto
-import Testing
 import Foundation
 import TestSupport
+import Testing
 
 @testable import Attestation
 
@@ -54,11 +54,16 @@ struct NitroVector: Sendable, CustomTestStringConvertible {
     }()
 
     static let all: [NitroVector] = file.documents.map { entry in
-        NitroVector(bytes: [UInt8](try! Data(contentsOf: TestEnvironment.vector("nitro/\(entry.file)"))), expected: entry)
+        NitroVector(
+            bytes: [UInt8](try! Data(contentsOf: TestEnvironment.vector("nitro/\(entry.file)"))),
+            expected: entry
+        )
     }
 
     static let awsRootPEM: String = try! String(
-        contentsOf: TestEnvironment.vector("nitro/aws-nitro-enclaves-root-g1.pem"), encoding: .utf8)
+        contentsOf: TestEnvironment.vector("nitro/aws-nitro-enclaves-root-g1.pem"),
+        encoding: .utf8
+    )
 
     static var awsRoot: TrustedRoot { try! TrustedRoot(pem: awsRootPEM, name: "aws-nitro-enclaves-root-g1") }
 

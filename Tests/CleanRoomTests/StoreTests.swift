@@ -187,3 +187,25 @@ import Testing
         #expect(try fixture.store.collaborations(caller: parties[0].caller).isEmpty)
     }
 }
+
+@Suite struct RoleChangeTests {
+    @Test func partyAdminsChangeRolesButTheLastPartyAdminStays() throws {
+        let fixture = try StoreFixture()
+        let alpha = try fixture.register("Alpha")
+        let (reviewer, secret) = try fixture.store.createPrincipal(
+            partyId: alpha.id, name: "rev", roles: [.reviewer], caller: alpha.caller)
+        let changed = try fixture.store.setRoles(
+            partyId: alpha.id, principalId: reviewer.id, roles: [.owner, .partner], caller: alpha.caller)
+        #expect(changed.roles == [.owner, .partner])
+        #expect(try fixture.store.authenticate(bearer: secret)?.roles == [.owner, .partner])
+        #expect {
+            try fixture.store.setRoles(
+                partyId: alpha.id, principalId: alpha.registration.principal.id, roles: [.owner], caller: alpha.caller)
+        } throws: { ($0 as? DomainError)?.code == "last_party_admin" }
+        let beta = try fixture.register("Beta")
+        #expect {
+            try fixture.store.setRoles(partyId: alpha.id, principalId: reviewer.id, roles: [.owner], caller: beta.caller)
+        } throws: { ($0 as? DomainError)?.kind == .notFound }
+        #expect(try fixture.store.auditEntries().contains { $0.action == "principal.roles_changed" })
+    }
+}

@@ -330,19 +330,28 @@ import TestSupport
     }
 
     @Test func shutdownLetsAnInFlightRequestFinishAndStopsAccepting() async throws {
+        let started = Gate()
+        let release = Gate()
+        let router = Router()
+        router.get("/held") { _ in
+            started.open()
+            await release.wait()
+            return .text("finished")
+        }
         let server = try HTTPServer(
-            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0, eventLoops: 1), router: Self.echoRouter())
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0, eventLoops: 1), router: router)
         try server.start()
         let port = server.port
-        let client = try RawHTTPClient(port: port)
-        let idle = try RawHTTPClient(port: port)
-        try await offPool { try client.send("GET /slow/500 HTTP/1.1\r\nHost: t\r\n\r\n") }
-        try await Task.sleep(for: .milliseconds(100))
-        let shutdown = Task { await server.shutdown(gracePeriod: .seconds(5)) }
+        let client = try RawHTTPClient(port: port, timeout: 30)
+        let idle = try RawHTTPClient(port: port, timeout: 30)
+        try await offPool { try client.send("GET /held HTTP/1.1\r\nHost: t\r\n\r\n") }
+        await started.wait()
+        let shutdown = Task { await server.shutdown(gracePeriod: .seconds(20)) }
+        #expect(try await offPool { idle.waitForClose() })  // idle connections close at once
+        release.open()  // the in-flight request finishes during the drain
         let response = try await offPool { try client.readResponse() }
-        #expect(response.status == 200 && response.bodyText == "slept 500")
+        #expect(response.status == 200 && response.bodyText == "finished")
         #expect(response.header("Connection") == "close")
-        #expect(try await offPool { idle.waitForClose() })
         await shutdown.value
         #expect(server.connectionCount == 0)
         #expect(throws: RawHTTPError.self) { try RawHTTPClient(port: port) }

@@ -89,4 +89,17 @@ final class ChildProcess: @unchecked Sendable {
     {
         try run(try TestEnvironment.python(), ["-c", script] + args, environment: environment)
     }
+
+    /// `python` on a dedicated thread, so a test never blocks a cooperative-pool thread that an
+    /// in-process server (the one the script talks to) needs.
+    static func pythonOffPool(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) async throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try python(script, args, environment: environment) })
+            }
+            thread.start()
+        }
+    }
 }

@@ -47,10 +47,10 @@ struct LocalKMSEndpointTests {
         }
 
         /// Runs Python with the operator's key and `AWS_ENDPOINT_URL_KMS` pointing at us.
-        func python(_ script: String, _ args: [String] = [], secret: String = LocalKMSEndpointTests.secret) throws
+        func python(_ script: String, _ args: [String] = [], secret: String = LocalKMSEndpointTests.secret) async throws
             -> (status: Int32, stdout: String, stderr: String)
         {
-            try ChildProcess.python(
+            try await ChildProcess.pythonOffPool(
                 "import boto3, botocore, json, sys, base64\n"
                     + "kms = boto3.client('kms', endpoint_url='\(endpoint)', region_name='us-east-1')\n" + script, args,
                 environment: [
@@ -64,7 +64,7 @@ struct LocalKMSEndpointTests {
     @Test func boto3RoundTripsAndRefusalsCarryKMSErrorCodes() async throws {
         let h = try Harness()
         defer { Task { await h.stop() } }
-        let r = try h.python(
+        let r = try await h.python(
             """
             out = {}
             key = kms.create_key(Description="boto3 key")["KeyMetadata"]
@@ -98,7 +98,7 @@ struct LocalKMSEndpointTests {
         #expect(out["wrongContext"] as? String == "InvalidCiphertextException")
 
         // A wrong secret: the signature does not verify.
-        let bad = try h.python(
+        let bad = try await h.python(
             """
             try:
                 kms.list_keys() if False else kms.create_key(); print("accepted")
@@ -112,7 +112,7 @@ struct LocalKMSEndpointTests {
     @Test func theEncryptionSDKKeyringAndMasterKeyProviderWorkUnchanged() async throws {
         let h = try Harness()
         let key = try h.kms.createKey(description: "esdk")
-        let r = try h.python(
+        let r = try await h.python(
             """
             import aws_encryption_sdk
             from aws_encryption_sdk import CommitmentPolicy
@@ -150,7 +150,7 @@ struct LocalKMSEndpointTests {
         let denied = try h.kms.createKey(policy: policy.replacingOccurrences(of: good.uppercased(), with: String(repeating: "CD", count: 48)))
         let enclaveKey = try RSA.PrivateKey(bits: 2048)
         let doc = try h.attestor.attestationDocument(publicKey: try enclaveKey.publicKey.derRepresentation, userData: nil, nonce: nil)
-        let r = try h.python(
+        let r = try await h.python(
             """
             doc = bytes.fromhex(sys.argv[3]); ctx = {"cleanroom:dataset": "d1"}
             out = {}

@@ -58,7 +58,7 @@ final class CleanroomdProcess: @unchecked Sendable {
 
     /// Sends SIGTERM and waits for the exit status.
     @discardableResult
-    func stop(timeout: TimeInterval = 15) -> Int32 {
+    func stop(timeout: TimeInterval = 60) -> Int32 {
         if process.isRunning { signal(SIGTERM) }
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }

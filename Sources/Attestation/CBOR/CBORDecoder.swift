@@ -17,8 +17,12 @@ public struct CBORDecoder: Sendable {
         /// Require core deterministic encoding (shortest arguments, definite lengths, sorted keys).
         public var deterministic: Bool
 
-        public init(maxInputBytes: Int = 1 << 20, maxDepth: Int = 32, maxItems: Int = 65_536,
-                    deterministic: Bool = false) {
+        public init(
+            maxInputBytes: Int = 1 << 20,
+            maxDepth: Int = 32,
+            maxItems: Int = 65_536,
+            deterministic: Bool = false
+        ) {
             self.maxInputBytes = maxInputBytes
             self.maxDepth = maxDepth
             self.maxItems = maxItems
@@ -40,13 +44,20 @@ public struct CBORDecoder: Sendable {
     /// Decodes exactly one data item that spans all of `bytes`.
     public func decode(_ bytes: [UInt8]) throws(CBORError) -> CBOR {
         guard bytes.count <= limits.maxInputBytes else {
-            throw CBORError(.inputTooLarge, at: 0, "input is \(bytes.count) bytes, the limit is \(limits.maxInputBytes)")
+            throw CBORError(
+                .inputTooLarge,
+                at: 0,
+                "input is \(bytes.count) bytes, the limit is \(limits.maxInputBytes)"
+            )
         }
         var reader = Reader(bytes: bytes, limits: limits)
         let item = try reader.readItem(depth: 1)
         guard reader.offset == bytes.count else {
-            throw CBORError(.trailingBytes, at: reader.offset,
-                            "\(bytes.count - reader.offset) bytes follow the top-level item")
+            throw CBORError(
+                .trailingBytes,
+                at: reader.offset,
+                "\(bytes.count - reader.offset) bytes follow the top-level item"
+            )
         }
         return item
     }
@@ -159,7 +170,11 @@ extension CBORDecoder {
                 if let declared = try argument(info, start: start) {
                     let count = try length(declared, start: start)
                     guard count <= remaining else {
-                        throw CBORError(.truncated, at: start, "array of \(count) items cannot fit in \(remaining) bytes")
+                        throw CBORError(
+                            .truncated,
+                            at: start,
+                            "array of \(count) items cannot fit in \(remaining) bytes"
+                        )
                     }
                     elements.reserveCapacity(count)
                     for _ in 0..<count { elements.append(try readItem(depth: depth + 1)) }
@@ -220,14 +235,20 @@ extension CBORDecoder {
                 let initial = try byte()
                 try countItem(at: chunkStart)
                 guard initial >> 5 == major, initial & 0x1f != 31 else {
-                    throw CBORError(.invalidStringChunk, at: chunkStart,
-                                    "an indefinite-length string chunk must be a definite string of the same type")
+                    throw CBORError(
+                        .invalidStringChunk,
+                        at: chunkStart,
+                        "an indefinite-length string chunk must be a definite string of the same type"
+                    )
                 }
                 guard let declared = try argument(initial & 0x1f, start: chunkStart) else {
                     throw CBORError(.invalidStringChunk, at: chunkStart, "nested indefinite-length string chunk")
                 }
-                content += try readStringBytes(try length(declared, start: chunkStart), isText: major == 3,
-                                               start: chunkStart)
+                content += try readStringBytes(
+                    try length(declared, start: chunkStart),
+                    isText: major == 3,
+                    start: chunkStart
+                )
             }
             return content
         }
@@ -242,8 +263,11 @@ extension CBORDecoder {
                 let keyBytes = reader.bytes[keyStart..<reader.offset]
                 if reader.limits.deterministic {
                     if let previous = previousKey, !previous.lexicographicallyPrecedes(keyBytes) {
-                        throw CBORError(.unsortedMapKeys, at: keyStart,
-                                        "map keys are not in bytewise lexicographic order")
+                        throw CBORError(
+                            .unsortedMapKeys,
+                            at: keyStart,
+                            "map keys are not in bytewise lexicographic order"
+                        )
                     }
                     previousKey = keyBytes
                 }

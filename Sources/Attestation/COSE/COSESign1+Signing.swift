@@ -32,8 +32,12 @@ public enum COSESigningKey: Sendable {
 extension COSESign1 {
     /// Signs `payload` (attached) with `key`; the protected header is `{1: alg}` exactly as AWS writes it,
     /// the unprotected header empty. The signature is raw r ‖ s (RFC 9053 §2.1).
-    public static func sign(payload: [UInt8], with key: COSESigningKey, tagged: Bool = false,
-                            externalAAD: [UInt8] = []) throws -> COSESign1 {
+    public static func sign(
+        payload: [UInt8],
+        with key: COSESigningKey,
+        tagged: Bool = false,
+        externalAAD: [UInt8] = []
+    ) throws -> COSESign1 {
         let algorithm = key.algorithm
         let protected = algorithm.protectedHeaderBytes
         let toBeSigned = signatureStructure(protectedHeaderBytes: protected, externalAAD: externalAAD, payload: payload)
@@ -42,8 +46,14 @@ extension COSESign1 {
         case .p256(let k): signature = try k.signature(for: toBeSigned).rawRepresentation
         case .p384(let k): signature = try k.signature(for: toBeSigned).rawRepresentation
         }
-        return COSESign1(protectedHeaderBytes: protected, algorithm: algorithm, unprotectedHeader: [],
-                         payload: payload, signature: signature, tagged: tagged)
+        return COSESign1(
+            protectedHeaderBytes: protected,
+            algorithm: algorithm,
+            unprotectedHeader: [],
+            payload: payload,
+            signature: signature,
+            tagged: tagged
+        )
     }
 
     /// Checks the signature over the Sig_structure with `key`. The key's curve must match the
@@ -52,8 +62,10 @@ extension COSESign1 {
     public func verify(with key: COSEVerificationKey, externalAAD: [UInt8] = []) throws(AttestationError) {
         guard payload != nil else { throw AttestationError(.detachedPayload, "the COSE_Sign1 payload is detached") }
         guard signature.count == algorithm.signatureLength else {
-            throw AttestationError(.malformedSignature,
-                                   "a \(algorithm) signature is \(algorithm.signatureLength) bytes, found \(signature.count)")
+            throw AttestationError(
+                .malformedSignature,
+                "a \(algorithm) signature is \(algorithm.signatureLength) bytes, found \(signature.count)"
+            )
         }
         let message = signatureStructure(externalAAD: externalAAD)
         let valid: Bool

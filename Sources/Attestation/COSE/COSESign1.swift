@@ -61,7 +61,10 @@ public struct COSESign1: Sendable, Hashable {
             throw AttestationError(.malformedCOSE, "COSE_Sign1 must be an array of 4, found \(message.typeName)")
         }
         guard case .bytes(let protectedBytes) = parts[0] else {
-            throw AttestationError(.malformedCOSE, "the protected header must be a byte string, found \(parts[0].typeName)")
+            throw AttestationError(
+                .malformedCOSE,
+                "the protected header must be a byte string, found \(parts[0].typeName)"
+            )
         }
         guard case .map(let unprotected) = parts[1] else {
             throw AttestationError(.malformedCOSE, "the unprotected header must be a map, found \(parts[1].typeName)")
@@ -70,7 +73,11 @@ public struct COSESign1: Sendable, Hashable {
         switch parts[2] {
         case .bytes(let b): payload = b
         case .null: payload = nil
-        default: throw AttestationError(.malformedCOSE, "the payload must be a byte string or null, found \(parts[2].typeName)")
+        default:
+            throw AttestationError(
+                .malformedCOSE,
+                "the payload must be a byte string or null, found \(parts[2].typeName)"
+            )
         }
         guard case .bytes(let signature) = parts[3] else {
             throw AttestationError(.malformedCOSE, "the signature must be a byte string, found \(parts[3].typeName)")
@@ -81,26 +88,39 @@ public struct COSESign1: Sendable, Hashable {
         if !protectedBytes.isEmpty {
             let decoded: CBOR
             do {
-                decoded = try CBORDecoder(limits: .init(maxInputBytes: 4096, maxDepth: 8, maxItems: 256)).decode(protectedBytes)
+                decoded = try CBORDecoder(limits: .init(maxInputBytes: 4096, maxDepth: 8, maxItems: 256)).decode(
+                    protectedBytes
+                )
             } catch {
                 throw AttestationError(.malformedCOSEHeader, "protected header: \(error)", cborError: error)
             }
             guard case .map(let pairs) = decoded else {
-                throw AttestationError(.malformedCOSEHeader, "the protected header must encode a map, found \(decoded.typeName)")
+                throw AttestationError(
+                    .malformedCOSEHeader,
+                    "the protected header must encode a map, found \(decoded.typeName)"
+                )
             }
             protected = pairs
         }
         for pair in unprotected where protected.contains(where: { $0.key == pair.key }) {
-            throw AttestationError(.malformedCOSEHeader, "header label \(pair.key.typeName) appears in both header buckets")
+            throw AttestationError(
+                .malformedCOSEHeader,
+                "header label \(pair.key.typeName) appears in both header buckets"
+            )
         }
-        if protected.contains(where: { $0.key == .unsigned(2) }) || unprotected.contains(where: { $0.key == .unsigned(2) }) {
+        if protected.contains(where: { $0.key == .unsigned(2) })
+            || unprotected.contains(where: { $0.key == .unsigned(2) })
+        {
             throw AttestationError(.unsupportedCriticalHeader, "critical header parameters (label 2) are not supported")
         }
         guard let algorithmItem = protected.first(where: { $0.key == .unsigned(1) })?.value else {
             throw AttestationError(.unsupportedAlgorithm, "the protected header names no algorithm (label 1)")
         }
         guard let value = algorithmItem.intValue, let algorithm = COSEAlgorithm(rawValue: value) else {
-            throw AttestationError(.unsupportedAlgorithm, "algorithm \(algorithmItem.intValue.map(String.init) ?? algorithmItem.typeName) is not ES256 or ES384")
+            throw AttestationError(
+                .unsupportedAlgorithm,
+                "algorithm \(algorithmItem.intValue.map(String.init) ?? algorithmItem.typeName) is not ES256 or ES384"
+            )
         }
         self.protectedHeaderBytes = protectedBytes
         self.protectedHeader = protected.map { (label: $0.key, value: $0.value) }
@@ -112,8 +132,14 @@ public struct COSESign1: Sendable, Hashable {
     }
 
     /// Builds an unsigned message's parts; used by ``COSESign1/sign(payload:algorithm:signer:tagged:)``.
-    init(protectedHeaderBytes: [UInt8], algorithm: COSEAlgorithm, unprotectedHeader: [(label: CBOR, value: CBOR)],
-         payload: [UInt8], signature: [UInt8], tagged: Bool) {
+    init(
+        protectedHeaderBytes: [UInt8],
+        algorithm: COSEAlgorithm,
+        unprotectedHeader: [(label: CBOR, value: CBOR)],
+        payload: [UInt8],
+        signature: [UInt8],
+        tagged: Bool
+    ) {
         self.protectedHeaderBytes = protectedHeaderBytes
         self.protectedHeader = [(label: .unsigned(1), value: .int(algorithm.rawValue))]
         self.unprotectedHeader = unprotectedHeader
@@ -126,13 +152,19 @@ public struct COSESign1: Sendable, Hashable {
     /// The bytes to sign or verify (RFC 9052 §4.4): the CBOR array
     /// `["Signature1", protected, external_aad, payload]`.
     public func signatureStructure(externalAAD: [UInt8] = []) -> [UInt8] {
-        Self.signatureStructure(protectedHeaderBytes: protectedHeaderBytes, externalAAD: externalAAD,
-                                payload: payload ?? [])
+        Self.signatureStructure(
+            protectedHeaderBytes: protectedHeaderBytes,
+            externalAAD: externalAAD,
+            payload: payload ?? []
+        )
     }
 
     /// Sig_structure for a given protected header and payload.
-    public static func signatureStructure(protectedHeaderBytes: [UInt8], externalAAD: [UInt8] = [],
-                                          payload: [UInt8]) -> [UInt8] {
+    public static func signatureStructure(
+        protectedHeaderBytes: [UInt8],
+        externalAAD: [UInt8] = [],
+        payload: [UInt8]
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(protectedHeaderBytes.count + externalAAD.count + payload.count + 32)
         CBOREncoder.appendHead(major: 4, 4, to: &out)

@@ -12,11 +12,19 @@ import Crypto
 /// Inside a real enclave the same request goes to ``NSMDevice`` instead.
 public protocol Attestor: Sendable {
     /// A fresh attestation document binding these values.
-    func attestationDocument(publicKey: [UInt8]?, userData: [UInt8]?, nonce: [UInt8]?) throws(AttestationError) -> [UInt8]
+    func attestationDocument(
+        publicKey: [UInt8]?,
+        userData: [UInt8]?,
+        nonce: [UInt8]?
+    ) throws(AttestationError) -> [UInt8]
 }
 
 extension NSMDevice: Attestor {
-    public func attestationDocument(publicKey: [UInt8]?, userData: [UInt8]?, nonce: [UInt8]?)
+    public func attestationDocument(
+        publicKey: [UInt8]?,
+        userData: [UInt8]?,
+        nonce: [UInt8]?
+    )
         throws(AttestationError) -> [UInt8]
     {
         try attestation(userData: userData, nonce: nonce, publicKey: publicKey)
@@ -36,19 +44,27 @@ public struct DevelopmentAttestor: Attestor {
     /// The document timestamp source.
     public let clock: @Sendable () -> UnixTime
 
-    public init(ca: DevelopmentCA, measurements: DevelopmentMeasurements,
-                clock: @escaping @Sendable () -> UnixTime = { UnixTime.now() }) {
+    public init(
+        ca: DevelopmentCA,
+        measurements: DevelopmentMeasurements,
+        clock: @escaping @Sendable () -> UnixTime = { UnixTime.now() }
+    ) {
         self.ca = ca
         self.measurements = measurements
         self.clock = clock
     }
 
     /// Opens (or creates) the CA under `dataDirectory` and measures `enclaveExecutable`.
-    public static func open(dataDirectory: String, enclaveExecutable: String, pcr1: [UInt8]? = nil,
-                            pcr2: [UInt8]? = nil) throws(AttestationError) -> DevelopmentAttestor {
+    public static func open(
+        dataDirectory: String,
+        enclaveExecutable: String,
+        pcr1: [UInt8]? = nil,
+        pcr2: [UInt8]? = nil
+    ) throws(AttestationError) -> DevelopmentAttestor {
         DevelopmentAttestor(
             ca: try DevelopmentCA.openOrCreate(dataDirectory: dataDirectory),
-            measurements: try DevelopmentMeasurements(executableAt: enclaveExecutable, pcr1: pcr1, pcr2: pcr2))
+            measurements: try DevelopmentMeasurements(executableAt: enclaveExecutable, pcr1: pcr1, pcr2: pcr2)
+        )
     }
 
     /// The root to configure verifiers with (marked development).
@@ -57,23 +73,35 @@ public struct DevelopmentAttestor: Attestor {
     /// `development-enc` followed by the leaf's serial number.
     public var moduleID: String { "development-enc" + ca.leaf.serialNumberHex }
 
-    public func attestationDocument(publicKey: [UInt8]?, userData: [UInt8]?, nonce: [UInt8]?)
+    public func attestationDocument(
+        publicKey: [UInt8]?,
+        userData: [UInt8]?,
+        nonce: [UInt8]?
+    )
         throws(AttestationError) -> [UInt8]
     {
         for (name, value) in [("public_key", publicKey), ("user_data", userData), ("nonce", nonce)] {
             if let value, value.count > StructurePolicy.maxOptionalFieldBytes {
-                throw AttestationError(.nsmInvalidRequest,
-                                       "\(name) is \(value.count) bytes, at most \(StructurePolicy.maxOptionalFieldBytes)")
+                throw AttestationError(
+                    .nsmInvalidRequest,
+                    "\(name) is \(value.count) bytes, at most \(StructurePolicy.maxOptionalFieldBytes)"
+                )
             }
         }
         if let publicKey, publicKey.isEmpty {
             throw AttestationError(.nsmInvalidRequest, "public_key is empty; pass nil for none")
         }
         let payload = AttestationDocument.payloadItem(
-            moduleID: moduleID, digest: "SHA384", timestamp: clock().milliseconds, pcrs: measurements.pcrs,
+            moduleID: moduleID,
+            digest: "SHA384",
+            timestamp: clock().milliseconds,
+            pcrs: measurements.pcrs,
             certificate: ca.leaf.derRepresentation,
             cabundle: [ca.root.derRepresentation, ca.intermediate.derRepresentation],
-            publicKey: publicKey, userData: userData, nonce: nonce)
+            publicKey: publicKey,
+            userData: userData,
+            nonce: nonce
+        )
         do {
             return try COSESign1.sign(payload: CBOREncoder.encode(payload), with: .p384(ca.leafKey)).encoded()
         } catch {

@@ -43,7 +43,8 @@ public struct DevelopmentCA: Sendable {
     public var rootCertificatePath: String { directory + "/root.pem" }
 
     /// Loads the CA from `<dataDirectory>/development-ca`, creating it on first use.
-    public static func openOrCreate(dataDirectory: String, now: Date = Date()) throws(AttestationError) -> DevelopmentCA {
+    public static func openOrCreate(dataDirectory: String, now: Date = Date()) throws(AttestationError) -> DevelopmentCA
+    {
         let directory = dataDirectory + "/" + directoryName
         if !FileManager.default.fileExists(atPath: directory + "/root.pem") {
             try create(at: directory, now: now)
@@ -67,17 +68,29 @@ public struct DevelopmentCA: Sendable {
             let rootKey = try P384.Signing.PrivateKey()
             let rootName = name(common: "root.development.cleanroom-enclaves")
             let root = try Certificate.issue(
-                subject: rootName, subjectPublicKeyInfo: try rootKey.publicKey.derRepresentation,
-                serialNumber: try serial(), notBefore: now.addingTimeInterval(-3600),
-                notAfter: now.addingTimeInterval(rootLifetime), issuer: .selfSigned(.p384(rootKey)),
-                basicConstraints: .certificateAuthority(pathLength: nil), keyUsage: [.keyCertSign, .cRLSign])
+                subject: rootName,
+                subjectPublicKeyInfo: try rootKey.publicKey.derRepresentation,
+                serialNumber: try serial(),
+                notBefore: now.addingTimeInterval(-3600),
+                notAfter: now.addingTimeInterval(rootLifetime),
+                issuer: .selfSigned(.p384(rootKey)),
+                basicConstraints: .certificateAuthority(pathLength: nil),
+                keyUsage: [.keyCertSign, .cRLSign]
+            )
             let intermediateKey = try P384.Signing.PrivateKey()
             let intermediate = try Certificate.issue(
-                subject: name(common: Hex.encode(try SecureRandom.bytes(count: 8)) + ".intermediate.development.cleanroom-enclaves"),
-                subjectPublicKeyInfo: try intermediateKey.publicKey.derRepresentation, serialNumber: try serial(),
-                notBefore: now.addingTimeInterval(-3600), notAfter: now.addingTimeInterval(intermediateLifetime),
-                issuer: .certificate(root, key: .p384(rootKey)), basicConstraints: .certificateAuthority(pathLength: 0),
-                keyUsage: [.keyCertSign, .cRLSign])
+                subject: name(
+                    common: Hex.encode(try SecureRandom.bytes(count: 8))
+                        + ".intermediate.development.cleanroom-enclaves"
+                ),
+                subjectPublicKeyInfo: try intermediateKey.publicKey.derRepresentation,
+                serialNumber: try serial(),
+                notBefore: now.addingTimeInterval(-3600),
+                notAfter: now.addingTimeInterval(intermediateLifetime),
+                issuer: .certificate(root, key: .p384(rootKey)),
+                basicConstraints: .certificateAuthority(pathLength: 0),
+                keyUsage: [.keyCertSign, .cRLSign]
+            )
             try writeFile(staging + "/root.pem", Array(root.pemRepresentation.utf8), mode: 0o644)
             try writeFile(staging + "/root.key", try rootKey.derRepresentation, mode: 0o600)
             try writeFile(staging + "/intermediate.pem", Array(intermediate.pemRepresentation.utf8), mode: 0o644)
@@ -124,11 +137,17 @@ public struct DevelopmentCA: Sendable {
         do {
             let leafKey = try P384.Signing.PrivateKey()
             let leaf = try Certificate.issue(
-                subject: name(common: "development-enc" + Hex.encode(try SecureRandom.bytes(count: 8)) + ".development"),
-                subjectPublicKeyInfo: try leafKey.publicKey.derRepresentation, serialNumber: try serial(),
-                notBefore: now.addingTimeInterval(-3600), notAfter: now.addingTimeInterval(leafLifetime),
-                issuer: .certificate(intermediate, key: .p384(intermediateKey)), basicConstraints: .endEntity,
-                keyUsage: [.digitalSignature])
+                subject: name(
+                    common: "development-enc" + Hex.encode(try SecureRandom.bytes(count: 8)) + ".development"
+                ),
+                subjectPublicKeyInfo: try leafKey.publicKey.derRepresentation,
+                serialNumber: try serial(),
+                notBefore: now.addingTimeInterval(-3600),
+                notAfter: now.addingTimeInterval(leafLifetime),
+                issuer: .certificate(intermediate, key: .p384(intermediateKey)),
+                basicConstraints: .endEntity,
+                keyUsage: [.digitalSignature]
+            )
             let suffix = ".new-" + Hex.encode(try SecureRandom.bytes(count: 8))
             try writeFile(directory + "/leaf.key" + suffix, try leafKey.derRepresentation, mode: 0o600)
             try writeFile(directory + "/leaf.pem" + suffix, Array(leaf.pemRepresentation.utf8), mode: 0o644)
@@ -137,7 +156,13 @@ public struct DevelopmentCA: Sendable {
                 rename(directory + "/leaf.pem" + suffix, directory + "/leaf.pem") == 0
             else { throw invalid("cannot store the development leaf: \(errnoText())") }
             fsyncDirectory(directory)
-            return DevelopmentCA(directory: directory, root: root, intermediate: intermediate, leaf: leaf, leafKey: leafKey)
+            return DevelopmentCA(
+                directory: directory,
+                root: root,
+                intermediate: intermediate,
+                leaf: leaf,
+                leafKey: leafKey
+            )
         } catch let error as AttestationError {
             throw error
         } catch {
@@ -184,16 +209,24 @@ public struct DevelopmentCA: Sendable {
     }
 
     private static func writeFile(_ path: String, _ bytes: SecureBytes, mode: mode_t) throws(AttestationError) {
-        let result = bytes.withUnsafeBytes { buffer in Result { () throws(AttestationError) in try writeFile(path, buffer, mode: mode) } }
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(AttestationError) in try writeFile(path, buffer, mode: mode) }
+        }
         try result.get()
     }
 
     private static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(AttestationError) {
-        let result = bytes.withUnsafeBytes { buffer in Result { () throws(AttestationError) in try writeFile(path, buffer, mode: mode) } }
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(AttestationError) in try writeFile(path, buffer, mode: mode) }
+        }
         try result.get()
     }
 
-    private static func writeFile(_ path: String, _ buffer: UnsafeRawBufferPointer, mode: mode_t) throws(AttestationError) {
+    private static func writeFile(
+        _ path: String,
+        _ buffer: UnsafeRawBufferPointer,
+        mode: mode_t
+    ) throws(AttestationError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw invalid("cannot create \(path): \(errnoText())") }
         defer { close(fd) }

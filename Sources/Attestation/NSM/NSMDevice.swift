@@ -40,7 +40,11 @@ public struct NSMDevice: Sendable {
     }
 
     /// A fresh attestation document (COSE_Sign1 bytes) binding the given values (each ≤ 1024 bytes).
-    public func attestation(userData: [UInt8]?, nonce: [UInt8]?, publicKey: [UInt8]?) throws(AttestationError) -> [UInt8] {
+    public func attestation(
+        userData: [UInt8]?,
+        nonce: [UInt8]?,
+        publicKey: [UInt8]?
+    ) throws(AttestationError) -> [UInt8] {
         let response = try send(.attestation(userData: userData, nonce: nonce, publicKey: publicKey))
         guard case .attestation(let document) = response else { throw mismatched(response, "Attestation") }
         return document

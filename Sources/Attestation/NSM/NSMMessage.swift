@@ -23,13 +23,20 @@ public enum NSMRequest: Sendable, Hashable {
         let item: CBOR
         switch self {
         case .attestation(let userData, let nonce, let publicKey):
-            item = .map([(key: .text("Attestation"), value: .map([
-                (key: .text("user_data"), value: optional(userData)),
-                (key: .text("nonce"), value: optional(nonce)),
-                (key: .text("public_key"), value: optional(publicKey)),
-            ]))])
+            item = .map([
+                (
+                    key: .text("Attestation"),
+                    value: .map([
+                        (key: .text("user_data"), value: optional(userData)),
+                        (key: .text("nonce"), value: optional(nonce)),
+                        (key: .text("public_key"), value: optional(publicKey)),
+                    ])
+                )
+            ])
         case .describePCR(let index):
-            item = .map([(key: .text("DescribePCR"), value: .map([(key: .text("index"), value: .unsigned(UInt64(index)))]))])
+            item = .map([
+                (key: .text("DescribePCR"), value: .map([(key: .text("index"), value: .unsigned(UInt64(index)))]))
+            ])
         case .getRandom:
             item = .text("GetRandom")
         case .describeNSM:
@@ -53,8 +60,10 @@ public enum NSMRequest: Sendable, Hashable {
         if case .attestation(let userData, let nonce, let publicKey) = self {
             for (name, value) in [("user_data", userData), ("nonce", nonce), ("public_key", publicKey)] {
                 if let value, value.count > Self.maxFieldBytes {
-                    throw AttestationError(.nsmInvalidRequest,
-                                           "\(name) is \(value.count) bytes, the NSM accepts at most \(Self.maxFieldBytes)")
+                    throw AttestationError(
+                        .nsmInvalidRequest,
+                        "\(name) is \(value.count) bytes, the NSM accepts at most \(Self.maxFieldBytes)"
+                    )
                 }
             }
         }
@@ -123,7 +132,9 @@ public enum NSMResponse: Sendable, Hashable {
         case "GetRandom":
             self = .getRandom(random: try bytes("random"))
         case "DescribePCR":
-            guard case .bool(let lock) = try field("lock") else { throw malformed("DescribePCR.lock must be a boolean") }
+            guard case .bool(let lock) = try field("lock") else {
+                throw malformed("DescribePCR.lock must be a boolean")
+            }
             self = .describePCR(lock: lock, data: try bytes("data"))
         case "DescribeNSM":
             guard case .text(let moduleID) = try field("module_id") else {
@@ -142,10 +153,17 @@ public enum NSMResponse: Sendable, Hashable {
                 }
                 locked.append(UInt16(v))
             }
-            self = .describeNSM(NSMDescription(
-                versionMajor: try uint16("version_major"), versionMinor: try uint16("version_minor"),
-                versionPatch: try uint16("version_patch"), moduleID: moduleID, maxPCRs: try uint16("max_pcrs"),
-                lockedPCRs: locked, digest: digest))
+            self = .describeNSM(
+                NSMDescription(
+                    versionMajor: try uint16("version_major"),
+                    versionMinor: try uint16("version_minor"),
+                    versionPatch: try uint16("version_patch"),
+                    moduleID: moduleID,
+                    maxPCRs: try uint16("max_pcrs"),
+                    lockedPCRs: locked,
+                    digest: digest
+                )
+            )
         default:
             throw malformed("unknown NSM response variant \"\(name.prefix(32))\"")
         }
@@ -157,17 +175,25 @@ public enum NSMResponse: Sendable, Hashable {
             .map([(key: .text(name), value: .map(fields.map { (key: .text($0.0), value: $0.1) }))])
         }
         switch self {
-        case .attestation(let document): return CBOREncoder.encode(variant("Attestation", [("document", .bytes(document))]))
+        case .attestation(let document):
+            return CBOREncoder.encode(variant("Attestation", [("document", .bytes(document))]))
         case .getRandom(let random): return CBOREncoder.encode(variant("GetRandom", [("random", .bytes(random))]))
         case .describePCR(let lock, let data):
             return CBOREncoder.encode(variant("DescribePCR", [("lock", .bool(lock)), ("data", .bytes(data))]))
         case .describeNSM(let d):
-            return CBOREncoder.encode(variant("DescribeNSM", [
-                ("version_major", .unsigned(UInt64(d.versionMajor))), ("version_minor", .unsigned(UInt64(d.versionMinor))),
-                ("version_patch", .unsigned(UInt64(d.versionPatch))), ("module_id", .text(d.moduleID)),
-                ("max_pcrs", .unsigned(UInt64(d.maxPCRs))),
-                ("locked_pcrs", .array(d.lockedPCRs.map { .unsigned(UInt64($0)) })), ("digest", .text(d.digest)),
-            ]))
+            return CBOREncoder.encode(
+                variant(
+                    "DescribeNSM",
+                    [
+                        ("version_major", .unsigned(UInt64(d.versionMajor))),
+                        ("version_minor", .unsigned(UInt64(d.versionMinor))),
+                        ("version_patch", .unsigned(UInt64(d.versionPatch))), ("module_id", .text(d.moduleID)),
+                        ("max_pcrs", .unsigned(UInt64(d.maxPCRs))),
+                        ("locked_pcrs", .array(d.lockedPCRs.map { .unsigned(UInt64($0)) })),
+                        ("digest", .text(d.digest)),
+                    ]
+                )
+            )
         case .error(let code): return CBOREncoder.encode(.map([(key: .text("Error"), value: .text(code))]))
         }
     }
@@ -183,8 +209,15 @@ public struct NSMDescription: Sendable, Hashable {
     public var lockedPCRs: [UInt16]
     public var digest: String
 
-    public init(versionMajor: UInt16, versionMinor: UInt16, versionPatch: UInt16, moduleID: String, maxPCRs: UInt16,
-                lockedPCRs: [UInt16], digest: String) {
+    public init(
+        versionMajor: UInt16,
+        versionMinor: UInt16,
+        versionPatch: UInt16,
+        moduleID: String,
+        maxPCRs: UInt16,
+        lockedPCRs: [UInt16],
+        digest: String
+    ) {
         self.versionMajor = versionMajor
         self.versionMinor = versionMinor
         self.versionPatch = versionPatch

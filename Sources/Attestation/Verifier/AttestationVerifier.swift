@@ -45,8 +45,12 @@ public struct AttestationVerifier: Sendable {
         ]
         if let sets = expectations.allowedPCRSets { policies.append(PCRPolicy(allowedSets: sets)) }
         if let maxAge = expectations.maxAgeMilliseconds {
-            policies.append(FreshnessPolicy(maxAgeMilliseconds: maxAge,
-                                            maxFutureSkewMilliseconds: expectations.maxFutureSkewMilliseconds))
+            policies.append(
+                FreshnessPolicy(
+                    maxAgeMilliseconds: maxAge,
+                    maxFutureSkewMilliseconds: expectations.maxFutureSkewMilliseconds
+                )
+            )
         }
         if let nonce = expectations.nonce { policies.append(FieldPolicy(.nonce, equals: nonce)) }
         if let userData = expectations.userData { policies.append(FieldPolicy(.userData, equals: userData)) }
@@ -56,14 +60,20 @@ public struct AttestationVerifier: Sendable {
     }
 
     /// Decodes and verifies raw COSE_Sign1 bytes.
-    public func verify(_ bytes: [UInt8], expectations: AttestationExpectations = AttestationExpectations())
+    public func verify(
+        _ bytes: [UInt8],
+        expectations: AttestationExpectations = AttestationExpectations()
+    )
         throws(AttestationError) -> VerifiedAttestationDocument
     {
         try verify(AttestationDocument(bytes: bytes), expectations: expectations)
     }
 
     /// Verifies an already decoded document.
-    public func verify(_ document: AttestationDocument, expectations: AttestationExpectations = AttestationExpectations())
+    public func verify(
+        _ document: AttestationDocument,
+        expectations: AttestationExpectations = AttestationExpectations()
+    )
         throws(AttestationError) -> VerifiedAttestationDocument
     {
         var context = AttestationPolicyContext(verificationTime: clock())
@@ -84,8 +94,12 @@ public struct AttestationVerifier: Sendable {
         guard let root, let chain else {
             throw AttestationError(.untrustedChain, "the chain policy did not run")
         }
-        return VerifiedAttestationDocument(document: document, trustedRoot: root, chain: chain,
-                                           verificationTime: context.verificationTime)
+        return VerifiedAttestationDocument(
+            document: document,
+            trustedRoot: root,
+            chain: chain,
+            verificationTime: context.verificationTime
+        )
     }
 }
 
@@ -111,10 +125,17 @@ public struct AttestationExpectations: Sendable {
     /// Further rules, run last.
     public var additionalPolicies: [any AttestationPolicy]
 
-    public init(allowedPCRSets: [PCRSet]? = nil, allowDebug: Bool = false, maxAgeMilliseconds: UInt64? = 300_000,
-                maxFutureSkewMilliseconds: UInt64 = 60_000, nonce: [UInt8]? = nil, userData: [UInt8]? = nil,
-                publicKey: [UInt8]? = nil, requirePublicKey: Bool = false,
-                additionalPolicies: [any AttestationPolicy] = []) {
+    public init(
+        allowedPCRSets: [PCRSet]? = nil,
+        allowDebug: Bool = false,
+        maxAgeMilliseconds: UInt64? = 300_000,
+        maxFutureSkewMilliseconds: UInt64 = 60_000,
+        nonce: [UInt8]? = nil,
+        userData: [UInt8]? = nil,
+        publicKey: [UInt8]? = nil,
+        requirePublicKey: Bool = false,
+        additionalPolicies: [any AttestationPolicy] = []
+    ) {
         self.allowedPCRSets = allowedPCRSets
         self.allowDebug = allowDebug
         self.maxAgeMilliseconds = maxAgeMilliseconds

@@ -18,7 +18,8 @@ public struct CertificateChainPolicy: AttestationPolicy {
         self.cache = cache
     }
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         do throws(AttestationError) {
             _ = try chain(for: document, context: context)
             return .meetsPolicy
@@ -28,7 +29,10 @@ public struct CertificateChainPolicy: AttestationPolicy {
     }
 
     /// Verifies and returns the chain (leaf first) and the root that anchors it.
-    func chain(for document: AttestationDocument, context: AttestationPolicyContext) throws(AttestationError)
+    func chain(
+        for document: AttestationDocument,
+        context: AttestationPolicyContext
+    ) throws(AttestationError)
         -> (chain: VerifiedCertificateChain, root: TrustedRoot)
     {
         guard !roots.isEmpty else { throw AttestationError(.untrustedChain, "no trusted roots are configured") }
@@ -41,20 +45,26 @@ public struct CertificateChainPolicy: AttestationPolicy {
         let time = context.verificationTime
         let date = Date(timeIntervalSince1970: Double(time.seconds))
         // Leaf first, then the bundle from the leaf's issuer up to the root.
-        let path = [("leaf certificate", parsed.leaf)]
+        let path =
+            [("leaf certificate", parsed.leaf)]
             + parsed.cabundle.enumerated().reversed().map { ("cabundle[\($0.offset)]", $0.element) }
         for (name, certificate) in path {
             if date < certificate.notBefore {
-                throw AttestationError(.certificateNotYetValid,
-                                       "\(name) (\(certificate.subject)) is not valid before \(certificate.notBefore), verification time \(time)")
+                throw AttestationError(
+                    .certificateNotYetValid,
+                    "\(name) (\(certificate.subject)) is not valid before \(certificate.notBefore), verification time \(time)"
+                )
             }
             // notAfter is exclusive here, as in OpenSSL's X509_cmp_time, so both checks agree.
             if date >= certificate.notAfter {
-                throw AttestationError(.certificateExpired,
-                                       "\(name) (\(certificate.subject)) expired at \(certificate.notAfter), verification time \(time)")
+                throw AttestationError(
+                    .certificateExpired,
+                    "\(name) (\(certificate.subject)) expired at \(certificate.notAfter), verification time \(time)"
+                )
             }
         }
-        let key = cache.map { _ in AttestationCache.chainKey(leaf: parsed.leaf, cabundle: parsed.cabundle, roots: roots) }
+        let key = cache.map { _ in AttestationCache.chainKey(leaf: parsed.leaf, cabundle: parsed.cabundle, roots: roots)
+        }
         let verified: VerifiedCertificateChain
         if let key, let cached = cache?.chain(key),
             cached.certificates.allSatisfy({ date >= $0.notBefore && date < $0.notAfter })
@@ -89,7 +99,9 @@ public struct CertificateChainPolicy: AttestationPolicy {
         {
             return AttestationError(.untrustedChain, "certificate chain: \(error.message)")
         }
-        if reason.contains("expired") { return AttestationError(.certificateExpired, "certificate chain: \(error.message)") }
+        if reason.contains("expired") {
+            return AttestationError(.certificateExpired, "certificate chain: \(error.message)")
+        }
         if reason.contains("not yet valid") {
             return AttestationError(.certificateNotYetValid, "certificate chain: \(error.message)")
         }
@@ -102,7 +114,10 @@ struct ParsedCertificates: Sendable {
     let leaf: Certificate
     let cabundle: [Certificate]
 
-    static func parse(_ document: AttestationDocument, cache: AttestationCache? = nil) throws(AttestationError)
+    static func parse(
+        _ document: AttestationDocument,
+        cache: AttestationCache? = nil
+    ) throws(AttestationError)
         -> ParsedCertificates
     {
         func parse(_ der: [UInt8], _ name: String) throws(AttestationError) -> Certificate {

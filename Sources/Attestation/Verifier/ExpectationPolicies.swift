@@ -34,11 +34,16 @@ public struct PCRPolicy: AttestationPolicy {
 
     public init(allowedSets: [PCRSet]) { self.allowedSets = allowedSets }
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         if allowedSets.contains(where: { $0.matches(document.pcrs) }) { return .meetsPolicy }
         let pcr0 = document.pcrs[0].map { Hex.encode($0) } ?? "absent"
-        return .failsToMeetPolicy(AttestationError(
-            .pcrMismatch, "the PCRs (PCR0 \(pcr0)) match none of the \(allowedSets.count) allowed measurement sets"))
+        return .failsToMeetPolicy(
+            AttestationError(
+                .pcrMismatch,
+                "the PCRs (PCR0 \(pcr0)) match none of the \(allowedSets.count) allowed measurement sets"
+            )
+        )
     }
 }
 
@@ -49,10 +54,15 @@ public struct DebugModePolicy: AttestationPolicy {
 
     public init(allowDebug: Bool) { self.allowDebug = allowDebug }
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         if document.isDebugMode && !allowDebug {
-            return .failsToMeetPolicy(AttestationError(
-                .debugModeRefused, "PCR0 is all zeros (debug-mode enclave) and debug is not allowed"))
+            return .failsToMeetPolicy(
+                AttestationError(
+                    .debugModeRefused,
+                    "PCR0 is all zeros (debug-mode enclave) and debug is not allowed"
+                )
+            )
         }
         return .meetsPolicy
     }
@@ -70,18 +80,25 @@ public struct FreshnessPolicy: AttestationPolicy {
         self.maxFutureSkewMilliseconds = maxFutureSkewMilliseconds
     }
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         let now = context.verificationTime.milliseconds
         let ts = document.timestamp
         if ts > now, ts - now > maxFutureSkewMilliseconds {
-            return .failsToMeetPolicy(AttestationError(
-                .documentFromFuture,
-                "timestamp \(UnixTime(milliseconds: ts)) is \(ts - now) ms after the verification time \(UnixTime(milliseconds: now))"))
+            return .failsToMeetPolicy(
+                AttestationError(
+                    .documentFromFuture,
+                    "timestamp \(UnixTime(milliseconds: ts)) is \(ts - now) ms after the verification time \(UnixTime(milliseconds: now))"
+                )
+            )
         }
         if now > ts, now - ts > maxAgeMilliseconds {
-            return .failsToMeetPolicy(AttestationError(
-                .documentTooOld,
-                "timestamp \(UnixTime(milliseconds: ts)) is \(now - ts) ms old, the window is \(maxAgeMilliseconds) ms"))
+            return .failsToMeetPolicy(
+                AttestationError(
+                    .documentTooOld,
+                    "timestamp \(UnixTime(milliseconds: ts)) is \(now - ts) ms old, the window is \(maxAgeMilliseconds) ms"
+                )
+            )
         }
         return .meetsPolicy
     }
@@ -102,7 +119,8 @@ public struct FieldPolicy: AttestationPolicy {
         self.expected = expected
     }
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         let actual: [UInt8]?
         let code: AttestationError.Code
         switch field {
@@ -124,7 +142,8 @@ public struct FieldPolicy: AttestationPolicy {
 public struct PublicKeyPresentPolicy: AttestationPolicy {
     public init() {}
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         document.publicKey == nil
             ? .failsToMeetPolicy(AttestationError(.publicKeyMismatch, "public_key is null but one is required"))
             : .meetsPolicy

@@ -5,13 +5,21 @@ import Crypto
 public struct SignaturePolicy: AttestationPolicy {
     public init() {}
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         do throws(AttestationError) {
             guard document.cose.algorithm == .es384 else {
-                throw AttestationError(.unsupportedAlgorithm, "Nitro documents are signed with ES384, found \(document.cose.algorithm)")
+                throw AttestationError(
+                    .unsupportedAlgorithm,
+                    "Nitro documents are signed with ES384, found \(document.cose.algorithm)"
+                )
             }
             let leaf: Certificate
-            if let parsed = context.leafCertificate { leaf = parsed } else { leaf = try ParsedCertificates.parse(document).leaf }
+            if let parsed = context.leafCertificate {
+                leaf = parsed
+            } else {
+                leaf = try ParsedCertificates.parse(document).leaf
+            }
             guard case .p384(let key) = leaf.publicKey else {
                 throw AttestationError(.unsupportedLeafKey, "the leaf certificate's key is not an EC P-384 key")
             }

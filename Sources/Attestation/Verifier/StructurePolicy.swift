@@ -12,7 +12,8 @@ public struct StructurePolicy: AttestationPolicy {
 
     public init() {}
 
-    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult {
+    public func evaluate(_ document: AttestationDocument, context: AttestationPolicyContext) -> AttestationPolicyResult
+    {
         if let error = Self.check(document) { return .failsToMeetPolicy(error) }
         return .meetsPolicy
     }
@@ -30,25 +31,35 @@ public struct StructurePolicy: AttestationPolicy {
             return AttestationError(.invalidPCRLength, "PCR\(index) is \(value.count) bytes, expected \(pcrLength)")
         }
         if d.certificate.isEmpty || d.certificate.count > maxCertificateBytes {
-            return AttestationError(.invalidCertificateSize,
-                                    "certificate is \(d.certificate.count) bytes, expected 1...\(maxCertificateBytes)")
+            return AttestationError(
+                .invalidCertificateSize,
+                "certificate is \(d.certificate.count) bytes, expected 1...\(maxCertificateBytes)"
+            )
         }
         if d.cabundle.isEmpty { return AttestationError(.invalidCABundle, "cabundle is empty") }
         for (i, entry) in d.cabundle.enumerated() where entry.isEmpty || entry.count > maxCertificateBytes {
-            return AttestationError(.invalidCABundle,
-                                    "cabundle[\(i)] is \(entry.count) bytes, expected 1...\(maxCertificateBytes)")
+            return AttestationError(
+                .invalidCABundle,
+                "cabundle[\(i)] is \(entry.count) bytes, expected 1...\(maxCertificateBytes)"
+            )
         }
         if let key = d.publicKey, key.isEmpty || key.count > maxOptionalFieldBytes {
-            return AttestationError(.invalidPublicKeySize,
-                                    "public_key is \(key.count) bytes, expected 1...\(maxOptionalFieldBytes)")
+            return AttestationError(
+                .invalidPublicKeySize,
+                "public_key is \(key.count) bytes, expected 1...\(maxOptionalFieldBytes)"
+            )
         }
         if let data = d.userData, data.count > maxOptionalFieldBytes {
-            return AttestationError(.invalidUserDataSize,
-                                    "user_data is \(data.count) bytes, at most \(maxOptionalFieldBytes) allowed")
+            return AttestationError(
+                .invalidUserDataSize,
+                "user_data is \(data.count) bytes, at most \(maxOptionalFieldBytes) allowed"
+            )
         }
         if let nonce = d.nonce, nonce.count > maxOptionalFieldBytes {
-            return AttestationError(.invalidNonceSize,
-                                    "nonce is \(nonce.count) bytes, at most \(maxOptionalFieldBytes) allowed")
+            return AttestationError(
+                .invalidNonceSize,
+                "nonce is \(nonce.count) bytes, at most \(maxOptionalFieldBytes) allowed"
+            )
         }
         return nil
     }

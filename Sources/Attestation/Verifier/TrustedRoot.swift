@@ -26,8 +26,11 @@ public struct TrustedRoot: Sendable {
             throw AttestationError(.malformedCertificate, "the root is not a PEM certificate: \(error)")
         }
         let development = isDevelopment ?? DevelopmentCA.isDevelopmentName(certificate.subject)
-        self.init(certificate: certificate, name: name ?? certificate.subject.commonName ?? "root",
-                  isDevelopment: development)
+        self.init(
+            certificate: certificate,
+            name: name ?? certificate.subject.commonName ?? "root",
+            isDevelopment: development
+        )
     }
 
     /// SHA-256 of the DER certificate, lowercase hex (AWS publishes this value for its root).

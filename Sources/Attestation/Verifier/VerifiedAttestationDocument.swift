@@ -7,13 +7,18 @@ public struct VerifiedAttestationDocument: Sendable {
     public let document: AttestationDocument
     /// The configured root the chain ends at.
     public let trustedRoot: TrustedRoot
-    /// The verified path, leaf first, root last.
+    /// The verified path, leaf first, root last. Its `verificationTime` is when OpenSSL validated the
+    /// path, which may be earlier than ``verificationTime`` when the verifier's cache served it.
     public let chain: VerifiedCertificateChain
     /// When (by the verifier's clock) the checks were made.
     public let verificationTime: UnixTime
 
-    init(document: AttestationDocument, trustedRoot: TrustedRoot, chain: VerifiedCertificateChain,
-         verificationTime: UnixTime) {
+    init(
+        document: AttestationDocument,
+        trustedRoot: TrustedRoot,
+        chain: VerifiedCertificateChain,
+        verificationTime: UnixTime
+    ) {
         self.document = document
         self.trustedRoot = trustedRoot
         self.chain = chain

@@ -312,6 +312,15 @@ public enum EmbeddedPolicyFiles {
       "scope": "own-party"
     },
     {
+      "operation": "setPrincipalRoles",
+      "method": "PUT",
+      "path": "/v1/parties/{partyId}/principals/{principalId}/roles",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-party"
+    },
+    {
       "operation": "rotatePrincipalCredential",
       "method": "POST",
       "path": "/v1/parties/{partyId}/principals/{principalId}/credentials",

@@ -247,6 +247,37 @@ extension CleanRoomStore {
         }
     }
 
+    /// Replaces the roles of a principal of the caller's party. A party keeps at least one active
+    /// party-admin (`last_party_admin`).
+    public func setRoles(partyId: String, principalId: String, roles: [Role], caller: Caller) throws -> Principal {
+        guard caller.partyId == partyId else { throw DomainError.notFound("party") }
+        guard !roles.isEmpty, roles.allSatisfy({ Role.partyRoles.contains($0) }) else {
+            throw DomainError.invalid("invalid_roles", "roles must be a non-empty subset of party-admin, owner, reviewer, partner")
+        }
+        return try write { db in
+            var principal = try ownPrincipal(db, partyId: partyId, principalId: principalId)
+            guard principal.status == .active else { throw DomainError.notFound("principal") }
+            let before = principal.roles
+            principal.roles = Array(Set(roles)).sorted { $0.rawValue < $1.rawValue }
+            if before.contains(.partyAdmin), !principal.roles.contains(.partyAdmin) {
+                let admins = try Principal.filter(Column("partyId") == partyId).fetchAll(db).filter {
+                    $0.status == .active && $0.roles.contains(.partyAdmin) && $0.id != principalId
+                }
+                guard !admins.isEmpty else {
+                    throw DomainError(.conflict, "last_party_admin", "the party must keep at least one party-admin")
+                }
+            }
+            try principal.update(db)
+            try appendAudit(
+                db, actor: caller, action: "principal.roles_changed", subject: principalId,
+                details: .object([
+                    ("before", .array(before.map { .string($0.rawValue) })),
+                    ("after", .array(principal.roles.map { .string($0.rawValue) })),
+                ]))
+            return principal
+        }
+    }
+
     /// Replaces a principal's credentials with a fresh one (returned once). Party admins rotate their
     /// party's principals; any principal may rotate its own (`principalId == caller`).
     public func rotateCredential(principalId: String, caller: Caller) throws -> String {

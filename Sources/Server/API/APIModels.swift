@@ -74,6 +74,10 @@ struct CreatePrincipalRequest: Decodable {
     let roles: [String]
 }
 
+struct SetRolesRequest: Decodable {
+    let roles: [String]
+}
+
 struct PrincipalWithCredential: Encodable {
     let principal: PrincipalBody
     let credential: CredentialBody

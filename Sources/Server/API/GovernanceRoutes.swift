@@ -185,6 +185,21 @@ struct GovernanceRoutes: RouteGroup {
                     try store.revokePrincipal(partyId: partyId, principalId: principalId, caller: caller)
                 }))
             },
+            "setPrincipalRoles": { request, c in
+                let caller = try caller(c)
+                let partyId = try request.pathParameters.require("partyId")
+                let principalId = try request.pathParameters.require("principalId")
+                guard let body = try await Self.decode(SetRolesRequest.self, request) else { throw DomainError.badBody }
+                let roles = try body.roles.map { name in
+                    guard let role = Role(rawValue: name) else {
+                        throw DomainError(.invalidInput, "invalid_roles", "unknown role \(name)")
+                    }
+                    return role
+                }
+                return try Self.json(PrincipalBody(try await Self.blocking {
+                    try store.setRoles(partyId: partyId, principalId: principalId, roles: roles, caller: caller)
+                }))
+            },
             "rotatePrincipalCredential": { request, c in
                 let caller = try caller(c)
                 let principalId = try request.pathParameters.require("principalId")
