@@ -101,11 +101,11 @@ import Testing
         let (peer, _) = try Self.serve(fixture, modelFile: fixture.file("model.esdk"))
         defer { Self.stop(peer) }
         let out = fixture.root.appendingPathComponent("downloaded")
-        let result = try fixture.cli(["output", "download", fixture.jobID, "--out", out.path])
+        let result = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path])
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(Array(try Data(contentsOf: out.appendingPathComponent("model.json"))) == fixture.model)
         #expect(Array(try Data(contentsOf: out.appendingPathComponent("metrics.json"))) == fixture.metrics)
-        let verified = try fixture.cli(["verify", out.path, "--root", fixture.developmentRoot.path])
+        let verified = try await fixture.cli(["verify", out.path, "--root", fixture.developmentRoot.path])
         #expect(verified.status == 0, "\(verified.stderrText)")
         #expect(verified.stdoutText.contains("VERIFIED"))
     }
@@ -122,7 +122,7 @@ import Testing
         let (peer, _) = try Self.serve(fixture, modelFile: tampered)
         defer { Self.stop(peer) }
         let out = fixture.root.appendingPathComponent("downloaded")
-        let result = try fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
+        let result = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("output model does not decrypt and authenticate"), "\(result.stderrText)")
         let written = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []

@@ -139,9 +139,16 @@ struct ResultBundleFixture {
         try Data(bytes).write(to: file(name))
     }
 
-    /// Runs `cleanroom ARGS`; the caller checks the status.
-    func cli(_ arguments: [String]) throws -> ProcessResult {
-        try CLI.run("cleanroom", arguments, environment: ["CLEANROOM_HOME": home.path], expectStatus: nil)
+    /// Runs `cleanroom ARGS` on a dedicated thread (never blocking the test pool); the caller checks the status.
+    func cli(_ arguments: [String]) async throws -> ProcessResult {
+        let home = self.home.path
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    try CLI.run("cleanroom", arguments, environment: ["CLEANROOM_HOME": home], expectStatus: nil)
+                })
+            }
+        }
     }
 
     func remove() { try? FileManager.default.removeItem(at: root) }

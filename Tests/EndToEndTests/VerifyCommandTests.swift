@@ -8,11 +8,11 @@ import Testing
     @Test func genuineBundleVerifiesAndIsMarkedDevelopment() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText.contains("VERIFIED (DEVELOPMENT"))
         #expect(result.stdoutText.contains("all 3 parties approved"))
-        let json = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        let json = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
         #expect(object["verified"] as? Bool == true)
         #expect(object["development"] as? Bool == true)
@@ -31,7 +31,7 @@ import Testing
         receipt["payload"] = Data(payload.utf8).base64EncodedString()
         try JSONSerialization.data(withJSONObject: receipt).write(to: url)
 
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("verification FAILED at receipt: receipt.bad_signature"), "\(result.stderrText)")
         #expect(!result.stdoutText.contains("VERIFIED"))
@@ -41,7 +41,7 @@ import Testing
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
         try fixture.flipBit("model.esdk", at: -5)
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
         #expect(result.status == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
         #expect(object["verified"] as? Bool == false)
@@ -53,12 +53,12 @@ import Testing
     @Test func attestationUnderAnotherRootIsRefused() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
-        let wrong = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.otherRoot.path])
+        let wrong = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.otherRoot.path])
         #expect(wrong.status == 1)
         #expect(wrong.stderrText.contains("verification FAILED at attestation: receipt.attestation_failed"), "\(wrong.stderrText)")
         #expect(wrong.stderrText.contains("against root cleanroom-development") || wrong.stderrText.contains("against root"))
         // The default root is AWS's: a development document does not chain to it, and the error says what to pass.
-        let aws = try fixture.cli(["verify", fixture.bundle.path])
+        let aws = try await fixture.cli(["verify", fixture.bundle.path])
         #expect(aws.status == 1)
         #expect(aws.stderrText.contains("aws-nitro-enclaves-root-g1"), "\(aws.stderrText)")
         #expect(aws.stderrText.contains("--root DATA_DIR/development-ca/root.pem"), "\(aws.stderrText)")
@@ -72,7 +72,7 @@ import Testing
         bundle["approvals"] = (bundle["approvals"] as! [[String: Any]]).filter { $0["partyId"] as? String != "gamma" }
         try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys]).write(to: url)
 
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 1)
         #expect(
             result.stderrText.contains("verification FAILED at approvals: enclave.approval_missing: no valid approval from: gamma"),
@@ -86,7 +86,7 @@ import Testing
         let url = fixture.file("approval-bundle.json")
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: url)
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("receipt.approval_bundle_mismatch"), "\(result.stderrText)")
     }
@@ -97,7 +97,7 @@ import Testing
         let url = fixture.file("policy.json")
         let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"maxRuns\":1", with: "\"maxRuns\":9")
         try Data(text.utf8).write(to: url)
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("policy.digest_mismatch"), "\(result.stderrText)")
     }
@@ -106,7 +106,7 @@ import Testing
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
         try FileManager.default.removeItem(at: fixture.file("receipt.json"))
-        let result = try fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
         #expect(result.status == 2)
         #expect(result.stderrText.contains("the bundle has no receipt.json"), "\(result.stderrText)")
     }
@@ -115,14 +115,14 @@ import Testing
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
         let out = fixture.root.appendingPathComponent("model.json")
-        let good = try fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
+        let good = try await fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
         #expect(good.status == 0, "\(good.stderrText)")
         #expect(Array(try Data(contentsOf: out)) == fixture.model)
         try FileManager.default.removeItem(at: out)
 
         // A flipped bit in the last frame: the earlier frames authenticate, yet nothing may be written.
         try fixture.flipBit("model.esdk", at: -3)
-        let bad = try fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
+        let bad = try await fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
         #expect(bad.status == 1)
         #expect(bad.stderrText.contains("does not decrypt and authenticate"), "\(bad.stderrText)")
         #expect(bad.stderrText.contains("nothing written"))
@@ -131,7 +131,7 @@ import Testing
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
 
         // Someone else's key cannot open it either.
-        let other = try fixture.cli(["output", "decrypt", fixture.file("metrics.esdk").path, "--out", out.path, "--party", "beta"])
+        let other = try await fixture.cli(["output", "decrypt", fixture.file("metrics.esdk").path, "--out", out.path, "--party", "beta"])
         #expect(other.status == 1)
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }
