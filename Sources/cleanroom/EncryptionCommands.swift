@@ -1,4 +1,5 @@
 import AWS
+import AWS
 import ArgumentParser
 import Crypto
 import Envelope
@@ -18,7 +19,8 @@ struct EncryptCommand: AsyncParsableCommand {
         abstract: "Encrypt a file as an AWS Encryption SDK message (format 2, framed).",
         discussion: """
             Exactly one key source: --rsa-public-key (raw RSA keyring, RSA-OAEP-SHA256), --aes-key \
-            (raw AES keyring; a file of exactly 32 raw bytes) or --kms-key-id (AWS KMS keyring). \
+            (raw AES keyring; a file of exactly 32 raw bytes) or --kms-key-id (AWS KMS keyring; region, \
+            credentials and AWS_ENDPOINT_URL_KMS are read as the AWS CLI reads them). \
             --key-namespace and --key-name are the raw keyring's provider id and key name; the \
             decrypting side must use the same two values. The output is written to a temporary \
             file beside --out and renamed into place when complete. Use - for stdin or stdout.
@@ -139,7 +141,7 @@ struct DecryptCommand: AsyncParsableCommand {
     @Option(name: .customLong("aes-key"), help: "File of 32 raw bytes: the AES-256 wrapping key.")
     var aesKey: String?
 
-    @Flag(name: .customLong("kms"), help: "Decrypt the data key with AWS KMS.")
+    @Flag(name: .customLong("kms"), help: "Decrypt the data key with AWS KMS (the key ARN comes from the message).")
     var kms = false
 
     @Option(name: .customLong("key-namespace"), help: "Raw keyring key namespace (provider id).")
@@ -250,10 +252,13 @@ enum EncryptionCLI {
     /// A KMS keyring over `AWSKMSClient`, configured like AWS's SDKs (environment, shared
     /// config/credentials files, instance role). `AWS_ENDPOINT_URL_KMS` points it at the local
     /// KMS of a `cleanroomd` (`http://127.0.0.1:8080`) instead of AWS KMS.
+    /// A KMS keyring over the AWS KMS client, configured like the AWS CLI (environment, shared
+    /// config and credentials files, `AWS_ENDPOINT_URL[_KMS]` for a local KMS). Without a key id
+    /// it is a discovery keyring: it decrypts with the KMS key named in the message.
     static func kmsKeyring(keyID: String?) throws -> any Keyring {
-        let client = try AWSKMSClient(configuration: AWSConfiguration.resolve())
-        if let keyID { return try KMSKeyring(kms: client, keyID: keyID) }
-        return KMSKeyring(discovery: client)
+        let kms = try AWSKMSClient(configuration: AWSConfiguration.resolve())
+        if let keyID { return try KMSKeyring(kms: kms, keyID: keyID) }
+        return KMSKeyring(discovery: kms)
     }
 
     /// A usage failure (exit 2) with a message on stderr.

@@ -94,5 +94,7 @@ struct SessionFixture {
     }
 
     /// A verifier trusting only the development root, now.
-    var verifier: AttestationVerifier { AttestationVerifier(trustedRoots: [attestor.trustedRoot]) }
+    var verifier: AttestationVerifier {
+        AttestationVerifier(trustedRoots: [attestor.trustedRoot], clock: { UnixTime.now() }, cache: nil)
+    }
 }

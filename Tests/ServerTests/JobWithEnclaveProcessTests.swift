@@ -79,7 +79,11 @@ final class JobWorld: @unchecked Sendable {
     var bundle: [UInt8] = []
     var data: [String: [UInt8]] = [:]
     var keys: [String: SecureBytes] = [:]
+    /// The plaintext CSV of each dataset (to re-encrypt it another way).
+    var csv: [String: String] = [:]
     var rows = 400
+    /// The features as generated (id → x1, x2), to score the exported model independently.
+    var features: [String: (Double, Double)] = [:]
 
     init(enclavePath: String? = nil) throws {
         alpha = try JobParty("alpha")
@@ -99,6 +103,7 @@ final class JobWorld: @unchecked Sendable {
             let x1 = Double.random(in: -2...2, using: &random), x2 = Double.random(in: -2...2, using: &random)
             let y = x1 + 0.5 * x2 + Double.random(in: -0.5...0.5, using: &random) > 0 ? 1 : 0
             alphaCSV += "c\(i),\(y)\n"
+            features["c\(i)"] = (x1, x2)
             generatedBeta += "c\(i),\(x1),\(x2)\n"
         }
         let document: [String: Any] = [
@@ -135,6 +140,7 @@ final class JobWorld: @unchecked Sendable {
         for (id, party, csv) in [("alpha-labels", alpha, alphaCSV), ("beta-features", beta, betaCSV ?? generatedBeta)] {
             let key = try SecureBytes(randomCount: 32)
             keys[id] = key
+            self.csv[id] = csv
             let context = try EncryptionContext([
                 ("cleanroom:dataset", id), ("cleanroom:party", party.id), ("cleanroom:owner-key", party.fingerprint),
             ])
@@ -165,7 +171,9 @@ final class JobWorld: @unchecked Sendable {
         return LocalEnclaveLauncher(configuration: configuration)
     }
 
-    var verifier: AttestationVerifier { AttestationVerifier(trustedRoots: [attestor.trustedRoot]) }
+    var verifier: AttestationVerifier {
+        AttestationVerifier(trustedRoots: [attestor.trustedRoot], clock: { UnixTime.now() }, cache: nil)
+    }
 
     func runner(sink: RecordingSink, keys keyStore: AttestingKeyStore? = nil, plan: JobPlan? = nil) -> (JobRunner, AttestingKeyStore) {
         let store = keyStore ?? AttestingKeyStore(keys: keys, verifier: verifier, allowedPCR0: attestor.measurements.pcr0)
@@ -231,6 +239,33 @@ func enclaveChildren() -> [pid_t] {
             })
         #expect(verified.checkedOutputs.count == 4)
         #expect(enclaveChildren().isEmpty, "no enclave process remains")
+
+        // XGBoost (PyPI) loads the decrypted model and predicts what the enclave scored, to 1e-6.
+        let modelFile = world.directory.appendingPathComponent("model.json")
+        try Data(model).write(to: modelFile)
+        var rowsCSV = "id,x1,x2,score\n"
+        for line in scores.split(separator: "\n").dropFirst() {
+            let parts = line.split(separator: ",")
+            let (x1, x2) = try #require(world.features[String(parts[0])])
+            rowsCSV += "\(parts[0]),\(x1),\(x2),\(parts[1])\n"
+        }
+        let rowsFile = world.directory.appendingPathComponent("rows.csv")
+        try rowsCSV.write(to: rowsFile, atomically: true, encoding: .utf8)
+        let check = try ProcessRunner.python(
+            """
+            import sys, csv, numpy as np, xgboost as xgb
+            booster = xgb.Booster(model_file=sys.argv[1])
+            rows = list(csv.DictReader(open(sys.argv[2])))
+            X = np.array([[float(r['x1']), float(r['x2'])] for r in rows], dtype=np.float32)
+            ours = np.array([float(r['score']) for r in rows])
+            theirs = booster.predict(xgb.DMatrix(X, feature_names=['x1', 'x2']))
+            print(len(rows), float(np.max(np.abs(ours - theirs))))
+            """, [modelFile.path, rowsFile.path])
+        #expect(check.status == 0, "\(check.stderrText)")
+        let fields = check.stdoutText.split(separator: " ")
+        #expect(fields.first.flatMap { Int($0) } == world.rows)
+        let maxDifference = try #require(fields.last.flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        #expect(maxDifference <= 1e-6, "max |ours - xgboost| = \(maxDifference)")
     }
 
     @Test func changedEnclaveBinaryGetsNoKeys() async throws {

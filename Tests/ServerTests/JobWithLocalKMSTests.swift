@@ -1,0 +1,80 @@
+import AWS
+import Attestation
+import Crypto
+import Enclave
+import Envelope
+import Foundation
+import LocalServices
+import TestSupport
+import Testing
+@testable import Server
+
+/// The key release path as in local mode: datasets encrypted by their owners with the KMS keyring
+/// under keys of the local KMS whose policies allow `Decrypt` only for an attested image
+/// (`kms:RecipientAttestation:ImageSha384`), stored in the file object store, released with
+/// `Recipient`, streamed to the real `cleanroom-enclave` process.
+@Suite(.serialized) struct JobWithLocalKMSTests {
+    static func policy(imageSha384: String) -> String {
+        """
+        {"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"NotAction":"kms:Decrypt","Resource":"*"},
+          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:Decrypt","Resource":"*",
+           "Condition":{"StringEqualsIgnoreCase":{"kms:RecipientAttestation:ImageSha384":"\(imageSha384)"}}}]}
+        """
+    }
+
+    /// Encrypts every dataset with its own local-KMS key and stores it; `betaImage` is the PCR0
+    /// beta's key policy allows (default: the enclave's own).
+    func setUp(_ world: JobWorld, betaImage: String? = nil) async throws -> (LocalKMS, FileObjectStore) {
+        let kms = try LocalKMS(
+            directory: world.directory.appendingPathComponent("kms"), attestationVerifier: world.verifier)
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
+        let enclaveImage = Hex.encode(world.attestor.measurements.pcr0)
+        for (id, party) in [("alpha-labels", world.alpha), ("beta-features", world.beta)] {
+            let image = id.hasPrefix("beta") ? (betaImage ?? enclaveImage) : enclaveImage
+            let key = try kms.createKey(.init(description: id, policy: Self.policy(imageSha384: image)), caller: kms.defaultCaller)
+            let keyring = try KMSKeyring(kms: kms, keyID: key.keyMetadata.arn)
+            let context = try EncryptionContext([
+                ("cleanroom:dataset", id), ("cleanroom:party", party.id), ("cleanroom:owner-key", party.fingerprint),
+            ])
+            let message = try await MessageEncryptor.encrypt(Array(world.csv[id]!.utf8), keyring: keyring, encryptionContext: context)
+            world.data[id] = message
+            _ = try await objects.put(key: id, body: ByteStream(bytes: message))
+        }
+        return (kms, objects)
+    }
+
+    func runner(_ world: JobWorld, kms: LocalKMS, objects: FileObjectStore, sink: RecordingSink) -> JobRunner {
+        let release = KMSKeyRelease(objects: objects) { request in try kms.decrypt(request, caller: kms.defaultCaller) }
+        return JobRunner(
+            plan: world.plan, launcher: world.launcher, gate: VerifyingAttestationGate(verifier: world.verifier),
+            keys: release, source: ObjectStoreCiphertextSource(objects: objects), sink: sink)
+    }
+
+    @Test func keysReleasedByTheLocalKMSReachOnlyTheAttestedEnclave() async throws {
+        let world = try JobWorld()
+        try await world.prepare()
+        let (kms, objects) = try await setUp(world)
+        let sink = RecordingSink()
+        let job = runner(world, kms: kms, objects: objects, sink: sink)
+        try await offPool { job.run() }
+        #expect(job.state == .succeeded, "\(String(describing: job.failure))")
+        let metrics = try await world.decrypt(try #require(sink.outputs["beta/metrics"]), as: world.beta)
+        #expect(String(decoding: metrics, as: UTF8.self).contains("joinedRows"))
+        #expect(enclaveChildren().isEmpty)
+    }
+
+    @Test func keyPolicyNamingAnotherImageReleasesNothing() async throws {
+        let world = try JobWorld()
+        try await world.prepare()
+        let (kms, objects) = try await setUp(world, betaImage: String(repeating: "0f", count: 48))
+        let sink = RecordingSink()
+        let job = runner(world, kms: kms, objects: objects, sink: sink)
+        try await offPool { job.run() }
+        #expect(job.state == .failed)
+        #expect(job.failure?.code == "key_release.refused", "\(String(describing: job.failure))")
+        #expect(job.failure?.message.contains("beta-features") == true)
+        #expect(sink.outputs.isEmpty)
+        #expect(enclaveChildren().isEmpty)
+    }
+}

@@ -1,0 +1,76 @@
+import AWS
+import CleanRoom
+import Crypto
+import Enclave
+import Foundation
+import LocalServices
+import Testing
+@testable import Server
+
+// `offPool` (CleanroomdProcess.swift) runs the sink on its own thread, as the runner's thread does in the server.
+@Suite struct StoredJobSinkTests {
+    func setUp() throws -> (JobStoreWorld, JobPlan, StoredJobSink, FileObjectStore, JobProgressHub) {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
+        let hub = JobProgressHub()
+        let sink = StoredJobSink(
+            jobs: world.jobs, objects: objects, hub: hub, spoolDirectory: world.directory.appendingPathComponent("spool"))
+        return (world, plan, sink, objects, hub)
+    }
+
+    @Test func outputBecomesVisibleToItsRecipientOnlyAfterItsDigestMatched() async throws {
+        let (world, plan, sink, objects, _) = try setUp()
+        let alpha = world.members[0], beta = world.members[1]
+        let chunks = (0..<5).map { i in [UInt8](repeating: UInt8(i), count: 100_000) }
+        let jobID = plan.jobID, recipient = alpha.id, caller = alpha.caller, jobs = world.jobs
+        let visibleEarly = try await offPool { () throws -> Bool in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "scores:own", recipient: recipient))
+            for chunk in chunks { try writer.write(chunk) }
+            let early = try !jobs.outputs(jobID: jobID, caller: caller).isEmpty
+            try writer.finish(sha256: SHA256.hash(chunks.flatMap { $0 }))
+            return early
+        }
+        #expect(!visibleEarly, "nothing visible before finish")
+        let outputs = try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller)
+        #expect(outputs.map(\.name) == ["scores:own"])
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: beta.caller).isEmpty)
+        var stored: [UInt8] = []
+        for try await chunk in try await objects.get(key: outputs[0].objectKey).body { stored += chunk }
+        #expect(stored == chunks.flatMap { $0 })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: world.directory.appendingPathComponent("spool").path).isEmpty)
+    }
+
+    @Test func damagedOutputIsNeitherStoredNorRecorded() async throws {
+        let (world, plan, sink, _, _) = try setUp()
+        let jobID = plan.jobID, recipient = world.members[0].id
+        let refused = try await offPool { () throws -> Bool in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "model", recipient: recipient))
+            try writer.write([1, 2, 3])
+            do {
+                try writer.finish(sha256: SHA256.hash([1, 2, 4]))
+                return false
+            } catch { return true }
+        }
+        #expect(refused)
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: world.directory.appendingPathComponent("spool").path).isEmpty)
+    }
+
+    @Test func transitionsReachTheStoreTheAuditAndTheHub() async throws {
+        let (world, plan, sink, objects, hub) = try setUp()
+        let stream = hub.subscribe(jobID: plan.jobID)
+        sink.transition(jobID: plan.jobID, to: .attesting, failure: nil)
+        sink.progress(jobID: plan.jobID, ProgressEvent(phase: "training", iteration: 1, total: 2, loss: 0.5))
+        let jobID = plan.jobID
+        try await offPool { try sink.storeReceipt(jobID: jobID, receipt: Array("{}".utf8), attestationDocument: [0x84]) }
+        sink.transition(jobID: plan.jobID, to: .failed, failure: JobFailure(code: "job.timeout", message: "timed out"))
+        var events: [JobEvent] = []
+        for await (_, event) in stream { events.append(event) }
+        #expect(events.count == 3)
+        #expect(try world.jobs.job(id: plan.jobID, caller: world.members[1].caller).status == "failed")
+        #expect(try world.store.auditEntries().filter { $0.subject == plan.jobID }.map(\.action) == ["job.start", "job.attesting", "job.failed"])
+        _ = try await objects.head(key: StoredJobSink.receiptKey(jobID: plan.jobID))
+    }
+}
