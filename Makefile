@@ -10,11 +10,12 @@ PIP_STAMP    := $(VENV)/.installed-$(shell cat requirements-test.txt 2>/dev/null
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLEANROOM_ARGS ?=
 
-.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http
+.PHONY: run test build release deps python-deps clean fuzz bench demo help fuzz-http-parser bench-http bench-training
 
 help:
 	@echo "make run    install what is missing, build release, start cleanroomd on its embedded defaults"
 	@echo "make test   install what is missing (Debian packages, Python test peers) and run every test"
+	@echo "make demo   build, then play a three-party collaboration end to end (scripts/demo.sh)"
 
 # Debian packages: install only what dpkg does not already have.
 deps:
@@ -53,6 +54,10 @@ test: deps python-deps
 
 clean:
 	rm -rf .build
+
+# A whole three-party collaboration on the embedded defaults, printed as its users would type it.
+demo: build
+	BIN="$$($(SWIFT) build --show-bin-path)" scripts/demo.sh
 
 # Fuzzing the Envelope parsers (issue #3): libFuzzer via swiftc -sanitize=fuzzer. The Crypto
 # module is built once as a static library; the Envelope sources and the target's entry point
@@ -166,6 +171,14 @@ fuzz-http-parser:
 BENCH_DURATION ?= 10s
 bench-http: deps
 	BENCH_DURATION=$(BENCH_DURATION) Benchmarks/http-bench.sh
+
+# Training engine against scikit-learn, XGBoost and LightGBM on 1M generated rows (docs/performance.md).
+BENCH_TRAINING_DATA ?= .build/bench-training
+bench-training: deps python-deps
+	$(SWIFT) build -c release --product cleanroom
+	test -f $(BENCH_TRAINING_DATA)/data.npz || $(PYTHON) Benchmarks/training/generate_data.py --rows 1000000 --out $(BENCH_TRAINING_DATA)
+	$(PYTHON) Benchmarks/training/bench.py --data $(BENCH_TRAINING_DATA) --cleanroom .build/release/cleanroom --runs 3 \
+	  --out $(BENCH_TRAINING_DATA)/results.json
 
 # --- Object store benchmark (docs/performance.md): FileObjectStore vs dd conv=fsync, S3ObjectStore to moto. ---
 bench-objectstore: deps python-deps

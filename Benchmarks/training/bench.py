@@ -126,7 +126,9 @@ def main():
         results["cleanroom_gbdt"].append(ours(args.cleanroom, csv, "gbdt", work))
         results["xgboost"].append(peer("xgboost", args.data, work))
         results["lightgbm"].append(peer("lightgbm", args.data, work))
-        print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]['fit']:.2f}s" for k, v in results.items()), flush=True)
+        print(f"run {run + 1}: " + ", ".join(
+            f"{k} {v[-1]['fit']:.2f}s auc {v[-1]['auc']:.5f} {v[-1]['rss']:.0f}MiB" for k, v in results.items()),
+            flush=True)
     summary = {}
     for name, runs in results.items():
         summary[name] = {key: statistics.median(r[key] for r in runs) for key in ["fit", "auc", "rss"]}
