@@ -15,6 +15,7 @@ CLEANROOM_ARGS ?=
 help:
 	@echo "make run    install what is missing, build release, start cleanroomd on its embedded defaults"
 	@echo "make test   install what is missing (Debian packages, Python test peers) and run every test"
+	@echo "make demo   build, then play a three-party collaboration end to end (scripts/demo.sh)"
 
 # Debian packages: install only what dpkg does not already have.
 deps:
@@ -53,6 +54,10 @@ test: deps python-deps
 
 clean:
 	rm -rf .build
+
+# A whole three-party collaboration on the embedded defaults, printed as its users would type it.
+demo: build
+	BIN="$$($(SWIFT) build --show-bin-path)" scripts/demo.sh
 
 # Fuzzing the Envelope parsers (issue #3): libFuzzer via swiftc -sanitize=fuzzer. The Crypto
 # module is built once as a static library; the Envelope sources and the target's entry point

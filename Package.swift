@@ -97,6 +97,6 @@ let package = Package(
             name: "ServerTests",
             dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom"]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto", "Attestation", "CleanRoom", "Enclave", "Envelope"]),
     ]
 )

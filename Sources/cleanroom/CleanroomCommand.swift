@@ -21,6 +21,8 @@ struct CleanroomCommand: AsyncParsableCommand {
             AttestationCommand.self, EnclaveCommand.self,
             // Governance (issue #6): KeysCommand.swift, DatasetCommands.swift, PolicyCommands.swift, AuditCommands.swift
             KeysCommand.self, RegisterCommand.self, DatasetCommand.self, PolicyCommand.self, PartyAuditCommand.self,
+            // Jobs and results (issue #8): JobCommands.swift, OutputCommands.swift, VerifyCommand.swift
+            JobCommand.self, OutputCommand.self, VerifyCommand.self,
         ]
     )
 

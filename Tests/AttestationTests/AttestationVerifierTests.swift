@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Attestation
@@ -429,6 +430,26 @@ extension CBOR {
 }
 
 @Suite struct AttestationCacheTests {
+    @Test func oneCacheServesConcurrentVerificationsOnManyThreads() throws {
+        // The local KMS endpoint and the job runner verify documents on several threads at once
+        // with one shared verifier; this used to trap in the cache's lock.
+        let v = NitroVector.production
+        let cache = AttestationCache()
+        let verifier = AttestationVerifier(trustedRoots: [NitroVector.awsRoot], at: v.verifyAt, cache: cache)
+        let expectations = AttestationExpectations(maxAgeMilliseconds: nil)
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 64) { _ in
+            do {
+                let verified = try verifier.verify(v.bytes, expectations: expectations)
+                if verified.chain.certificates.count != 5 { failures.add(1, ordering: .relaxed) }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(cache.chainHits > 0)
+    }
+
     @Test func aSeenChainIsReusedOnlyForTheSameCertificatesRootsAndValidTimes() throws {
         let v = NitroVector.production
         let cache = AttestationCache()

@@ -232,6 +232,8 @@ import TestSupport
                 _ = try client.readResponse()
                 #expect(client.waitForClose())
             }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while server.connectionCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(server.connectionCount == 0)
         }
     }

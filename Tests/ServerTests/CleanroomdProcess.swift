@@ -42,6 +42,20 @@ final class CleanroomdProcess: @unchecked Sendable {
         throw TestEnvironmentError("cleanroomd did not start: \(stderr)")
     }
 
+    /// Starts the server from a dedicated thread (never blocks the concurrency pool).
+    static func start(arguments: [String] = [], environment: [String: String] = [:]) async throws -> CleanroomdProcess {
+        try await offPool { try CleanroomdProcess(arguments: arguments, environment: environment) }
+    }
+
+    /// SIGTERM, then the exit status, waited for on a dedicated thread.
+    func stopped() async -> Int32 { (try? await offPool { self.stop() }) ?? -1 }
+
+    /// SIGTERM now; reaping happens on a background thread.
+    func stopInBackground() {
+        if process.isRunning { signal(SIGTERM) }
+        Thread { self.stop() }.start()
+    }
+
     var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
 
@@ -70,6 +84,13 @@ final class CleanroomdProcess: @unchecked Sendable {
     }
 
     deinit { if process.isRunning { stop() } }
+}
+
+/// `ProcessRunner.run` on a dedicated thread.
+func runProcess(
+    _ executable: String, _ arguments: [String], stdin: Data? = nil, currentDirectory: URL? = nil
+) async throws -> ProcessResult {
+    try await offPool { try ProcessRunner.run(executable, arguments, stdin: stdin, currentDirectory: currentDirectory) }
 }
 
 /// Runs blocking code on its own thread (never on the concurrency pool).

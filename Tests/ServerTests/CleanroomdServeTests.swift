@@ -6,8 +6,8 @@ import TestSupport
 /// `cleanroomd serve` as a real child process.
 @Suite(.serialized) struct CleanroomdServeTests {
     @Test func firstStartCreatesCredentialsAndPrintsTheirPathButNeverTheToken() async throws {
-        let server = try CleanroomdProcess()
-        defer { server.stop() }
+        let server = try await CleanroomdProcess.start()
+        defer { server.stopInBackground() }
         let credentials = server.dataDirectory.appendingPathComponent("operator-credentials.json")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: credentials)) as? [String: Any]
         let token = try #require(json?["token"] as? String)
@@ -24,7 +24,7 @@ import TestSupport
             return try client.readResponse()
         }
         #expect(response.status == 200 && response.bodyText == #"{"status":"ok"}"#)
-        #expect(server.stop() == 0)
+        #expect(await server.stopped() == 0)
         // One access-log line per request on stdout.
         let line = try #require(server.stdout.split(separator: "\n").first)
         #expect(line.contains(#""path":"/healthz""#) && line.contains(#""status":200"#))
@@ -32,28 +32,28 @@ import TestSupport
 
     @Test func environmentVariablesSetTheListenAddressAndDataDirectory() async throws {
         let dir = try TestEnvironment.temporaryDirectory("env")
-        let server = try CleanroomdProcess(
+        let server = try await CleanroomdProcess.start(
             arguments: ["--access-log", "off"],
             environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/ignored-by-flag"])
-        defer { server.stop() }
+        defer { server.stopInBackground() }
         #expect(server.port > 0)
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))
     }
 
     @Test func plainHTTPOnANonLoopbackAddressIsRefusedUnlessInsecureHTTP() async throws {
         let dir = try TestEnvironment.temporaryDirectory("refuse")
-        let refused = try ProcessRunner.run(
+        let refused = try await runProcess(
             try TestEnvironment.executable("cleanroomd"), ["serve", "--listen", "0.0.0.0:0", "--data-dir", dir.path + "/d"])
         #expect(refused.status != 0)
         #expect(refused.stderrText.contains("--insecure-http"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/d"))
-        let allowed = try CleanroomdProcess(arguments: ["--listen", "0.0.0.0:0", "--insecure-http", "--access-log", "off"])
+        let allowed = try await CleanroomdProcess.start(arguments: ["--listen", "0.0.0.0:0", "--insecure-http", "--access-log", "off"])
         #expect(allowed.port > 0)
-        #expect(allowed.stop() == 0)
+        #expect(await allowed.stopped() == 0)
     }
 
     @Test func sigtermLetsAnInFlightUploadFinishThenExits() async throws {
-        let server = try CleanroomdProcess(arguments: ["--access-log", "off"])
+        let server = try await CleanroomdProcess.start(arguments: ["--access-log", "off"])
         let port = server.port
         let client = try RawHTTPClient(port: port)
         try await offPool {
@@ -70,13 +70,13 @@ import TestSupport
         }
         #expect(response.status == 200 && response.bodyText == "helloworld")
         #expect(try await offPool { client.waitForClose() })  // closed after the drained exchange
-        #expect(server.stop() == 0)
+        #expect(await server.stopped() == 0)
         #expect(server.stderr.contains("received SIGTERM"))
     }
 
     @Test func twoGiBUploadStreamsThroughEchoWithFlatMemory() async throws {
-        let server = try CleanroomdProcess(arguments: ["--access-log", "off"])
-        defer { server.stop() }
+        let server = try await CleanroomdProcess.start(arguments: ["--access-log", "off"])
+        defer { server.stopInBackground() }
         let port = server.port
         // Warm up (first request allocates loop buffers), then take the idle figure.
         _ = try await offPool {

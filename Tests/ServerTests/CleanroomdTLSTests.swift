@@ -13,7 +13,7 @@ import TestSupport
         init() throws {
             dir = try TestEnvironment.temporaryDirectory("pki")
             func openssl(_ args: [String]) throws {
-                let r = try ProcessRunner.run("/usr/bin/openssl", args, currentDirectory: dir)
+                let r = try ProcessRunner.run("/usr/bin/openssl", args, currentDirectory: dir)  // PKI() runs off the pool
                 guard r.status == 0 else { throw TestEnvironmentError("openssl \(args.joined(separator: " ")): \(r.stderrText)") }
             }
             try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
@@ -31,25 +31,25 @@ import TestSupport
     }
 
     @Test func curlAndOpenSSLReachHealthzOverTLS12And13() async throws {
-        let pki = try PKI()
-        let server = try CleanroomdProcess(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
+        let pki = try await offPool { try PKI() }
+        let server = try await CleanroomdProcess.start(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
             "--access-log", "off"])
-        defer { server.stop() }
+        defer { server.stopInBackground() }
         #expect(server.scheme == "https")
         let url = "https://127.0.0.1:\(server.port)/healthz"
-        let curl = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), url])
+        let curl = try await runProcess("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), url])
         #expect(curl.status == 0, "\(curl.stderrText)")
         #expect(curl.stdoutText == #"{"status":"ok"}"#)
         // Without the CA, curl must refuse the certificate.
-        let untrusted = try ProcessRunner.run("/usr/bin/curl", ["-sS", url])
+        let untrusted = try await runProcess("/usr/bin/curl", ["-sS", url])
         #expect(untrusted.status != 0)
         // A plain-HTTP request to the TLS port gets no HTTP answer.
-        let plain = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(server.port)/healthz"])
+        let plain = try await runProcess("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(server.port)/healthz"])
         #expect(plain.status != 0)
 
         for version in ["-tls1_2", "-tls1_3"] {
             let request = Data("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
-            let s = try ProcessRunner.run(
+            let s = try await runProcess(
                 "/usr/bin/openssl",
                 ["s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error",
                     "-servername", "localhost", "-ign_eof", version],
@@ -59,7 +59,7 @@ import TestSupport
             #expect(s.stdoutText.contains("HTTP/1.1 200 OK") && s.stdoutText.contains(#"{"status":"ok"}"#), "\(version)")
         }
         // TLS 1.1 and older are refused.
-        let old = try ProcessRunner.run(
+        let old = try await runProcess(
             "/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
             stdin: Data())
         #expect(!old.stdoutText.contains("Verify return code: 0 (ok)") || old.status != 0)
@@ -67,38 +67,38 @@ import TestSupport
     }
 
     @Test func clientCertificatesAreRequiredWhenAClientCAIsGiven() async throws {
-        let pki = try PKI()
-        let server = try CleanroomdProcess(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
+        let pki = try await offPool { try PKI() }
+        let server = try await CleanroomdProcess.start(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
             "--tls-client-ca", pki.path("ca.pem"), "--access-log", "off"])
-        defer { server.stop() }
+        defer { server.stopInBackground() }
         let url = "https://127.0.0.1:\(server.port)/healthz"
-        let without = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), url])
+        let without = try await runProcess("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), url])
         #expect(without.status != 0)
-        let with = try ProcessRunner.run(
+        let with = try await runProcess(
             "/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), "--cert", pki.path("client.pem"), "--key", pki.path("client.key"), url])
         #expect(with.status == 0, "\(with.stderrText)")
         #expect(with.stdoutText == #"{"status":"ok"}"#)
     }
 
     @Test func tlsEchoStreamsAMegabyteBothWays() async throws {
-        let pki = try PKI()
-        let server = try CleanroomdProcess(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
+        let pki = try await offPool { try PKI() }
+        let server = try await CleanroomdProcess.start(arguments: ["--tls-cert", pki.path("server.pem"), "--tls-key", pki.path("server.key"),
             "--access-log", "off"])
-        defer { server.stop() }
+        defer { server.stopInBackground() }
         let payload = pki.dir.appendingPathComponent("payload")
         let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         try Data(bytes).write(to: payload)
         let out = pki.dir.appendingPathComponent("echoed")
-        let r = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), "--data-binary", "@" + payload.path,
+        let r = try await runProcess("/usr/bin/curl", ["-sS", "--cacert", pki.path("ca.pem"), "--data-binary", "@" + payload.path,
             "-o", out.path, "https://127.0.0.1:\(server.port)/v1/echo"])
         #expect(r.status == 0, "\(r.stderrText)")
         #expect(try Data(contentsOf: out) == Data(bytes))
     }
 
-    @Test func missingOrMismatchedTLSFilesFailAtStartWithAClearMessage() throws {
-        let pki = try PKI()
+    @Test func missingOrMismatchedTLSFilesFailAtStartWithAClearMessage() async throws {
+        let pki = try await offPool { try PKI() }
         let dir = try TestEnvironment.temporaryDirectory("badtls")
-        let r = try ProcessRunner.run(try TestEnvironment.executable("cleanroomd"),
+        let r = try await runProcess(try TestEnvironment.executable("cleanroomd"),
             ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path, "--tls-cert", pki.path("server.pem"),
                 "--tls-key", pki.path("client.key")])
         #expect(r.status != 0)

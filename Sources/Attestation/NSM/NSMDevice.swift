@@ -127,16 +127,29 @@ public final class NSMIoctlTransport: NSMTransport, @unchecked Sendable {
     }
 }
 
-/// A pthread mutex for the few places that need one (the NSM device serialises its calls).
+/// A pthread mutex for the few places that need one (the NSM device serialises its calls; the
+/// attestation cache is shared by concurrent verifications).
+///
+/// The mutex lives in its own allocation: `&storedProperty` on a class is a Swift inout access,
+/// which the runtime's exclusivity checks trap on when two threads lock at once, and whose
+/// address Swift does not promise to keep stable.
 final class PThreadLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 }

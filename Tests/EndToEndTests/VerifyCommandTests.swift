@@ -1,0 +1,138 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `cleanroom verify` and `cleanroom output decrypt` (issue #8) against bundles built with the real
+/// receipt signer, development attestor and raw RSA keyring, each tampered in one place.
+@Suite struct VerifyCommandTests {
+    @Test func genuineBundleVerifiesAndIsMarkedDevelopment() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText.contains("VERIFIED (DEVELOPMENT"))
+        #expect(result.stdoutText.contains("all 3 parties approved"))
+        let json = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        #expect(object["verified"] as? Bool == true)
+        #expect(object["development"] as? Bool == true)
+        #expect(object["job"] as? String == fixture.jobID)
+        #expect(object["policyDigest"] as? String == fixture.policyDigest)
+    }
+
+    @Test func tamperedReceiptFailsTheSignatureCheck() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        // Re-encode the receipt with one output's hash changed: still well-formed, no longer signed.
+        let url = fixture.file("receipt.json")
+        var receipt = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var payload = String(decoding: Data(base64Encoded: receipt["payload"] as! String)!, as: UTF8.self)
+        payload = payload.replacingOccurrences(of: "\"development\":true", with: "\"development\":false")
+        receipt["payload"] = Data(payload.utf8).base64EncodedString()
+        try JSONSerialization.data(withJSONObject: receipt).write(to: url)
+
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("verification FAILED at receipt: receipt.bad_signature"), "\(result.stderrText)")
+        #expect(!result.stdoutText.contains("VERIFIED"))
+    }
+
+    @Test func tamperedOutputCiphertextIsNamed() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        try fixture.flipBit("model.esdk", at: -5)
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        #expect(result.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
+        #expect(object["verified"] as? Bool == false)
+        #expect(object["check"] as? String == "outputs")
+        #expect(object["code"] as? String == "receipt.output_mismatch")
+        #expect((object["message"] as? String)?.contains("model.esdk (output model)") == true)
+    }
+
+    @Test func attestationUnderAnotherRootIsRefused() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let wrong = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.otherRoot.path])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderrText.contains("verification FAILED at attestation: receipt.attestation_failed"), "\(wrong.stderrText)")
+        #expect(wrong.stderrText.contains("against root cleanroom-development") || wrong.stderrText.contains("against root"))
+        // The default root is AWS's: a development document does not chain to it, and the error says what to pass.
+        let aws = try await fixture.cli(["verify", fixture.bundle.path])
+        #expect(aws.status == 1)
+        #expect(aws.stderrText.contains("aws-nitro-enclaves-root-g1"), "\(aws.stderrText)")
+        #expect(aws.stderrText.contains("--root DATA_DIR/development-ca/root.pem"), "\(aws.stderrText)")
+    }
+
+    @Test func bundleMissingAnApprovalIsRefused() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let url = fixture.file("approval-bundle.json")
+        var bundle = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        bundle["approvals"] = (bundle["approvals"] as! [[String: Any]]).filter { $0["partyId"] as? String != "gamma" }
+        try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys]).write(to: url)
+
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(
+            result.stderrText.contains("verification FAILED at approvals: enclave.approval_missing: no valid approval from: gamma"),
+            "\(result.stderrText)")
+    }
+
+    @Test func approvalBundleOtherThanTheReceiptsIsRefused() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        // Same approvals, different bytes (pretty-printed): valid, but not the bundle the enclave signed for.
+        let url = fixture.file("approval-bundle.json")
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("receipt.approval_bundle_mismatch"), "\(result.stderrText)")
+    }
+
+    @Test func editedPolicyIsRefused() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let url = fixture.file("policy.json")
+        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"maxRuns\":1", with: "\"maxRuns\":9")
+        try Data(text.utf8).write(to: url)
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("policy.digest_mismatch"), "\(result.stderrText)")
+    }
+
+    @Test func incompleteBundleIsAUsageError() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        try FileManager.default.removeItem(at: fixture.file("receipt.json"))
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 2)
+        #expect(result.stderrText.contains("the bundle has no receipt.json"), "\(result.stderrText)")
+    }
+
+    @Test func decryptWritesOnlyAuthenticatedPlaintext() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let out = fixture.root.appendingPathComponent("model.json")
+        let good = try await fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
+        #expect(good.status == 0, "\(good.stderrText)")
+        #expect(Array(try Data(contentsOf: out)) == fixture.model)
+        try FileManager.default.removeItem(at: out)
+
+        // A flipped bit in the last frame: the earlier frames authenticate, yet nothing may be written.
+        try fixture.flipBit("model.esdk", at: -3)
+        let bad = try await fixture.cli(["output", "decrypt", fixture.file("model.esdk").path, "--out", out.path, "--party", "alpha"])
+        #expect(bad.status == 1)
+        #expect(bad.stderrText.contains("does not decrypt and authenticate"), "\(bad.stderrText)")
+        #expect(bad.stderrText.contains("nothing written"))
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: fixture.root.path).filter { $0.contains("model.json") }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+
+        // Someone else's key cannot open it either.
+        let other = try await fixture.cli(["output", "decrypt", fixture.file("metrics.esdk").path, "--out", out.path, "--party", "beta"])
+        #expect(other.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+}
