@@ -1,5 +1,4 @@
 import Foundation
-import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -8,11 +7,11 @@ import TestSupport
 /// A child process started with posix_spawn and a clean signal mask, reaped with waitpid.
 /// (Foundation's `Process` hands children the test runner's blocked-signal mask, and its
 /// `waitUntilExit` can stall under Swift Testing's parallel runner.)
-final class ChildProcess: @unchecked Sendable {
-    let pid: pid_t
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
     private var reaped: Int32?
 
-    init(_ path: String, _ args: [String], environment: [String: String] = [:], stdout: String, stderr: String) throws {
+    public init(_ path: String, _ args: [String], environment: [String: String] = [:], stdout: String, stderr: String) throws {
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
@@ -44,7 +43,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the exit status (blocking this thread).
     @discardableResult
-    func wait() -> Int32 {
+    public func wait() -> Int32 {
         if let reaped { return reaped }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -53,7 +52,7 @@ final class ChildProcess: @unchecked Sendable {
         return code
     }
 
-    func kill(_ signal: Int32 = SIGKILL) {
+    public func kill(_ signal: Int32 = SIGKILL) {
         if reaped == nil { Glibc.kill(pid, signal) }
     }
 
@@ -69,7 +68,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs to completion and returns status, stdout and stderr.
-    static func run(_ path: String, _ args: [String], environment: [String: String] = [:]) throws
+    public static func run(_ path: String, _ args: [String], environment: [String: String] = [:]) throws
         -> (status: Int32, stdout: String, stderr: String)
     {
         let dir = try TestEnvironment.temporaryDirectory("child")
@@ -84,7 +83,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs a Python snippet in the test virtual environment.
-    static func python(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) throws
+    public static func python(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) throws
         -> (status: Int32, stdout: String, stderr: String)
     {
         try run(try TestEnvironment.python(), ["-c", script] + args, environment: environment)
@@ -92,7 +91,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// `python` on a dedicated thread, so a test never blocks a cooperative-pool thread that an
     /// in-process server (the one the script talks to) needs.
-    static func pythonOffPool(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) async throws
+    public static func pythonOffPool(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) async throws
         -> (status: Int32, stdout: String, stderr: String)
     {
         try await withCheckedThrowingContinuation { continuation in
