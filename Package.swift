@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "EnclaveTests", dependencies: ["TestSupport", "Enclave"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom"]
+            dependencies: ["TestSupport", "Server", "HTTPServer", "Enclave", "Attestation", "Envelope", "Crypto", "CleanRoom", "Training"]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Crypto", "Attestation", "CleanRoom", "Enclave", "Envelope"]),
     ]

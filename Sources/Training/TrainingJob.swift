@@ -46,6 +46,8 @@ public struct TrainingResult: Sendable {
     public let scores: [Double]
     /// Whether each row of the combined table was held out for validation.
     public let isValidation: [Bool]
+    /// The label of every row of the combined table (0/1 for binary objectives), in table order.
+    public let labels: [Double]
 }
 
 /// Checkpointing and stopping of a running job.
@@ -209,6 +211,7 @@ public struct TrainingJob: Sendable {
             iterations: iterations, train: train, validation: validation, seconds: seconds)
         let json = model.xgboostJSON()
         progress?(TrainingProgress(phase: .done, iteration: iterations, totalIterations: iterations))
-        return TrainingResult(model: model, modelJSON: json, metrics: metrics, scores: scores, isValidation: isValidation)
+        return TrainingResult(model: model, modelJSON: json, metrics: metrics, scores: scores, isValidation: isValidation,
+                              labels: dataset.labels)
     }
 }

@@ -84,6 +84,9 @@ final class JobWorld: @unchecked Sendable {
     var rows = 400
     /// The features as generated (id → x1, x2), to score the exported model independently.
     var features: [String: (Double, Double)] = [:]
+    /// For a union: each party's rows (x1, x2, y) in file order.
+    var unionRows: [String: [(Double, Double, Int)]] = [:]
+    var validationFraction = 0.25
 
     init(enclavePath: String? = nil) throws {
         alpha = try JobParty("alpha")
@@ -94,18 +97,38 @@ final class JobWorld: @unchecked Sendable {
     }
 
     /// The policy allows the measurement of `measuredBinary` (default: the enclave itself).
-    func prepare(measuredBinary: String? = nil, betaCSV: String? = nil, minRows: Int = 10) async throws {
+    /// With `union`, each party holds whole rows (`x1,x2,y`) — alpha `union.alpha` of them, beta
+    /// `union.beta` (noisier labels) — stacked by a `union` join; `unionRows` keeps them in file order.
+    func prepare(
+        measuredBinary: String? = nil, betaCSV: String? = nil, minRows: Int = 10, union: (alpha: Int, beta: Int)? = nil
+    ) async throws {
         let measurement = try measuredBinary.map { try DevelopmentMeasurements(executableAt: $0) } ?? attestor.measurements
         let pcrs = measurement.pcrs
         var alphaCSV = "id,y\n", generatedBeta = "id,x1,x2\n"
         var random = SystemRandomNumberGenerator()
-        for i in 0..<rows {
-            let x1 = Double.random(in: -2...2, using: &random), x2 = Double.random(in: -2...2, using: &random)
-            let y = x1 + 0.5 * x2 + Double.random(in: -0.5...0.5, using: &random) > 0 ? 1 : 0
-            alphaCSV += "c\(i),\(y)\n"
-            features["c\(i)"] = (x1, x2)
-            generatedBeta += "c\(i),\(x1),\(x2)\n"
+        if let union {
+            alphaCSV = "x1,x2,y\n"
+            generatedBeta = "x1,x2,y\n"
+            for (party, count, noise) in [("alpha", union.alpha, 0.5), ("beta", union.beta, 2.0)] {
+                var rows: [(Double, Double, Int)] = []
+                for _ in 0..<count {
+                    let x1 = Double.random(in: -2...2, using: &random), x2 = Double.random(in: -2...2, using: &random)
+                    let y = x1 + 0.5 * x2 + Double.random(in: -noise...noise, using: &random) > 0 ? 1 : 0
+                    rows.append((x1, x2, y))
+                    if party == "alpha" { alphaCSV += "\(x1),\(x2),\(y)\n" } else { generatedBeta += "\(x1),\(x2),\(y)\n" }
+                }
+                unionRows[party] = rows
+            }
+        } else {
+            for i in 0..<rows {
+                let x1 = Double.random(in: -2...2, using: &random), x2 = Double.random(in: -2...2, using: &random)
+                let y = x1 + 0.5 * x2 + Double.random(in: -0.5...0.5, using: &random) > 0 ? 1 : 0
+                alphaCSV += "c\(i),\(y)\n"
+                features["c\(i)"] = (x1, x2)
+                generatedBeta += "c\(i),\(x1),\(x2)\n"
+            }
         }
+        let unionColumns: [[String: Any]] = [["name": "x1", "type": "float"], ["name": "x2", "type": "float"], ["name": "y", "type": "integer"]]
         let document: [String: Any] = [
             "version": 1, "name": "job test",
             "parties": [alpha, beta].map { party in
@@ -114,17 +137,25 @@ final class JobWorld: @unchecked Sendable {
                     "signingKeyFingerprint": party.fingerprint, "resultKey": try! party.resultKey.publicKey.pemRepresentation,
                 ]
             },
-            "datasets": [
-                ["id": "alpha-labels", "owner": "alpha", "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
-                ["id": "beta-features", "owner": "beta",
-                 "columns": [["name": "id", "type": "string"], ["name": "x1", "type": "float"], ["name": "x2", "type": "float"]]],
-            ],
-            "join": ["type": "inner", "key": "id"],
+            "datasets": union != nil
+                ? [
+                    ["id": "alpha-labels", "owner": "alpha", "columns": unionColumns],
+                    ["id": "beta-features", "owner": "beta", "columns": unionColumns],
+                ]
+                : [
+                    ["id": "alpha-labels", "owner": "alpha", "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
+                    ["id": "beta-features", "owner": "beta",
+                     "columns": [["name": "id", "type": "string"], ["name": "x1", "type": "float"], ["name": "x2", "type": "float"]]],
+                ],
+            "join": union != nil ? ["type": "union"] : ["type": "inner", "key": "id"],
             "training": ["algorithm": "logistic_regression", "label": "y", "features": ["x1", "x2"],
-                         "validation": ["fraction": 0.25, "seed": 7]],
+                         "validation": ["fraction": validationFraction, "seed": 7]],
             "enclave": ["measurements": [["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]],
                         "allowDebug": false],
-            "outputs": [["recipient": "alpha", "artifacts": ["model", "metrics", "scores:own"]], ["recipient": "beta", "artifacts": ["metrics"]]],
+            "outputs": [
+                ["recipient": "alpha", "artifacts": ["model", "metrics", "scores:own"]],
+                ["recipient": "beta", "artifacts": union != nil ? ["metrics", "scores:own"] : ["metrics"]],
+            ],
             "constraints": ["minRowsPerParty": minRows, "minJoinedRows": minRows, "expiresAt": "2099-01-01T00:00:00Z", "maxRuns": 5],
         ]
         policy = Array(try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]))
@@ -222,7 +253,12 @@ func enclaveChildren() -> [pid_t] {
         let scores = String(decoding: try await world.decrypt(try #require(sink.outputs["alpha/scores:own"]), as: world.alpha), as: UTF8.self)
         #expect(scores.hasPrefix("id,score\n"))
         #expect(scores.split(separator: "\n").count == world.rows + 1)
-        _ = try await world.decrypt(try #require(sink.outputs["beta/metrics"]), as: world.beta)
+        let metrics = try await world.decrypt(try #require(sink.outputs["beta/metrics"]), as: world.beta)
+        let perParty = try #require(
+            (try JSONSerialization.jsonObject(with: Data(metrics)) as? [String: Any])?["perParty"] as? [String: Any])
+        #expect(perParty["join"] as? String == "inner")
+        #expect((perParty["parties"] as? [Any])?.isEmpty == true, "an inner join has no per-party figures")
+        #expect((perParty["note"] as? String)?.contains("every joined row combines the data of all parties") == true)
         // beta cannot open alpha's model.
         await #expect(throws: (any Error).self) { _ = try await world.decrypt(sink.outputs["alpha/model"]!, as: world.beta) }
 

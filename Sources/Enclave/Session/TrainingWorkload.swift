@@ -55,7 +55,8 @@ public final class TrainingWorkload: EnclaveWorkload {
                     let type: ColumnType =
                         switch column.type {
                         case .float: .float
-                        case .integer, .boolean: .integer
+                        case .integer: .integer
+                        case .boolean: .boolean
                         case .string: column.name == policy.join.key ? .id : .categorical
                         }
                     return TableSchema.ColumnRule(name: column.name, type: type, allowsMissing: column.isNullable)
@@ -145,7 +146,9 @@ public final class TrainingWorkload: EnclaveWorkload {
                 let plaintext: [UInt8]
                 switch artifact {
                 case "model": plaintext = Array(result.modelJSON)
-                case "metrics": plaintext = try Self.metricsJSON(result.metrics, rows: combined.rowCount)
+                case "metrics":
+                    plaintext = try Self.metricsJSON(
+                        result, rows: combined.rowCount, perParty: Self.perPartyMetrics(result, admission: admission, inputs: inputs))
                 case "scores:own":
                     plaintext = try Self.ownScores(
                         recipient: grant.recipient, admission: admission, inputs: inputs, combined: combined,
@@ -159,18 +162,58 @@ public final class TrainingWorkload: EnclaveWorkload {
         return outputs
     }
 
-    static func metricsJSON(_ metrics: TrainingMetrics, rows: Int) throws(EnclaveError) -> [UInt8] {
+    /// The `metrics` document: the joined row count, the overall train/validation metrics and the
+    /// per-party section.
+    static func metricsJSON(_ result: TrainingResult, rows: Int, perParty: PerPartyMetrics) throws(EnclaveError)
+        -> [UInt8]
+    {
         struct Document: Encodable {
             var joinedRows: Int
             var metrics: TrainingMetrics
+            var perParty: PerPartyMetrics
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         do {
-            return Array(try encoder.encode(Document(joinedRows: rows, metrics: metrics)))
+            return Array(try encoder.encode(Document(joinedRows: rows, metrics: result.metrics, perParty: perParty)))
         } catch {
             throw EnclaveError(.output, "could not encode the metrics")
         }
+    }
+
+    /// Held-out metrics per party where that means something: for a `union` every row comes from
+    /// one party, so each party's held-out rows are evaluated apart (suppressed below the policy's
+    /// minimum rows per party, or its minimum joined rows when it names none); for an `inner` join
+    /// every joined row combines all parties' data, so there is no per-party figure to give.
+    static func perPartyMetrics(_ result: TrainingResult, admission: Admission, inputs: [Table]) -> PerPartyMetrics {
+        let policy = admission.policy
+        let constraints = policy.constraints
+        let minimum = max(constraints.minRowsPerParty ?? constraints.minJoinedRows ?? 1, 1)
+        if policy.join.type == .inner && admission.datasets.count > 1 {
+            return PerPartyMetrics(
+                join: "inner", minimumRows: minimum, parties: [],
+                note: "inner join: every joined row combines the data of all parties, so no row belongs to one party "
+                    + "and the overall figures are the only meaningful ones")
+        }
+        var owners: [String] = []
+        var ranges: [String: [Range<Int>]] = [:]
+        var offset = 0
+        for (index, dataset) in admission.datasets.enumerated() {
+            let count = index < inputs.count ? inputs[index].rowCount : 0
+            if ranges[dataset.owner] == nil { owners.append(dataset.owner) }
+            ranges[dataset.owner, default: []].append(offset..<offset + count)
+            offset += count
+        }
+        if owners.count < 2 {
+            return PerPartyMetrics(
+                join: policy.join.type.rawValue, minimumRows: minimum, parties: [],
+                note: "one party's data: its figures are the overall ones")
+        }
+        let groups = owners.map { (name: $0, rows: ranges[$0] ?? []) }
+        return PerPartyMetrics(
+            join: policy.join.type.rawValue, minimumRows: minimum,
+            parties: GroupMetrics.validation(of: result, groups: groups, minimumRows: minimum),
+            note: "held-out rows of each party's own data, evaluated apart")
     }
 
     /// `id,score` for the rows of the joined table that came from the recipient's own data: for an
@@ -223,6 +266,18 @@ public final class TrainingWorkload: EnclaveWorkload {
     }
 }
 
+
+/// The per-party part of the `metrics` document.
+struct PerPartyMetrics: Encodable, Equatable {
+    /// `union` or `inner`.
+    var join: String
+    /// The fewest held-out rows a per-party figure is computed over.
+    var minimumRows: Int
+    /// One entry per party (empty when per-party figures are not meaningful).
+    var parties: [GroupMetrics]
+    /// What the figures are, or why there are none.
+    var note: String
+}
 
 /// Holds a CSV reader (a value type) for the ingest closures.
 final class ReaderBox {
