@@ -4,6 +4,9 @@
 //   objectstore-bench file DIR MIB
 //   objectstore-bench s3 ENDPOINT BUCKET MIB     (credentials from the usual AWS sources)
 //
+// Environment: OBJECTSTORE_BENCH_PARTS (S3 part buffers per put, default 3),
+// OBJECTSTORE_BENCH_SMAPS=1 (print the largest resident mappings to stderr at the end).
+//
 // Driven by Benchmarks/objectstore/bench.sh (see docs/performance.md).
 import AWS
 import Foundation
@@ -38,7 +41,9 @@ if args[1] == "file" {
 } else {
     var config = AWSConfiguration.resolve()
     config.endpointOverrides = ["s3": args[2]]
-    store = try S3ObjectStore(bucket: args[3], configuration: config)
+    // OBJECTSTORE_BENCH_PARTS: part buffers per put (S3ObjectStore's concurrentParts), to compare settings.
+    let parts = ProcessInfo.processInfo.environment["OBJECTSTORE_BENCH_PARTS"].flatMap { Int($0) } ?? 3
+    store = try S3ObjectStore(bucket: args[3], configuration: config, concurrentParts: parts)
     mib = Int(args[4])!
 }
 
@@ -70,5 +75,25 @@ final class LockedCounter: @unchecked Sendable {
         guard left > 0 else { return false }
         left -= 1
         return true
+    }
+}
+
+// OBJECTSTORE_BENCH_SMAPS=1: print the largest resident mappings to stderr (where memory goes).
+if ProcessInfo.processInfo.environment["OBJECTSTORE_BENCH_SMAPS"] != nil,
+    let data = try? FileHandle(forReadingAtPath: "/proc/self/smaps")?.readToEnd()
+{
+    let smaps = String(decoding: data, as: UTF8.self)
+    var byName: [String: Int] = [:]
+    var current = ""
+    for line in smaps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = fields.first, first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
+            current = fields.count >= 6 ? String(fields[5]) : "[anon]"
+        } else if fields.first == "Rss:", fields.count >= 2 {
+            byName[current, default: 0] += Int(fields[1]) ?? 0
+        }
+    }
+    for (name, kb) in byName.sorted(by: { $0.value > $1.value }).prefix(12) {
+        FileHandle.standardError.write(Data("\(kb / 1024) MiB\t\(kb) KiB\t\(name)\n".utf8))
     }
 }

@@ -19,11 +19,13 @@ public final class AppContext: Sendable {
     public let governance: Governance?
     /// Objects (datasets, outputs) and keys: file store + local KMS, or S3 + AWS KMS (issue #4).
     public let storage: StorageServices?
+    /// Runs jobs in enclaves (issue #8); nil in tests that do not need it.
+    public let jobs: JobManager?
 
     public init(
         configuration: ServerConfiguration, dataDirectory: DataDirectory, operatorCredentials: OperatorCredentials,
         logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil,
-        storage: StorageServices? = nil
+        storage: StorageServices? = nil, jobs: JobManager? = nil
     ) {
         self.configuration = configuration
         self.dataDirectory = dataDirectory
@@ -32,5 +34,6 @@ public final class AppContext: Sendable {
         self.readiness = readiness
         self.governance = governance
         self.storage = storage
+        self.jobs = jobs
     }
 }

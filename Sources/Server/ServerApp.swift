@@ -12,7 +12,7 @@ public enum ServerApp {
         [
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
-        ] + (context.governance.map { [$0.routes] } ?? [])
+        ] + (context.governance.map { [$0.routes(jobs: context.jobs)] } ?? [])
             + KMSRoutes.groups(context)
     }
 
@@ -49,9 +49,14 @@ extension ServerApp {
         let governance = try await Governance.open(
             dataDirectory: dataDirectory, operatorToken: credentials.token, logger: logger,
             objects: storage.objectStore)
+        let jobs = JobManager(
+            store: governance.store, objects: storage.objectStore,
+            services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
+            spoolDirectory: dataDirectory.file("spool"), logger: logger)
+        for id in try jobs.failInterruptedJobs() { status("job \(id) was interrupted by the last stop: marked failed") }
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
-            governance: governance, storage: storage)
+            governance: governance, storage: storage, jobs: jobs)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
         let httpConfiguration = HTTPServerConfiguration(
@@ -68,6 +73,10 @@ extension ServerApp {
         let signal = await signals.wait()
         status("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"), draining in-flight requests")
         context.readiness.beginDraining()
+        if !jobs.runningJobs.isEmpty {
+            status("cancelling \(jobs.runningJobs.count) running job(s); their enclaves are stopped")
+            jobs.cancelAll(reason: "the server is shutting down", timeout: 10)
+        }
         await server.shutdown()
         try? governance.store.checkpoint()  // sign the audit log's head before stopping
         accessLog?.close()

@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     public var http = HTTPServerLimits()
     /// Object store and KMS (`--object-store`, `--s3-endpoint`, `--kms`, `--kms-endpoint`).
     public var storage = StorageConfiguration()
+    /// Where job enclaves run (`--enclave local|nitro` and its options).
+    public var enclave = EnclaveConfiguration()
 
     public init() {}
 

@@ -263,7 +263,7 @@ final class ColumnBuilder {
         self.declared = declared
         switch declared {
         case nil, .float?: kind = .float
-        case .integer?: kind = .integer
+        case .integer?, .boolean?: kind = .integer
         case .categorical?, .id?: kind = .strings
         }
     }
@@ -304,6 +304,9 @@ final class ColumnBuilder {
         case .integer:
             if missing {
                 integers.append(Column.missingInteger)
+            } else if declared == .boolean {
+                guard let value = CSVValue.parseBoolean(field) else { return "type boolean" }
+                integers.append(value ? 1 : 0)
             } else if let value = CSVValue.parseInt(field), value != Column.missingInteger {
                 integers.append(value)
             } else {
@@ -341,6 +344,24 @@ final class ColumnBuilder {
 
 /// Parsing of single CSV cells.
 enum CSVValue {
+    private static let booleanWords: [([UInt8], Bool)] = [(Array("true".utf8), true), (Array("false".utf8), false)]
+
+    /// `true`/`false` in any letter case, or `1`/`0`.
+    static func parseBoolean(_ field: UnsafeBufferPointer<UInt8>) -> Bool? {
+        if field.count == 1 {
+            switch field[0] {
+            case UInt8(ascii: "1"): return true
+            case UInt8(ascii: "0"): return false
+            default: return nil
+            }
+        }
+        for (word, value) in booleanWords where word.count == field.count {
+            // `| 0x20` lower-cases ASCII letters; other bytes cannot match a letter after it.
+            if zip(word, field).allSatisfy({ $0 == $1 | 0x20 }) { return value }
+        }
+        return nil
+    }
+
     private static let missingTokens: [[UInt8]] = ["NA", "N/A", "NaN", "nan", "null", "NULL", "None"].map {
         Array($0.utf8)
     }

@@ -4,6 +4,8 @@ public enum ColumnType: String, Sendable, Codable, CaseIterable {
     case float
     /// A 64-bit integer; missing values are `Column.missingInteger`.
     case integer
+    /// A declared boolean (`true`/`false` in any case, or `1`/`0`), stored as an integer column of 1 and 0.
+    case boolean
     /// A string with few distinct values, stored as codes into a level list; missing is -1.
     case categorical
     /// A row identifier (join keys): stored like `categorical` but never used as a feature.

@@ -38,7 +38,7 @@ public struct TableSchema: Sendable, Codable, Equatable {
             guard let column = table.columns.first(where: { $0.name == rule.name }) else {
                 throw TrainingError(.schemaViolation, "column '\(rule.name)' fails rule 'present': it is missing")
             }
-            guard column.type == rule.type else {
+            guard column.type == rule.type || (rule.type == .boolean && column.type == .integer) else {
                 throw TrainingError(
                     .schemaViolation, "column '\(rule.name)' fails rule 'type \(rule.type.rawValue)'")
             }

@@ -14,6 +14,12 @@ enum JobRoutes {
     static func collaboration(_ id: String) -> String { "/v1/collaborations/\(id)" }
 }
 
+/// A failed job's `error` (`{"code", "message"}`) as one line, `code: message`.
+func jobError(_ job: [String: Any]) -> String? {
+    guard let error = job["error"] as? [String: Any] else { return nil }
+    return "\(error["code"] ?? "job.failed"): \(error["message"] ?? "")"
+}
+
 /// Job states that end a job.
 let terminalJobStates: Set<String> = ["succeeded", "failed", "cancelled"]
 

@@ -83,7 +83,7 @@ struct JobStatusCommand: AsyncParsableCommand {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", JobRoutes.job(job))
             var text = "job \(job): \(reply["status"] ?? "?")"
-            if let error = reply["error"] as? String { text += "\n  \(error)" }
+            if let error = jobError(reply) { text += "\n  \(error)" }
             try options.output(text, json: reply)
         }
     }
@@ -149,8 +149,8 @@ struct JobWatcher {
             // The stream ended without a terminal state: ask for the state, then reconnect.
             let status = try await client.call("GET", JobRoutes.job(jobID))
             if let state = status["status"] as? String, terminalJobStates.contains(state) {
-                final = (state, status["error"] as? String)
-                renderer.renderFinal(state: state, error: status["error"] as? String)
+                final = (state, jobError(status))
+                renderer.renderFinal(state: state, error: jobError(status))
                 break
             }
             attempts += 1

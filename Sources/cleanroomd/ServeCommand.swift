@@ -54,6 +54,30 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("kms-endpoint"), help: "AWS KMS endpoint URL override for --kms aws.")
     var kmsEndpoint: String?
 
+    @Option(name: .customLong("enclave"), help: "Where jobs run: local (default: cleanroom-enclave as a child process, development attestation) or nitro.")
+    var enclave: String?
+
+    @Option(name: .customLong("enclave-binary"), help: "Local mode: the enclave program (default: cleanroom-enclave beside cleanroomd).")
+    var enclaveBinary: String?
+
+    @Option(name: .customLong("enclave-eif"), help: "Nitro mode: the enclave image file (EIF).")
+    var enclaveEIF: String?
+
+    @Option(name: .customLong("enclave-cpus"), help: "Nitro mode: vCPUs for the enclave (default 2).")
+    var enclaveCPUs: Int?
+
+    @Option(name: .customLong("enclave-memory"), help: "Nitro mode: enclave memory in MiB (default 4096).")
+    var enclaveMemory: Int?
+
+    @Option(name: .customLong("enclave-cid"), help: "Nitro mode: the enclave's vsock CID (default: chosen by nitro-cli).")
+    var enclaveCID: UInt32?
+
+    @Option(name: .customLong("enclave-port"), help: "Nitro mode: the vsock port the enclave connects back to (default 5005).")
+    var enclavePort: UInt32?
+
+    @Flag(name: .customLong("enclave-debug"), help: "Nitro mode: run the enclave in debug mode (PCRs are zero; only policies that allow debug get keys).")
+    var enclaveDebug = false
+
     func run() async throws {
         var overrides = ServerConfiguration.Overrides()
         overrides.configFile = config
@@ -70,6 +94,9 @@ struct ServeCommand: AsyncParsableCommand {
             configuration = try ServerConfiguration.resolve(overrides: overrides)
             configuration.storage = try StorageConfiguration(
                 objectStore: objectStore, s3Endpoint: s3Endpoint, kms: kms, kmsEndpoint: kmsEndpoint)
+            configuration.enclave = try EnclaveConfiguration(
+                mode: enclave, binary: enclaveBinary, eif: enclaveEIF, cpus: enclaveCPUs, memoryMiB: enclaveMemory,
+                cid: enclaveCID, port: enclavePort, debug: enclaveDebug)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

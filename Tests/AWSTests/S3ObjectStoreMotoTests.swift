@@ -55,6 +55,9 @@ struct S3ObjectStoreMotoTests {
             let info = try await store.put(key: "big/dataset.bin", body: Self.generated(total))
             #expect(info.size == Int64(total))
             #expect(info.etag.hasSuffix("-13"))  // 13 parts of 8 MiB: S3's multipart ETag
+            // Never more part buffers alive than the bound, however fast the source.
+            #expect(store.uploadMemory.peakBytes <= store.concurrentParts * store.partSize)
+            #expect(store.uploadMemory.currentBytes == 0)
             // Whole object back, streamed, digest compared without holding it.
             let expected = PayloadHasher()
             for try await c in Self.generated(total) { expected.update(c) }

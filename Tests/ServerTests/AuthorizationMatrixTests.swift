@@ -32,9 +32,10 @@ import Testing
             let dataset = try await fixture.uploadedDataset(party, name: "matrix", columns: GovernanceFixture.columns)
             let (collaboration, approval, _) = try await fixture.approvedCollaboration(party, name: "collab")
             let victim = try await fixture.principal(party, roles: ["partner"])
+            let (job, output) = try await fixture.recordedJob(party, collaboration: collaboration)
             parameters[target] = [
                 "partyId": party.id, "principalId": victim.id, "datasetId": dataset, "collaborationId": collaboration,
-                "approvalId": approval,
+                "approvalId": approval, "jobId": job, "outputId": output,
             ]
         }
         return World(fixture: fixture, alpha: alpha, beta: beta, spare: spare, parameters: parameters)
@@ -61,7 +62,7 @@ import Testing
         case .self: return hasRole ? .handlerRuns : .status(403)
         case .operator: return isOperator ? .handlerRuns : .status(403)
         case .party: return isOperator ? .status(403) : (hasRole ? .handlerRuns : .status(403))
-        case .ownParty, .ownDataset, .member, .ownApproval:
+        case .ownParty, .ownDataset, .member, .ownApproval, .jobMember, .ownOutput:
             if isOperator || target == .other { return .status(404) }
             return hasRole ? .handlerRuns : .status(403)
         }

@@ -1,4 +1,5 @@
 import AWS
+import Attestation
 import CleanRoom
 import Crypto
 import Envelope
@@ -14,6 +15,8 @@ final class GovernanceFixture: @unchecked Sendable {
     let directory: URL
     let store: CleanRoomStore
     let objects: any ObjectStore
+    /// Runs jobs with an enclave program that does not exist: every job that starts fails at launch.
+    let jobs: JobManager
     let router: Router
     let operatorToken = "cro_test-operator-token"
 
@@ -27,8 +30,16 @@ final class GovernanceFixture: @unchecked Sendable {
         let data = DataDirectory(path: directory.path)
         store = try GovernanceSetup.openStore(dataDirectory: data, operatorToken: operatorToken)
         objects = try GovernanceSetup.makeObjectStore(dataDirectory: data)
+        struct NoKMS: Error {}
+        jobs = JobManager(
+            store: store, objects: objects,
+            services: JobManager.Services(
+                launcher: LocalEnclaveLauncher(
+                    configuration: .init(executablePath: directory.appendingPathComponent("no-enclave").path)),
+                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }),
+            spoolDirectory: directory.appendingPathComponent("spool"))
         router = Router()
-        router.register(GovernanceRoutes(store: store, objects: objects))
+        router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs))
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }
@@ -133,6 +144,28 @@ final class GovernanceFixture: @unchecked Sendable {
             throw TestEnvironmentError("approval failed: \(approval.json)")
         }
         return (id, approvalId, digest)
+    }
+
+    /// A job of `collaboration` recorded through the start gate but not run, with one output for
+    /// `party` and the job's receipt, attestation document and approval bundle stored (the bytes are
+    /// placeholders: this serves the API, not verification). Returns (job id, output id).
+    func recordedJob(_ party: Party, collaboration: String) async throws -> (job: String, output: String) {
+        let caller = try require2(try store.authenticate(bearer: party.token))
+        let plan = try JobStore(store: store).startJob(collaborationId: collaboration, caller: caller)
+        let key = StoredJobSink.outputKey(jobID: plan.jobID, recipient: party.id, name: "model")
+        let content = Array("ciphertext of \(plan.jobID)".utf8)
+        _ = try await objects.put(key: key, body: ByteStream(bytes: content))
+        for (documentKey, bytes) in [
+            (StoredJobSink.receiptKey(jobID: plan.jobID), Array("{}".utf8)),
+            (StoredJobSink.attestationKey(jobID: plan.jobID), [0xA0]),
+            (JobManager.approvalBundleKey(jobID: plan.jobID), plan.approvalBundle),
+        ] {
+            _ = try await objects.put(key: documentKey, body: ByteStream(bytes: bytes))
+        }
+        let output = try JobStore(store: store).recordOutput(
+            jobID: plan.jobID, recipient: party.id, name: "model", objectKey: key, sha256: SHA256.hash(content),
+            size: Int64(content.count))
+        return (plan.jobID, output.id)
     }
 
     func approve(_ party: Party, collaboration: String, digest: String, expiresAt: String = "2098-01-01T00:00:00Z",

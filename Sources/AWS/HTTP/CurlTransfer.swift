@@ -10,6 +10,7 @@ final class CurlTransfer: @unchecked Sendable {
     let uploadChannel: ByteChannel?
     let downloadChannel: ByteChannel
     private var uploadBytes: [UInt8] = []
+    private var uploadBuffer: UploadBuffer?
     private var uploadOffset = 0
     private var pendingUpload: [UInt8] = []
     private var pendingOffset = 0
@@ -33,6 +34,9 @@ final class CurlTransfer: @unchecked Sendable {
         case .bytes(let b):
             uploadChannel = nil
             uploadBytes = b
+        case .buffer(let b):
+            uploadChannel = nil
+            uploadBuffer = b
         case .empty: uploadChannel = nil
         }
     }
@@ -122,6 +126,12 @@ final class CurlTransfer: @unchecked Sendable {
         case .bytes(let b):
             _ = ccurl_setopt_long(h, CURLOPT_UPLOAD, 1)
             _ = ccurl_setopt_off(h, CURLOPT_INFILESIZE_LARGE, curl_off_t(b.count))
+            _ = ccurl_setopt_read(h, curlReadCallback)
+            _ = ccurl_setopt_ptr(h, CURLOPT_READDATA, ud)
+        case .buffer(let b):
+            _ = ccurl_setopt_long(h, CURLOPT_UPLOAD, 1)
+            _ = ccurl_setopt_off(h, CURLOPT_INFILESIZE_LARGE, curl_off_t(b.count))
+            _ = ccurl_setopt_long(h, CURLOPT_UPLOAD_BUFFERSIZE, configuration.uploadBufferBytes)
             _ = ccurl_setopt_read(h, curlReadCallback)
             _ = ccurl_setopt_ptr(h, CURLOPT_READDATA, ud)
         case .stream(_, let length):
@@ -215,6 +225,11 @@ final class CurlTransfer: @unchecked Sendable {
                 buffer.baseAddress!.copyMemory(from: src.baseAddress! + pendingOffset, byteCount: n)
             }
             pendingOffset += n
+            return n
+        }
+        if let uploadBuffer {
+            let n = uploadBuffer.read(at: uploadOffset, into: buffer)
+            uploadOffset += n
             return n
         }
         let n = min(buffer.count, uploadBytes.count - uploadOffset)

@@ -21,6 +21,9 @@ public final class HTTPClient: Sendable {
         public var maxConcurrentTransfers: Int = 8
         /// Bytes buffered between the network and a slow reader.
         public var streamBufferBytes: Int = 1 << 20
+        /// libcurl's send buffer for in-place (`.buffer`) bodies: larger means fewer callbacks
+        /// and `send` calls per megabyte.
+        public var uploadBufferBytes: Int = 256 << 10
         /// Largest error body read before giving up on it.
         public var maxErrorBodyBytes: Int = 1 << 20
         public var retry: RetryPolicy = RetryPolicy()

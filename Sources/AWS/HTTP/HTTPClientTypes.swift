@@ -12,6 +12,9 @@ public struct HTTPClientRequest: Sendable {
     public enum Body: Sendable {
         case empty
         case bytes([UInt8])
+        /// Bytes read in place from the buffer (no copy); replayable, so retryable. The buffer
+        /// must not change until the response body has been read to its end.
+        case buffer(UploadBuffer)
         /// A stream of unknown or known length; sent with `Transfer-Encoding: chunked` when
         /// `length` is nil. Never retried once started.
         case stream(ByteStream, length: Int?)

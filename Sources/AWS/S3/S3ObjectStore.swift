@@ -2,17 +2,21 @@ import Foundation
 
 /// `ObjectStore` over Amazon S3 (or any S3-compatible server), signed with SigV4.
 ///
-/// Puts up to `partSize` bytes go in one `PutObject`; larger streams become a multipart upload
-/// with up to `concurrentParts` parts in flight, aborted if anything fails, so memory stays
-/// near `partSize × (concurrentParts + 1)` whatever the object size. Every request carries the
-/// SHA-256 of its payload. Gets stream with backpressure. S3's XML errors become
-/// `ObjectStoreError`s that keep S3's code.
+/// Puts up to `partSize` bytes go in one `PutObject`; larger streams become a multipart upload,
+/// aborted if anything fails, with at most `concurrentParts` part buffers alive (the part being
+/// read counts as one), so a put holds at most `partSize × concurrentParts` bytes whatever the
+/// object size (`uploadMemory` shows it). Parts are sent from their buffer without a copy.
+/// Every request carries the SHA-256 of its payload. Gets stream with backpressure. S3's XML
+/// errors become `ObjectStoreError`s that keep S3's code.
 public final class S3ObjectStore: ObjectStore {
     public let bucket: String
     /// Key prefix inside the bucket (`datasets/` …), applied to every key; may be empty.
     public let prefix: String
     public let partSize: Int
+    /// Part buffers alive at once per put, in flight or being filled.
     public let concurrentParts: Int
+    /// Bytes of part buffers alive across this store's puts, and the peak.
+    public let uploadMemory = UploadMemoryGauge()
     private let sender: AWSRequestSender
     private let pathStyle: Bool
 
@@ -79,13 +83,33 @@ public final class S3ObjectStore: ObjectStore {
         _ method: String, _ path: String, query: [SigV4Request.QueryItem] = [], headers: [SigV4Request.Header] = [],
         body: [UInt8]? = nil, key: String?, idempotent: Bool = true
     ) async throws -> HTTPClientResponse {
-        let req = SigV4Request(method: method, path: path, query: query, headers: headers)
         let hash = body.map { PayloadHasher.hexDigest($0) } ?? SigV4.emptyPayloadHash
+        return try await send(
+            method, path, query: query, headers: headers, body: body.map { .bytes($0) } ?? .empty, payloadHash: hash,
+            key: key, idempotent: idempotent)
+    }
+
+    /// Sends a part or a small object straight from its buffer.
+    private func send(
+        _ method: String, _ path: String, query: [SigV4Request.QueryItem] = [], headers: [SigV4Request.Header] = [],
+        buffer: UploadBuffer, key: String
+    ) async throws -> HTTPClientResponse {
+        let hasher = PayloadHasher()
+        buffer.withUnsafeBytes { hasher.update($0) }
+        return try await send(
+            method, path, query: query, headers: headers, body: .buffer(buffer), payloadHash: hasher.finalizeHex(),
+            key: key, idempotent: true)
+    }
+
+    private func send(
+        _ method: String, _ path: String, query: [SigV4Request.QueryItem], headers: [SigV4Request.Header],
+        body: HTTPClientRequest.Body, payloadHash hash: String, key: String?, idempotent: Bool
+    ) async throws -> HTTPClientResponse {
+        let req = SigV4Request(method: method, path: path, query: query, headers: headers)
         let response: HTTPClientResponse
         do {
             response = try await sender.send(
-                req, body: body.map { .bytes($0) } ?? .empty, payloadHash: hash, idempotent: idempotent,
-                shouldRetry: Self.isThrottle)
+                req, body: body, payloadHash: hash, idempotent: idempotent, shouldRetry: Self.isThrottle)
         } catch let e as HTTPClientError {
             throw ObjectStoreError(.transport, "S3 \(method) \(key.map { "object \($0)" } ?? "bucket \(bucket)"): \(e)")
         }
@@ -147,12 +171,12 @@ public final class S3ObjectStore: ObjectStore {
 
     public func put(key: String, body: ByteStream, options: ObjectPutOptions) async throws -> ObjectInfo {
         try ObjectStoreError.validate(key: key)
-        var reader = PartReader(stream: body, partSize: partSize)
-        let first = try await reader.nextPart()
-        var single = reader.finished
-        if !single { single = try await reader.peekEnd() }
-        if single {
-            let r = try await send("PUT", path(key), headers: sseHeaders(options), body: first, key: key)
+        var reader = PartReader(stream: body)
+        let first = try UploadBuffer(capacity: partSize, gauge: uploadMemory)
+        try await reader.fill(first)
+        if try await reader.peekEnd() {
+            let r = try await send("PUT", path(key), headers: sseHeaders(options), buffer: first, key: key)
+            _ = try await r.body.collect(limit: 1 << 20)  // the transfer is over: nothing reads `first` any more
             var i = info(key: key, response: r, size: Int64(first.count))
             i.contentType = options.contentType
             return i
@@ -160,7 +184,7 @@ public final class S3ObjectStore: ObjectStore {
         return try await multipart(key: key, first: first, reader: &reader, options: options)
     }
 
-    private func multipart(key: String, first: [UInt8], reader: inout PartReader, options: ObjectPutOptions)
+    private func multipart(key: String, first: UploadBuffer, reader: inout PartReader, options: ObjectPutOptions)
         async throws -> ObjectInfo
     {
         let created = try await readXML(
@@ -170,45 +194,18 @@ public final class S3ObjectStore: ObjectStore {
             throw ObjectStoreError(.service, "S3 CreateMultipartUpload returned no UploadId")
         }
         do {
-            var etags: [Int: String] = [:]
-            var total = Int64(0)
-            var partNumber = 0
-            var pendingFirst: [UInt8]? = first
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
-                var inFlight = 0
-                while true {
-                    let part: [UInt8]
-                    if let f = pendingFirst {
-                        part = f
-                        pendingFirst = nil
-                    } else {
-                        part = try await reader.nextPart()
-                    }
-                    if part.isEmpty && partNumber > 0 { break }
-                    partNumber += 1
-                    guard partNumber <= 10_000 else {
-                        throw ObjectStoreError(.invalidKey, "object \(key) needs more than 10000 parts of \(partSize) bytes")
-                    }
-                    total += Int64(part.count)
-                    let n = partNumber
-                    if inFlight >= concurrentParts, let (done, etag) = try await group.next() {
-                        etags[done] = etag
-                        inFlight -= 1
-                    }
-                    group.addTask {
-                        let r = try await self.send(
-                            "PUT", self.path(key),
-                            query: [.init("partNumber", String(n)), .init("uploadId", uploadId)], body: part, key: key)
-                        return (n, Self.stripQuotes(r.header("ETag")))
-                    }
-                    inFlight += 1
-                    if reader.finished { break }
-                }
-                for try await (done, etag) in group { etags[done] = etag }
+            let uploader = BoundedPartUploader(partSize: partSize, maxBuffers: concurrentParts, gauge: uploadMemory)
+            let parts = try await uploader.run(first: first, reader: &reader) { n, buffer in
+                let r = try await self.send(
+                    "PUT", self.path(key), query: [.init("partNumber", String(n)), .init("uploadId", uploadId)],
+                    buffer: buffer, key: key)
+                // Read to the end, so the transfer is over before the buffer is filled again.
+                _ = try await r.body.collect(limit: 1 << 20)
+                return Self.stripQuotes(r.header("ETag"))
             }
             var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-            for n in etags.keys.sorted() {
-                xml += "<Part><PartNumber>\(n)</PartNumber><ETag>\"\(etags[n]!.xmlEscaped)\"</ETag></Part>"
+            for n in parts.etags.keys.sorted() {
+                xml += "<Part><PartNumber>\(n)</PartNumber><ETag>\"\(parts.etags[n]!.xmlEscaped)\"</ETag></Part>"
             }
             xml += "</CompleteMultipartUpload>"
             let response = try await send(
@@ -216,7 +213,7 @@ public final class S3ObjectStore: ObjectStore {
                 body: Array(xml.utf8), key: key)
             let headers = response
             let done = try await readXML(response)  // a 200 may still carry an <Error>
-            var i = info(key: key, response: headers, size: total)
+            var i = info(key: key, response: headers, size: parts.total)
             i.etag = Self.stripQuotes(done["ETag"])
             i.contentType = options.contentType
             return i
@@ -292,52 +289,5 @@ public final class S3ObjectStore: ObjectStore {
         return xml.all("Version").filter { $0["Key"] == prefix + key }.map {
             ObjectInfo(key: key, size: Int64($0["Size"] ?? "") ?? 0, etag: Self.stripQuotes($0["ETag"]), versionId: $0["VersionId"])
         }
-    }
-}
-
-/// Cuts a byte stream into parts of exactly `partSize` bytes (the last may be shorter).
-struct PartReader {
-    let stream: ByteStream
-    let partSize: Int
-    private var iterator: ByteStream.AsyncIterator
-    private var carry: [UInt8] = []
-    private(set) var finished = false
-
-    init(stream: ByteStream, partSize: Int) {
-        self.stream = stream
-        self.partSize = partSize
-        self.iterator = stream.makeAsyncIterator()
-    }
-
-    /// The next part; empty at the end.
-    mutating func nextPart() async throws -> [UInt8] {
-        var part = carry
-        carry = []
-        part.reserveCapacity(partSize)
-        while part.count < partSize {
-            guard let chunk = try await iterator.next() else {
-                finished = true
-                return part
-            }
-            let room = partSize - part.count
-            if chunk.count <= room {
-                part += chunk
-            } else {
-                part += chunk[..<room]
-                carry = Array(chunk[room...])
-            }
-        }
-        return part
-    }
-
-    /// After a full part: reads ahead to learn whether the stream ended. Returns true at the end.
-    mutating func peekEnd() async throws -> Bool {
-        if !carry.isEmpty { return false }
-        guard let chunk = try await iterator.next() else {
-            finished = true
-            return true
-        }
-        carry = chunk
-        return false
     }
 }

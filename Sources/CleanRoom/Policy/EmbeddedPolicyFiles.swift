@@ -202,7 +202,7 @@ public enum EmbeddedPolicyFiles {
     "party-admin": "Administers its own party: adds and revokes principals and their roles, rotates their credentials.",
     "owner": "Creates and uploads its party's datasets and proposes collaboration policies.",
     "reviewer": "Approves (signs) and revokes approvals of policies for its party.",
-    "partner": "Reads collaborations of its party and downloads the outputs addressed to its party."
+    "partner": "Reads collaborations and jobs of its party and downloads the outputs addressed to its party."
   },
   "scopes": {
     "public": "No credential.",
@@ -213,7 +213,9 @@ public enum EmbeddedPolicyFiles {
     "own-party": "The {partyId} in the path is the caller's party; otherwise 404.",
     "own-dataset": "The dataset belongs to the caller's party; otherwise 404.",
     "member": "The caller's party is named in the collaboration's policy; otherwise 404.",
-    "own-approval": "The collaboration has the caller's party as a member and the approval was made by the caller's party; otherwise 404."
+    "own-approval": "The collaboration has the caller's party as a member and the approval was made by the caller's party; otherwise 404.",
+    "job-member": "The job belongs to a collaboration whose policy names the caller's party; otherwise 404.",
+    "own-output": "The output belongs to such a job and is addressed to the caller's party; otherwise 404 (other parties' outputs look exactly like missing ones)."
   },
   "routes": [
     {
@@ -463,6 +465,118 @@ public enum EmbeddedPolicyFiles {
         "partner"
       ],
       "scope": "member"
+    },
+    {
+      "operation": "startJob",
+      "method": "POST",
+      "path": "/v1/collaborations/{collaborationId}/jobs",
+      "roles": [
+        "owner",
+        "reviewer"
+      ],
+      "scope": "member"
+    },
+    {
+      "operation": "listJobs",
+      "method": "GET",
+      "path": "/v1/collaborations/{collaborationId}/jobs",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "member"
+    },
+    {
+      "operation": "getJob",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "watchJob",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/events",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "cancelJob",
+      "method": "POST",
+      "path": "/v1/jobs/{jobId}/cancel",
+      "roles": [
+        "owner",
+        "reviewer"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "listOutputs",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/outputs",
+      "roles": [
+        "owner",
+        "partner"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "downloadOutput",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/outputs/{outputId}/content",
+      "roles": [
+        "owner",
+        "partner"
+      ],
+      "scope": "own-output"
+    },
+    {
+      "operation": "getReceipt",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/receipt",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "getJobAttestation",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/attestation",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
+    },
+    {
+      "operation": "getApprovalBundle",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/approval-bundle",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
     }
   ]
 }

@@ -65,7 +65,8 @@ public final class TrainingWorkload: EnclaveWorkload {
                     let type: ColumnType =
                         switch column.type {
                         case .float: .float
-                        case .integer, .boolean: .integer
+                        case .integer: .integer
+                        case .boolean: .boolean
                         case .string: column.name == policy.join.key ? .id : .categorical
                         }
                     return TableSchema.ColumnRule(name: column.name, type: type, allowsMissing: column.isNullable)

@@ -78,6 +78,16 @@ struct APIAuthorizer: Sendable {
                     })
                 else { throw Self.notFound }
             }
+        case .jobMember, .ownOutput:
+            // JobStore answers not_found for jobs of other collaborations and outputs of other parties.
+            let jobs = JobStore(store: store)
+            guard let jobId = request.pathParameters["jobId"], caller.partyId != nil else { throw Self.notFound }
+            if route.scope == .ownOutput {
+                guard let outputId = request.pathParameters["outputId"] else { throw Self.notFound }
+                _ = try await GovernanceRoutes.blocking { try jobs.output(jobID: jobId, outputID: outputId, caller: caller) }
+            } else {
+                _ = try await GovernanceRoutes.blocking { try jobs.job(id: jobId, caller: caller) }
+            }
         }
     }
 }

@@ -5,22 +5,26 @@ import Dispatch
 import Foundation
 import HTTPServer
 
-/// The /v1 governance API (issue #6): enrollment, registration, principals, datasets and their
-/// streamed upload, collaborations and policies, approvals, audit. Every route is registered from
-/// the one permission table, so no route can exist without an authorisation rule.
+/// The /v1 API: enrollment, registration, principals, datasets and their streamed upload,
+/// collaborations and policies, approvals, audit (issue #6), and jobs (`JobRoutes`, issue #8).
+/// Every route is registered from the one permission table, so no route can exist without an
+/// authorisation rule.
 struct GovernanceRoutes: RouteGroup {
     let store: CleanRoomStore
     let objects: any ObjectStore
+    /// Runs jobs; nil in servers (tests) that run none.
+    let jobs: JobManager?
     let table: PermissionTable
     /// Largest dataset upload accepted.
     let maxUploadBytes: Int
 
     init(
-        store: CleanRoomStore, objects: any ObjectStore, table: PermissionTable = .standard,
+        store: CleanRoomStore, objects: any ObjectStore, jobs: JobManager? = nil, table: PermissionTable = .standard,
         maxUploadBytes: Int = 64 << 30
     ) {
         self.store = store
         self.objects = objects
+        self.jobs = jobs
         self.table = table
         self.maxUploadBytes = maxUploadBytes
     }
@@ -28,7 +32,7 @@ struct GovernanceRoutes: RouteGroup {
     typealias Operation = @Sendable (Request, Caller?) async throws -> Response
 
     func registerRoutes(on router: Router) {
-        let handlers = self.handlers()
+        let handlers = self.handlers().merging(JobRoutes(store: store, manager: jobs).handlers()) { own, _ in own }
         for route in table.routes {
             guard let handler = handlers[route.operation] else {
                 preconditionFailure("no handler for \(route.operation) in the permission table")

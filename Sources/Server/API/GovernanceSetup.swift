@@ -86,6 +86,6 @@ public final class Governance: Sendable {
     /// Seconds between periodic audit checkpoints.
     public static let checkpointInterval: UInt64 = 30
 
-    /// The /v1 governance routes over these services.
-    var routes: GovernanceRoutes { GovernanceRoutes(store: store, objects: objects) }
+    /// The /v1 routes over these services, with `jobs` running the job routes.
+    func routes(jobs: JobManager?) -> GovernanceRoutes { GovernanceRoutes(store: store, objects: objects, jobs: jobs) }
 }

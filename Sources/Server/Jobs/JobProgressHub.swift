@@ -90,10 +90,21 @@ public final class JobProgressHub: @unchecked Sendable {
 
     /// The job's events so far, then live ones until the job ends.
     public func subscribe(jobID: String) -> AsyncStream<(Int, JobEvent)> {
+        subscribe(jobID: jobID, createFeed: true)!
+    }
+
+    /// Like `subscribe`, but nil when the hub has no feed for the job (it ended before the
+    /// replay was forgotten, or before this server started): the caller answers from the store.
+    public func subscribeIfKnown(jobID: String) -> AsyncStream<(Int, JobEvent)>? {
+        subscribe(jobID: jobID, createFeed: false)
+    }
+
+    private func subscribe(jobID: String, createFeed: Bool) -> AsyncStream<(Int, JobEvent)>? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var feed = feeds[jobID] ?? (createFeed ? Feed() : nil) else { return nil }
         let (stream, continuation) = AsyncStream<(Int, JobEvent)>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         let key = UUID()
-        lock.lock()
-        var feed = feeds[jobID] ?? Feed()
         for event in feed.events { continuation.yield(event) }
         if feed.finished {
             continuation.finish()
@@ -105,7 +116,6 @@ public final class JobProgressHub: @unchecked Sendable {
             }
         }
         feeds[jobID] = feed
-        lock.unlock()
         return stream
     }
 

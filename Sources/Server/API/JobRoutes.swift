@@ -1,0 +1,225 @@
+import AWS
+import CleanRoom
+import Foundation
+import HTTPServer
+
+/// The job operations of the permission table (issue #8): start, list, status, live progress
+/// (Server-Sent Events), cancel, outputs (listed and streamed to their recipient only), the
+/// receipt, the attestation document and the approval bundle a job's enclave received.
+struct JobRoutes {
+    let store: CleanRoomStore
+    /// nil when this server runs no jobs (then every job operation answers 503 `jobs_unavailable`).
+    let manager: JobManager?
+
+    /// Largest stored job document (receipt, attestation document, approval bundle) served.
+    static let documentLimit = 4 << 20
+    /// Seconds between SSE comment lines that keep an idle stream (and proxies) alive.
+    static let heartbeatSeconds: UInt64 = 15
+
+    func handlers() -> [String: GovernanceRoutes.Operation] {
+        let operations: [String: @Sendable (JobManager, Request, Caller) async throws -> Response] = [
+            "startJob": { manager, request, caller in
+                let collaborationId = try request.pathParameters.require("collaborationId")
+                _ = try await request.body.collect(upTo: 1 << 16)  // `{}` or empty; nothing is configurable yet
+                let job = try await manager.start(collaborationId: collaborationId, caller: caller)
+                return try Response.json(JobBody(job), status: .created)
+            },
+            "listJobs": { manager, request, caller in
+                let collaborationId = try request.pathParameters.require("collaborationId")
+                let jobs = try await GovernanceRoutes.blocking {
+                    try manager.jobs.jobs(collaborationId: collaborationId, caller: caller)
+                }
+                return try Response.json(ItemList(items: jobs.map(JobBody.init)))
+            },
+            "getJob": { manager, request, caller in
+                try Response.json(JobBody(try await Self.job(manager, request, caller)))
+            },
+            "watchJob": { manager, request, caller in
+                try await Self.events(manager, request, caller)
+            },
+            "cancelJob": { manager, request, caller in
+                let id = try request.pathParameters.require("jobId")
+                return try Response.json(JobBody(try await manager.cancel(jobID: id, caller: caller)))
+            },
+            "listOutputs": { manager, request, caller in
+                let id = try request.pathParameters.require("jobId")
+                let outputs = try await GovernanceRoutes.blocking { try manager.jobs.outputs(jobID: id, caller: caller) }
+                return try Response.json(ItemList(items: outputs.map(OutputBody.init)))
+            },
+            "downloadOutput": { manager, request, caller in
+                try await Self.download(manager, request, caller)
+            },
+            "getReceipt": { manager, request, caller in
+                let job = try await Self.job(manager, request, caller)
+                return try await Self.document(
+                    manager, StoredJobSink.receiptKey(jobID: job.id), job: job, type: "application/json", what: "receipt")
+            },
+            "getJobAttestation": { manager, request, caller in
+                let job = try await Self.job(manager, request, caller)
+                return try await Self.document(
+                    manager, StoredJobSink.attestationKey(jobID: job.id), job: job, type: "application/cbor",
+                    what: "attestation document")
+            },
+            "getApprovalBundle": { manager, request, caller in
+                let job = try await Self.job(manager, request, caller)
+                return try await Self.document(
+                    manager, JobManager.approvalBundleKey(jobID: job.id), job: job, type: "application/json",
+                    what: "approval bundle")
+            },
+        ]
+        let manager = self.manager
+        return operations.mapValues { operation in
+            { request, caller in
+                guard let caller else { throw APIAuthorizer.unauthenticated }
+                guard let manager else {
+                    return Response.errorJSON(
+                        status: .serviceUnavailable, code: "jobs_unavailable",
+                        message: "this server was started without an enclave launcher, so it runs no jobs")
+                }
+                return try await operation(manager, request, caller)
+            }
+        }
+    }
+
+    static func job(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Job {
+        let id = try request.pathParameters.require("jobId")
+        return try await GovernanceRoutes.blocking { try manager.jobs.job(id: id, caller: caller) }
+    }
+
+    /// `text/event-stream`: the job's state changes and progress (replayed from the start, or after
+    /// `Last-Event-ID`), live until the job ends; a comment line every 15 s while nothing happens.
+    static func events(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Response {
+        let job = try await job(manager, request, caller)
+        let lastEventID = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        let headers: HTTPHeaders = [
+            "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+        ]
+        guard let feed = manager.hub.subscribeIfKnown(jobID: job.id) else {
+            // Not live in this process: the job ended (or the server restarted); its state is the whole story.
+            let state = JobState(rawValue: job.status) ?? .failed
+            let event = JobEvent.state(state, JobBody.failure(job.error))
+            return Response(status: .ok, headers: headers, body: .string(event.serverSentEvent(id: 1)))
+        }
+        return Response(
+            status: .ok, headers: headers,
+            body: .stream { writer in
+                enum Item: Sendable {
+                    case event(Int, JobEvent)
+                    case heartbeat
+                }
+                let (items, continuation) = AsyncStream<Item>.makeStream()
+                let forward = Task {
+                    for await (id, event) in feed { continuation.yield(.event(id, event)) }
+                    continuation.finish()
+                }
+                let heartbeat = Task {
+                    while !Task.isCancelled {
+                        try await Task.sleep(nanoseconds: heartbeatSeconds * 1_000_000_000)
+                        continuation.yield(.heartbeat)
+                    }
+                }
+                defer {
+                    forward.cancel()
+                    heartbeat.cancel()
+                }
+                try await writer.write(Array(": job \(job.id)\n\n".utf8))
+                for await item in items {
+                    switch item {
+                    case .event(let id, let event) where id > lastEventID:
+                        try await writer.write(Array(event.serverSentEvent(id: id).utf8))
+                    case .event: continue
+                    case .heartbeat: try await writer.write(Array(": keep-alive\n\n".utf8))
+                    }
+                }
+            })
+    }
+
+    /// Streams one output's ciphertext to its recipient, audited as `output.download`.
+    static func download(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Response {
+        let job = try await job(manager, request, caller)
+        let outputId = try request.pathParameters.require("outputId")
+        let output = try await GovernanceRoutes.blocking {
+            try manager.jobs.output(jobID: job.id, outputID: outputId, caller: caller)
+        }
+        let download: ObjectDownload
+        do {
+            download = try await manager.objects.get(key: output.objectKey)
+        } catch {
+            throw DomainError(.internalError, "object_store_failed", "the output could not be read; try again")
+        }
+        try await GovernanceRoutes.blocking {
+            try manager.jobs.auditDownload(output: output, collaborationId: job.collaborationId, caller: caller)
+        }
+        let filename = output.name.replacingOccurrences(of: ":", with: "-") + ".esdk"
+        return Response(
+            status: .ok,
+            headers: [
+                "Content-Type": "application/octet-stream", "Content-Disposition": "attachment; filename=\"\(filename)\"",
+                "X-Content-SHA256": output.sha256,
+            ],
+            body: .stream(length: Int(download.info.size)) { writer in
+                for try await chunk in download.body { try await writer.write(chunk) }
+            })
+    }
+
+    /// A small stored document of a job, byte for byte (verifiers hash it).
+    static func document(_ manager: JobManager, _ key: String, job: Job, type: String, what: String) async throws
+        -> Response
+    {
+        let bytes: [UInt8]
+        do {
+            let download = try await manager.objects.get(key: key)
+            bytes = try await download.body.collect(limit: documentLimit)
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            throw DomainError(
+                .conflict, "\(what.replacingOccurrences(of: " ", with: "_"))_unavailable",
+                "job \(job.id) has no \(what) (it is \(job.status)); a job has one once it "
+                    + (what == "approval bundle" ? "started" : "succeeded"))
+        } catch {
+            throw DomainError(.internalError, "object_store_failed", "the \(what) could not be read; try again")
+        }
+        return Response(status: .ok, headers: ["Content-Type": type], body: .bytes(bytes))
+    }
+}
+
+/// A job as the API shows it.
+struct JobBody: Encodable {
+    struct Failure: Encodable {
+        let code, message: String
+    }
+    let id, collaborationId, policyDigest, status, createdAt, updatedAt: String
+    let error: Failure?
+
+    init(_ job: Job) {
+        id = job.id
+        collaborationId = job.collaborationId
+        policyDigest = job.policyDigest
+        status = job.status
+        createdAt = RFC3339.format(job.createdAt)
+        updatedAt = RFC3339.format(job.updatedAt)
+        error = Self.failure(job.error).map { Failure(code: $0.code, message: $0.message) }
+    }
+
+    /// The stored `code: message` of a failed job.
+    static func failure(_ stored: String?) -> JobFailure? {
+        guard let stored else { return nil }
+        guard let range = stored.range(of: ": ") else { return JobFailure(code: "job.failed", message: stored) }
+        return JobFailure(code: String(stored[..<range.lowerBound]), message: String(stored[range.upperBound...]))
+    }
+}
+
+/// An output as its recipient sees it.
+struct OutputBody: Encodable {
+    let id, jobId, name, recipient, sha256, createdAt: String
+    let size: Int64
+
+    init(_ output: Output) {
+        id = output.id
+        jobId = output.jobId
+        name = output.name
+        recipient = output.recipientPartyId
+        sha256 = output.sha256
+        size = output.size
+        createdAt = RFC3339.format(output.createdAt)
+    }
+}

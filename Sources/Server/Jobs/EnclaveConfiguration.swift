@@ -1,0 +1,141 @@
+import AWS
+import Attestation
+import Foundation
+import LocalServices
+
+/// Where `cleanroomd serve` runs job enclaves (`--enclave …` options):
+///
+/// - `--enclave local` (default): `cleanroom-enclave` as a child process over a Unix socket, attested
+///   by the data directory's development CA, which measures the binary it started. The binary is
+///   `--enclave-binary PATH`, by default the `cleanroom-enclave` beside `cleanroomd`.
+/// - `--enclave nitro`: `nitro-cli run-enclave --eif-path EIF --cpu-count N --memory MiB`, over vsock
+///   (parent CID 3, `--enclave-port`), attested by the NSM and verified against AWS's Nitro root.
+public struct EnclaveConfiguration: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable {
+        case local, nitro
+    }
+
+    public var mode: Mode = .local
+    /// Local mode: the enclave program (nil: beside the running executable).
+    public var binaryPath: String?
+    /// Nitro mode.
+    public var eifPath: String?
+    public var cpuCount = 2
+    public var memoryMiB = 4096
+    public var enclaveCID: UInt32?
+    public var port: UInt32 = 5005
+    public var debugMode = false
+
+    public init() {}
+
+    /// Parses the option values (nil = not given); errors name the option and what to give.
+    public init(
+        mode: String?, binary: String?, eif: String?, cpus: Int?, memoryMiB: Int?, cid: UInt32?, port: UInt32?,
+        debug: Bool
+    ) throws {
+        if let mode {
+            guard let parsed = Mode(rawValue: mode) else {
+                throw ConfigurationError("--enclave must be local or nitro, not \(mode)")
+            }
+            self.mode = parsed
+        }
+        switch self.mode {
+        case .local:
+            for (name, given) in [
+                ("--enclave-eif", eif != nil), ("--enclave-cpus", cpus != nil), ("--enclave-memory", memoryMiB != nil),
+                ("--enclave-cid", cid != nil), ("--enclave-port", port != nil), ("--enclave-debug", debug),
+            ] where given {
+                throw ConfigurationError("\(name) needs --enclave nitro")
+            }
+            binaryPath = binary
+        case .nitro:
+            if binary != nil { throw ConfigurationError("--enclave-binary is for --enclave local; give --enclave-eif") }
+            guard let eif, !eif.isEmpty else {
+                throw ConfigurationError("--enclave nitro needs --enclave-eif PATH (built with `nitro-cli build-enclave`)")
+            }
+            eifPath = eif
+            if let cpus {
+                guard cpus >= 2 else { throw ConfigurationError("--enclave-cpus must be at least 2 (Nitro's minimum)") }
+                cpuCount = cpus
+            }
+            if let memoryMiB {
+                guard memoryMiB >= 512 else { throw ConfigurationError("--enclave-memory must be at least 512 (MiB)") }
+                self.memoryMiB = memoryMiB
+            }
+            if let cid {
+                guard cid >= 4 else { throw ConfigurationError("--enclave-cid must be at least 4 (0–3 are reserved)") }
+                enclaveCID = cid
+            }
+            if let port { self.port = port }
+            debugMode = debug
+        }
+    }
+
+    /// The local enclave program: the configured path, or `cleanroom-enclave` beside this executable.
+    public func localBinary() throws -> String {
+        if let binaryPath { return binaryPath }
+        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0])
+        let beside = me.deletingLastPathComponent().appendingPathComponent("cleanroom-enclave").path
+        guard FileManager.default.isExecutableFile(atPath: beside) else {
+            throw ConfigurationError(
+                "no enclave program at \(beside): build it (`swift build --product cleanroom-enclave`) or give --enclave-binary PATH")
+        }
+        return beside
+    }
+}
+
+extension JobManager.Services {
+    /// The launcher, attestation verifier and key release of a server's configuration.
+    public static func make(
+        _ enclave: EnclaveConfiguration, dataDirectory: DataDirectory, storage: StorageServices
+    ) throws -> JobManager.Services {
+        let launcher: any EnclaveLauncher
+        let verifier: AttestationVerifier
+        switch enclave.mode {
+        case .local:
+            let binary = try enclave.localBinary()
+            let ca = try DevelopmentCA.openOrCreate(dataDirectory: dataDirectory.path)
+            var configuration = LocalEnclaveLauncher.Configuration(executablePath: binary)
+            configuration.extraArguments = ["--attestor", "development"]
+            configuration.logPath = dataDirectory.file("enclave.log").path
+            let dataPath = dataDirectory.path
+            configuration.attestation = { publicKey, userData, nonce in
+                // Measured at every launch: a changed binary gets a changed PCR0 (and no keys).
+                try DevelopmentAttestor.open(dataDirectory: dataPath, enclaveExecutable: binary)
+                    .attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
+            }
+            launcher = LocalEnclaveLauncher(configuration: configuration)
+            verifier = AttestationVerifier(trustedRoots: [ca.trustedRoot])
+        case .nitro:
+            var configuration = NitroEnclaveLauncher.Configuration(
+                eifPath: enclave.eifPath ?? "", cpuCount: enclave.cpuCount, memoryMiB: enclave.memoryMiB, port: enclave.port)
+            configuration.enclaveCID = enclave.enclaveCID
+            configuration.debugMode = enclave.debugMode
+            do {
+                launcher = try NitroEnclaveLauncher(configuration: configuration)
+            } catch {
+                throw ConfigurationError("cannot use the Nitro enclave configuration: \(error.message)")
+            }
+            verifier = AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1])
+        }
+        let decrypt: KMSKeyRelease.Decrypt
+        if let local = storage.localKMS {
+            decrypt = { request in try local.decrypt(request, caller: local.defaultCaller) }
+        } else if let aws = storage.kms as? AWSKMSClient {
+            decrypt = { request in
+                let result = BlockingTask.run {
+                    try await aws.decrypt(
+                        keyID: request.keyId, ciphertextBlob: Array(request.ciphertextBlob),
+                        encryptionContext: request.encryptionContext ?? [:],
+                        attestationDocument: Array(request.recipient?.attestationDocument ?? Data()))
+                }
+                let (keyARN, cms) = try result.get()
+                return KMSWire.DecryptResponse(plaintext: nil, keyId: keyARN, ciphertextForRecipient: Data(cms))
+            }
+        } else {
+            throw ConfigurationError("jobs need the local KMS or AWS KMS (--kms local|aws)")
+        }
+        return JobManager.Services(launcher: launcher, verifier: verifier, decrypt: decrypt)
+    }
+}

@@ -1,0 +1,184 @@
+import AWS
+import Attestation
+import CleanRoom
+import Enclave
+import Foundation
+import Logging
+
+/// The jobs of a running server: starts them through the unanimity gate (`JobStore.startJob`),
+/// runs each on its own thread with the configured enclave launcher, attestation verifier and KMS
+/// key release, cancels them, and fails cleanly the jobs a restart interrupted.
+///
+/// Key releases are audited (`job.key_release`, with the attested PCR0) before the released key
+/// is forwarded to the enclave; a release that cannot be audited is not forwarded.
+public final class JobManager: @unchecked Sendable {
+    /// What every job runs with.
+    public struct Services: Sendable {
+        /// Starts enclaves (a local child process, or a Nitro Enclave).
+        public var launcher: any EnclaveLauncher
+        /// Verifies enclave attestation documents (the development root locally, AWS's in Nitro mode).
+        public var verifier: AttestationVerifier
+        /// KMS `Decrypt` with `Recipient` (the local KMS, or AWS KMS).
+        public var decrypt: KMSKeyRelease.Decrypt
+        public var timeouts: JobRunner.Timeouts
+
+        public init(
+            launcher: any EnclaveLauncher, verifier: AttestationVerifier, decrypt: @escaping KMSKeyRelease.Decrypt,
+            timeouts: JobRunner.Timeouts = JobRunner.Timeouts()
+        ) {
+            self.launcher = launcher
+            self.verifier = verifier
+            self.decrypt = decrypt
+            self.timeouts = timeouts
+        }
+    }
+
+    public let jobs: JobStore
+    public let objects: any ObjectStore
+    public let hub: JobProgressHub
+    let services: Services
+    let sink: StoredJobSink
+    let logger: Logger
+    /// How long a finished job's live feed stays replayable (later watchers get its final state).
+    let feedRetention: Double
+
+    private let lock = NSCondition()
+    private var runners: [String: JobRunner] = [:]
+
+    public init(
+        store: CleanRoomStore, objects: any ObjectStore, services: Services, spoolDirectory: URL, logger: Logger = Logger(label: "cleanroomd.jobs"),
+        feedRetention: Double = 600
+    ) {
+        jobs = JobStore(store: store)
+        self.objects = objects
+        hub = JobProgressHub()
+        self.services = services
+        sink = StoredJobSink(jobs: jobs, objects: objects, hub: hub, spoolDirectory: spoolDirectory)
+        self.logger = logger
+        self.feedRetention = feedRetention
+    }
+
+    /// Object key of the approval bundle a job's enclave received, exactly as sent.
+    public static func approvalBundleKey(jobID: String) -> String { "jobs/\(jobID)/approval-bundle.json" }
+
+    /// Records a job (refused with a precise reason unless every start condition holds) and runs it.
+    public func start(collaborationId: String, caller: Caller) async throws -> Job {
+        let jobs = self.jobs
+        let plan = try await GovernanceRoutes.blocking { try jobs.startJob(collaborationId: collaborationId, caller: caller) }
+        do {
+            _ = try await objects.put(
+                key: Self.approvalBundleKey(jobID: plan.jobID), body: ByteStream(bytes: plan.approvalBundle))
+        } catch {
+            let failure = JobFailure(code: "job.store", message: "the approval bundle could not be stored")
+            sink.transition(jobID: plan.jobID, to: .failed, failure: failure)
+            throw DomainError(.internalError, "object_store_failed", "the job could not be recorded; start it again")
+        }
+        let recorder = AttestationRecorder(inner: VerifyingAttestationGate(verifier: services.verifier))
+        let keys = AuditedKeyRelease(
+            inner: KMSKeyRelease(objects: objects, decrypt: services.decrypt), jobs: jobs, jobID: plan.jobID,
+            attested: recorder)
+        let runner = JobRunner(
+            plan: plan, launcher: services.launcher, gate: recorder, keys: keys,
+            source: ObjectStoreCiphertextSource(objects: objects), sink: sink, timeouts: services.timeouts)
+        lock.withLock { runners[plan.jobID] = runner }
+        hub.publish(jobID: plan.jobID, .state(.pending, nil))  // watchers can subscribe from now on
+        let thread = Thread { [self] in
+            runner.run()
+            lock.withLock {
+                runners[plan.jobID] = nil
+                lock.broadcast()
+            }
+            logger.info(
+                "job ended",
+                metadata: ["job": "\(plan.jobID)", "state": "\(runner.state.rawValue)", "error": "\(runner.failure?.description ?? "")"])
+            let hub = self.hub, id = plan.jobID
+            DispatchQueue.global().asyncAfter(deadline: .now() + feedRetention) { hub.forget(jobID: id) }
+        }
+        thread.name = "job-\(plan.jobID)"
+        thread.start()
+        logger.info("job started", metadata: ["job": "\(plan.jobID)", "collaboration": "\(collaborationId)"])
+        return try await GovernanceRoutes.blocking { try jobs.job(id: plan.jobID, caller: caller) }
+    }
+
+    /// Cancels a job that has not ended: the enclave is told, terminated, and its keys go with it.
+    /// Returns the job once it has reached a terminal state (or after `wait` seconds).
+    public func cancel(jobID: String, caller: Caller, wait: Double = 10) async throws -> Job {
+        let jobs = self.jobs
+        let job = try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
+        guard let state = JobState(rawValue: job.status), !state.isTerminal else {
+            throw DomainError(.conflict, "job_finished", "job \(jobID) has already \(job.status); there is nothing to cancel")
+        }
+        try await GovernanceRoutes.blocking { try jobs.auditCancelRequest(job: job, caller: caller) }
+        let reason = "cancelled by \(caller.partyId ?? "a member party")"
+        if let runner = lock.withLock({ runners[jobID] }) {
+            runner.cancel(reason: reason)
+            try await GovernanceRoutes.blocking { _ = runner.wait(timeout: .milliseconds(Int64(wait * 1000))) }
+        } else {
+            // Recorded but not running in this process (it cannot run any more): end it here.
+            sink.transition(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
+        }
+        return try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
+    }
+
+    /// Fails the jobs a previous run of the server left unfinished (called once at start-up).
+    @discardableResult
+    public func failInterruptedJobs() throws -> [String] {
+        let failed = try jobs.failInterruptedJobs()
+        for id in failed { logger.warning("failed a job the restart interrupted", metadata: ["job": "\(id)"]) }
+        return failed
+    }
+
+    /// The jobs running in this process.
+    public var runningJobs: [String] { lock.withLock { Array(runners.keys) } }
+
+    /// Cancels every running job (server shutdown) and waits up to `timeout` seconds for them to end,
+    /// so no enclave outlives the server.
+    public func cancelAll(reason: String, timeout: Double) {
+        let active = lock.withLock { Array(runners.values) }
+        for runner in active { runner.cancel(reason: reason) }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while !runners.isEmpty, lock.wait(until: deadline) {}
+    }
+}
+
+/// The attestation gate of one job, remembering what it verified (for the key-release audit).
+final class AttestationRecorder: AttestationGate, @unchecked Sendable {
+    let inner: any AttestationGate
+    private let lock = NSLock()
+    private var verified: AttestedEnclave?
+
+    init(inner: any AttestationGate) { self.inner = inner }
+
+    var attested: AttestedEnclave? { lock.withLock { verified } }
+
+    func verify(document: [UInt8], nonce: [UInt8], expectedUserData: [UInt8], policy: [UInt8]) throws(JobFailure)
+        -> AttestedEnclave
+    {
+        let result = try inner.verify(document: document, nonce: nonce, expectedUserData: expectedUserData, policy: policy)
+        lock.withLock { verified = result }
+        return result
+    }
+}
+
+/// Audits each key release (dataset, attested PCR0 — never the key) before it is forwarded.
+struct AuditedKeyRelease: KeyReleaseService {
+    let inner: any KeyReleaseService
+    let jobs: JobStore
+    let jobID: String
+    let attested: AttestationRecorder
+
+    func release(dataset: JobPlan.Dataset, attestationDocument: [UInt8]) throws(JobFailure) -> KeyRelease {
+        guard let enclave = attested.attested else {
+            throw JobFailure(code: "job.protocol", message: "a key release was asked before the enclave was attested")
+        }
+        let release = try inner.release(dataset: dataset, attestationDocument: attestationDocument)
+        do {
+            try jobs.auditKeyRelease(jobID: jobID, datasetID: dataset.id, pcr0: enclave.pcr0)
+        } catch {
+            throw JobFailure(code: "audit.failed", message: "the key release of \(dataset.id) could not be audited; nothing was forwarded")
+        }
+        return release
+    }
+}
