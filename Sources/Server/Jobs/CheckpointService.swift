@@ -1,0 +1,32 @@
+import Enclave
+
+/// What the server hands a new enclave for checkpointing: the checkpoint data key as KMS
+/// released it to that enclave, and the latest stored checkpoint of the same collaboration and
+/// policy, if there is one whose key KMS released.
+public struct CheckpointGrant: Sendable, Equatable {
+    /// `CiphertextForRecipient`: the data key in a CMS EnvelopedData to the attested enclave key.
+    public var ciphertextForRecipient: [UInt8]
+    /// A `SealedCheckpoint` to resume from.
+    public var sealedCheckpoint: [UInt8]?
+    /// Why a stored checkpoint is not offered (reported as progress), if one exists.
+    public var note: String?
+
+    public init(ciphertextForRecipient: [UInt8], sealedCheckpoint: [UInt8]? = nil, note: String? = nil) {
+        self.ciphertextForRecipient = ciphertextForRecipient
+        self.sealedCheckpoint = sealedCheckpoint
+        self.note = note
+    }
+}
+
+/// Stores the sealed training checkpoints of long jobs (DESIGN §7) — the latest per collaboration
+/// and policy digest — and obtains their data key from KMS for the attested enclave only. The
+/// server never holds the plaintext key or a plaintext checkpoint.
+public protocol CheckpointService: Sendable {
+    /// The key (and checkpoint) for a run whose enclave presented `attestationDocument`.
+    func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant
+    /// Stores `sealed` as the latest checkpoint of the plan's collaboration and policy.
+    func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure)
+    /// The job ended: after a success its checkpoint is dropped; after a failure or cancel it is
+    /// kept for a retry.
+    func ended(plan: JobPlan, succeeded: Bool)
+}

@@ -1,0 +1,54 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `make demo`'s flow through real processes: scripts/demo.sh with a small dataset starts
+/// `cleanroomd`, three parties enroll, upload, propose, approve, run the job in the local enclave,
+/// download, decrypt and verify. Then: each party holds exactly what the policy grants it, the bank's
+/// scores cover only its own customers, and no plaintext row reached the server's data directory.
+@Suite(.serialized) struct DemoEndToEndTests {
+    @Test func threePartyDemoDeliversExactlyWhatThePolicyGrants() throws {
+        let work = try TestEnvironment.temporaryDirectory("demo-e2e")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let bin = URL(fileURLWithPath: try TestEnvironment.executable("cleanroom")).deletingLastPathComponent().path
+        let result = try ProcessRunner.run(
+            "/bin/bash", [TestEnvironment.repoRoot.appendingPathComponent("scripts/demo.sh").path],
+            environment: [
+                "BIN": bin, "DEMO_DIR": work.path, "DEMO_CUSTOMERS": "1600", "DEMO_ROUNDS": "10", "DEMO_QUIET": "1",
+            ])
+        #expect(result.status == 0, "demo failed:\n\(result.stdoutText)\n\(result.stderrText)")
+        guard result.status == 0 else { return }
+
+        // Every step is printed as the party would type it (commands whose JSON the script reads are
+        // echoed on stderr, which a terminal shows too).
+        let shown = result.stdoutText + result.stderrText
+        for command in ["cleanroom keys init", "cleanroom register", "cleanroom dataset upload", "cleanroom policy propose",
+                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom output download",
+                        "cleanroom verify"] {
+            #expect(shown.contains("$ \(command)"), "the demo does not show `\(command)`")
+        }
+        #expect(result.stdoutText.components(separatedBy: "VERIFIED").count - 1 == 3)
+
+        func files(_ party: String) throws -> Set<String> {
+            Set(try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("results/\(party)").path))
+        }
+        let common: Set<String> = ["manifest.json", "policy.json", "approval-bundle.json", "receipt.json"]
+        #expect(try files("first-bank") == common.union(["model.esdk", "model.json", "metrics.esdk", "metrics.json",
+                                                          "scores-own.esdk", "scores-own.csv"]))
+        #expect(try files("shopmart") == common.union(["metrics.esdk", "metrics.json"]))
+        #expect(try files("metro-telecom") == common.union(["metrics.esdk", "metrics.json"]))
+
+        // The bank's scores name only customers the bank holds.
+        let bankIDs = Set(try String(contentsOf: work.appendingPathComponent("plaintext/first-bank.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) })
+        let scored = try String(contentsOf: work.appendingPathComponent("results/first-bank/scores-own.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        #expect(!scored.isEmpty)
+        #expect(scored.allSatisfy { bankIDs.contains($0) })
+
+        // No plaintext row reached the server: a customer hash appears nowhere in its data directory.
+        let probe = try #require(bankIDs.first)
+        let grep = try ProcessRunner.run("/bin/grep", ["-rqF", probe, work.appendingPathComponent("server").path])
+        #expect(grep.status == 1, "a plaintext customer id was found in the server's data directory")
+    }
+}
