@@ -56,3 +56,31 @@ import Testing
         #expect(refused?.code == "checkpoint.key_refused")
     }
 }
+
+/// A checkpoint service that grants a fixed answer.
+struct FixedCheckpoints: CheckpointService {
+    let answer: CheckpointGrant
+    func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant { answer }
+    func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) {}
+    func ended(plan: JobPlan, succeeded: Bool) {}
+}
+
+@Suite struct AuditedCheckpointsTests {
+    @Test func checkpointKeyReleaseIsAuditedWithThePCR0AndOnlyAfterAttestation() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        let inner = FixedCheckpoints(answer: CheckpointGrant(ciphertextForRecipient: [0x30, 1], sealedCheckpoint: [9, 9]))
+        let early = AuditedCheckpoints(inner: inner, jobs: world.jobs, jobID: plan.jobID, attestedPCR0: { nil })
+        #expect(throws: JobFailure(code: "job.protocol", message: "a checkpoint key was asked before the enclave was attested")) {
+            _ = try early.grant(plan: plan, attestationDocument: [1])
+        }
+        let pcr0 = [UInt8](repeating: 0xAB, count: 48)
+        let audited = AuditedCheckpoints(inner: inner, jobs: world.jobs, jobID: plan.jobID, attestedPCR0: { pcr0 })
+        #expect(try audited.grant(plan: plan, attestationDocument: [1]) == inner.answer)
+        let entries = try world.store.auditEntries().filter { $0.action == "job.checkpoint_key" && $0.subject == plan.jobID }
+        #expect(entries.count == 1)
+        let details = try #require(entries.first?.details)
+        #expect(details.contains(Hex.encode(pcr0)) && details.contains("\"resumed\":true"), "\(details)")
+    }
+}

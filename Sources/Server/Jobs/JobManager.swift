@@ -84,7 +84,9 @@ public final class JobManager: @unchecked Sendable {
         let runner = JobRunner(
             plan: plan, launcher: services.launcher, gate: recorder, keys: keys,
             source: ObjectStoreCiphertextSource(objects: objects), sink: sink, timeouts: services.timeouts,
-            checkpoints: services.checkpoints)
+            checkpoints: services.checkpoints.map { inner in
+                AuditedCheckpoints(inner: inner, jobs: jobs, jobID: plan.jobID, attestedPCR0: { recorder.attested?.pcr0 })
+            })
         lock.withLock { runners[plan.jobID] = runner }
         hub.publish(jobID: plan.jobID, .state(.pending, nil))  // watchers can subscribe from now on
         let thread = Thread { [self] in
