@@ -46,9 +46,47 @@ import Testing
         #expect(!scored.isEmpty)
         #expect(scored.allSatisfy { bankIDs.contains($0) })
 
+        // The bank's decrypted model loads in XGBoost (PyPI) and predicts the joined plaintext exactly as the
+        // enclave scored it.
+        let parity = try ProcessRunner.python(Self.modelParityScript, [work.path])
+        #expect(parity.status == 0, "XGBoost parity: \(parity.stdoutText) \(parity.stderrText)")
+
         // No plaintext row reached the server: a customer hash appears nowhere in its data directory.
         let probe = try #require(bankIDs.first)
         let grep = try ProcessRunner.run("/bin/grep", ["-rqF", probe, work.appendingPathComponent("server").path])
         #expect(grep.status == 1, "a plaintext customer id was found in the server's data directory")
     }
+
+    /// Loads the demo's decrypted model in XGBoost and compares its predictions on the joined plaintext
+    /// with the scores the enclave returned (at most 1e-6 apart). Argument: the demo's working folder.
+    static let modelParityScript = #"""
+"""Loads the demo's decrypted model in XGBoost and compares its predictions on the joined plaintext
+with the scores the enclave returned. Usage: check_model.py DEMO_DIR. Prints the largest difference."""
+import csv, json, math, sys
+import numpy as np
+import xgboost as xgb
+
+work = sys.argv[1]
+policy = json.load(open(f"{work}/policy.json"))
+features = policy["training"]["features"]
+rows = {}
+for party in ("first-bank", "shopmart", "metro-telecom"):
+    with open(f"{work}/plaintext/{party}.csv", newline="") as f:
+        for record in csv.DictReader(f):
+            rows.setdefault(record["customer_hash"], {}).update(record)
+scores = {}
+with open(f"{work}/results/first-bank/scores-own.csv", newline="") as f:
+    for record in csv.DictReader(f):
+        scores[record["id"]] = float(record["score"])
+ids = sorted(scores)
+def value(text):
+    return float(text) if text not in ("", "NA") else math.nan
+matrix = np.array([[value(rows[i][name]) for name in features] for i in ids], dtype=np.float32)
+booster = xgb.Booster()
+booster.load_model(f"{work}/results/first-bank/model.json")
+predicted = booster.predict(xgb.DMatrix(matrix, missing=math.nan, feature_names=features))
+worst = max(abs(float(p) - scores[i]) for p, i in zip(predicted, ids))
+print(f"{len(ids)} scores, max |xgboost - enclave| = {worst:.3g}")
+sys.exit(0 if worst <= 1e-6 else 1)
+"""#
 }
