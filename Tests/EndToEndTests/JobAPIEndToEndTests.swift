@@ -14,7 +14,7 @@ import Testing
     static let bank = JobAPIFixture.bank
     static let retailer = JobAPIFixture.retailer
     /// Enough boosting rounds that training takes a few seconds in a debug build (cancel and kill tests).
-    static let longRounds = 400
+    static let longRounds = 1500
 
     /// The `items` of a listing answered by the CLI with `--json`.
     static func items(_ result: JobAPIFixture.CLIResult) throws -> [[String: Any]] {
@@ -63,7 +63,8 @@ import Testing
             #expect(foreign.status == 404)
             #expect(missing.status == 404)
             #expect(Fixture.error(foreign)?.code == "not_found")
-            #expect(foreign.body == missing.body, "\(foreign.bodyText) vs \(missing.bodyText)")
+            let sameBody = foreign.body == missing.body
+            #expect(sameBody, "\(foreign.body.count) bytes (\(foreign.bodyText.prefix(200))) vs \(missing.bodyText)")
             #expect(foreign.header("content-type") == missing.header("content-type"))
             #expect(foreign.header("content-length") == missing.header("content-length"))
             // The CLI, asked for an artifact the retailer was not granted, finds none.
@@ -221,7 +222,9 @@ import Testing
             #expect(
                 watchErr == "error: job \(job) cancelled: job.cancelled: cancelled by \(f.parties[Self.bank].id)\n",
                 "\(watchErr)")
-            #expect(((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("state cancelled"))
+            // It was cancelled while training: nothing was being delivered.
+            let watchOut = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            #expect(watchOut.contains("state cancelled") && !watchOut.contains("state delivering"), "\(watchOut)")
 
             let status = try await f.waitForJob(job, timeout: 5)
             #expect(status["status"] as? String == "cancelled")
@@ -244,7 +247,7 @@ import Testing
 
     @Test func enclaveKilledMidTrainingFailsTheJobCleanlyAndARetrySucceeds() async throws {
         try await Fixture.with { f in
-            let (collaboration, digest) = try await f.propose(rounds: Self.longRounds / 4, maxRuns: 2)
+            let (collaboration, digest) = try await f.propose(rounds: Self.longRounds, maxRuns: 2)
             for party in f.parties.indices { try await f.approve(party, collaboration, digest: digest) }
             let job = try await f.startJob(collaboration)
             let (watch, out, err) = try f.spawnCLI(Self.bank, ["job", "watch", job], name: "watch-kill")
@@ -259,6 +262,8 @@ import Testing
             let watchErr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
             #expect(watchStatus == 1)
             #expect(watchErr.hasPrefix("error: job \(job) failed: job.enclave_lost: "), "\(watchErr)")
+            let watchOut = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            #expect(watchOut.contains("state failed") && !watchOut.contains("state delivering"), "\(watchOut)")
             let ended = try await f.waitForJob(job, timeout: 10)
             #expect(ended["status"] as? String == "failed")
             #expect(Self.errorCode(ended) == "job.enclave_lost", "\(ended)")
