@@ -230,20 +230,6 @@ def cpu_ticks(pid):
         return None
 
 
-def sched_ns(pid):
-    """(on-CPU ns, waiting-for-a-CPU ns) summed over the process's live threads (/proc/PID/task/*/schedstat)."""
-    run = wait = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                fields = f.read().split()
-            run += int(fields[0])
-            wait += int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return run, wait
-
-
 def memory_kib(pid):
     values = {}
     try:
@@ -259,10 +245,11 @@ def memory_kib(pid):
 class EnclaveSampler(threading.Thread):
     """Samples the server's `cleanroom-enclave` child: VmHWM/VmRSS and CPU ticks, with the server's CPU."""
 
-    def __init__(self, server_pid, interval):
+    def __init__(self, server_pid, interval, perf_data=None):
         super().__init__(daemon=True)
         self.server_pid, self.interval = server_pid, interval
-        # (t, enclave pid, rss KiB, hwm KiB, enclave ticks, server ticks, enclave run-queue wait ns)
+        self.perf_data, self.perf = perf_data, None
+        # (t, enclave pid, rss KiB, hwm KiB, enclave ticks, server ticks)
         self.samples = []
         self.stop = threading.Event()
         self.pids = set()
@@ -278,13 +265,17 @@ class EnclaveSampler(threading.Thread):
                             continue
                 except OSError:
                     continue
-                memory, ticks, sched = memory_kib(pid), cpu_ticks(pid), sched_ns(pid)
+                memory, ticks = memory_kib(pid), cpu_ticks(pid)
                 if memory and ticks is not None:
+                    if self.perf_data and self.perf is None:
+                        # CPU profile of the whole enclave run, on the same clock as time.monotonic().
+                        self.perf = subprocess.Popen(
+                            ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "cpu-clock", "-F", "250", "-g",
+                             "-p", str(pid), "-o", self.perf_data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     self.pids.add(pid)
-                    self.samples.append((now, pid, memory["VmRSS"], memory["VmHWM"], ticks, server,
-                                         sched[1] if sched else None))
+                    self.samples.append((now, pid, memory["VmRSS"], memory["VmHWM"], ticks, server))
             if not self.samples or self.samples[-1][0] != now:
-                self.samples.append((now, None, None, None, None, server, None))
+                self.samples.append((now, None, None, None, None, server))
             self.stop.wait(self.interval)
 
 
@@ -295,8 +286,8 @@ def first(events, kind, key, value):
     return None
 
 
-def run_job(collab, token, interval):
-    sampler = EnclaveSampler(collab.server.pid, interval)
+def run_job(collab, token, interval, perf_data=None):
+    sampler = EnclaveSampler(collab.server.pid, interval, perf_data)
     sampler.start()
     time.sleep(0.2)
     t0 = time.monotonic()
@@ -312,6 +303,9 @@ def run_job(collab, token, interval):
         time.sleep(0.05)
     sampler.stop.set()
     sampler.join()
+    if sampler.perf:
+        sampler.perf.send_signal(signal.SIGINT)
+        sampler.perf.wait(timeout=60)
     if reader.error:
         raise SystemExit(f"event stream failed: {reader.error}")
     events = reader.events
@@ -370,20 +364,25 @@ def run_job(collab, token, interval):
         inside = [s for s in enclave if start <= s[0] <= end]
         e0, e1 = at(start, 4) or 0, at(end, 4)
         s0, s1 = at(start, 5), at(end, 5)
-        w0, w1 = at(start, 6) or 0, at(end, 6)
         per_phase[name] = {
-            "enclave_runqueue_wait_s": ((w1 or 0) - w0) / 1e9 if w1 is not None else None,
             "max_rss_mib": max((s[2] for s in inside), default=0) / 1024,
             "enclave_cpu_s": ((e1 or 0) - e0) / CLK_TCK if e1 is not None else None,
             "server_cpu_s": (s1 - s0) / CLK_TCK if s0 is not None and s1 is not None else None,
         }
+    detail_cpu = {}
+    for a, b in zip(order, order[1:]):
+        e0, e1 = at(marks[a], 4), at(marks[b], 4)
+        detail_cpu[f"{a}→{b}"] = (e1 - (e0 or 0)) / CLK_TCK if e1 is not None else None
     rounds = [body for _, name, body in events if name == "progress" and body.get("phase") == "training"]
     return {
         "job": job["id"],
+        "t0_monotonic": t0,
+        "marks_s": {k: v - t0 for k, v in marks.items()},
         "total_s": total,
         "post_answer_s": t_answer - t0,
         "phases_s": phases,
         "detail_s": detail,
+        "detail_enclave_cpu_s": detail_cpu,
         "decrypting_event_replayed": replayed,
         "enclave_peak_hwm_mib": peak_hwm / 1024 if peak_hwm else None,
         "enclave_pids": sorted(sampler.pids),
@@ -427,16 +426,21 @@ def summarise(runs, uploads):
     hwm = [r["enclave_peak_hwm_mib"] for r in runs]
     lines.append("enclave peak RSS (VmHWM) MiB: median " f"{statistics.median(hwm):.0f} (per run: "
                  + ", ".join(f"{h:.0f}" for h in hwm) + ")")
-    lines.append("sub-phases, median s: " + ", ".join(
-        f"{k} {statistics.median(r['detail_s'][k] for r in runs):.2f}" for k in runs[0]["detail_s"]))
+    lines.append("sub-phases, median wall s (enclave CPU s): " + ", ".join(
+        f"{k} {statistics.median(r['detail_s'][k] for r in runs):.2f} "
+        f"({statistics.median(r['detail_enclave_cpu_s'][k] or 0 for r in runs):.2f})" for k in runs[0]["detail_s"]))
     for phase in PHASES:
         cpu = [r["per_phase"][phase]["enclave_cpu_s"] for r in runs]
         server = [r["per_phase"][phase]["server_cpu_s"] for r in runs]
         rss = [r["per_phase"][phase]["max_rss_mib"] for r in runs]
-        wait = [r["per_phase"][phase]["enclave_runqueue_wait_s"] or 0 for r in runs]
-        lines.append(f"  {LABELS[phase]:32} enclave CPU {statistics.median(cpu):7.2f} s, waiting for a core "
-                     f"{statistics.median(wait):6.2f} s, server CPU {statistics.median(server):6.2f} s, "
-                     f"max RSS {statistics.median(rss):6.0f} MiB")
+        share = [r["per_phase"][phase]["enclave_cpu_s"] / r["phases_s"][phase] for r in runs]
+        lines.append(f"  {LABELS[phase]:32} enclave CPU {statistics.median(cpu):7.2f} s "
+                     f"({100 * statistics.median(share):4.0f}% of the wall time), server CPU "
+                     f"{statistics.median(server):6.2f} s, max RSS {statistics.median(rss):6.0f} MiB")
+    cpu_total = [sum(r["per_phase"][p]["enclave_cpu_s"] or 0 for p in PHASES) for r in runs]
+    cpu_non_training = [1 - (r["per_phase"]["d_train"]["enclave_cpu_s"] or 0) / t for r, t in zip(runs, cpu_total)]
+    lines.append(f"enclave CPU: median {statistics.median(cpu_total):.2f} s per job, of which everything but training "
+                 f"{100 * statistics.median(cpu_non_training):.1f}%")
     for party, u in uploads.items():
         lines.append(f"upload {party}: {u['bytes'] / 2**20:.1f} MiB in {u['seconds']:.2f} s = {u['mib_per_s']:.1f} MiB/s")
     return "\n".join(lines)
@@ -452,6 +456,8 @@ def main():
     parser.add_argument("--max-bin", type=int, default=64)
     parser.add_argument("--interval", type=float, default=0.025, help="enclave sampling interval (s)")
     parser.add_argument("--out", help="results JSON")
+    parser.add_argument("--perf", help="folder: record a CPU profile of each run's enclave (perf record -g; "
+                        "split it by phase with profile_phases.py). Not for timed runs")
     parser.add_argument("--work", help="working folder (default: a temporary one, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     args = parser.parse_args()
@@ -470,7 +476,11 @@ def main():
         token = collab.token("first-bank")
         for index in range(args.runs):
             log(f"run {index + 1}/{args.runs}: starting the job (load average {os.getloadavg()[0]:.1f})")
-            result = run_job(collab, token, args.interval)
+            perf_data = None
+            if args.perf:
+                os.makedirs(args.perf, exist_ok=True)
+                perf_data = os.path.join(os.path.abspath(args.perf), f"enclave-run{index + 1}.perf")
+            result = run_job(collab, token, args.interval, perf_data)
             result["load_average_after"] = os.getloadavg()
             result["verify"] = verify_outputs(collab, result["job"])
             runs.append(result)
