@@ -33,21 +33,10 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
 }
 
 /// Encrypted training checkpoints (DESIGN §7) through the real `cleanroom-enclave` process, the
-/// local KMS (a checkpoint key whose policy allows `GenerateDataKey`/`Decrypt` only with
-/// `kms:RecipientAttestation:ImageSha384` = the enclave image) and the file object store.
+/// local KMS (`LocalKMS.checkpointKey`: a key whose policy allows `GenerateDataKey`/`Decrypt` only
+/// with `kms:RecipientAttestation:ImageSha384` = the enclave image) and the file object store.
 @Suite(.serialized) struct JobCheckpointTests {
     static let rounds = 150
-
-    static func checkpointKeyPolicy(imageSha384: String) -> String {
-        """
-        {"Version":"2012-10-17","Statement":[
-          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},
-           "NotAction":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*"},
-          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},
-           "Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
-           "Condition":{"StringEqualsIgnoreCase":{"kms:RecipientAttestation:ImageSha384":"\(imageSha384)"}}}]}
-        """
-    }
 
     /// A GBDT job of `rounds` rounds on 4000 joined rows, a checkpoint every 2 rounds.
     final class Setup: @unchecked Sendable {
@@ -71,14 +60,7 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
             // The datasets' keys go to every image the policy allows; the checkpoint key only to the first.
             let others = try world.alsoAllowedBinaries.map { Hex.encode(try DevelopmentMeasurements(executableAt: $0).pcr0) }
             (kms, objects) = try await JobWithLocalKMSTests().setUp(world, alsoAllowedImages: others)
-            if checkpointKeyARN.isEmpty {
-                let key = try kms.createKey(
-                    .init(
-                        description: "checkpoints",
-                        policy: JobCheckpointTests.checkpointKeyPolicy(imageSha384: Hex.encode(world.attestor.measurements.pcr0))),
-                    caller: kms.defaultCaller)
-                checkpointKeyARN = key.keyMetadata.arn
-            }
+            checkpointKeyARN = try kms.checkpointKey(enclaveImages: [Hex.encode(world.attestor.measurements.pcr0)])
             let kms = self.kms!
             checkpoints = RecordingCheckpoints(
                 KMSCheckpointService(

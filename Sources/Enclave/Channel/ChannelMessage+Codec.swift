@@ -163,8 +163,8 @@ extension ChannelMessage {
                 ciphertextForRecipient: try r.bytes("CiphertextForRecipient", max: limits.maxKeyReleasePayload, min: 1))
         case .checkpointResume, .checkpoint:
             let bytes = r.rest()
-            guard bytes.count >= SealedCheckpoint.minimumBytes else {
-                throw ChannelError(.malformedPayload, "\(frame.type) message: a sealed checkpoint is at least \(SealedCheckpoint.minimumBytes) bytes")
+            guard bytes.count >= SealedCheckpointLayout.minimumBytes else {
+                throw ChannelError(.malformedPayload, "\(frame.type) message: a sealed checkpoint is at least \(SealedCheckpointLayout.minimumBytes) bytes")
             }
             self = frame.type == .checkpoint ? .checkpoint(bytes) : .checkpointResume(bytes)
         case .error:

@@ -228,3 +228,10 @@ public struct AttestationRequest: Sendable, Equatable {
         self.nonce = nonce
     }
 }
+
+/// The size facts of a sealed checkpoint that the codec checks; the format itself is
+/// `SealedCheckpoint` (header 9 bytes, nonce 12, tag 16).
+public enum SealedCheckpointLayout {
+    /// The smallest well-formed sealed checkpoint (an empty plaintext).
+    public static let minimumBytes = 9 + 12 + 16
+}

@@ -14,7 +14,7 @@ public enum SealedCheckpoint {
     static let label = Array("cleanroom-checkpoint-v1".utf8)
     static let headerBytes = 9
     /// The smallest well-formed sealed checkpoint (an empty plaintext).
-    public static let minimumBytes = headerBytes + AESGCM.nonceByteCount + AESGCM.tagByteCount
+    public static let minimumBytes = SealedCheckpointLayout.minimumBytes
 
     /// What a checkpoint is bound to.
     public struct Binding: Sendable, Equatable {

@@ -30,3 +30,29 @@ public protocol CheckpointService: Sendable {
     /// kept for a retry.
     func ended(plan: JobPlan, succeeded: Bool)
 }
+
+/// Audits each checkpoint key release (attested PCR0, whether a checkpoint was resumed — never
+/// the key) before it is forwarded; a release that cannot be audited is not forwarded.
+struct AuditedCheckpoints: CheckpointService {
+    let inner: any CheckpointService
+    let jobs: JobStore
+    let jobID: String
+    /// The attested enclave's PCR0, once the gate verified it.
+    let attestedPCR0: @Sendable () -> [UInt8]?
+
+    func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant {
+        guard let pcr0 = attestedPCR0() else {
+            throw JobFailure(code: "job.protocol", message: "a checkpoint key was asked before the enclave was attested")
+        }
+        let grant = try inner.grant(plan: plan, attestationDocument: attestationDocument)
+        do {
+            try jobs.auditCheckpointKey(jobID: jobID, pcr0: pcr0, resumed: grant.sealedCheckpoint != nil)
+        } catch {
+            throw JobFailure(code: "audit.failed", message: "the checkpoint key release could not be audited; nothing was forwarded")
+        }
+        return grant
+    }
+
+    func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) { try inner.store(plan: plan, sealed: sealed) }
+    func ended(plan: JobPlan, succeeded: Bool) { inner.ended(plan: plan, succeeded: succeeded) }
+}
