@@ -110,6 +110,18 @@ fuzz-policy: $(FUZZ_BUILD)/fuzz-policy
 policies-embed:
 	python3 policies/embed.py
 
+# Fuzzing the enclave channel decoder (issue #8): the channel sources alone, compiled as the Enclave
+# module with the entry point. `make fuzz-channel FUZZ_SECONDS=600`.
+CHANNEL_SOURCES := $(wildcard Sources/Enclave/Channel/*.swift)
+.PHONY: fuzz-channel
+$(FUZZ_BUILD)/fuzz-channel: $(CHANNEL_SOURCES) $(wildcard Fuzz/Channel/*.swift)
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_SWIFTC) -module-name Enclave $(CHANNEL_SOURCES) Fuzz/Channel/*.swift -o $@
+
+fuzz-channel: $(FUZZ_BUILD)/fuzz-channel
+	@mkdir -p $(FUZZ_BUILD)/corpus-channel
+	cd $(FUZZ_BUILD) && ./fuzz-channel -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -print_final_stats=1 corpus-channel
+
 # Fuzzing the CBOR decoder and the attestation verifier (issue #5), same pattern as above: the
 # Attestation sources and the target's entry point compiled together as the Attestation module.
 # Seeds: the three real Nitro documents of ../shared/vectors/nitro (and their payloads for CBOR).

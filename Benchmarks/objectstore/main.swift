@@ -5,6 +5,7 @@
 //   objectstore-bench s3 ENDPOINT BUCKET MIB     (credentials from the usual AWS sources)
 //
 // Environment: OBJECTSTORE_BENCH_PARTS (S3 part buffers per put, default 3),
+// OBJECTSTORE_BENCH_BLOCK / OBJECTSTORE_BENCH_WRITEBACK (FileObjectStore write block and writeback interval),
 // OBJECTSTORE_BENCH_SMAPS=1 (print the largest resident mappings to stderr at the end).
 //
 // Driven by Benchmarks/objectstore/bench.sh (see docs/performance.md).
@@ -36,7 +37,12 @@ guard args.count >= 4 else {
 let store: any ObjectStore
 let mib: Int
 if args[1] == "file" {
-    store = try FileObjectStore(root: URL(fileURLWithPath: args[2]))
+    // OBJECTSTORE_BENCH_BLOCK / OBJECTSTORE_BENCH_WRITEBACK: FileObjectStore.WriteConfiguration (bytes; 0 = no writeback).
+    let env = ProcessInfo.processInfo.environment
+    var writes = FileObjectStore.WriteConfiguration()
+    if let b = env["OBJECTSTORE_BENCH_BLOCK"].flatMap({ Int($0) }) { writes.blockSize = b }
+    if let w = env["OBJECTSTORE_BENCH_WRITEBACK"].flatMap({ Int($0) }) { writes.writebackInterval = w }
+    store = try FileObjectStore(root: URL(fileURLWithPath: args[2]), writes: writes)
     mib = Int(args[3])!
 } else {
     var config = AWSConfiguration.resolve()

@@ -23,6 +23,7 @@ public struct EnclaveError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let training = Code(rawValue: "enclave.training")
         public static let output = Code(rawValue: "enclave.output")
         public static let attestation = Code(rawValue: "enclave.attestation")
+        public static let checkpointInvalid = Code(rawValue: "enclave.checkpoint_invalid")
         public static let cancelled = Code(rawValue: "enclave.cancelled")
         public static let `internal` = Code(rawValue: "enclave.internal")
     }

@@ -12,17 +12,25 @@ import Foundation
 /// the metadata then the data into place and fsyncs the directory: the rename of the data file
 /// is the commit point, so a crash leaves either no new version or a complete one. Version ids
 /// sort by creation time, so the latest version is the greatest id whose data file exists.
-/// Blocking file I/O runs on a dedicated queue, never on the caller's thread.
+/// Blocking file I/O runs on a dedicated queue, never on the caller's thread; a put writes one
+/// block while it hashes the next and starts writeback early (`WriteConfiguration`).
 public final class FileObjectStore: ObjectStore {
     public let root: URL
     private let objectsDir: URL
     private let tmpDir: URL
-    private let chunkSize = 1 << 18
+    private let chunkSize = 1 << 18  // per read of a get
     private let io = DispatchQueue(label: "FileObjectStore.io", attributes: .concurrent)
+    public let writes: WriteConfiguration
 
     /// Opens (creating if needed) a store at `root`, and removes leftovers of interrupted puts.
-    public init(root: URL) throws {
+    public convenience init(root: URL) throws {
+        try self.init(root: root, writes: WriteConfiguration())
+    }
+
+    /// Opens a store at `root` that writes as `writes` says.
+    public init(root: URL, writes: WriteConfiguration) throws {
         self.root = root
+        self.writes = writes
         objectsDir = root.appendingPathComponent("objects")
         tmpDir = root.appendingPathComponent("tmp")
         for dir in [root, objectsDir, tmpDir] {
@@ -80,20 +88,19 @@ public final class FileObjectStore: ObjectStore {
         }
         let hasher = PayloadHasher()
         var size: Int64 = 0
-        // Coalesce small chunks so each write(2) moves a reasonable amount.
-        var pending: [UInt8] = []
-        pending.reserveCapacity(chunkSize)
-        for try await chunk in body {
-            hasher.update(chunk)
-            size += Int64(chunk.count)
-            pending += chunk
-            if pending.count >= chunkSize {
-                let toWrite = pending
-                try await onIO { try file.writeAll(toWrite) }
-                pending.removeAll(keepingCapacity: true)
+        let writer = PipelinedFileWriter(file: file, io: io, configuration: writes)
+        do {
+            // Hashing this chunk overlaps with the write of the previous block.
+            for try await chunk in body {
+                hasher.update(chunk)
+                size += Int64(chunk.count)
+                try await writer.append(chunk)
             }
+            try await writer.finish()
+        } catch {
+            await writer.drain()  // no write may still use the descriptor when it is closed
+            throw error
         }
-        let rest = pending
         let digest = hasher.finalizeHex()
         var sse: String?
         var kmsKey: String?
@@ -108,7 +115,6 @@ public final class FileObjectStore: ObjectStore {
         let dir = objectDir(key)
         let tmp = tmpDir, objects = objectsDir
         try await onIO {
-            try file.writeAll(rest)
             guard fsync(file.fd) == 0 else { throw Self.posixError("fsync object data") }
             let createdDir = !FileManager.default.fileExists(atPath: dir.path)
             if createdDir {
@@ -295,53 +301,5 @@ public final class FileObjectStore: ObjectStore {
             unlink(tmp.path)
             throw error
         }
-    }
-}
-
-/// A file descriptor closed exactly once.
-final class FileBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var open_: Bool = true
-    let fd: Int32
-    init(fd: Int32) { self.fd = fd }
-
-    func close() {
-        lock.lock()
-        defer { lock.unlock() }
-        if open_ {
-            open_ = false
-            Glibc.close(fd)
-        }
-    }
-
-    func writeAll(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { buf in
-            var off = 0
-            while off < buf.count {
-                let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileObjectStore.posixError("write object data")
-                }
-                off += n
-            }
-        }
-    }
-
-    func read(count: Int, at offset: Int64) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        try out.withUnsafeMutableBytes { buf in
-            while got < count {
-                let n = pread(fd, buf.baseAddress! + got, count - got, off_t(offset) + off_t(got))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileObjectStore.posixError("read object data")
-                }
-                if n == 0 { break }
-                got += n
-            }
-        }
-        return Array(out[0..<got])
     }
 }

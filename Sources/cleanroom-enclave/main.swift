@@ -3,6 +3,7 @@
 //
 //   cleanroom-enclave --connect unix:/path/to/socket [--attestor development]   (local mode)
 //   cleanroom-enclave --connect vsock:3:5005 [--attestor nsm]                   (Nitro Enclave)
+//   --checkpoint-every ROUNDS: rounds between sealed checkpoints when the server stores them (10)
 //
 // Exit status: 0 after the receipt was delivered, 1 when the job failed (the reason was sent to
 // the server), 2 for a usage error or an unreachable server.
@@ -21,6 +22,7 @@ func fail(_ message: String, status: Int32) -> Never {
 
 var connect: ChannelAddress?
 var attestorKind = "nsm"
+var checkpointEvery = 10
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -34,8 +36,15 @@ while let argument = arguments.popFirst() {
             fail("--attestor must be nsm or development", status: 2)
         }
         attestorKind = value
+    case "--checkpoint-every":
+        guard let value = arguments.popFirst(), let rounds = Int(value), rounds >= 1, rounds <= 1_000_000 else {
+            fail("--checkpoint-every needs a number of rounds from 1 to 1000000", status: 2)
+        }
+        checkpointEvery = rounds
     case "--help", "-h":
-        print("usage: cleanroom-enclave --connect unix:PATH|vsock:CID:PORT [--attestor nsm|development]")
+        print(
+            "usage: cleanroom-enclave --connect unix:PATH|vsock:CID:PORT [--attestor nsm|development] "
+                + "[--checkpoint-every ROUNDS]")
         exit(0)
     default:
         fail("unknown argument \(argument)", status: 2)
@@ -73,7 +82,7 @@ if attestorKind == "development" {
 }
 let session = EnclaveSession(
     connection: connection, attestor: attestor, isDevelopment: attestorKind == "development",
-    workload: TrainingWorkload())
+    workload: TrainingWorkload(checkpointEvery: checkpointEvery))
 do {
     try await session.run()
     connection.close()

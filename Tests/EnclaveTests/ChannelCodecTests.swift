@@ -26,6 +26,9 @@ let sampleMessages: [ChannelMessage] = [
     .outputEnd(sha256: Array(repeating: 9, count: 32)),
     .receipt(Array(#"{"payload":"x","signature":"y"}"#.utf8)),
     .cancel(reason: ""),
+    .checkpointKey(ciphertextForRecipient: Array(repeating: 0x30, count: 400)),
+    .checkpointResume(Array("CRCK".utf8) + [1, 0, 0, 0, 5] + Array(repeating: 0x5A, count: 60)),
+    .checkpoint(Array("CRCK".utf8) + [1, 0, 0, 0, 6] + Array(repeating: 0xA5, count: 28)),
     .error(ChannelFailure(code: "enclave.schema_violation", message: "column \"age\": value is not an integer")),
 ]
 
@@ -113,7 +116,8 @@ private func lengthPrefixed(_ bytes: [UInt8]) -> [UInt8] {
         #expect((try? decoder.nextFrame()) == nil)
 
         #expect(decodeError(rawFrame(0x07, lengthPrefixed([]), version: 2))?.code == .unsupportedVersion)
-        #expect(decodeError(rawFrame(0x09, []))?.code == .unknownType)
+        #expect(decodeError(rawFrame(0x0B, []))?.code == .unknownType)
+        #expect(decodeError(rawFrame(0x4A, []))?.code == .unknownType)
         #expect(decodeError(rawFrame(0x00, []))?.code == .unknownType)
         #expect(decodeError(rawFrame(0x07, lengthPrefixed([]), reserved: 1))?.code == .reservedBits)
     }

@@ -23,11 +23,14 @@ import Testing
         // echoed on stderr, which a terminal shows too).
         let shown = result.stdoutText + result.stderrText
         for command in ["cleanroom keys init", "cleanroom register", "cleanroom dataset upload", "cleanroom policy propose",
-                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom output download",
+                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom job list",
+                        "cleanroom output download",
                         "cleanroom verify"] {
             #expect(shown.contains("$ \(command)"), "the demo does not show `\(command)`")
         }
         #expect(result.stdoutText.components(separatedBy: "VERIFIED").count - 1 == 3)
+        // Any member sees the collaboration's jobs.
+        #expect(result.stdoutText.contains(try Regex("job-[0-9a-f]+  succeeded  started ")), "`job list` shows no succeeded job")
 
         func files(_ party: String) throws -> Set<String> {
             Set(try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("results/\(party)").path))
@@ -46,9 +49,47 @@ import Testing
         #expect(!scored.isEmpty)
         #expect(scored.allSatisfy { bankIDs.contains($0) })
 
+        // The bank's decrypted model loads in XGBoost (PyPI) and predicts the joined plaintext exactly as the
+        // enclave scored it.
+        let parity = try ProcessRunner.python(Self.modelParityScript, [work.path])
+        #expect(parity.status == 0, "XGBoost parity: \(parity.stdoutText) \(parity.stderrText)")
+
         // No plaintext row reached the server: a customer hash appears nowhere in its data directory.
         let probe = try #require(bankIDs.first)
         let grep = try ProcessRunner.run("/bin/grep", ["-rqF", probe, work.appendingPathComponent("server").path])
         #expect(grep.status == 1, "a plaintext customer id was found in the server's data directory")
     }
+
+    /// Loads the demo's decrypted model in XGBoost and compares its predictions on the joined plaintext
+    /// with the scores the enclave returned (at most 1e-6 apart). Argument: the demo's working folder.
+    static let modelParityScript = #"""
+"""Loads the demo's decrypted model in XGBoost and compares its predictions on the joined plaintext
+with the scores the enclave returned. Usage: check_model.py DEMO_DIR. Prints the largest difference."""
+import csv, json, math, sys
+import numpy as np
+import xgboost as xgb
+
+work = sys.argv[1]
+policy = json.load(open(f"{work}/policy.json"))
+features = policy["training"]["features"]
+rows = {}
+for party in ("first-bank", "shopmart", "metro-telecom"):
+    with open(f"{work}/plaintext/{party}.csv", newline="") as f:
+        for record in csv.DictReader(f):
+            rows.setdefault(record["customer_hash"], {}).update(record)
+scores = {}
+with open(f"{work}/results/first-bank/scores-own.csv", newline="") as f:
+    for record in csv.DictReader(f):
+        scores[record["id"]] = float(record["score"])
+ids = sorted(scores)
+def value(text):
+    return float(text) if text not in ("", "NA") else math.nan
+matrix = np.array([[value(rows[i][name]) for name in features] for i in ids], dtype=np.float32)
+booster = xgb.Booster()
+booster.load_model(f"{work}/results/first-bank/model.json")
+predicted = booster.predict(xgb.DMatrix(matrix, missing=math.nan, feature_names=features))
+worst = max(abs(float(p) - scores[i]) for p, i in zip(predicted, ids))
+print(f"{len(ids)} scores, max |xgboost - enclave| = {worst:.3g}")
+sys.exit(0 if worst <= 1e-6 else 1)
+"""#
 }

@@ -79,6 +79,8 @@ enum Script: Sendable {
     case trainForever
     /// Succeeds, asking the launcher's development attestor for its document first.
     case succeedWithLocalAttestation
+    /// Sends a checkpoint although the server gave it no checkpoint key, then succeeds.
+    case unaskedCheckpoint
 }
 
 /// An in-process stand-in for `cleanroom-enclave` speaking the real protocol over a socket pair.
@@ -135,6 +137,8 @@ final class ScriptedEnclave: EnclaveInstance, @unchecked Sendable {
         case .trainForever:
             _ = try? c.receive(timeout: .seconds(30))  // until cancelled
             return
+        case .unaskedCheckpoint:
+            try c.send(.checkpoint(Array("CRCK".utf8) + [1, 0, 0, 0, 1] + Array(repeating: 0, count: 40)), timeout: t)
         case .succeed, .succeedWithLocalAttestation:
             break
         }
@@ -240,6 +244,15 @@ final class LaunchedBox: @unchecked Sendable {
         job.run()
         #expect(job.state == .failed)
         #expect(job.failure == JobFailure(code: "enclave.schema_violation", message: "dataset a, column age: not an integer"))
+    }
+
+    @Test func checkpointFromAnEnclaveGivenNoCheckpointKeyFailsTheJob() throws {
+        let sink = RecordingSink()
+        let job = runner(.unaskedCheckpoint, sink: sink)
+        job.run()
+        #expect(job.state == .failed)
+        #expect(job.failure?.code == "job.protocol")
+        #expect(sink.outputs.isEmpty)
     }
 
     @Test func enclaveDyingMidTrainingFailsCleanly() throws {

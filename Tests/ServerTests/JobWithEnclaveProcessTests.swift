@@ -87,6 +87,15 @@ final class JobWorld: @unchecked Sendable {
     /// For a union: each party's rows (x1, x2, y) in file order.
     var unionRows: [String: [(Double, Double, Int)]] = [:]
     var validationFraction = 0.25
+    /// The policy's training algorithm and hyperparameters, name and collaboration.
+    var algorithm = "logistic_regression"
+    var hyperparameters: [String: Any] = [:]
+    var policyName = "job test"
+    var collaborationID = "c"
+    /// More binaries whose measurements the policy allows (besides `measuredBinary`).
+    var alsoAllowedBinaries: [String] = []
+    /// Extra arguments for the enclave process (e.g. `--checkpoint-every`).
+    var enclaveArguments: [String] = []
 
     init(enclavePath: String? = nil) throws {
         alpha = try JobParty("alpha")
@@ -129,8 +138,8 @@ final class JobWorld: @unchecked Sendable {
             }
         }
         let unionColumns: [[String: Any]] = [["name": "x1", "type": "float"], ["name": "x2", "type": "float"], ["name": "y", "type": "integer"]]
-        let document: [String: Any] = [
-            "version": 1, "name": "job test",
+        var document: [String: Any] = [
+            "version": 1, "name": policyName,
             "parties": [alpha, beta].map { party in
                 [
                     "id": party.id, "signingKey": try! party.signingKey.publicKey.pemRepresentation,
@@ -148,9 +157,11 @@ final class JobWorld: @unchecked Sendable {
                      "columns": [["name": "id", "type": "string"], ["name": "x1", "type": "float"], ["name": "x2", "type": "float"]]],
                 ],
             "join": union != nil ? ["type": "union"] : ["type": "inner", "key": "id"],
-            "training": ["algorithm": "logistic_regression", "label": "y", "features": ["x1", "x2"],
+            "training": ["algorithm": algorithm, "label": "y", "features": ["x1", "x2"],
                          "validation": ["fraction": validationFraction, "seed": 7]],
-            "enclave": ["measurements": [["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]],
+            "enclave": ["measurements": ([pcrs] + (try alsoAllowedBinaries.map { try DevelopmentMeasurements(executableAt: $0).pcrs })).map { pcrs in
+                            ["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]
+                        },
                         "allowDebug": false],
             "outputs": [
                 ["recipient": "alpha", "artifacts": ["model", "metrics", "scores:own"]],
@@ -158,6 +169,10 @@ final class JobWorld: @unchecked Sendable {
             ],
             "constraints": ["minRowsPerParty": minRows, "minJoinedRows": minRows, "expiresAt": "2099-01-01T00:00:00Z", "maxRuns": 5],
         ]
+        if !hyperparameters.isEmpty, var training = document["training"] as? [String: Any] {
+            training["hyperparameters"] = hyperparameters
+            document["training"] = training
+        }
         policy = Array(try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]))
         let digest = try PolicyDocument(bytes: policy).digest
         let entries = try [alpha, beta].map { party in
@@ -181,7 +196,7 @@ final class JobWorld: @unchecked Sendable {
 
     var plan: JobPlan {
         JobPlan(
-            jobID: "job-\(UUID().uuidString.prefix(8).lowercased())", collaborationID: "c", policy: policy,
+            jobID: "job-\(UUID().uuidString.prefix(8).lowercased())", collaborationID: collaborationID, policy: policy,
             policyDigest: Hex.decode(try! PolicyDocument(bytes: policy).digest)!, approvalBundle: bundle,
             datasets: ["alpha-labels", "beta-features"].map { id in
                 JobPlan.Dataset(
@@ -190,12 +205,16 @@ final class JobWorld: @unchecked Sendable {
             })
     }
 
-    var launcher: LocalEnclaveLauncher {
-        var configuration = LocalEnclaveLauncher.Configuration(executablePath: enclavePath)
-        configuration.extraArguments = ["--attestor", "development"]
+    var launcher: LocalEnclaveLauncher { launcher(executable: enclavePath) }
+
+    /// A launcher for `executable`, measured by a development attestor under the same CA.
+    func launcher(executable: String) -> LocalEnclaveLauncher {
+        var configuration = LocalEnclaveLauncher.Configuration(executablePath: executable)
+        configuration.extraArguments = ["--attestor", "development"] + enclaveArguments
         configuration.logPath = directory.appendingPathComponent("enclave.log").path
         configuration.terminateGrace = .milliseconds(500)
-        let attestor = self.attestor
+        let attestor = executable == enclavePath
+            ? self.attestor : try! DevelopmentAttestor.open(dataDirectory: directory.path, enclaveExecutable: executable)
         configuration.attestation = { publicKey, userData, nonce in
             try attestor.attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
         }

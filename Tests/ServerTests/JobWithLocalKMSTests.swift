@@ -14,25 +14,28 @@ import Testing
 /// (`kms:RecipientAttestation:ImageSha384`), stored in the file object store, released with
 /// `Recipient`, streamed to the real `cleanroom-enclave` process.
 @Suite(.serialized) struct JobWithLocalKMSTests {
-    static func policy(imageSha384: String) -> String {
-        """
+    static func policy(imageSha384: String, alsoAllowed: [String] = []) -> String {
+        let images = ([imageSha384] + alsoAllowed).map { "\"\($0)\"" }.joined(separator: ",")
+        return """
         {"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"NotAction":"kms:Decrypt","Resource":"*"},
           {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:Decrypt","Resource":"*",
-           "Condition":{"StringEqualsIgnoreCase":{"kms:RecipientAttestation:ImageSha384":"\(imageSha384)"}}}]}
+           "Condition":{"StringEqualsIgnoreCase":{"kms:RecipientAttestation:ImageSha384":[\(images)]}}}]}
         """
     }
 
     /// Encrypts every dataset with its own local-KMS key and stores it; `betaImage` is the PCR0
     /// beta's key policy allows (default: the enclave's own).
-    func setUp(_ world: JobWorld, betaImage: String? = nil) async throws -> (LocalKMS, FileObjectStore) {
+    func setUp(_ world: JobWorld, betaImage: String? = nil, alsoAllowedImages: [String] = []) async throws
+        -> (LocalKMS, FileObjectStore)
+    {
         let kms = try LocalKMS(
             directory: world.directory.appendingPathComponent("kms"), attestationVerifier: world.verifier)
         let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
         let enclaveImage = Hex.encode(world.attestor.measurements.pcr0)
         for (id, party) in [("alpha-labels", world.alpha), ("beta-features", world.beta)] {
             let image = id.hasPrefix("beta") ? (betaImage ?? enclaveImage) : enclaveImage
-            let key = try kms.createKey(.init(description: id, policy: Self.policy(imageSha384: image)), caller: kms.defaultCaller)
+            let key = try kms.createKey(.init(description: id, policy: Self.policy(imageSha384: image, alsoAllowed: alsoAllowedImages)), caller: kms.defaultCaller)
             let keyring = try KMSKeyring(kms: kms, keyID: key.keyMetadata.arn)
             let context = try EncryptionContext([
                 ("cleanroom:dataset", id), ("cleanroom:party", party.id), ("cleanroom:owner-key", party.fingerprint),

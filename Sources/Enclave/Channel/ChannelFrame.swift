@@ -11,6 +11,10 @@ public enum ChannelMessageType: UInt8, Sendable, CaseIterable {
     case cancel = 0x07
     /// Local mode only: the development attestor's document, answering `attestationRequest`.
     case attestationDocument = 0x08
+    /// The checkpoint data key as KMS released it to the enclave (CMS, like a key release).
+    case checkpointKey = 0x09
+    /// A sealed checkpoint of an earlier run of the same collaboration and policy, to resume from.
+    case checkpointResume = 0x0A
     // enclave → server
     case hello = 0x41
     case accepted = 0x42
@@ -21,6 +25,8 @@ public enum ChannelMessageType: UInt8, Sendable, CaseIterable {
     case receipt = 0x47
     /// Local mode only: asks the launcher's development attestor for a document.
     case attestationRequest = 0x48
+    /// A sealed training checkpoint for the server to store.
+    case checkpoint = 0x49
     // both ways
     case error = 0x7F
 }

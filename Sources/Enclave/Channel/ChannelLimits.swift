@@ -16,6 +16,8 @@ public struct ChannelLimits: Sendable, Equatable {
     public var maxChunkPayload: Int = 1024 * 1024 + 64
     /// Largest receipt payload.
     public var maxReceiptPayload: Int = 4 * 1024 * 1024
+    /// Largest sealed training checkpoint (either way).
+    public var maxCheckpointPayload: Int = 32 * 1024 * 1024
     /// Largest string field (identifiers, messages), in UTF-8 bytes.
     public var maxStringBytes: Int = 4096
     /// Most datasets in one job specification.
@@ -34,7 +36,8 @@ public struct ChannelLimits: Sendable, Equatable {
         switch type {
         case .hello, .attestationDocument, .attestationRequest: maxHelloPayload
         case .jobSpec: maxSpecPayload
-        case .keyRelease: maxKeyReleasePayload
+        case .keyRelease, .checkpointKey: maxKeyReleasePayload
+        case .checkpointResume, .checkpoint: maxCheckpointPayload
         case .datasetChunk, .outputChunk: maxChunkPayload
         case .receipt: maxReceiptPayload
         case .begin, .accepted, .datasetBegin, .datasetEnd, .progress, .outputBegin, .outputEnd, .error, .cancel:

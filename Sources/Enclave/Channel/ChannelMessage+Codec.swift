@@ -24,7 +24,8 @@ extension ChannelMessage {
         case .datasetBegin(let m):
             w.string(m.datasetID)
             w.u64(m.byteCount)
-        case .datasetChunk(let bytes), .outputChunk(let bytes), .receipt(let bytes):
+        case .datasetChunk(let bytes), .outputChunk(let bytes), .receipt(let bytes), .checkpointResume(let bytes),
+            .checkpoint(let bytes):
             w.raw(bytes)
         case .datasetEnd(let id):
             w.string(id)
@@ -60,6 +61,8 @@ extension ChannelMessage {
             w.bytes(request.nonce)
         case .attestationDocument(let document):
             w.bytes(document)
+        case .checkpointKey(let cms):
+            w.bytes(cms)
         }
         return ChannelFrame(type: type, payload: w.bytes)
     }
@@ -155,6 +158,15 @@ extension ChannelMessage {
         case .attestationDocument:
             self = .attestationDocument(
                 try r.bytes("attestation document", max: EnclaveHello.maxAttestationBytes, min: 1))
+        case .checkpointKey:
+            self = .checkpointKey(
+                ciphertextForRecipient: try r.bytes("CiphertextForRecipient", max: limits.maxKeyReleasePayload, min: 1))
+        case .checkpointResume, .checkpoint:
+            let bytes = r.rest()
+            guard bytes.count >= SealedCheckpointLayout.minimumBytes else {
+                throw ChannelError(.malformedPayload, "\(frame.type) message: a sealed checkpoint is at least \(SealedCheckpointLayout.minimumBytes) bytes")
+            }
+            self = frame.type == .checkpoint ? .checkpoint(bytes) : .checkpointResume(bytes)
         case .error:
             self = .error(
                 ChannelFailure(

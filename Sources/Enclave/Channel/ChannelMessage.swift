@@ -9,8 +9,9 @@
 /// jobSpec(policy, approval bundle, datasets) →
 ///                                            ← accepted(approval-bundle digest)   or error
 /// keyRelease(dataset, CMS) × n               →
+/// [checkpointKey(CMS) [checkpointResume(sealed)]] → (only when the server stores checkpoints)
 /// datasetBegin, datasetChunk…, datasetEnd × n →
-///                                            ← progress × m
+///                                            ← progress × m, checkpoint(sealed) × c
 ///                                            ← outputBegin, outputChunk…, outputEnd × k
 ///                                            ← receipt
 /// cancel (any time)                          →
@@ -34,6 +35,12 @@ public enum ChannelMessage: Sendable, Equatable {
     case error(ChannelFailure)
     case attestationRequest(AttestationRequest)
     case attestationDocument([UInt8])
+    /// `CiphertextForRecipient` of the checkpoint data key.
+    case checkpointKey(ciphertextForRecipient: [UInt8])
+    /// A `SealedCheckpoint` to resume from.
+    case checkpointResume([UInt8])
+    /// A new `SealedCheckpoint` (enclave → server).
+    case checkpoint([UInt8])
 
     /// The frame type this message travels in.
     public var type: ChannelMessageType {
@@ -55,6 +62,9 @@ public enum ChannelMessage: Sendable, Equatable {
         case .error: .error
         case .attestationRequest: .attestationRequest
         case .attestationDocument: .attestationDocument
+        case .checkpointKey: .checkpointKey
+        case .checkpointResume: .checkpointResume
+        case .checkpoint: .checkpoint
         }
     }
 }
@@ -217,4 +227,11 @@ public struct AttestationRequest: Sendable, Equatable {
         self.userData = userData
         self.nonce = nonce
     }
+}
+
+/// The size facts of a sealed checkpoint that the codec checks; the format itself is
+/// `SealedCheckpoint` (header 9 bytes, nonce 12, tag 16).
+public enum SealedCheckpointLayout {
+    /// The smallest well-formed sealed checkpoint (an empty plaintext).
+    public static let minimumBytes = 9 + 12 + 16
 }

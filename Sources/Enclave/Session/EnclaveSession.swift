@@ -32,6 +32,8 @@ public final class EnclaveSession: @unchecked Sendable {
     let workload: any EnclaveWorkload
     let timeouts: Timeouts
     let now: () -> Date
+    /// A message received ahead of the step that handles it.
+    private var pending: ChannelMessage?
 
     public init(
         connection: ChannelConnection, attestor: any Attestor, isDevelopment: Bool, workload: any EnclaveWorkload,
@@ -57,6 +59,10 @@ public final class EnclaveSession: @unchecked Sendable {
     }
 
     private func receive(_ what: String, timeout: Duration? = nil) throws(EnclaveError) -> ChannelMessage {
+        if let message = pending {
+            pending = nil
+            return message
+        }
         let message: ChannelMessage
         do {
             message = try connection.receive(timeout: timeout ?? timeouts.step)
@@ -125,8 +131,12 @@ public final class EnclaveSession: @unchecked Sendable {
             releasedKeys[release.datasetID] = try ReleasedDataKey.open(release, with: rsaKey)
         }
 
+        // 3b. Checkpoint key and an earlier run's checkpoint, if the server stores checkpoints.
+        let checkpoints = try receiveCheckpoints(rsaKey: rsaKey, policyDigest: begin.policyDigest, document: document)
+
         // 4. Data.
         try workload.prepare(admission: admission, progress: { [self] event in try? send(.progress(event)) })
+        if let checkpoints { workload.useCheckpoints(checkpoints) }
         for (index, manifest) in spec.datasets.enumerated() {
             let message = try receive("dataset \(manifest.datasetID)")
             guard case .datasetBegin(let header) = message, header.datasetID == manifest.datasetID,
@@ -193,6 +203,52 @@ public final class EnclaveSession: @unchecked Sendable {
     }
 }
 
+extension EnclaveSession {
+    /// After the key releases: an optional `checkpointKey` (the data key as KMS released it to this
+    /// enclave), then an optional `checkpointResume`. A checkpoint that does not open — another
+    /// policy, another enclave image, another key, altered bytes — is refused: the refusal is
+    /// reported as progress and training starts from the beginning.
+    fileprivate func receiveCheckpoints(
+        rsaKey: RSA.PrivateKey, policyDigest: [UInt8], document: [UInt8]
+    ) throws(EnclaveError) -> CheckpointSupport? {
+        let first = try receive("the first dataset")
+        guard case .checkpointKey(let cms) = first else {
+            pending = first
+            return nil
+        }
+        let dataKey: SecureBytes
+        do {
+            dataKey = try CMS.EnvelopedData(berEncoded: cms).decrypt(with: rsaKey)
+        } catch {
+            throw EnclaveError(.keyRelease, "the checkpoint key does not open with this enclave's key")
+        }
+        let measurement: [UInt8]
+        do {
+            measurement = try AttestationDocument(bytes: document).pcrs[0] ?? []
+        } catch {
+            throw EnclaveError(.internal, "the enclave's own attestation document does not parse")
+        }
+        let binding = SealedCheckpoint.Binding(policyDigest: policyDigest, measurement: measurement)
+        var resume: (iteration: UInt32, plaintext: [UInt8])?
+        let next = try receive("the first dataset")
+        if case .checkpointResume(let sealed) = next {
+            do {
+                resume = try SealedCheckpoint.open(sealed, dataKey: dataKey, binding: binding)
+            } catch {
+                try send(
+                    .progress(
+                        ProgressEvent(
+                            phase: "checkpoint", message: "checkpoint refused: \(error.message); training starts over")))
+            }
+        } else {
+            pending = next
+        }
+        return CheckpointSupport(dataKey: dataKey, binding: binding, resume: resume) { [self] sealed in
+            try? send(.checkpoint(sealed))
+        }
+    }
+}
+
 /// One encrypted output, ready to send.
 public struct EncryptedOutput: Sendable {
     public var name: String
@@ -217,6 +273,9 @@ public protocol EnclaveWorkload: AnyObject {
         -> any DatasetIngest
     /// Joins, trains, evaluates and encrypts the outputs the policy grants, in policy order.
     func run() async throws(EnclaveError) -> [EncryptedOutput]
+    /// Called before `run` when the server stores checkpoints: seal and hand out checkpoints
+    /// through `support`, and resume from its state if it has one.
+    func useCheckpoints(_ support: CheckpointSupport)
 }
 
 /// One dataset's ciphertext being consumed.

@@ -12,8 +12,18 @@ public final class TrainingWorkload: EnclaveWorkload {
     private var progress: @Sendable (ProgressEvent) -> Void = { _ in }
     private var job: TrainingJob?
     private var tables: [Table?] = []
+    private var checkpoints: CheckpointSupport?
+    /// Rounds or iterations between checkpoints, when the server stores them.
+    let checkpointEvery: Int
 
-    public init() {}
+    /// `checkpointEvery`: rounds (GBDT) or iterations (linear models) between checkpoints.
+    public init(checkpointEvery: Int = 10) {
+        self.checkpointEvery = max(checkpointEvery, 1)
+    }
+
+    public func useCheckpoints(_ support: CheckpointSupport) {
+        checkpoints = support
+    }
 
     public func prepare(admission: Admission, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(EnclaveError) {
         self.admission = admission
@@ -124,18 +134,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         var single = job.spec
         single.join = nil
         single.schemas = []
-        let result: TrainingResult
-        do {
-            let progress = self.progress
-            result = try TrainingJob(spec: single).run(tables: [combined]) { event in
-                progress(
-                    ProgressEvent(
-                        phase: event.phase.rawValue, iteration: UInt32(clamping: event.iteration),
-                        total: UInt32(clamping: event.totalIterations), loss: event.loss.flatMap { $0.isFinite ? $0 : nil }))
-            }
-        } catch {
-            throw EnclaveError(.training, "training failed: \(error)")
-        }
+        let result = try train(single, combined)
         progress(ProgressEvent(phase: "encrypting"))
         var outputs: [EncryptedOutput] = []
         for grant in policy.outputs {
@@ -160,6 +159,43 @@ public final class TrainingWorkload: EnclaveWorkload {
             }
         }
         return outputs
+    }
+
+    /// Trains on the joined table; with checkpoint support, hands out a sealed checkpoint every
+    /// `checkpointEvery` rounds and resumes from the support's state (a state that does not fit
+    /// this job is refused, reported, and training starts over).
+    func train(_ spec: TrainingSpec, _ combined: Table) throws(EnclaveError) -> TrainingResult {
+        let progress = self.progress
+        let lastIteration = IterationBox()
+        let handler: ProgressHandler = { event in
+            if event.phase == .training { lastIteration.set(UInt32(clamping: event.iteration)) }
+            progress(
+                ProgressEvent(
+                    phase: event.phase.rawValue, iteration: UInt32(clamping: event.iteration),
+                    total: UInt32(clamping: event.totalIterations), loss: event.loss.flatMap { $0.isFinite ? $0 : nil }))
+        }
+        var control = TrainingControl()
+        if let checkpoints {
+            control = TrainingControl(
+                checkpointEvery: checkpointEvery,
+                onCheckpoint: { state in checkpoints.save(state, iteration: lastIteration.value) })
+        }
+        var resume = checkpoints?.resumeState
+        if resume != nil, let iteration = checkpoints?.resumeIteration {
+            progress(
+                ProgressEvent(
+                    phase: "resuming", iteration: iteration, message: "resuming from the checkpoint of iteration \(iteration)"))
+        }
+        while true {
+            do {
+                return try TrainingJob(spec: spec).run(tables: [combined], resumeFrom: resume, control: control, progress: handler)
+            } catch let error as TrainingError where error.code == .invalidCheckpoint && resume != nil {
+                resume = nil
+                progress(ProgressEvent(phase: "checkpoint", message: "checkpoint refused: \(error.message); training starts over"))
+            } catch {
+                throw EnclaveError(.training, "training failed: \(error)")
+            }
+        }
     }
 
     /// The `metrics` document: the joined row count, the overall train/validation metrics and the
@@ -277,6 +313,14 @@ struct PerPartyMetrics: Encodable, Equatable {
     var parties: [GroupMetrics]
     /// What the figures are, or why there are none.
     var note: String
+}
+
+/// The last training iteration reported (progress comes before each checkpoint).
+final class IterationBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: UInt32 = 0
+    var value: UInt32 { lock.withLock { current } }
+    func set(_ value: UInt32) { lock.withLock { current = value } }
 }
 
 /// Holds a CSV reader (a value type) for the ingest closures.

@@ -92,9 +92,14 @@ extension JobManager.Services {
     ) throws -> JobManager.Services {
         let launcher: any EnclaveLauncher
         let verifier: AttestationVerifier
+        /// The images the checkpoint key is for (local mode: the binary's development PCR0).
+        var checkpointImages: [String] = []
         switch enclave.mode {
         case .local:
             let binary = try enclave.localBinary()
+            if let measured = try? DevelopmentMeasurements(executableAt: binary) {
+                checkpointImages = [measured.pcr0.map { String(format: "%02x", $0) }.joined()]
+            }
             let ca = try DevelopmentCA.openOrCreate(dataDirectory: dataDirectory.path)
             var configuration = LocalEnclaveLauncher.Configuration(executablePath: binary)
             configuration.extraArguments = ["--attestor", "development"]
@@ -120,8 +125,22 @@ extension JobManager.Services {
             verifier = AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1])
         }
         let decrypt: KMSKeyRelease.Decrypt
+        var checkpoints: (any CheckpointService)?
         if let local = storage.localKMS {
             decrypt = { request in try local.decrypt(request, caller: local.defaultCaller) }
+            // Local KMS: a checkpoint key (alias/cleanroom-checkpoints) whose policy names the
+            // enclave image. Nitro mode with the local KMS has no image to name: no checkpoints.
+            if !checkpointImages.isEmpty {
+                do {
+                    let key = try local.checkpointKey(enclaveImages: checkpointImages)
+                    checkpoints = KMSCheckpointService(
+                        objects: storage.objectStore, keyID: key,
+                        generateDataKey: { try local.generateDataKey($0, caller: local.defaultCaller) },
+                        decrypt: { try local.decrypt($0, caller: local.defaultCaller) })
+                } catch {
+                    throw ConfigurationError("cannot set up the checkpoint key in the local KMS: \(error)")
+                }
+            }
         } else if let aws = storage.kms as? AWSKMSClient {
             decrypt = { request in
                 let result = BlockingTask.run {
@@ -133,9 +152,20 @@ extension JobManager.Services {
                 let (keyARN, cms) = try result.get()
                 return KMSWire.DecryptResponse(plaintext: nil, keyId: keyARN, ciphertextForRecipient: Data(cms))
             }
+            // AWS KMS: the key under alias/cleanroom-checkpoints (policy: LocalKMS.checkpointKeyPolicy
+            // with the EIF's PCR0). Without that key a job reports "no checkpoints" and runs on.
+            checkpoints = KMSCheckpointService(
+                objects: storage.objectStore, keyID: LocalKMS.checkpointKeyAlias,
+                generateDataKey: { request in
+                    try BlockingTask.run { try await aws.call("GenerateDataKey", request, as: KMSWire.GenerateDataKeyResponse.self) }
+                        .get()
+                },
+                decrypt: { request in
+                    try BlockingTask.run { try await aws.call("Decrypt", request, as: KMSWire.DecryptResponse.self) }.get()
+                })
         } else {
             throw ConfigurationError("jobs need the local KMS or AWS KMS (--kms local|aws)")
         }
-        return JobManager.Services(launcher: launcher, verifier: verifier, decrypt: decrypt)
+        return JobManager.Services(launcher: launcher, verifier: verifier, decrypt: decrypt, checkpoints: checkpoints)
     }
 }

@@ -21,15 +21,19 @@ public final class JobManager: @unchecked Sendable {
         /// KMS `Decrypt` with `Recipient` (the local KMS, or AWS KMS).
         public var decrypt: KMSKeyRelease.Decrypt
         public var timeouts: JobRunner.Timeouts
+        /// Stores sealed training checkpoints and gets their key from KMS for the attested enclave
+        /// only (nil: jobs run without checkpoints).
+        public var checkpoints: (any CheckpointService)?
 
         public init(
             launcher: any EnclaveLauncher, verifier: AttestationVerifier, decrypt: @escaping KMSKeyRelease.Decrypt,
-            timeouts: JobRunner.Timeouts = JobRunner.Timeouts()
+            timeouts: JobRunner.Timeouts = JobRunner.Timeouts(), checkpoints: (any CheckpointService)? = nil
         ) {
             self.launcher = launcher
             self.verifier = verifier
             self.decrypt = decrypt
             self.timeouts = timeouts
+            self.checkpoints = checkpoints
         }
     }
 
@@ -79,7 +83,10 @@ public final class JobManager: @unchecked Sendable {
             attested: recorder)
         let runner = JobRunner(
             plan: plan, launcher: services.launcher, gate: recorder, keys: keys,
-            source: ObjectStoreCiphertextSource(objects: objects), sink: sink, timeouts: services.timeouts)
+            source: ObjectStoreCiphertextSource(objects: objects), sink: sink, timeouts: services.timeouts,
+            checkpoints: services.checkpoints.map { inner in
+                AuditedCheckpoints(inner: inner, jobs: jobs, jobID: plan.jobID, attestedPCR0: { recorder.attested?.pcr0 })
+            })
         lock.withLock { runners[plan.jobID] = runner }
         hub.publish(jobID: plan.jobID, .state(.pending, nil))  // watchers can subscribe from now on
         let thread = Thread { [self] in

@@ -33,6 +33,7 @@ public final class JobRunner: @unchecked Sendable {
     private let keys: any KeyReleaseService
     private let source: any CiphertextSource
     private let sink: any JobEventSink
+    private let checkpoints: (any CheckpointService)?
     private let timeouts: Timeouts
     private let limits: ChannelLimits
 
@@ -45,8 +46,9 @@ public final class JobRunner: @unchecked Sendable {
     public init(
         plan: JobPlan, launcher: any EnclaveLauncher, gate: any AttestationGate, keys: any KeyReleaseService,
         source: any CiphertextSource, sink: any JobEventSink, timeouts: Timeouts = Timeouts(),
-        limits: ChannelLimits = .default
+        limits: ChannelLimits = .default, checkpoints: (any CheckpointService)? = nil
     ) {
+        self.checkpoints = checkpoints
         self.plan = plan
         self.launcher = launcher
         self.gate = gate
@@ -107,6 +109,7 @@ public final class JobRunner: @unchecked Sendable {
         let instance = lock.withLock { enclave }
         instance?.terminate()
         let cancelled = lock.withLock { cancelRequested }
+        checkpoints?.ended(plan: plan, succeeded: outcome == nil && cancelled == nil)
         if let cancelled, outcome != nil || state != .delivering {
             move(to: .cancelled, failure: JobFailure(code: "job.cancelled", message: cancelled))
         } else if let outcome {
@@ -201,6 +204,7 @@ public final class JobRunner: @unchecked Sendable {
             let release = try keys.release(dataset: dataset, attestationDocument: hello.attestationDocument)
             try channel.send(.keyRelease(release))
         }
+        try grantCheckpoints(channel, attestationDocument: hello.attestationDocument)
         for dataset in plan.datasets {
             try channel.send(.datasetBegin(DatasetBegin(datasetID: dataset.id, byteCount: dataset.byteCount)))
             try source.stream(dataset: dataset, chunkSize: limits.chunkSize) { (chunk) throws(JobFailure) in
@@ -227,6 +231,15 @@ public final class JobRunner: @unchecked Sendable {
                 guard let current = writer else { throw JobFailure(code: "job.protocol", message: "output end outside an output") }
                 try current.finish(sha256: digest)
                 writer = nil
+            case .checkpoint(let sealed):
+                guard let checkpoints else {
+                    throw JobFailure(code: "job.protocol", message: "a checkpoint from an enclave that was given no checkpoint key")
+                }
+                do {
+                    try checkpoints.store(plan: plan, sealed: sealed)
+                } catch {
+                    forward(ProgressEvent(phase: "checkpoint", message: "the checkpoint was not stored: \(error.message)"))
+                }
             case .receipt(let receipt):
                 guard writer == nil else { throw JobFailure(code: "job.protocol", message: "receipt inside an output") }
                 if state == .running { move(to: .delivering) }
@@ -236,6 +249,22 @@ public final class JobRunner: @unchecked Sendable {
                 throw JobFailure(code: "job.protocol", message: "unexpected \(message.type) message from the enclave")
             }
         }
+    }
+
+    /// With a checkpoint service: the checkpoint key (as KMS released it to this enclave) and the
+    /// stored checkpoint to resume from. Without a key the job runs without checkpoints.
+    private func grantCheckpoints(_ channel: Channel, attestationDocument: [UInt8]) throws(JobFailure) {
+        guard let checkpoints else { return }
+        let grant: CheckpointGrant
+        do {
+            grant = try checkpoints.grant(plan: plan, attestationDocument: attestationDocument)
+        } catch {
+            forward(ProgressEvent(phase: "checkpoint", message: "this run has no checkpoints: \(error.message)"))
+            return
+        }
+        if let note = grant.note { forward(ProgressEvent(phase: "checkpoint", message: note)) }
+        try channel.send(.checkpointKey(ciphertextForRecipient: grant.ciphertextForRecipient))
+        if let sealed = grant.sealedCheckpoint { try channel.send(.checkpointResume(sealed)) }
     }
 
     fileprivate func forward(_ event: ProgressEvent) {

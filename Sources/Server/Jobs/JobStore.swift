@@ -109,6 +109,17 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// Audits the release of a checkpoint key to an attested enclave (`job.checkpoint_key`): its
+    /// PCR0 and whether a stored checkpoint was handed over to resume from. Never the key.
+    public func auditCheckpointKey(jobID: String, pcr0: [UInt8], resumed: Bool) throws {
+        try store.pool.write { db in
+            guard let job = try Job.fetchOne(db, key: jobID) else { return }
+            try store.appendAudit(
+                db, actor: nil, action: "job.checkpoint_key", collaborationId: job.collaborationId, subject: jobID,
+                details: .object([("pcr0", .string(Hex.encode(pcr0))), ("resumed", .bool(resumed))]))
+        }
+    }
+
     /// Records a delivered output whose ciphertext is stored under `objectKey`.
     public func recordOutput(
         jobID: String, recipient: String, name: String, objectKey: String, sha256: [UInt8], size: Int64

@@ -1,0 +1,158 @@
+import AWS
+import Crypto
+import Enclave
+import Foundation
+
+/// Checkpoints through KMS and the object store. The checkpoint data key comes from
+/// `GenerateDataKey` on a dedicated KMS key with `Recipient` = the enclave's attestation document,
+/// so KMS answers only `CiphertextBlob` (kept by the server) and `CiphertextForRecipient` (opened
+/// by the enclave); on a retry, `Decrypt` of that blob with the new enclave's document releases it
+/// again. The key's policy allows both calls only with `kms:RecipientAttestation:ImageSha384` = the
+/// enclave image, so only an enclave of that image ever gets the key. The encryption context binds
+/// the key to the collaboration and the policy digest.
+///
+/// One object per collaboration and policy digest, `checkpoints/<collaboration>/<policy digest>`:
+/// `CRCS`, version 1, UInt32 (big-endian) length of the CiphertextBlob, the blob, the sealed
+/// checkpoint. Each store replaces it whole (the object store writes atomically).
+public final class KMSCheckpointService: CheckpointService, @unchecked Sendable {
+    public typealias GenerateDataKey = @Sendable (KMSWire.GenerateDataKeyRequest) throws -> KMSWire.GenerateDataKeyResponse
+    public typealias Decrypt = @Sendable (KMSWire.DecryptRequest) throws -> KMSWire.DecryptResponse
+
+    let objects: any ObjectStore
+    let keyID: String
+    let generateDataKey: GenerateDataKey
+    let decrypt: Decrypt
+    /// The CiphertextBlob of the key each running job's enclave holds, by job id.
+    private let lock = NSLock()
+    private var blobs: [String: [UInt8]] = [:]
+
+    static let magic: [UInt8] = Array("CRCS".utf8)
+    /// Largest stored checkpoint object read back.
+    static let maxObjectBytes = ChannelLimits.default.maxCheckpointPayload + 64 * 1024
+
+    public init(objects: any ObjectStore, keyID: String, generateDataKey: @escaping GenerateDataKey, decrypt: @escaping Decrypt) {
+        self.objects = objects
+        self.keyID = keyID
+        self.generateDataKey = generateDataKey
+        self.decrypt = decrypt
+    }
+
+    /// Where the latest checkpoint of a collaboration's policy lives.
+    public static func objectKey(collaborationID: String, policyDigest: [UInt8]) -> String {
+        "checkpoints/\(collaborationID)/\(Hex.encode(policyDigest))"
+    }
+
+    static func context(_ plan: JobPlan) -> [String: String] {
+        [
+            "cleanroom:purpose": "training-checkpoint", "cleanroom:collaboration": plan.collaborationID,
+            "cleanroom:policy": Hex.encode(plan.policyDigest),
+        ]
+    }
+
+    public func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant {
+        let recipient = KMSWire.RecipientInfo(attestationDocument: Data(attestationDocument))
+        var note: String?
+        let stored: (blob: [UInt8], sealed: [UInt8])?
+        do {
+            stored = try load(plan)
+        } catch {
+            stored = nil
+            note = "the stored checkpoint cannot be used (\(error.message)); training starts over"
+        }
+        if let stored {
+            do {
+                let response = try decrypt(
+                    KMSWire.DecryptRequest(
+                        ciphertextBlob: Data(stored.blob), keyId: keyID, encryptionContext: Self.context(plan),
+                        recipient: recipient))
+                let cms = try Self.recipientOnly(plaintext: response.plaintext, cms: response.ciphertextForRecipient)
+                lock.withLock { blobs[plan.jobID] = stored.blob }
+                return CheckpointGrant(ciphertextForRecipient: cms, sealedCheckpoint: stored.sealed)
+            } catch let error as JobFailure {
+                throw error
+            } catch {
+                note = "KMS did not release the stored checkpoint's key to this enclave (\(error)); training starts over"
+            }
+        }
+        let response: KMSWire.GenerateDataKeyResponse
+        do {
+            response = try generateDataKey(
+                KMSWire.GenerateDataKeyRequest(
+                    keyId: keyID, numberOfBytes: 32, encryptionContext: Self.context(plan), recipient: recipient))
+        } catch {
+            let earlier = note.map { $0 + "; " } ?? ""
+            throw JobFailure(code: "checkpoint.key_refused", message: "\(earlier)KMS refused a new checkpoint key: \(error)")
+        }
+        let cms = try Self.recipientOnly(plaintext: response.plaintext, cms: response.ciphertextForRecipient)
+        lock.withLock { blobs[plan.jobID] = Array(response.ciphertextBlob) }
+        return CheckpointGrant(ciphertextForRecipient: cms, note: note)
+    }
+
+    /// The server must never hold the key: an answer with a plaintext is refused.
+    static func recipientOnly(plaintext: Data?, cms: Data?) throws(JobFailure) -> [UInt8] {
+        guard plaintext == nil, let cms, !cms.isEmpty else {
+            throw JobFailure(
+                code: "checkpoint.plaintext", message: "KMS did not answer with CiphertextForRecipient; nothing was forwarded")
+        }
+        return Array(cms)
+    }
+
+    public func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) {
+        guard let blob = lock.withLock({ blobs[plan.jobID] }) else {
+            throw JobFailure(code: "checkpoint.no_key", message: "no checkpoint key was granted to this job")
+        }
+        guard SealedCheckpoint.iteration(of: sealed) != nil else {
+            throw JobFailure(code: "checkpoint.malformed", message: "the enclave sent bytes that are not a sealed checkpoint")
+        }
+        var object = Self.magic + [1]
+        object += withUnsafeBytes(of: UInt32(blob.count).bigEndian) { Array($0) }
+        object += blob + sealed
+        let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
+        let bytes = object
+        if case .failure(let error) = BlockingTask.run({ try await objects.put(key: key, body: ByteStream(bytes: bytes)) }) {
+            throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(error)")
+        }
+    }
+
+    public func ended(plan: JobPlan, succeeded: Bool) {
+        lock.withLock { _ = blobs.removeValue(forKey: plan.jobID) }
+        guard succeeded else { return }
+        let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
+        _ = BlockingTask.run { try await objects.delete(key: key) }
+    }
+
+    private func load(_ plan: JobPlan) throws(JobFailure) -> (blob: [UInt8], sealed: [UInt8])? {
+        let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
+        let limit = Self.maxObjectBytes
+        let result = BlockingTask.run { () async throws -> [UInt8]? in
+            let download: ObjectDownload
+            do {
+                download = try await objects.get(key: key)
+            } catch let error as ObjectStoreError where error.code == .notFound {
+                return nil
+            }
+            var bytes: [UInt8] = []
+            for try await chunk in download.body {
+                bytes += chunk
+                guard bytes.count <= limit else { throw JobFailure(code: "checkpoint.too_large", message: "the stored checkpoint is too large") }
+            }
+            return bytes
+        }
+        let bytes: [UInt8]
+        switch result {
+        case .success(nil): return nil
+        case .success(let value?): bytes = value
+        case .failure(let error as JobFailure): throw error
+        case .failure(let error):
+            throw JobFailure(code: "checkpoint.store", message: "the stored checkpoint could not be read: \(error)")
+        }
+        guard bytes.count >= 9, Array(bytes[0..<4]) == Self.magic, bytes[4] == 1 else {
+            throw JobFailure(code: "checkpoint.malformed", message: "the stored checkpoint object is malformed")
+        }
+        let length = Int(bytes[5..<9].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        guard length >= 1, 9 + length < bytes.count else {
+            throw JobFailure(code: "checkpoint.malformed", message: "the stored checkpoint object is malformed")
+        }
+        return (Array(bytes[9..<9 + length]), Array(bytes[(9 + length)...]))
+    }
+}
