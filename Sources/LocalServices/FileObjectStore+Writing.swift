@@ -35,7 +35,7 @@ final class PipelinedFileWriter: @unchecked Sendable {
     private let configuration: FileObjectStore.WriteConfiguration
     private var gathered: [[UInt8]] = []
     private var gatheredBytes = 0
-    private var inFlight: Task<Void, any Error>?
+    private var inFlight: PendingWrite?
     /// Touched only by the write in flight (one at a time).
     private var written: Int64 = 0
     private var writebackFrom: Int64 = 0
@@ -59,14 +59,14 @@ final class PipelinedFileWriter: @unchecked Sendable {
     /// Writes what is left and waits for every write.
     func finish() async throws {
         if !gathered.isEmpty { try await submit() }
-        try await inFlight?.value
+        try await inFlight?.wait()
         inFlight = nil
         await waitForWritebacks()
     }
 
     /// Waits for the write in flight, ignoring its outcome (the error path).
     func drain() async {
-        _ = try? await inFlight?.value
+        _ = try? await inFlight?.wait()
         inFlight = nil
         await waitForWritebacks()
     }
@@ -78,16 +78,13 @@ final class PipelinedFileWriter: @unchecked Sendable {
     }
 
     private func submit() async throws {
-        try await inFlight?.value  // at most one block in flight
+        try await inFlight?.wait()  // at most one block in flight
         let block = gathered
         gathered = []
         gatheredBytes = 0
-        let io = self.io
-        inFlight = Task {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                io.async { c.resume(with: Result { try self.write(block) }) }
-            }
-        }
+        let pending = PendingWrite()
+        inFlight = pending
+        io.async { pending.complete(Result { try self.write(block) }) }
     }
 
     /// On the I/O queue.
@@ -103,6 +100,41 @@ final class PipelinedFileWriter: @unchecked Sendable {
                 self.writebacks.leave()
             }
             writebackFrom = written
+        }
+    }
+}
+
+/// The outcome of one write on the I/O queue. Awaiting a write that has already finished does
+/// not suspend, so a put whose writes keep up never switches threads to learn it.
+final class PendingWrite: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Void, any Error>?
+    private var waiter: CheckedContinuation<Void, any Error>?
+
+    func complete(_ outcome: Result<Void, any Error>) {
+        lock.lock()
+        if let w = waiter {
+            waiter = nil
+            lock.unlock()
+            w.resume(with: outcome)
+        } else {
+            result = outcome
+            lock.unlock()
+        }
+    }
+
+    /// Single waiter.
+    func wait() async throws {
+        if let r = lock.withLock({ result }) { return try r.get() }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            lock.lock()
+            if let r = result {
+                lock.unlock()
+                c.resume(with: r)
+            } else {
+                waiter = c
+                lock.unlock()
+            }
         }
     }
 }
