@@ -285,6 +285,46 @@ import Testing
         }
     }
 
+    // MARK: 5b. The server killed mid-job
+
+    @Test func serverKilledMidJobTakesItsEnclaveAlongAndARestartFailsTheJobAsInterrupted() async throws {
+        try await Fixture.with { f in
+            let (collaboration, digest) = try await f.propose(rounds: Self.longRounds, maxRuns: 2)
+            for party in f.parties.indices { try await f.approve(party, collaboration, digest: digest) }
+            let job = try await f.startJob(collaboration)
+            let (watch, out, err) = try f.spawnCLI(Self.bank, ["job", "watch", job], name: "watch-crash")
+            defer { watch.kill() }
+            #expect(try await f.waitFor("progress training", in: out), "\(f.serverLog())")
+            let enclave = try #require(try await f.enclaveProcesses().first, "no enclave child while the job trains")
+
+            // The operator's server dies (SIGKILL: no shutdown code runs). The enclave loses its
+            // channel and exits by itself; the watcher reports the server unreachable (exit 3).
+            try await f.stop(signal: SIGKILL, leaveEnclaves: true)
+            #expect(try await f.waitForEnclaveExit(enclave.pid, timeout: 15), "the enclave outlived its server")
+            let watchStatus = try await offPool { watch.wait() }
+            let watchErr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+            #expect(watchStatus == 3, "\(watchErr)")
+
+            // Restarted on the same data directory, the server fails the interrupted job cleanly.
+            try await f.start()
+            let ended = try await f.waitForJob(job, timeout: 5)
+            #expect(ended["status"] as? String == "failed", "\(ended)")
+            #expect(Self.errorCode(ended) == "job.interrupted", "\(ended)")
+            let watched = try await f.cli(Self.retailer, ["job", "watch", job])
+            #expect(watched.status == 1, "\(watched)")
+            #expect(watched.stderr.hasPrefix("error: job \(job) failed: job.interrupted: "), "\(watched)")
+            #expect(try await f.enclaveProcesses().isEmpty)
+            for party in f.parties.indices { #expect(try await Self.outputs(f, job, as: party).isEmpty) }
+
+            // A new start runs and delivers.
+            let retry = try await f.startJob(collaboration)
+            let retried = try await f.waitForJob(retry)
+            #expect(retried["status"] as? String == "succeeded", "\(retried)\n\(f.serverLog())")
+            #expect(try await Self.outputs(f, retry, as: Self.bank).count == 3)
+            #expect(try await f.enclaveProcesses().isEmpty)
+        }
+    }
+
     // MARK: 6. A party key forged by the operator: the owner-key binding fails inside the enclave
 
     @Test func operatorForgedPartyKeyCannotMakeTheEnclaveUseThatPartysData() async throws {

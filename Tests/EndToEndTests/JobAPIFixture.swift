@@ -169,9 +169,11 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         try await offPool { try self.startSync(enclaveBinary: enclaveBinary) }
     }
 
-    /// Stops the server gracefully (SIGTERM), or with `signal`.
-    func stop(signal: Int32 = SIGTERM) async throws {
-        _ = try await offPool { self.stopSync(signal: signal) }
+    /// Stops the server gracefully (SIGTERM), or with `signal`. An enclave that outlived it is
+    /// killed, unless `leaveEnclaves` (a test that checks the enclave exits by itself); the end of
+    /// `with` kills any still left.
+    func stop(signal: Int32 = SIGTERM, leaveEnclaves: Bool = false) async throws {
+        _ = try await offPool { self.stopSync(signal: signal, leaveEnclaves: leaveEnclaves) }
     }
 
     private func startSync(enclaveBinary: String?) throws {
@@ -197,20 +199,39 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         throw TestEnvironmentError("cleanroomd did not become healthy: \(serverLog())")
     }
 
-    private func stopSync(signal: Int32 = SIGTERM) {
-        guard let child = server else { return }
-        seenEnclaves.formUnion(enclaveProcessesSync().map(\.pid))
-        child.kill(signal)
-        let deadline = Date().addingTimeInterval(20)
-        while child.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if child.isRunning { child.kill(SIGKILL) }
-        child.wait()
-        server = nil
-        // An enclave must not outlive its server; if one did, end it here (it was ours).
-        for pid in seenEnclaves where Self.command(of: pid)?.hasPrefix("cleanroom-encl") == true {
-            Glibc.kill(pid, SIGKILL)
+    private func stopSync(signal: Int32 = SIGTERM, leaveEnclaves: Bool = false) {
+        if let child = server {
+            seenEnclaves.formUnion(enclaveProcessesSync().map(\.pid))
+            child.kill(signal)
+            let deadline = Date().addingTimeInterval(20)
+            while child.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if child.isRunning { child.kill(SIGKILL) }
+            child.wait()
+            server = nil
         }
+        guard !leaveEnclaves else { return }
+        // An enclave must not outlive its server; if one did, end it here (it was ours).
+        for pid in seenEnclaves where Self.isEnclave(pid) { Glibc.kill(pid, SIGKILL) }
         seenEnclaves = []
+    }
+
+    /// Waits until the enclave process `pid` has exited (gone, or a zombie of a parent that is
+    /// not the server); false after `timeout` seconds.
+    func waitForEnclaveExit(_ pid: pid_t, timeout: Double) async throws -> Bool {
+        try await offPool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if !Self.isEnclave(pid) { return true }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return false
+        }
+    }
+
+    /// True while `pid` is a live (not zombie) enclave process.
+    private static func isEnclave(_ pid: pid_t) -> Bool {
+        guard let stat = stat(of: pid) else { return false }
+        return stat.command.hasPrefix("cleanroom-encl") && stat.state != "Z"
     }
 
     /// The server's log so far (every start), for failure messages.
@@ -246,8 +267,6 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         guard fields.count > 2, let ppid = pid_t(fields[1]) else { return nil }
         return (String(text[text.index(after: open)..<close]), String(fields[0]), ppid)
     }
-
-    private static func command(of pid: pid_t) -> String? { stat(of: pid)?.command }
 
     // MARK: Parties
 
