@@ -199,6 +199,42 @@ import Testing
         }
     }
 
+    // MARK: 3b. A dataset that violates its declared schema
+
+    @Test func schemaViolationFailsTheJobNamingColumnAndRuleWithoutAnyRowValue() async throws {
+        let badValue = "7x9q-not-a-number"
+        let badLine = 40
+        try await Fixture.with(editCSV: { party, csv in
+            guard party == JobAPIFixture.retailer else { return csv }
+            var lines = csv.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var fields = lines[badLine].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[1] = badValue  // monthly_spend, declared float
+            lines[badLine] = fields.joined(separator: ",")
+            return lines.joined(separator: "\n")
+        }) { f in
+            let csv = try String(contentsOf: f.root.appendingPathComponent("plaintext/shopmart.csv"), encoding: .utf8)
+            let rowID = try #require(csv.split(separator: "\n")[badLine].split(separator: ",").first.map(String.init))
+            let (collaboration, digest) = try await f.propose(rounds: 3)
+            for party in f.parties.indices { try await f.approve(party, collaboration, digest: digest) }
+            let job = try await f.startJob(collaboration)
+            let ended = try await f.waitForJob(job)
+            #expect(ended["status"] as? String == "failed", "\(ended)")
+            #expect(Self.errorCode(ended) == "enclave.schema_violation", "\(ended)")
+            let message = Self.errorMessage(ended)
+            let dataset = f.parties[Self.retailer].datasetID
+            #expect(message == "dataset \(dataset): column 'monthly_spend' row \(badLine) fails rule 'type float'")
+            let watched = try await f.cli(Self.bank, ["job", "watch", job])
+            #expect(watched.status == 1)
+            #expect(watched.stderr.hasPrefix("error: job \(job) failed: enclave.schema_violation: "), "\(watched)")
+            // Neither the value nor the row's id appears in what the parties see or the server logged.
+            for text in [message, watched.stdout, watched.stderr, f.serverLog()] {
+                #expect(!text.contains(badValue) && !text.contains(rowID))
+            }
+            for party in f.parties.indices { #expect(try await Self.outputs(f, job, as: party).isEmpty) }
+            #expect(try await f.enclaveProcesses().isEmpty)
+        }
+    }
+
     // MARK: 4. Cancel mid-run
 
     @Test func cancelMidTrainingEndsTheJobAndTheEnclaveAndWatchReportsIt() async throws {

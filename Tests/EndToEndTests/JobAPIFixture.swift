@@ -86,12 +86,14 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     deinit { stopSync(signal: SIGKILL) }
 
     /// Sets up the server and both parties, runs `body`, and stops everything on every path.
+    /// `editCSV` may change a party's plaintext CSV (party index, text) before it is encrypted and uploaded.
     static func with(
-        customers: Int = 1200, enclaveBinary: String? = nil, _ body: (JobAPIFixture) async throws -> Void
+        customers: Int = 1200, enclaveBinary: String? = nil,
+        editCSV: (@Sendable (Int, String) -> String)? = nil, _ body: (JobAPIFixture) async throws -> Void
     ) async throws {
         let fixture = try JobAPIFixture(customers: customers)
         do {
-            try await offPool { try fixture.setUp(enclaveBinary: enclaveBinary) }
+            try await offPool { try fixture.setUp(enclaveBinary: enclaveBinary, editCSV: editCSV) }
             try await body(fixture)
         } catch {
             _ = try? await offPool { fixture.stopSync() }
@@ -102,7 +104,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         try? FileManager.default.removeItem(at: fixture.root)
     }
 
-    private func setUp(enclaveBinary: String?) throws {
+    private func setUp(enclaveBinary: String?, editCSV: (@Sendable (Int, String) -> String)?) throws {
         try startSync(enclaveBinary: enclaveBinary)
         let plaintext = root.appendingPathComponent("plaintext")
         let generated = try ChildProcess.run(
@@ -114,6 +116,11 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
             ])
         guard generated.status == 0 else { throw TestEnvironmentError("demo_data.py failed: \(generated.stderr)") }
         for index in parties.indices {
+            if let editCSV {
+                let file = plaintext.appendingPathComponent("\(parties[index].id).csv")
+                let edited = editCSV(index, try String(contentsOf: file, encoding: .utf8))
+                try edited.write(to: file, atomically: true, encoding: .utf8)
+            }
             let token = try checked(
                 ChildProcess.run(
                     try TestEnvironment.executable("cleanroomd"), ["admin", "enroll", "--data-dir", dataDirectory.path])
