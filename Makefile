@@ -195,3 +195,20 @@ bench-training: deps python-deps
 # --- Object store benchmark (docs/performance.md): FileObjectStore vs dd conv=fsync, S3ObjectStore to moto. ---
 bench-objectstore: deps python-deps
 	Benchmarks/objectstore/bench.sh
+
+# Jobs end to end (issue #8): make demo's three-party collaboration at 1M joined rows × 28 features through
+# cleanroomd serve, the local KMS and the cleanroom-enclave child (release builds): phase split from the job's
+# SSE events, enclave peak RSS, upload throughput (docs/performance.md). Run by hand; not part of `make test`.
+BENCH_JOBS_DIR    ?= .build/bench-jobs
+BENCH_JOBS_JOINED ?= 1000000
+BENCH_JOBS_RUNS   ?= 3
+BENCH_JOBS_ROUNDS ?= 40
+.PHONY: bench-jobs
+bench-jobs: deps python-deps
+	$(SWIFT) build -c release --product cleanroomd
+	$(SWIFT) build -c release --product cleanroom
+	$(SWIFT) build -c release --product cleanroom-enclave
+	test -f $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED)/columns.json || $(PYTHON) Benchmarks/jobs/generate_data.py data \
+	  --joined $(BENCH_JOBS_JOINED) --out $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED)
+	$(PYTHON) Benchmarks/jobs/bench.py --bin .build/release --data $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED) \
+	  --runs $(BENCH_JOBS_RUNS) --rounds $(BENCH_JOBS_ROUNDS) --out $(BENCH_JOBS_DIR)/results.json

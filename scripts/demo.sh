@@ -134,6 +134,7 @@ step "First Bank starts the job and watches it: attestation, key release, join, 
 started="$(quietly first-bank cleanroom job start "$COLLABORATION" --json)"
 JOB="$(field "$started" id)"
 as first-bank cleanroom job watch "$JOB"
+as metro-telecom cleanroom job list "$COLLABORATION"
 
 for party in "${PARTIES[@]}"; do
   step "${NAME[$party]} downloads its results, decrypts them locally and verifies the receipt offline"

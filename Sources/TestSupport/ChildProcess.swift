@@ -56,7 +56,8 @@ public final class ChildProcess: @unchecked Sendable {
         if reaped == nil { Glibc.kill(pid, signal) }
     }
 
-    var isRunning: Bool {
+    /// True until the child has exited (reaps it without blocking once it has).
+    public var isRunning: Bool {
         if reaped != nil { return false }
         var status: Int32 = 0
         let r = waitpid(pid, &status, WNOHANG)

@@ -3,6 +3,7 @@ import Foundation
 
 /// The job routes of the server's /v1 API the party CLI uses (issue #8), in one place.
 enum JobRoutes {
+    /// Start (POST) and list (GET) a collaboration's jobs.
     static func start(collaboration: String) -> String { "/v1/collaborations/\(collaboration)/jobs" }
     static func job(_ id: String) -> String { "/v1/jobs/\(id)" }
     static func events(_ id: String) -> String { "/v1/jobs/\(id)/events" }

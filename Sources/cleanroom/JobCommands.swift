@@ -11,7 +11,9 @@ struct JobCommand: AsyncParsableCommand {
             (for watch: the job succeeded), 1 refused by the server or the job failed or was cancelled, 2 usage, \
             3 server unreachable.
             """,
-        subcommands: [JobStartCommand.self, JobWatchCommand.self, JobStatusCommand.self, JobCancelCommand.self])
+        subcommands: [
+            JobStartCommand.self, JobWatchCommand.self, JobStatusCommand.self, JobListCommand.self, JobCancelCommand.self,
+        ])
 }
 
 struct JobStartCommand: AsyncParsableCommand {
@@ -85,6 +87,28 @@ struct JobStatusCommand: AsyncParsableCommand {
             var text = "job \(job): \(reply["status"] ?? "?")"
             if let error = jobError(reply) { text += "\n  \(error)" }
             try options.output(text, json: reply)
+        }
+    }
+}
+
+struct JobListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "A collaboration's jobs, newest first.")
+
+    @OptionGroup var options: GovernanceOptions
+
+    @Argument(help: "The collaboration id.") var collaboration: String
+
+    func run() async throws {
+        try await runReporting {
+            let (client, _) = try options.client()
+            let reply = try await client.call("GET", JobRoutes.start(collaboration: collaboration))
+            let items = reply["items"] as? [[String: Any]] ?? []
+            let lines = items.map { job in
+                var line = "\(job["id"] ?? "")  \(job["status"] ?? "")  started \(job["createdAt"] ?? "")"
+                if let error = jobError(job) { line += "  \(error)" }
+                return line
+            }
+            try options.output(lines.isEmpty ? "no jobs yet" : lines.joined(separator: "\n"), json: reply)
         }
     }
 }

@@ -23,11 +23,14 @@ import Testing
         // echoed on stderr, which a terminal shows too).
         let shown = result.stdoutText + result.stderrText
         for command in ["cleanroom keys init", "cleanroom register", "cleanroom dataset upload", "cleanroom policy propose",
-                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom output download",
+                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom job list",
+                        "cleanroom output download",
                         "cleanroom verify"] {
             #expect(shown.contains("$ \(command)"), "the demo does not show `\(command)`")
         }
         #expect(result.stdoutText.components(separatedBy: "VERIFIED").count - 1 == 3)
+        // Any member sees the collaboration's jobs.
+        #expect(result.stdoutText.contains(try Regex("job-[0-9a-f]+  succeeded  started ")), "`job list` shows no succeeded job")
 
         func files(_ party: String) throws -> Set<String> {
             Set(try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("results/\(party)").path))

@@ -119,12 +119,22 @@ public final class JobManager: @unchecked Sendable {
         let reason = "cancelled by \(caller.partyId ?? "a member party")"
         if let runner = lock.withLock({ runners[jobID] }) {
             runner.cancel(reason: reason)
-            try await GovernanceRoutes.blocking { _ = runner.wait(timeout: .milliseconds(Int64(wait * 1000))) }
+            // Not `runner.wait`: the runner's state turns terminal before it is persisted, and the
+            // answer below reads the store. The runner leaves `runners` once it has fully ended.
+            try await GovernanceRoutes.blocking { self.waitUntilEnded(jobID: jobID, timeout: wait) }
         } else {
             // Recorded but not running in this process (it cannot run any more): end it here.
             sink.transition(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
         }
         return try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
+    }
+
+    /// Waits until the job's runner has ended (its terminal state stored and the enclave gone), or `timeout` passed.
+    private func waitUntilEnded(jobID: String, timeout: Double) {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while runners[jobID] != nil, lock.wait(until: deadline) {}
     }
 
     /// Fails the jobs a previous run of the server left unfinished (called once at start-up).
