@@ -121,6 +121,14 @@ import Testing
         _ = try s.fixture.store.validatedBundle(collaborationId: s.id)
         s.fixture.clock.advance(61)
         #expect(Self.refusal { _ = try s.fixture.store.validatedBundle(collaborationId: s.id) } == "approval_missing")
+        // The refusal says why each party's approval does not count.
+        do {
+            _ = try s.fixture.store.validatedBundle(collaborationId: s.id)
+        } catch let error as DomainError {
+            let expected = s.parties.map { "\($0.caller.partyId ?? "") (approval expired)" }.sorted()
+            let named = error.message.components(separatedBy: "from: ").last?.components(separatedBy: ", ").sorted()
+            #expect(named == expected, "\(error.message)")
+        }
     }
 
     @Test func revokedApprovalNoLongerCountsAndCannotBeResubmitted() throws {

@@ -116,9 +116,8 @@ import Testing
             let (collaboration, digest) = try await f.propose(rounds: 3)
             try await f.approve(Self.bank, collaboration, digest: digest)
             let retailerID = f.parties[Self.retailer].id
-            let expected = "error: approval_missing: no valid approval of the current policy from: \(retailerID)\n"
-
-            func expectRefused(_ when: String) async throws {
+            func expectRefused(_ when: String, reason: String) async throws {
+                let expected = "error: approval_missing: no valid approval of the current policy from: \(retailerID) (\(reason))\n"
                 let cli = try await f.cli(Self.bank, ["job", "start", collaboration])
                 #expect(cli.status == 1, "\(when): \(cli)")
                 #expect(cli.stderr == expected, "\(when): \(cli)")
@@ -127,7 +126,7 @@ import Testing
                     "POST", "/v1/collaborations/\(collaboration)/jobs", as: Self.retailer, json: [:])
                 #expect(raw.status == 409, "\(when): \(raw.bodyText)")
                 #expect(Fixture.error(raw)?.code == "approval_missing", "\(when): \(raw.bodyText)")
-                #expect(Fixture.error(raw)?.message.hasSuffix(": \(retailerID)") == true, "\(when): \(raw.bodyText)")
+                #expect(Fixture.error(raw)?.message.hasSuffix(": \(retailerID) (\(reason))") == true, "\(when): \(raw.bodyText)")
                 // Nothing started: no job, no job audit entry, no enclave.
                 let jobs = try await f.http("GET", "/v1/collaborations/\(collaboration)/jobs", as: Self.bank)
                 #expect(jobs.status == 200)
@@ -138,7 +137,7 @@ import Testing
                 #expect(try await f.enclaveProcesses().isEmpty, "\(when)")
             }
 
-            try await expectRefused("one approval missing")
+            try await expectRefused("one approval missing", reason: "not approved")
 
             // The retailer approves, then revokes its approval with the CLI.
             let approval = try await f.approve(Self.retailer, collaboration, digest: digest)
@@ -146,7 +145,7 @@ import Testing
             #expect(revoked.status == 0, "\(revoked)")
             #expect(
                 try await f.audit(collaboration).contains { $0.action == "approval.revoked" && $0.subject == approval })
-            try await expectRefused("the approval revoked")
+            try await expectRefused("the approval revoked", reason: "approval revoked")
 
             // With the approval given again the same start succeeds (the refusals were about the approval).
             try await f.approve(Self.retailer, collaboration, digest: digest)
@@ -526,6 +525,12 @@ import Testing
                 try await f.http("GET", "/v1/jobs/\(job)/events", as: Self.retailer).bodyText)
             #expect(afterRestart.compactMap(Self.state) == ["succeeded"], "\(afterRestart)")
             #expect(afterRestart.count == 1)
+            // A reconnecting client's ids never go backwards.
+            let resumed = Self.events(
+                try await f.http(
+                    "GET", "/v1/jobs/\(job)/events", as: Self.retailer, headers: [("Last-Event-ID", "\(middle)")]
+                ).bodyText)
+            #expect(resumed.map(\.id) == [middle + 1], "\(resumed)")
             let watchedAgain = try await f.cli(Self.bank, ["job", "watch", job])
             #expect(watchedAgain.status == 0, "\(watchedAgain)")
             // Without a valid credential nothing is streamed.

@@ -129,7 +129,7 @@ extension CleanRoomStore {
         var missing: [String] = []
         for partyId in document.partyIds {
             guard let party = try Party.fetchOne(db, key: partyId), let key = try? SigningPublicKey(pem: party.signingKey) else {
-                missing.append(partyId)
+                missing.append("\(partyId) (not registered)")
                 continue
             }
             let valid = candidates.first { approval in
@@ -137,7 +137,11 @@ extension CleanRoomStore {
                 let message = ApprovalMessage(policyDigest: policy.digest, partyId: partyId, expiresAt: approval.expiresAt)
                 return key.isValidSignature(Array(signature), for: message.bytes)
             }
-            if let valid { chosen.append(valid) } else { missing.append(partyId) }
+            if let valid {
+                chosen.append(valid)
+            } else {
+                missing.append("\(partyId) (\(try Self.whyNoValidApproval(db, collaborationId, policy.digest, partyId, now: now)))")
+            }
         }
         guard missing.isEmpty else {
             throw DomainError(
@@ -145,5 +149,18 @@ extension CleanRoomStore {
                 "no valid approval of the current policy from: \(missing.joined(separator: ", "))")
         }
         return ValidatedApprovalBundle(collaborationId: collaborationId, policy: policy, approvals: chosen)
+    }
+
+    /// Why a party has no valid approval of `digest`, for the refusal message.
+    private static func whyNoValidApproval(
+        _ db: Database, _ collaborationId: String, _ digest: String, _ partyId: String, now: Int64
+    ) throws -> String {
+        let approvals = try Approval.filter(
+            Column("collaborationId") == collaborationId && Column("policyDigest") == digest && Column("partyId") == partyId
+        ).fetchAll(db)
+        if approvals.isEmpty { return "not approved" }
+        if approvals.allSatisfy({ $0.revokedAt != nil }) { return "approval revoked" }
+        if approvals.allSatisfy({ $0.revokedAt != nil || $0.expiresAt <= now }) { return "approval expired" }
+        return "the approval does not verify with the party's registered key"
     }
 }

@@ -98,7 +98,8 @@ struct JobRoutes {
             // Not live in this process: the job ended (or the server restarted); its state is the whole story.
             let state = JobState(rawValue: job.status) ?? .failed
             let event = JobEvent.state(state, JobBody.failure(job.error))
-            return Response(status: .ok, headers: headers, body: .string(event.serverSentEvent(id: 1)))
+            // Its id follows the client's `Last-Event-ID`, so ids never go backwards for a reconnecting client.
+            return Response(status: .ok, headers: headers, body: .string(event.serverSentEvent(id: lastEventID + 1)))
         }
         return Response(
             status: .ok, headers: headers,
