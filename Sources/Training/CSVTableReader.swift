@@ -319,6 +319,12 @@ final class ColumnBuilder {
                 return nil
             }
             let text = String(decoding: field, as: UTF8.self)
+            if declared == .id {
+                // Ids are matched (join) or echoed (scores), never counted as levels: no interning.
+                codes.append(Int32(levels.count))
+                levels.append(text)
+                return nil
+            }
             if let code = index[text] {
                 codes.append(code)
                 return nil

@@ -38,6 +38,48 @@ import Testing
         #expect(pairs == ["1-10", "1-30", "3-20", "5-10", "5-30"])
     }
 
+    @Test func threeWayJoinEqualsNestedLoopsOverEveryMatchingCombination() throws {
+        // Keys from a small alphabet (many duplicates, some missing, some unmatched), 300 random trials.
+        var generator = SystemRandomNumberGenerator()
+        for trial in 0..<300 {
+            func table(_ name: String, rows: Int) -> (csv: String, keys: [String?], values: [Int]) {
+                var csv = "id,\(name)\n", keys: [String?] = [], values: [Int] = []
+                for row in 0..<rows {
+                    let k = Int.random(in: 0...6, using: &generator)
+                    let key: String? = k == 6 ? nil : "key-\(k)-\(String(repeating: "x", count: k * 3))"
+                    keys.append(key)
+                    values.append(row)
+                    csv += "\(key ?? ""),\(row)\n"
+                }
+                return (csv, keys, values)
+            }
+            let a = table("a", rows: Int.random(in: 0...12, using: &generator))
+            let b = table("b", rows: Int.random(in: 0...12, using: &generator))
+            let c = table("c", rows: Int.random(in: 0...12, using: &generator))
+            var expected: [String] = []
+            for (i, ka) in a.keys.enumerated() {
+                guard let ka else { continue }
+                for (j, kb) in b.keys.enumerated() where kb == ka {
+                    for (k, kc) in c.keys.enumerated() where kc == ka { expected.append("\(ka) \(i) \(j) \(k)") }
+                }
+            }
+            let joined = try Table.innerJoin(
+                [try read(a.csv, key: "id"), try read(b.csv, key: "id"), try read(c.csv, key: "id")], on: "id")
+            #expect(joined.columnNames == ["id", "a", "b", "c"])
+            var got: [String] = []
+            let ids = try joined.column(named: "id")
+            let (va, vb, vc) = (
+                try joined.column(named: "a").floatValues(), try joined.column(named: "b").floatValues(),
+                try joined.column(named: "c").floatValues()
+            )
+            for row in 0..<joined.rowCount {
+                got.append("\(ids.keyString(row) ?? "") \(Int(va[row])) \(Int(vb[row])) \(Int(vc[row]))")
+            }
+            #expect(got == expected, "trial \(trial)")
+            if got != expected { break }
+        }
+    }
+
     @Test func innerJoinRejectsClashingColumnsAndFloatKeys() throws {
         let left = try read("id,a\nk1,1\n", key: "id"), right = try read("id,a\nk1,2\n", key: "id")
         #expect(throws: TrainingError(.joinFailed, "column 'a' appears in both tables of the join")) {

@@ -264,8 +264,12 @@ public final class TrainingWorkload: EnclaveWorkload {
             guard admission.datasets.contains(where: { $0.owner == recipient }) else { return out }
             guard let column = try? combined.column(named: key), case .strings(let codes, let levels) = column.storage
             else { throw EnclaveError(.output, "the join key column \(key) is not a string column") }
+            out.reserveCapacity(codes.count * 90)
             for (row, code) in codes.enumerated() where code >= 0 {
-                out += Array(csvField(levels[Int(code)]).utf8) + Array(",\(scores[row])\n".utf8)
+                out.append(contentsOf: csvField(levels[Int(code)]).utf8)
+                out.append(UInt8(ascii: ","))
+                out.append(contentsOf: scores[row].description.utf8)
+                out.append(UInt8(ascii: "\n"))
             }
         } else {
             var offset = 0
@@ -281,7 +285,7 @@ public final class TrainingWorkload: EnclaveWorkload {
     }
 
     static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        guard text.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
