@@ -217,17 +217,19 @@ public struct CSVTableReader {
                     scratch.append(buf[p])
                     p += buf[p] == UInt8(ascii: "\"") ? 2 : 1
                 }
-                try scratch.withUnsafeBufferPointer { try add($0, column: k, name: header[k]) }
+                let unescaped = scratch
+                try unescaped.withUnsafeBufferPointer { try add($0, column: k) }
                 continue
             }
             field = UnsafeBufferPointer(rebasing: buf[start..<end])
-            try add(field, column: k, name: header[k])
+            try add(field, column: k)
         }
         rows += 1
     }
 
-    private mutating func add(_ field: UnsafeBufferPointer<UInt8>, column k: Int, name: String) throws {
+    private mutating func add(_ field: UnsafeBufferPointer<UInt8>, column k: Int) throws {
         if let failedRule = builders[k].append(field, rowsBefore: rows, maxLevels: limits.maxCategoricalLevels) {
+            let name = header?[k] ?? "\(k + 1)"
             throw TrainingError(.schemaViolation, "column '\(name)' row \(rows + 1) fails rule '\(failedRule)'")
         }
     }
@@ -247,8 +249,9 @@ public struct CSVTableReader {
     }
 }
 
-/// Accumulates one column's cells while parsing (a class, so appends never copy the arrays).
-final class ColumnBuilder {
+/// Accumulates one column's cells while parsing. A struct mutated in place inside the reader's
+/// array: no reference counting or dynamic exclusivity checks per cell (they dominated parsing).
+struct ColumnBuilder {
     enum Kind { case float, integer, strings }
 
     let declared: ColumnType?
@@ -269,7 +272,7 @@ final class ColumnBuilder {
     }
 
     /// Appends a cell; returns the name of the rule it broke, if any.
-    func append(_ field: UnsafeBufferPointer<UInt8>, rowsBefore: Int, maxLevels: Int) -> String? {
+    mutating func append(_ field: UnsafeBufferPointer<UInt8>, rowsBefore: Int, maxLevels: Int) -> String? {
         let missing = CSVValue.isMissing(field)
         switch kind {
         case .float:
