@@ -113,17 +113,14 @@ final class PendingWrite: @unchecked Sendable {
 
     func complete(_ outcome: Result<Void, any Error>) {
         lock.lock()
-        if let w = waiter {
-            waiter = nil
-            lock.unlock()
-            w.resume(with: outcome)
-        } else {
-            result = outcome
-            lock.unlock()
-        }
+        result = outcome  // kept, so a later wait() (drain after a failure) returns at once
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        w?.resume(with: outcome)
     }
 
-    /// Single waiter.
+    /// One waiter at a time; may be called again after it returned.
     func wait() async throws {
         if let r = lock.withLock({ result }) { return try r.get() }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in

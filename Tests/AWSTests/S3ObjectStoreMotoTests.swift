@@ -108,6 +108,20 @@ struct S3ObjectStoreMotoTests {
         }
     }
 
+    @Test func emptyAndExactlyOnePartObjectsAreSinglePuts() async throws {
+        try await withMoto { _, store in
+            let empty = try await store.put(key: "empty", body: ByteStream(bytes: []))
+            #expect(empty.size == 0)
+            #expect(try await store.head(key: "empty").size == 0)
+            let onePart = Self.pattern(store.partSize, seed: 5)
+            let exact = try await store.put(key: "one-part", body: ByteStream(bytes: onePart, chunkSize: 1_000_003))
+            #expect(exact.size == Int64(store.partSize))
+            #expect(!exact.etag.contains("-"))  // not a multipart ETag
+            #expect(try await store.get(key: "one-part").body.collect(limit: 16 << 20) == onePart)
+            #expect(store.uploadMemory.currentBytes == 0)
+        }
+    }
+
     @Test func sseKMSHeadersAreSentAndEchoed() async throws {
         try await withMoto { moto, store in
             let keyId = try moto.boto(#"print(client("kms").create_key()["KeyMetadata"]["KeyId"])"#).stdout

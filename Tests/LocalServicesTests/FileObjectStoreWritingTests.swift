@@ -92,3 +92,32 @@ struct FileObjectStoreWritingTests {
         #endif
     }
 }
+
+/// The writer's failure path: a write error reaches the caller, and draining afterwards returns.
+struct PipelinedFileWriterFailureTests {
+    @Test(.timeLimit(.minutes(1))) func aFailedWriteIsReportedAndDrainReturnsAfterIt() async throws {
+        let dir = try TestEnvironment.temporaryDirectory("fosw-fail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("ro").path
+        FileManager.default.createFile(atPath: path, contents: nil)
+        for attempt in 0..<20 {
+            let fd = open(path, O_RDONLY)  // every write fails with EBADF
+            try #require(fd >= 0)
+            let file = FileBox(fd: fd)
+            let writer = PipelinedFileWriter(
+                file: file, io: DispatchQueue(label: "test.io"), configuration: .init(blockSize: 1024, writebackInterval: 1024))
+            var failure: (any Error)?
+            do {
+                for _ in 0..<10 { try await writer.append([UInt8](repeating: UInt8(attempt), count: 1024)) }
+                try await writer.finish()
+            } catch {
+                failure = error
+            }
+            await writer.drain()  // must not hang whichever way the failure was observed
+            file.close()
+            let error = try #require(failure as? ObjectStoreError)
+            #expect(error.code == .io)
+            #expect(error.message.hasPrefix("write object data:"))
+        }
+    }
+}
