@@ -105,6 +105,8 @@ final class JobWorld: @unchecked Sendable {
         attestor = try DevelopmentAttestor.open(dataDirectory: directory.path, enclaveExecutable: self.enclavePath)
     }
 
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
     /// The policy allows the measurement of `measuredBinary` (default: the enclave itself).
     /// With `union`, each party holds whole rows (`x1,x2,y`) — alpha `union.alpha` of them, beta
     /// `union.beta` (noisier labels) — stacked by a `union` join; `unionRows` keeps them in file order.
