@@ -63,6 +63,59 @@ import Testing
         }
     }
 
+    /// Ten thousand rows with every column type give the same table whole and fed in random small
+    /// pieces, and a schema violation names the first failing cell in row order — the earliest row,
+    /// then the leftmost column — wherever it falls.
+    @Test func largeInputInRandomPiecesMatchesWholeAndReportsTheFirstViolation() throws {
+        var generator = SystemRandomNumberGenerator()
+        var text = "id,x,n,c,q\n"
+        for row in 0..<10_000 {
+            let x = Double.random(in: -1e6...1e6, using: &generator)
+            let missing = row % 97 == 0
+            text += "id-\(row),\(missing ? "" : String(x)),\(row % 13),cat\(row % 7),\"a \"\"\(row % 5)\"\"\"\n"
+        }
+        let bytes = Array(text.utf8)
+        let schema = TableSchema(columns: [
+            .init(name: "id", type: .id, allowsMissing: false), .init(name: "x", type: .float),
+            .init(name: "n", type: .integer, allowsMissing: false), .init(name: "c", type: .categorical),
+            .init(name: "q", type: .categorical),
+        ])
+        func fingerprint(_ table: Table) -> String {
+            table.columns.map { column in
+                "\(column.name):\(column.type):" + (0..<table.rowCount).map { row in
+                    column.isMissing(row) ? "-" : (column.keyString(row) ?? "\(column.doubleValues()[row])")
+                }.joined(separator: ",")
+            }.joined(separator: "|")
+        }
+        let whole = try CSVTableReader.read(bytes, schema: schema)
+        #expect(whole.rowCount == 10_000)
+        var small = CSVTableReader(schema: schema)
+        var offset = 0
+        while offset < bytes.count {
+            let size = Int.random(in: 1...40, using: &generator)
+            try small.append(bytes[offset..<min(bytes.count, offset + size)])
+            offset += size
+        }
+        #expect(fingerprint(try small.finish()) == fingerprint(whole))
+
+        // Violations in column n at row 5000 and in column x at rows 5000 and 7000: x at 5000 is first.
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func breakCell(_ row: Int, _ column: Int) {
+            var cells = lines[row].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            cells[column] = "not-a-number"
+            lines[row] = cells.joined(separator: ",")
+        }
+        breakCell(7000, 1)
+        breakCell(5000, 2)
+        #expect(throws: TrainingError(.schemaViolation, "column 'n' row 5000 fails rule 'type integer'")) {
+            try CSVTableReader.read(Array(lines.joined(separator: "\n").utf8), schema: schema)
+        }
+        breakCell(5000, 1)
+        #expect(throws: TrainingError(.schemaViolation, "column 'x' row 5000 fails rule 'type float'")) {
+            try CSVTableReader.read(Array(lines.joined(separator: "\n").utf8), schema: schema)
+        }
+    }
+
     @Test func numbersParseExactlyLikeStrtod() {
         for text in ["0.1", "-0.770151", "1e-7", "123456789012345678901", "3.4028235e38", "2.2250738585072014e-308",
                      "0.000001234567", "+5", "7.", ".5", "1E5"] {
