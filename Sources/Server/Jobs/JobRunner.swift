@@ -120,15 +120,15 @@ public final class JobRunner: @unchecked Sendable {
     }
 
     private func move(to next: JobState, failure: JobFailure? = nil) {
-        let allowed = lock.withLock { () -> Bool in
-            guard currentState.canMove(to: next) else { return false }
+        // Only the runner's own thread moves the state, so checking first and switching after the
+        // sink has persisted it cannot race; `state` and `wait` never run ahead of the store.
+        guard lock.withLock({ currentState.canMove(to: next) }) else { return }
+        sink.transition(jobID: plan.jobID, to: next, failure: failure)
+        lock.withLock {
             currentState = next
             if let failure { finalFailure = failure }
-            return true
+            lock.broadcast()
         }
-        guard allowed else { return }
-        sink.transition(jobID: plan.jobID, to: next, failure: failure)
-        lock.withLock { lock.broadcast() }
     }
 
     private func checkCancelled() throws(JobFailure) {
