@@ -322,7 +322,9 @@ import Testing
 
     // MARK: 5b. The server killed mid-job
 
-    @Test func serverKilledMidJobTakesItsEnclaveAlongAndARestartFailsTheJobAsInterrupted() async throws {
+    @Test func serverKilledMidJobTakesItsEnclaveAlongAndARestartFailsTheJobAsInterruptedThenResumesFromItsCheckpoint()
+        async throws
+    {
         try await Fixture.with { f in
             let (collaboration, digest) = try await f.propose(rounds: Self.longRounds, maxRuns: 2)
             for party in f.parties.indices { try await f.approve(party, collaboration, digest: digest) }
@@ -331,6 +333,23 @@ import Testing
             defer { watch.kill() }
             #expect(try await f.waitFor("progress training", in: out), "\(f.serverLog())")
             let enclave = try #require(try await f.enclaveProcesses().first, "no enclave child while the job trains")
+            // The enclave seals a checkpoint every 10 rounds; wait until the server has stored one.
+            let checkpointStored = try await offPool { () -> Bool in
+                let root = f.dataDirectory.appendingPathComponent("objects/objects")
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    for dir in (try? FileManager.default.contentsOfDirectory(at: root, includingPropertiesForKeys: nil)) ?? [] {
+                        let key = (try? String(contentsOf: dir.appendingPathComponent("key"), encoding: .utf8)) ?? ""
+                        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+                        if key.hasPrefix("checkpoints/\(collaboration)/"), files.contains(where: { $0.hasSuffix(".data") }) {
+                            return true
+                        }
+                    }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                return false
+            }
+            #expect(checkpointStored, "no checkpoint was stored while the job trained")
 
             // The operator's server dies (SIGKILL: no shutdown code runs). The enclave loses its
             // channel and exits by itself; the watcher reports the server unreachable (exit 3).
@@ -351,12 +370,18 @@ import Testing
             #expect(try await f.enclaveProcesses().isEmpty)
             for party in f.parties.indices { #expect(try await Self.outputs(f, job, as: party).isEmpty) }
 
-            // A new start runs and delivers.
+            // A new start resumes from the sealed checkpoint the crashed job left, and delivers.
             let retry = try await f.startJob(collaboration)
             let retried = try await f.waitForJob(retry)
             #expect(retried["status"] as? String == "succeeded", "\(retried)\n\(f.serverLog())")
             #expect(try await Self.outputs(f, retry, as: Self.bank).count == 3)
             #expect(try await f.enclaveProcesses().isEmpty)
+            let keyReleases = try await f.audit(collaboration).filter { $0.action == "job.checkpoint_key" }
+            let resumed = { (job: String) in
+                keyReleases.first { $0.subject == job }.map { ["true", "1"].contains($0.details["resumed"] ?? "") }
+            }
+            #expect(resumed(job) == false, "\(keyReleases)")
+            #expect(resumed(retry) == true, "the retry did not resume from the checkpoint: \(keyReleases)")
         }
     }
 
