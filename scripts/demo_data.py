@@ -101,7 +101,8 @@ def columns_json(spec):
     return out
 
 
-def write_policy(args):
+def party_datasets(args):
+    """{role: (party id, dataset id)} from --bank/--retailer/--telco PARTY_ID:DATASET_ID."""
     roles = {"first-bank": args.bank, "shopmart": args.retailer, "metro-telecom": args.telco}
     ids = {}
     for role, value in roles.items():
@@ -109,41 +110,62 @@ def write_policy(args):
         if not party or not dataset:
             sys.exit(f"--{role}: expected PARTY_ID:DATASET_ID, not {value!r}")
         ids[role] = (party, dataset)
+    return ids
+
+
+def policy_document(ids, columns, features, hyperparameters, name, description, pcrs, min_rows, max_runs):
+    """The demo's policy: an inner join on the customer hash, boosted trees predicting `defaulted`; the
+    bank receives the model, the metrics and its own customers' scores, the others the metrics."""
     zeros = "0" * 96
+    pcr0, pcr1, pcr2 = pcrs
     bank, retail, telco = ids["first-bank"][0], ids["shopmart"][0], ids["metro-telecom"][0]
-    policy = {
+    return {
         "version": 1,
-        "name": "Credit default with retail and telecom features",
-        "description": "A vertical inner join of three parties on a salted SHA-256 of the customer id. The bank "
-                       "receives the boosted-tree model, the metrics and scores for its own customers; the "
-                       "retailer and the telecom operator receive the metrics only.",
+        "name": name,
+        "description": description,
         "parties": [{"id": party} for party, _ in ids.values()],
-        "datasets": [{"id": dataset, "owner": party, "columns": columns_json(COLUMNS[role])}
+        "datasets": [{"id": dataset, "owner": party, "columns": columns_json(columns[role])}
                      for role, (party, dataset) in ids.items()],
         "join": {"type": "inner", "key": "customer_hash"},
         "training": {
             "algorithm": "gradient_boosted_trees",
             "objective": "binary:logistic",
             "label": "defaulted",
-            "features": ["income", "credit_limit", "months_on_book", "monthly_spend", "visits_per_month",
-                         "share_of_luxury", "returns_rate", "tenure_months", "late_payments", "data_gb"],
-            "hyperparameters": {"num_rounds": args.rounds, "max_depth": 4, "learning_rate": 0.2, "max_bin": 64,
-                                "lambda": 1.0},
+            "features": features,
+            "hyperparameters": hyperparameters,
             "validation": {"fraction": 0.25, "seed": 7},
         },
-        "enclave": {"measurements": [{"pcr0": args.pcr0, "pcr1": args.pcr1 or zeros, "pcr2": args.pcr2 or zeros}],
+        "enclave": {"measurements": [{"pcr0": pcr0, "pcr1": pcr1 or zeros, "pcr2": pcr2 or zeros}],
                     "allowDebug": False},
         "outputs": [
             {"recipient": bank, "artifacts": ["model", "metrics", "scores:own"]},
             {"recipient": retail, "artifacts": ["metrics"]},
             {"recipient": telco, "artifacts": ["metrics"]},
         ],
-        "constraints": {"minRowsPerParty": args.min_rows, "minJoinedRows": args.min_rows,
-                        "expiresAt": "2030-12-31T00:00:00Z", "maxRuns": 3},
+        "constraints": {"minRowsPerParty": min_rows, "minJoinedRows": min_rows,
+                        "expiresAt": "2030-12-31T00:00:00Z", "maxRuns": max_runs},
     }
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(policy, f, indent=2)
+
+
+def write_json(path, document):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=2)
         f.write("\n")
+
+
+def write_policy(args):
+    policy = policy_document(
+        party_datasets(args), COLUMNS,
+        features=["income", "credit_limit", "months_on_book", "monthly_spend", "visits_per_month",
+                  "share_of_luxury", "returns_rate", "tenure_months", "late_payments", "data_gb"],
+        hyperparameters={"num_rounds": args.rounds, "max_depth": 4, "learning_rate": 0.2, "max_bin": 64,
+                         "lambda": 1.0},
+        name="Credit default with retail and telecom features",
+        description="A vertical inner join of three parties on a salted SHA-256 of the customer id. The bank "
+                    "receives the boosted-tree model, the metrics and scores for its own customers; the "
+                    "retailer and the telecom operator receive the metrics only.",
+        pcrs=(args.pcr0, args.pcr1, args.pcr2), min_rows=args.min_rows, max_runs=3)
+    write_json(args.out, policy)
 
 
 def main():

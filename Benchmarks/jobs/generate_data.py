@@ -23,6 +23,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import demo_data  # noqa: E402  (the demo's policy, shared)
+
 SALT = "cleanroom-demo-2026"
 
 # name: (type, nullable, printf format). Types are the policy's column types.
@@ -152,58 +155,17 @@ def write_data(args):
     print(f"{joined} customers known to all three parties; default rate {label[:joined].mean():.3f}")
 
 
-def columns_json(spec):
-    out = []
-    for item in spec.split(","):
-        name, kind = item.split(":")
-        column = {"name": name, "type": kind.rstrip("?")}
-        if kind.endswith("?"):
-            column["nullable"] = True
-        out.append(column)
-    return out
-
-
 def write_policy(args):
-    roles = {"first-bank": args.bank, "shopmart": args.retailer, "metro-telecom": args.telco}
-    ids = {}
-    for role, value in roles.items():
-        party, _, dataset = value.partition(":")
-        if not party or not dataset:
-            sys.exit(f"--{role}: expected PARTY_ID:DATASET_ID, not {value!r}")
-        ids[role] = (party, dataset)
-    zeros = "0" * 96
-    bank, retail, telco = ids["first-bank"][0], ids["shopmart"][0], ids["metro-telecom"][0]
-    policy = {
-        "version": 1,
-        "name": "Credit default with retail and telecom features (jobs benchmark)",
-        "description": "make demo's vertical inner join of three parties on a salted SHA-256 of the customer id, "
-                       "with 28 features. The bank receives the model, the metrics and scores for its own "
-                       "customers; the retailer and the telecom operator receive the metrics.",
-        "parties": [{"id": party} for party, _ in ids.values()],
-        "datasets": [{"id": dataset, "owner": party, "columns": columns_json(column_spec(role))}
-                     for role, (party, dataset) in ids.items()],
-        "join": {"type": "inner", "key": KEY},
-        "training": {
-            "algorithm": "gradient_boosted_trees",
-            "objective": "binary:logistic",
-            "label": LABEL,
-            "features": FEATURES,
-            "hyperparameters": {"num_rounds": args.rounds, "max_depth": args.max_depth, "learning_rate": 0.2,
-                                "max_bin": args.max_bin, "lambda": 1.0},
-            "validation": {"fraction": 0.25, "seed": 7},
-        },
-        "enclave": {"measurements": [{"pcr0": args.pcr0, "pcr1": zeros, "pcr2": zeros}], "allowDebug": False},
-        "outputs": [
-            {"recipient": bank, "artifacts": ["model", "metrics", "scores:own"]},
-            {"recipient": retail, "artifacts": ["metrics"]},
-            {"recipient": telco, "artifacts": ["metrics"]},
-        ],
-        "constraints": {"minRowsPerParty": args.min_rows, "minJoinedRows": args.min_rows,
-                        "expiresAt": "2030-12-31T00:00:00Z", "maxRuns": args.max_runs},
-    }
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(policy, f, indent=2)
-        f.write("\n")
+    policy = demo_data.policy_document(
+        demo_data.party_datasets(args), {p: column_spec(p) for p in PARTIES}, features=FEATURES,
+        hyperparameters={"num_rounds": args.rounds, "max_depth": args.max_depth, "learning_rate": 0.2,
+                         "max_bin": args.max_bin, "lambda": 1.0},
+        name="Credit default with retail and telecom features (jobs benchmark)",
+        description="make demo's vertical inner join of three parties on a salted SHA-256 of the customer id, "
+                    "with 28 features. The bank receives the model, the metrics and scores for its own "
+                    "customers; the retailer and the telecom operator receive the metrics.",
+        pcrs=(args.pcr0, None, None), min_rows=args.min_rows, max_runs=args.max_runs)
+    demo_data.write_json(args.out, policy)
 
 
 def main():
