@@ -75,7 +75,7 @@ extension ServerApp {
         context.readiness.beginDraining()
         if !jobs.runningJobs.isEmpty {
             status("cancelling \(jobs.runningJobs.count) running job(s); their enclaves are stopped")
-            jobs.cancelAll(reason: "the server is shutting down", timeout: 10)
+            try? await GovernanceRoutes.blocking { jobs.cancelAll(reason: "the server is shutting down", timeout: 10) }
         }
         await server.shutdown()
         try? governance.store.checkpoint()  // sign the audit log's head before stopping

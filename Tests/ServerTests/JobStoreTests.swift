@@ -187,11 +187,29 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(try world.jobs.job(id: plan.jobID, caller: beta.caller).status == "succeeded")
     }
 
+    /// A job that ended stays ended: a late cancel (or any other move) racing the end is refused by
+    /// the store, changes nothing and audits nothing; moves the life cycle forbids are refused too.
+    @Test func aJobThatEndedCannotBeMovedAgain() throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        #expect(try world.jobs.transition(jobID: plan.jobID, to: .running, failure: nil) == false)
+        for state in [JobState.attesting, .running, .delivering, .succeeded] {
+            #expect(try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil))
+        }
+        let entries = try world.store.auditEntries().count
+        #expect(
+            try world.jobs.transition(
+                jobID: plan.jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: "late")) == false)
+        #expect(try world.jobs.job(id: plan.jobID, caller: world.members[0].caller).status == "succeeded")
+        #expect(try world.store.auditEntries().count == entries)
+    }
+
     @Test func jobsInterruptedByARestartAreFailedCleanly() throws {
         let world = try JobStoreWorld()
         for member in world.members { try world.approve(member) }
         let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
-        try world.jobs.transition(jobID: plan.jobID, to: .running, failure: nil)
+        for state in [JobState.attesting, .running] { try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil) }
         #expect(try world.jobs.failInterruptedJobs() == [plan.jobID])
         let job = try world.jobs.job(id: plan.jobID, caller: world.members[0].caller)
         #expect(job.status == "failed")

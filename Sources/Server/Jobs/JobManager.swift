@@ -69,14 +69,6 @@ public final class JobManager: @unchecked Sendable {
     public func start(collaborationId: String, caller: Caller) async throws -> Job {
         let jobs = self.jobs
         let plan = try await GovernanceRoutes.blocking { try jobs.startJob(collaborationId: collaborationId, caller: caller) }
-        do {
-            _ = try await objects.put(
-                key: Self.approvalBundleKey(jobID: plan.jobID), body: ByteStream(bytes: plan.approvalBundle))
-        } catch {
-            let failure = JobFailure(code: "job.store", message: "the approval bundle could not be stored")
-            sink.transition(jobID: plan.jobID, to: .failed, failure: failure)
-            throw DomainError(.internalError, "object_store_failed", "the job could not be recorded; start it again")
-        }
         let recorder = AttestationRecorder(inner: VerifyingAttestationGate(verifier: services.verifier))
         let keys = AuditedKeyRelease(
             inner: KMSKeyRelease(objects: objects, decrypt: services.decrypt), jobs: jobs, jobID: plan.jobID,
@@ -87,8 +79,22 @@ public final class JobManager: @unchecked Sendable {
             checkpoints: services.checkpoints.map { inner in
                 AuditedCheckpoints(inner: inner, jobs: jobs, jobID: plan.jobID, attestedPCR0: { recorder.attested?.pcr0 })
             })
+        // Registered before anything else is awaited, so a cancel from now on reaches the runner.
         lock.withLock { runners[plan.jobID] = runner }
         hub.publish(jobID: plan.jobID, .state(.pending, nil))  // watchers can subscribe from now on
+        do {
+            _ = try await objects.put(
+                key: Self.approvalBundleKey(jobID: plan.jobID), body: ByteStream(bytes: plan.approvalBundle))
+        } catch {
+            let failure = JobFailure(code: "job.store", message: "the approval bundle could not be stored")
+            let sink = self.sink
+            try? await GovernanceRoutes.blocking { sink.transition(jobID: plan.jobID, to: .failed, failure: failure) }
+            lock.withLock {
+                runners[plan.jobID] = nil
+                lock.broadcast()
+            }
+            throw DomainError(.internalError, "object_store_failed", "the job could not be recorded; start it again")
+        }
         let thread = Thread { [self] in
             runner.run()
             lock.withLock {
@@ -117,24 +123,21 @@ public final class JobManager: @unchecked Sendable {
         }
         try await GovernanceRoutes.blocking { try jobs.auditCancelRequest(job: job, caller: caller) }
         let reason = "cancelled by \(caller.partyId ?? "a member party")"
-        if let runner = lock.withLock({ runners[jobID] }) {
-            runner.cancel(reason: reason)
-            // Not `runner.wait`: the runner's state turns terminal before it is persisted, and the
-            // answer below reads the store. The runner leaves `runners` once it has fully ended.
-            try await GovernanceRoutes.blocking { self.waitUntilEnded(jobID: jobID, timeout: wait) }
-        } else {
-            // Recorded but not running in this process (it cannot run any more): end it here.
-            sink.transition(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
+        let sink = self.sink
+        let runner = lock.withLock { runners[jobID] }
+        try await GovernanceRoutes.blocking {
+            if let runner {
+                // Stopping the enclave can take its termination grace: off the concurrency pool. The
+                // runner persists its terminal state before `wait` sees it.
+                runner.cancel(reason: reason)
+                _ = runner.wait(timeout: .milliseconds(Int64(wait * 1000)))
+            } else {
+                // Not running in this process (it ended meanwhile, or it cannot run any more): the store
+                // moves it to cancelled only if it has not ended.
+                sink.transition(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
+            }
         }
         return try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
-    }
-
-    /// Waits until the job's runner has ended (its terminal state stored and the enclave gone), or `timeout` passed.
-    private func waitUntilEnded(jobID: String, timeout: Double) {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        lock.lock()
-        defer { lock.unlock() }
-        while runners[jobID] != nil, lock.wait(until: deadline) {}
     }
 
     /// Fails the jobs a previous run of the server left unfinished (called once at start-up).

@@ -83,10 +83,15 @@ public struct JobStore: Sendable {
         }
     }
 
-    /// Persists a state change and audits it (`job.attesting`, `job.running`, …).
-    public func transition(jobID: String, to state: JobState, failure: JobFailure?) throws {
+    /// Persists a state change and audits it (`job.attesting`, `job.running`, …), in one transaction
+    /// and only if the stored state may move to `state` (a job that ended stays ended, whoever else
+    /// tries to move it). Returns whether it moved.
+    @discardableResult
+    public func transition(jobID: String, to state: JobState, failure: JobFailure?) throws -> Bool {
         try store.pool.write { db in
-            guard var job = try Job.fetchOne(db, key: jobID) else { return }
+            guard var job = try Job.fetchOne(db, key: jobID),
+                JobState(rawValue: job.status)?.canMove(to: state) == true
+            else { return false }
             job.status = state.rawValue
             job.error = failure.map { "\($0.code): \($0.message)" }
             job.updatedAt = Int64(Date().timeIntervalSince1970)
@@ -96,6 +101,7 @@ public struct JobStore: Sendable {
             try store.appendAudit(
                 db, actor: nil, action: "job.\(state.rawValue)", collaborationId: job.collaborationId, subject: jobID,
                 details: .object(details))
+            return true
         }
     }
 

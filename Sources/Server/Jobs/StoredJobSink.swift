@@ -30,8 +30,10 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     public static func receiptKey(jobID: String) -> String { "jobs/\(jobID)/receipt.json" }
     public static func attestationKey(jobID: String) -> String { "jobs/\(jobID)/attestation.cbor" }
 
+    /// Persists and publishes a state change. A change the store refuses (the job already ended)
+    /// is not published; one the store could not write is still published, so watchers see it.
     public func transition(jobID: String, to state: JobState, failure: JobFailure?) {
-        try? jobs.transition(jobID: jobID, to: state, failure: failure)
+        if (try? jobs.transition(jobID: jobID, to: state, failure: failure)) == false { return }
         hub.publish(jobID: jobID, .state(state, failure))
     }
 
