@@ -80,4 +80,37 @@ import Testing
         #expect(sink.outputs.isEmpty)
         #expect(enclaveChildren().isEmpty)
     }
+
+    /// A KMS answer that carries a plaintext data key is never forwarded (DESIGN §2.1), even if it
+    /// also carries CiphertextForRecipient; and no key is released before the enclave was attested.
+    @Test func aPlaintextKeyFromKMSIsRefusedAndNothingIsReleasedBeforeAttestation() async throws {
+        let world = try JobWorld()
+        try await world.prepare()
+        let (_, objects) = try await setUp(world)
+        let dataset = world.plan.datasets[0]
+        let leaky = KMSKeyRelease(objects: objects) { request in
+            KMSWire.DecryptResponse(
+                plaintext: Data(repeating: 7, count: 32), keyId: request.keyId ?? "key",
+                ciphertextForRecipient: Data([0x30, 0x00]))
+        }
+        let refusal = try await offPool { () -> String? in
+            do {
+                _ = try leaky.release(dataset: dataset, attestationDocument: [0xA0])
+                return nil
+            } catch let error as JobFailure { return error.code } catch { return "\(error)" }
+        }
+        #expect(refusal == "key_release.plaintext")
+
+        let store = try JobStoreWorld().store
+        let unattested = AuditedKeyRelease(
+            inner: leaky, jobs: JobStore(store: store), jobID: "job-x",
+            attested: AttestationRecorder(inner: VerifyingAttestationGate(verifier: world.verifier)))
+        let early = try await offPool { () -> String? in
+            do {
+                _ = try unattested.release(dataset: dataset, attestationDocument: [0xA0])
+                return nil
+            } catch let error as JobFailure { return error.code } catch { return "\(error)" }
+        }
+        #expect(early == "job.protocol")
+    }
 }

@@ -52,7 +52,8 @@ public struct KMSKeyRelease: KeyReleaseService {
     private func readHeader(_ dataset: JobPlan.Dataset) throws(JobFailure) -> MessageHeader {
         let objects = self.objects, limit = headerReadLimit
         let result = BlockingTask.run { () async throws -> MessageHeader in
-            let download = try await objects.get(key: dataset.objectKey)
+            // Only the first `limit` bytes: the header, not a whole (possibly multi-GB) dataset.
+            let download = try await objects.get(key: dataset.objectKey, range: ByteRange(offset: 0, length: Int64(limit)))
             var bytes: [UInt8] = []
             let parser = MessageHeaderParser()
             for try await chunk in download.body {
