@@ -37,6 +37,22 @@ struct LocalKMSCheckpointKeyTests {
         let key = try CMS.EnvelopedData(berEncoded: Array(try #require(generated.ciphertextForRecipient))).decrypt(with: enclaveKey)
         #expect(key.count == 32)
 
+        // Nor can the operator get the stored key back: not by Decrypt without Recipient, not by
+        // re-encrypting it under a key it may decrypt with.
+        let operatorKey = try kms.createKey(description: "the operator's own key")
+        for (name, call) in [
+            ("Decrypt", { _ = try kms.decrypt(
+                .init(ciphertextBlob: generated.ciphertextBlob, keyId: arn, encryptionContext: context), caller: kms.defaultCaller) }),
+            ("ReEncrypt", { _ = try kms.reEncrypt(
+                .init(ciphertextBlob: generated.ciphertextBlob, sourceEncryptionContext: context, sourceKeyId: arn,
+                      destinationKeyId: operatorKey.arn), caller: kms.defaultCaller) }),
+        ] as [(String, () throws -> Void)] {
+            do {
+                try call()
+                Issue.record("\(name) of the checkpoint key by the operator was allowed")
+            } catch let e as KMSError { #expect(e.code == "AccessDeniedException", "\(name)") }
+        }
+
         // Another image is refused both calls.
         let otherDocument = try upgradedAttestor.attestationDocument(publicKey: spki, userData: nil, nonce: nil)
         for call in [
