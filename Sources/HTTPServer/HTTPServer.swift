@@ -135,10 +135,12 @@ final class Listener: EventSource, @unchecked Sendable {  // loop-thread only af
     unowned let loop: EventLoop
     let core: ServerCore
 
-    private static let busyResponse = Array(
-        ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 71\r\n"
-            + "Connection: close\r\n\r\n"
-            + #"{"error":{"code":"too_many_connections","message":"server is at capacity"}}"#).utf8)
+    private static let busyResponse: [UInt8] = {
+        let body = #"{"error":{"code":"too_many_connections","message":"server is at capacity"}}"#
+        return Array(
+            ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body).utf8)
+    }()
 
     init(fd: Int32, loop: EventLoop, core: ServerCore) {
         self.fd = fd

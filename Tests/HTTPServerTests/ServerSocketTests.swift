@@ -269,6 +269,9 @@ import TestSupport
                 let extra = try RawHTTPClient(port: port)
                 let r = try extra.readResponse()
                 #expect(r.status == 503 && r.bodyText.contains("too_many_connections"))
+                // The whole JSON error arrives: Content-Length matches the body.
+                let error = (try? JSONSerialization.jsonObject(with: Data(r.bodyText.utf8))) as? [String: [String: String]]
+                #expect(error?["error"]?["message"] == "server is at capacity", "\(r.bodyText)")
                 _ = held
             }
         }
