@@ -269,15 +269,10 @@ struct BundleVerifier {
 
     /// The policy's measurement sets as PCR sets.
     static func allowedPCRSets(_ policy: JobPolicy) throws -> [PCRSet] {
-        try policy.enclave.measurements.map { measurement in
-            var hex = [0: measurement.pcr0, 1: measurement.pcr1, 2: measurement.pcr2]
-            if let pcr3 = measurement.pcr3 { hex[3] = pcr3 }
-            if let pcr8 = measurement.pcr8 { hex[8] = pcr8 }
-            guard let set = PCRSet(hex: hex) else {
-                throw Failure(check: "policy", code: "policy.invalid", message: "a measurement set of the policy is not hex")
-            }
-            return set
+        guard let sets = policy.enclave.pcrSets else {
+            throw Failure(check: "policy", code: "policy.invalid", message: "a measurement set of the policy is not hex")
         }
+        return sets
     }
 
     /// SHA-256 of a file, streamed.

@@ -1,3 +1,4 @@
+import Attestation
 import Foundation
 
 /// The parts of a collaboration policy (policies/policy.schema.json) that the enclave acts on,
@@ -87,6 +88,20 @@ public struct JobPolicy: Decodable, Sendable, Equatable {
     public struct EnclaveRules: Decodable, Sendable, Equatable {
         public var measurements: [Measurement]
         public var allowDebug: Bool
+
+        /// The measurement sets as PCR sets (PCR0–2, and PCR3/PCR8 when named), the one mapping the
+        /// server's key-release gate and the parties' offline `verify` both use; nil if a value is not hex.
+        public var pcrSets: [PCRSet]? {
+            var sets: [PCRSet] = []
+            for measurement in measurements {
+                var hex = [0: measurement.pcr0, 1: measurement.pcr1, 2: measurement.pcr2]
+                if let pcr3 = measurement.pcr3 { hex[3] = pcr3 }
+                if let pcr8 = measurement.pcr8 { hex[8] = pcr8 }
+                guard let set = PCRSet(hex: hex) else { return nil }
+                sets.append(set)
+            }
+            return sets
+        }
     }
 
     public struct Output: Decodable, Sendable, Equatable {

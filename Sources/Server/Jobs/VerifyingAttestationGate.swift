@@ -17,15 +17,10 @@ public struct VerifyingAttestationGate: AttestationGate {
 
     /// The measurement sets a policy allows.
     public static func allowedPCRSets(_ policy: JobPolicy) throws(JobFailure) -> [PCRSet] {
-        try policy.enclave.measurements.map { (measurement) throws(JobFailure) -> PCRSet in
-            var hex = [0: measurement.pcr0, 1: measurement.pcr1, 2: measurement.pcr2]
-            if let pcr3 = measurement.pcr3 { hex[3] = pcr3 }
-            if let pcr8 = measurement.pcr8 { hex[8] = pcr8 }
-            guard let set = PCRSet(hex: hex) else {
-                throw JobFailure(code: "policy.invalid", message: "a measurement set of the policy is not valid hex")
-            }
-            return set
+        guard let sets = policy.enclave.pcrSets else {
+            throw JobFailure(code: "policy.invalid", message: "a measurement set of the policy is not valid hex")
         }
+        return sets
     }
 
     public func verify(
