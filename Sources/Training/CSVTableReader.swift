@@ -332,7 +332,7 @@ struct ColumnBuilder {
                 codes.append(code)
                 return nil
             }
-            if declared != .id, levels.count >= maxLevels { return "at most \(maxLevels) categories" }
+            if levels.count >= maxLevels { return "at most \(maxLevels) categories" }
             index[text] = Int32(levels.count)
             codes.append(Int32(levels.count))
             levels.append(text)

@@ -114,7 +114,7 @@ public struct Column: Sendable {
     }
 
     /// The cell as a join key string (`nil` when missing); floats are not keys.
-    func keyString(_ row: Int) -> String? {
+    public func keyString(_ row: Int) -> String? {
         switch storage {
         case .float: return nil
         case .integer(let v): return v[row] == Column.missingInteger ? nil : String(v[row])

@@ -54,7 +54,7 @@ public struct TableSchema: Sendable, Codable, Equatable {
         }
         if table.rowCount < minimumRows {
             throw TrainingError(
-                .schemaViolation, "table fails rule 'at least \(minimumRows) rows': it has \(table.rowCount)")
+                .notEnoughRows, "table fails rule 'at least \(minimumRows) rows': it has \(table.rowCount)")
         }
     }
 }

@@ -50,6 +50,33 @@ import Testing
         #expect(code { _ = try verify(policy, try fixture.fullBundle(other)) } == .approvalInvalid)
     }
 
+    /// A genuine approval by the right key, edited after signing: an operator extending its expiry, or
+    /// the signature damaged. Only the signature check can catch these.
+    @Test func approvalEditedAfterSigningDoesNotVerify() throws {
+        let policy = try fixture.policy()
+        for edit in [
+            { (entry: inout ApprovalBundle.Entry) in entry.expiresAt += 86_400 },
+            { (entry: inout ApprovalBundle.Entry) in
+                var signature = Array(Data(base64Encoded: entry.signature)!)
+                signature[signature.count - 1] ^= 0x01
+                entry.signature = Data(signature).base64EncodedString()
+            },
+        ] {
+            let bundle = try fixture.bundle(policy) { digest in
+                var beta = try fixture.beta.approve(digest, expiresAt: now + 3600)
+                edit(&beta)
+                return [try fixture.alpha.approve(digest), beta]
+            }
+            do {
+                _ = try verify(policy, bundle)
+                Issue.record("an approval edited after signing verified")
+            } catch {
+                #expect(error.code == .approvalInvalid)
+                #expect(error.message.contains("does not verify"), "\(error.message)")
+            }
+        }
+    }
+
     @Test func approvalSignedByAKeyThePolicyDoesNotNameIsRefused() throws {
         // An operator who signs beta's approval with its own key: the policy names beta's real key.
         let policy = try fixture.policy()

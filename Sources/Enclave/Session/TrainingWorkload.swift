@@ -109,7 +109,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         guard let error = error as? TrainingError else {
             return EnclaveError(.schemaViolation, "dataset \(dataset): the CSV could not be read")
         }
-        if error.code == .schemaViolation && error.message.contains("rows") {
+        if error.code == .notEnoughRows {
             return EnclaveError(.tooFewRows, "dataset \(dataset): \(error.message)")
         }
         return EnclaveError(.schemaViolation, "dataset \(dataset): \(error.message)")
@@ -262,11 +262,12 @@ public final class TrainingWorkload: EnclaveWorkload {
         let policy = admission.policy
         if policy.join.type == .inner, let key = policy.join.key, admission.datasets.count > 1 {
             guard admission.datasets.contains(where: { $0.owner == recipient }) else { return out }
-            guard let column = try? combined.column(named: key), case .strings(let codes, let levels) = column.storage
-            else { throw EnclaveError(.output, "the join key column \(key) is not a string column") }
-            out.reserveCapacity(codes.count * 90)
-            for (row, code) in codes.enumerated() where code >= 0 {
-                out.append(contentsOf: csvField(levels[Int(code)]).utf8)
+            guard let column = try? combined.column(named: key), column.type != .float
+            else { throw EnclaveError(.output, "the join key column \(key) is not an id, categorical or integer column") }
+            out.reserveCapacity(column.count * 90)
+            for row in 0..<column.count {
+                guard let id = column.keyString(row) else { continue }
+                out.append(contentsOf: csvField(id).utf8)
                 out.append(UInt8(ascii: ","))
                 out.append(contentsOf: scores[row].description.utf8)
                 out.append(UInt8(ascii: "\n"))

@@ -1,0 +1,106 @@
+import CleanRoom
+import Crypto
+import Foundation
+import Testing
+import Training
+@testable import Enclave
+
+/// The enclave admits exactly the policy's datasets, as their owners' and with the ciphertext the
+/// policy names — so an operator cannot swap in another party's or an older upload of a dataset
+/// (whose encryption context would otherwise pass the owner-key binding).
+@Suite struct AdmissionTests {
+    let fixture = try! SessionFixture.shared.get()
+    let now: Int64 = 1_800_000_000
+    let alphaSHA = [UInt8](repeating: 0xA1, count: 32), betaSHA = [UInt8](repeating: 0xB2, count: 32)
+
+    func policy() throws -> [UInt8] {
+        let (alpha, beta) = (Hex.encode(alphaSHA), Hex.encode(betaSHA))
+        return try fixture.policy { policy in
+            var datasets = policy["datasets"] as! [[String: Any]]
+            datasets[0]["sha256"] = alpha
+            datasets[1]["sha256"] = beta
+            policy["datasets"] = datasets
+        }
+    }
+
+    func admit(_ manifests: [DatasetManifest]) throws -> Admission {
+        let policy = try policy()
+        let spec = JobSpecification(policy: policy, approvalBundle: try fixture.fullBundle(policy), datasets: manifests)
+        return try Admission.check(
+            spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: now)
+    }
+
+    func manifest(_ id: String, _ party: String, _ sha: [UInt8]) -> DatasetManifest {
+        DatasetManifest(datasetID: id, partyID: party, ciphertextSHA256: sha, byteCount: 100)
+    }
+
+    func refusal(_ manifests: [DatasetManifest]) -> EnclaveError? {
+        do {
+            _ = try admit(manifests)
+            return nil
+        } catch let error as EnclaveError {
+            return error
+        } catch {
+            return EnclaveError(.internal, "\(error)")
+        }
+    }
+
+    @Test func thePolicysDatasetsAreAdmittedInStreamingOrder() throws {
+        let admitted = try admit([manifest("beta-data", "beta", betaSHA), manifest("alpha-data", "alpha", alphaSHA)])
+        #expect(admitted.datasets.map(\.id) == ["beta-data", "alpha-data"])
+    }
+
+    @Test func anotherCiphertextThanThePolicyNamesIsRefused() {
+        let older = [UInt8](repeating: 0xB3, count: 32)
+        let error = refusal([manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", older)])
+        #expect(error?.code == .manifestMismatch)
+        #expect(error?.message.contains("beta-data") == true, "\(String(describing: error))")
+    }
+
+    @Test func aDatasetOfferedAsAnotherPartysIsRefused() {
+        let error = refusal([manifest("alpha-data", "beta", alphaSHA), manifest("beta-data", "beta", betaSHA)])
+        #expect(error?.code == .manifestMismatch)
+    }
+
+    @Test func missingOrExtraDatasetsAreRefused() {
+        #expect(refusal([manifest("alpha-data", "alpha", alphaSHA)])?.code == .manifestMismatch)
+        #expect(
+            refusal([
+                manifest("alpha-data", "alpha", alphaSHA), manifest("gamma-data", "beta", betaSHA),
+            ])?.code == .manifestMismatch)
+        #expect(
+            refusal([
+                manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA),
+                manifest("beta-data", "beta", betaSHA),
+            ])?.code == .manifestMismatch)
+    }
+}
+
+/// `scores:own` names the recipient's ids whatever the join key's type.
+@Suite struct OwnScoresTests {
+    let fixture = try! SessionFixture.shared.get()
+
+    @Test func scoresNameIntegerJoinKeysToo() throws {
+        let policy = try fixture.policy { policy in
+            var datasets = policy["datasets"] as! [[String: Any]]
+            for index in datasets.indices {
+                var columns = datasets[index]["columns"] as! [[String: Any]]
+                columns[0]["type"] = "integer"
+                datasets[index]["columns"] = columns
+            }
+            policy["datasets"] = datasets
+        }
+        let admission = try Admission.check(
+            spec: JobSpecification(
+                policy: policy, approvalBundle: try fixture.fullBundle(policy),
+                datasets: [
+                    DatasetManifest(datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: [], byteCount: 1),
+                    DatasetManifest(datasetID: "beta-data", partyID: "beta", ciphertextSHA256: [], byteCount: 1),
+                ]),
+            attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
+        let combined = try CSVTableReader.read(Array("id,y,x\n7,1,0.5\n,0,0.25\n42,0,1.5\n".utf8), typeOverrides: ["id": .integer])
+        let csv = try TrainingWorkload.ownScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: [0.25, 0.5, 0.75])
+        #expect(String(decoding: csv, as: UTF8.self) == "id,score\n7,0.25\n42,0.75\n")
+    }
+}
