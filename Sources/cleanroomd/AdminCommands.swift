@@ -28,6 +28,11 @@ struct EnrollCommand: AsyncParsableCommand {
 
     func run() async throws {
         let data = DataDirectory(path: dataDir ?? ProcessInfo.processInfo.environment["CLEANROOM_DATA_DIR"] ?? "data")
+        // A token is only useful to a server using this directory: never create a new, empty one here.
+        guard FileManager.default.fileExists(atPath: data.file(GovernanceSetup.databaseFile).path) else {
+            throw ValidationError(
+                "no cleanroomd data directory at \(data.path): give the --data-dir of `cleanroomd serve` (it creates it on first start)")
+        }
         let (credentials, _) = try data.bootstrap()
         let store = try GovernanceSetup.openStore(dataDirectory: data, operatorToken: credentials.token)
         guard let caller = try store.authenticate(bearer: credentials.token), caller.isOperator else {

@@ -165,6 +165,17 @@ import Testing
         #expect(whole["valid"] as? Bool == true)
     }
 
+    @Test func enrollRefusesADirectoryNoServerUsesAndCreatesNothing() throws {
+        let root = try TestEnvironment.temporaryDirectory("enroll")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let missing = root.appendingPathComponent("typo")
+        let result = try CLI.run("cleanroomd", ["admin", "enroll", "--data-dir", missing.path], expectStatus: nil)
+        #expect(result.status != 0)
+        #expect(result.stdoutText.isEmpty, "a token was printed for a directory no server uses")
+        #expect(result.stderrText.contains("no cleanroomd data directory at \(missing.path)"), "\(result.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: missing.path))
+    }
+
     @Test func auditTamperingIsDetectedByCleanroomdAuditVerify() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-audit")
         defer { try? FileManager.default.removeItem(at: root) }
