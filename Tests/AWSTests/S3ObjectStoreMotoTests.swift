@@ -162,6 +162,7 @@ struct S3ObjectStoreMotoTests {
             }
             do {
                 _ = try await store.head(key: "missing")
+                Issue.record("head of a missing key succeeded")
             } catch let e as ObjectStoreError {
                 #expect(e.code == .notFound)
             }

@@ -50,7 +50,7 @@ struct LocalKMSTests {
                 _ = try await kms.decrypt(keyID: other.keyId, ciphertextBlob: dk.ciphertextBlob, encryptionContext: Self.context)
                 Issue.record("wrong key accepted")
             } catch let e as KMSError { #expect(e.code == "IncorrectKeyException") }
-            // Every single flipped byte of the blob is caught.
+            // A flipped byte anywhere in the blob (every 7th byte tried) is caught.
             for i in stride(from: 0, to: dk.ciphertextBlob.count, by: 7) {
                 var t = dk.ciphertextBlob
                 t[i] ^= 0x01

@@ -10,17 +10,20 @@ final class CleanroomdProcess: @unchecked Sendable {
     private(set) var port = 0
     private(set) var scheme = "http"
 
-    /// Starts the server and waits until it prints its listen address.
+    /// Starts the server and waits until it prints its listen address. `--data-dir` and `--listen`
+    /// are passed unless `environment` sets `CLEANROOM_DATA_DIR` / `CLEANROOM_LISTEN` instead.
     init(arguments: [String] = [], dataDirectory: URL? = nil, environment: [String: String] = [:]) throws {
         let dir = try TestEnvironment.temporaryDirectory("cleanroomd")
-        self.dataDirectory = dataDirectory ?? dir.appendingPathComponent("data")
+        let fromEnvironment = environment["CLEANROOM_DATA_DIR"].map { URL(fileURLWithPath: $0) }
+        self.dataDirectory = dataDirectory ?? fromEnvironment ?? dir.appendingPathComponent("data")
         stderrURL = dir.appendingPathComponent("stderr")
         stdoutURL = dir.appendingPathComponent("stdout")
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("cleanroomd"))
-        var args = ["serve", "--data-dir", self.dataDirectory.path]
-        if !arguments.contains("--listen") { args += ["--listen", "127.0.0.1:0"] }
+        var args = ["serve"]
+        if dataDirectory != nil || fromEnvironment == nil { args += ["--data-dir", self.dataDirectory.path] }
+        if !arguments.contains("--listen") && environment["CLEANROOM_LISTEN"] == nil { args += ["--listen", "127.0.0.1:0"] }
         process.arguments = args + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = try FileHandle(forWritingTo: stderrURL)

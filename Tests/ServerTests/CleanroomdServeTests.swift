@@ -34,7 +34,7 @@ import TestSupport
         let dir = try TestEnvironment.temporaryDirectory("env")
         let server = try await CleanroomdProcess.start(
             arguments: ["--access-log", "off"],
-            environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/ignored-by-flag"])
+            environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/from-environment"])
         defer { server.stopInBackground() }
         #expect(server.port > 0)
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))

@@ -31,6 +31,13 @@ import Testing
         #expect(notReady.status == .serviceUnavailable)
         let text = String(decoding: try await notReady.collectBody(), as: UTF8.self)
         #expect(text == #"{"error":{"code":"not_ready","message":"database: not open"}}"#)
+
+        // Draining (what SIGTERM does) turns a ready server unready.
+        let draining = try makeContext()
+        let drainingRouter = ServerApp.makeRouter(context: draining)
+        #expect(await drainingRouter.respond(to: Request(method: .get, target: "/readyz")).status == .ok)
+        draining.readiness.beginDraining()
+        #expect(await drainingRouter.respond(to: Request(method: .get, target: "/readyz")).status == .serviceUnavailable)
     }
 
     @Test func echoStreamsTheBodyBackWithItsLength() async throws {
