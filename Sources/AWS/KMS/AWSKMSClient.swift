@@ -5,8 +5,9 @@ import Foundation
 /// AWS KMS over its JSON 1.1 protocol, signed with SigV4; also talks to the local KMS endpoint
 /// of `cleanroomd` (same protocol). Throttling and 5xx answers are retried with backoff.
 ///
-/// Plaintext data keys come back as `SecureBytes`; the response buffers they were decoded
-/// from are overwritten before they are released.
+/// Plaintext data keys come back as `SecureBytes`. The request body and the raw response bytes are
+/// overwritten before they are released; the `Data` the JSON decoder makes on the way is not
+/// (Foundation gives no hook for it), so this is best effort, not a guarantee.
 public final class AWSKMSClient: KeyManagementService {
     private let sender: AWSRequestSender
 
@@ -52,10 +53,8 @@ public final class AWSKMSClient: KeyManagementService {
     }
 
     static func secure(_ data: Data?) throws -> SecureBytes {
-        guard var d = data else { throw KMSError("MalformedResponse", "KMS returned no Plaintext", status: 200) }
-        let s = SecureBytes(Array(d))
-        d.resetBytes(in: 0..<d.count)
-        return s
+        guard let data else { throw KMSError("MalformedResponse", "KMS returned no Plaintext", status: 200) }
+        return SecureBytes(Array(data))
     }
 
     // MARK: KeyManagementService

@@ -32,7 +32,7 @@ struct GovernanceRoutes: RouteGroup {
     typealias Operation = @Sendable (Request, Caller?) async throws -> Response
 
     func registerRoutes(on router: Router) {
-        let handlers = self.handlers().merging(JobRoutes(store: store, manager: jobs).handlers()) { own, _ in own }
+        let handlers = self.handlers().merging(JobRoutes(manager: jobs).handlers()) { own, _ in own }
         for route in table.routes {
             guard let handler = handlers[route.operation] else {
                 preconditionFailure("no handler for \(route.operation) in the permission table")

@@ -7,7 +7,6 @@ import HTTPServer
 /// (Server-Sent Events), cancel, outputs (listed and streamed to their recipient only), the
 /// receipt, the attestation document and the approval bundle a job's enclave received.
 struct JobRoutes {
-    let store: CleanRoomStore
     /// nil when this server runs no jobs (then every job operation answers 503 `jobs_unavailable`).
     let manager: JobManager?
 
