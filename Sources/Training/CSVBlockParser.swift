@@ -54,7 +54,7 @@ struct CSVBlockParser: Sendable {
         var lineEnds = 0
         for byte in buf { lineEnds &+= byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? 1 : 0 }
         let fragment = CSVFragment(kinds: kinds, rowCapacity: lineEnds + 1, keyByteCapacity: n)
-        let columns = fragment.columns
+        let columns = fragment.columns, levels = fragment.levels
         let columnCount = kinds.count
         let maxField = limits.maxFieldBytes
         var scratch: [UInt8] = []
@@ -126,12 +126,12 @@ struct CSVBlockParser: Sendable {
                         q += buf[q] == UInt8(ascii: "\"") ? 2 : 1
                     }
                     failed = scratch.withUnsafeBufferPointer {
-                        columns[k].store($0, row: row, limits: limits, inferred: k < inferred.count ? inferred[k] : nil)
+                        store($0, column: k, row: row, columns: columns, levels: levels, inferred: inferred)
                     }
                 } else {
-                    failed = columns[k].store(
-                        UnsafeBufferPointer(rebasing: buf[start..<end]), row: row, limits: limits,
-                        inferred: k < inferred.count ? inferred[k] : nil)
+                    failed = store(
+                        UnsafeBufferPointer(rebasing: buf[start..<end]), column: k, row: row, columns: columns,
+                        levels: levels, inferred: inferred)
                 }
                 if let failed {
                     fragment.fault = diagnose(buf, recordStart, row: row, else: .rule(row: row, column: k, rule: failed))
@@ -153,6 +153,29 @@ struct CSVBlockParser: Sendable {
         }
         fragment.rows = row
         return fragment
+    }
+
+    /// Stores cell `row` of column `k`; returns the name of the rule it broke, if any.
+    @inline(__always) private func store(
+        _ field: UnsafeBufferPointer<UInt8>, column k: Int, row: Int, columns: [FragmentColumn],
+        levels: [FragmentLevels?], inferred: [InferredColumn?]
+    ) -> String? {
+        switch kinds[k] {
+        case .categorical:
+            if CSVValue.isMissing(field) {
+                columns[k].codes[row] = -1
+                return nil
+            }
+            guard let code = levels[k]!.code(of: field, maxLevels: limits.maxCategoricalLevels) else {
+                return "at most \(limits.maxCategoricalLevels) categories"
+            }
+            columns[k].codes[row] = code
+            return nil
+        case .inferred:
+            return inferred[k]!.append(field, maxLevels: limits.maxCategoricalLevels)
+        default:
+            return columns[k].store(field, row: row)
+        }
     }
 
     /// The first fault of the record at `start`, as a record-at-a-time reader names it: its
@@ -177,6 +200,8 @@ struct CSVBlockParser: Sendable {
 /// its key bytes), freed when the reader has merged them.
 final class CSVFragment: @unchecked Sendable {
     let columns: [FragmentColumn]
+    /// The levels of each categorical column (nil for the others).
+    let levels: [FragmentLevels?]
     /// Whole rows parsed.
     var rows = 0
     /// The first fault; the rows before it are complete, and the faulty row's cells left of the
@@ -185,6 +210,7 @@ final class CSVFragment: @unchecked Sendable {
 
     init(kinds: [CSVColumnKind], rowCapacity: Int, keyByteCapacity: Int) {
         columns = kinds.map { FragmentColumn(kind: $0, rowCapacity: rowCapacity, keyByteCapacity: keyByteCapacity) }
+        levels = kinds.map { $0 == .categorical ? FragmentLevels() : nil }
     }
 
     deinit {
@@ -193,7 +219,7 @@ final class CSVFragment: @unchecked Sendable {
 }
 
 /// One column of a fragment: plain pointers, so storing a cell costs no reference counting or
-/// uniqueness check. Categorical levels and key byte counts live in a small class per column.
+/// uniqueness check.
 struct FragmentColumn {
     let kind: CSVColumnKind
     /// Float, Int64 or Int32 (categorical codes) cells; key row ends for ids.
@@ -202,8 +228,8 @@ struct FragmentColumn {
     let hashes: UnsafeMutablePointer<UInt64>?
     /// Ids: the key bytes, end to end.
     let keyBytes: UnsafeMutablePointer<UInt8>?
-    /// Categorical levels, or the key byte count of an id column.
-    let state: FragmentColumnState
+    /// Ids: how many key bytes are stored.
+    let keyByteCount: UnsafeMutablePointer<Int>?
 
     init(kind: CSVColumnKind, rowCapacity: Int, keyByteCapacity: Int) {
         self.kind = kind
@@ -217,13 +243,15 @@ struct FragmentColumn {
         cells = .allocate(byteCount: max(rowCapacity, 1) * cellBytes, alignment: 8)
         hashes = kind == .id ? .allocate(capacity: max(rowCapacity, 1)) : nil
         keyBytes = kind == .id ? .allocate(capacity: max(keyByteCapacity, 1)) : nil
-        state = FragmentColumnState()
+        keyByteCount = kind == .id ? .allocate(capacity: 1) : nil
+        keyByteCount?.initialize(to: 0)
     }
 
     func deallocate() {
         cells.deallocate()
         hashes?.deallocate()
         keyBytes?.deallocate()
+        keyByteCount?.deallocate()
     }
 
     var floats: UnsafeMutablePointer<Float> { cells.assumingMemoryBound(to: Float.self) }
@@ -232,10 +260,9 @@ struct FragmentColumn {
     /// Ids: `ends[row]` is where the row's key ends in `keyBytes`.
     var ends: UnsafeMutablePointer<Int> { cells.assumingMemoryBound(to: Int.self) }
 
-    /// Stores cell `row`; returns the name of the rule it broke, if any.
-    @inline(__always) func store(
-        _ field: UnsafeBufferPointer<UInt8>, row: Int, limits: CSVLimits, inferred: InferredColumn?
-    ) -> String? {
+    /// Stores cell `row` of a float, integer, boolean or id column; returns the name of the rule it
+    /// broke, if any.
+    @inline(__always) func store(_ field: UnsafeBufferPointer<UInt8>, row: Int) -> String? {
         switch kind {
         case .float:
             if CSVValue.isMissing(field) {
@@ -263,34 +290,25 @@ struct FragmentColumn {
             }
         case .id:
             // Ids are matched (join) or echoed (scores), never counted as levels: no interning.
-            let start = state.keyByteCount
+            var count = keyByteCount!.pointee
             if CSVValue.isMissing(field) {
                 hashes![row] = 0
             } else {
-                (keyBytes! + start).update(from: field.baseAddress!, count: field.count)
-                state.keyByteCount = start + field.count
+                (keyBytes! + count).update(from: field.baseAddress!, count: field.count)
+                count += field.count
+                keyByteCount!.pointee = count
                 hashes![row] = KeyColumn.hash(UnsafeRawBufferPointer(field))
             }
-            ends[row] = state.keyByteCount
-        case .categorical:
-            if CSVValue.isMissing(field) {
-                codes[row] = -1
-            } else {
-                guard let code = state.code(of: field, maxLevels: limits.maxCategoricalLevels) else {
-                    return "at most \(limits.maxCategoricalLevels) categories"
-                }
-                codes[row] = code
-            }
-        case .inferred:
-            return inferred!.append(field, maxLevels: limits.maxCategoricalLevels)
+            ends[row] = count
+        case .categorical, .inferred:
+            preconditionFailure("categorical and inferred cells are stored by the parser")
         }
         return nil
     }
 }
 
-/// The mutable part of a fragment column that is not a cell buffer.
-final class FragmentColumnState {
-    var keyByteCount = 0
+/// The levels of one categorical column of a fragment, in order of first appearance.
+final class FragmentLevels {
     var levels: [String] = []
     private var index: [String: Int32] = [:]
 

@@ -132,21 +132,24 @@ public struct CSVTableReader {
 }
 
 /// The data records of one CSV document: blocks parsed (in parallel when every column's type is
-/// declared) and merged in input order into one accumulator per column.
+/// declared), checked in input order as they complete, and concatenated once at the end.
 final class CSVTableBody {
     private let names: [String]
     private let parser: CSVBlockParser
-    private let accumulators: [ColumnAccumulator]
     /// Inferred columns, read one block after another (their type depends on every earlier cell).
     private let inferred: [InferredColumn?]
     private let pool: CSVBlockPool?
-    /// Rows merged so far.
+    /// The fragments checked so far, in input order.
+    private var fragments: [CSVFragment] = []
+    /// The levels of each categorical column (nil for the others), merged fragment by fragment.
+    private let levels: [CategoricalLevels?]
+    /// Rows checked so far.
     private var rows = 0
 
     init(names: [String], parser: CSVBlockParser) {
         self.names = names
         self.parser = parser
-        accumulators = parser.kinds.map(ColumnAccumulator.init)
+        levels = parser.kinds.map { $0 == .categorical ? CategoricalLevels() : nil }
         let sequential = parser.kinds.contains(.inferred)
         inferred = sequential ? parser.kinds.map { $0 == .inferred ? InferredColumn() : nil } : []
         pool = sequential || Parallel.threads < 2 ? nil : CSVBlockPool(parser: parser, maxInFlight: 2 * Parallel.threads)
@@ -155,39 +158,47 @@ final class CSVTableBody {
     /// Parses a block of whole records (the last block may end without a line end).
     func submit(_ block: [UInt8]) throws {
         guard let pool else {
-            try merge(block.withUnsafeBufferPointer { parser.parse($0, inferred: inferred) })
+            try check(block.withUnsafeBufferPointer { parser.parse($0, inferred: inferred) })
             return
         }
-        while pool.isFull { try merge(pool.takeNext(wait: true)!) }
+        while pool.isFull { try check(pool.takeNext(wait: true)!) }
         pool.start(block)
-        while let fragment = pool.takeNext(wait: false) { try merge(fragment) }
+        while let fragment = pool.takeNext(wait: false) { try check(fragment) }
     }
 
     /// The rows of every block submitted so far (after waiting for them all).
     func rowsWhenDone() throws -> Int {
-        while let fragment = pool?.takeNext(wait: true) { try merge(fragment) }
+        while let fragment = pool?.takeNext(wait: true) { try check(fragment) }
         return rows
     }
 
-    /// Waits for every block and returns the table (not yet checked against a schema).
+    /// Waits for every block and returns the table (not yet checked against a schema): each column
+    /// is its fragments end to end, copied once into a buffer of its final size.
     func finish() throws -> Table {
         _ = try rowsWhenDone()
-        var columns: [Column] = []
-        for (k, name) in names.enumerated() {
-            columns.append(inferred.isEmpty || inferred[k] == nil ? accumulators[k].build(name: name) : inferred[k]!.build(name: name))
+        var columns = [Column?](repeating: nil, count: names.count)
+        columns.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(min(Parallel.threads, names.count)) { part in
+                for k in stride(from: part, to: names.count, by: Parallel.threads) {
+                    out.value[k] = inferred.isEmpty || inferred[k] == nil ? concatenate(k) : inferred[k]!.build(name: names[k])
+                }
+            }
         }
-        return try Table(columns: columns)
+        fragments = []
+        return try Table(columns: columns.map { $0! })
     }
 
-    /// Appends a fragment's rows, or throws its first fault (or a categorical column's level
-    /// overflow, if that comes first) with the row number it has in the whole document.
-    private func merge(_ fragment: CSVFragment) throws {
+    /// Keeps a fragment, or throws its first fault (or a categorical column's level overflow, if
+    /// that comes first) with the row number it has in the whole document.
+    private func check(_ fragment: CSVFragment) throws {
         var fault = fragment.fault
-        for (k, accumulator) in accumulators.enumerated() where accumulator.kind == .categorical {
+        for (k, merged) in levels.enumerated() {
+            guard let merged, let local = fragment.levels[k] else { continue }
             // Cells of the faulty row left of a faulty cell were stored, and count.
             var scanned = fragment.rows
             if case .rule(_, let column, _)? = fault, column > k { scanned += 1 }
-            if let row = accumulator.mergeLevels(of: fragment.columns[k], rows: scanned, maxLevels: parser.limits.maxCategoricalLevels) {
+            if let row = merged.merge(local, codes: fragment.columns[k].codes, rows: scanned, maxLevels: parser.limits.maxCategoricalLevels) {
                 let overflow = CSVFault.rule(row: row, column: k, rule: "at most \(parser.limits.maxCategoricalLevels) categories")
                 if fault == nil || overflow.order < fault!.order { fault = overflow }
             }
@@ -205,75 +216,88 @@ final class CSVTableBody {
         case nil:
             break
         }
-        for (k, accumulator) in accumulators.enumerated() { accumulator.append(fragment.columns[k], rows: fragment.rows) }
+        fragments.append(fragment)
         rows += fragment.rows
+    }
+
+    /// Column `k` of every fragment, end to end.
+    private func concatenate(_ k: Int) -> Column {
+        let name = names[k]
+        func cells<T>(_ pointer: (FragmentColumn) -> UnsafeMutablePointer<T>) -> [T] {
+            [T](unsafeUninitializedCapacity: rows) { buffer, count in
+                for fragment in fragments {
+                    (buffer.baseAddress! + count).initialize(from: pointer(fragment.columns[k]), count: fragment.rows)
+                    count += fragment.rows
+                }
+            }
+        }
+        switch parser.kinds[k] {
+        case .float: return Column(name: name, type: .float, storage: .float(cells(\.floats)))
+        case .integer, .boolean: return Column(name: name, type: .integer, storage: .integer(cells(\.integers)))
+        case .categorical:
+            let merged = levels[k]!
+            var codes = cells(\.codes)
+            var offset = 0
+            for (f, fragment) in fragments.enumerated() {
+                let remap = merged.remaps[f]
+                for row in offset..<offset + fragment.rows where codes[row] >= 0 { codes[row] = remap[Int(codes[row])] }
+                offset += fragment.rows
+            }
+            return Column(name: name, type: .categorical, storage: .strings(codes: codes, levels: merged.levels))
+        case .id:
+            var byteCount = 0
+            for fragment in fragments where fragment.rows > 0 { byteCount += fragment.columns[k].ends[fragment.rows - 1] }
+            let bytes = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
+                for fragment in fragments where fragment.rows > 0 {
+                    let n = fragment.columns[k].ends[fragment.rows - 1]
+                    (buffer.baseAddress! + count).initialize(from: fragment.columns[k].keyBytes!, count: n)
+                    count += n
+                }
+            }
+            var ends = cells(\.ends)
+            var offset = 0, base = 0
+            for fragment in fragments where fragment.rows > 0 {
+                for row in offset..<offset + fragment.rows { ends[row] += base }
+                base = ends[offset + fragment.rows - 1]
+                offset += fragment.rows
+            }
+            let keys = KeyColumn(bytes: bytes, ends: ends, hashes: cells { $0.hashes! })
+            return Column(name: name, type: .id, storage: .keys(keys))
+        case .inferred:
+            preconditionFailure("inferred columns are built by InferredColumn")
+        }
     }
 }
 
-/// One column's cells from every merged fragment.
-final class ColumnAccumulator {
-    let kind: CSVColumnKind
-    private var floats: [Float] = []
-    private var integers: [Int64] = []
-    private var codes: [Int32] = []
-    private var levels: [String] = []
+/// A categorical column's levels over the fragments checked so far, and each fragment's map from
+/// its own level codes to these.
+final class CategoricalLevels {
+    private(set) var levels: [String] = []
     private var index: [String: Int32] = [:]
-    /// The global code of each of the fragment's levels being merged.
-    private var remap: [Int32] = []
-    private var keys = KeyColumn()
+    private(set) var remaps: [[Int32]] = []
 
-    init(kind: CSVColumnKind) {
-        self.kind = kind
-    }
-
-    /// Adds the fragment column's new categorical levels; returns the fragment row (among the
-    /// first `rows`) where a level past `maxLevels` first appears, if one does.
-    func mergeLevels(of column: FragmentColumn, rows: Int, maxLevels: Int) -> Int? {
-        remap.removeAll(keepingCapacity: true)
-        for level in column.state.levels {
+    /// Adds a fragment's new levels; returns the fragment row (among its first `rows`, whose codes
+    /// are `codes`) where a level past `maxLevels` first appears, if one does.
+    func merge(_ fragment: FragmentLevels, codes: UnsafeMutablePointer<Int32>, rows: Int, maxLevels: Int) -> Int? {
+        var remap: [Int32] = []
+        remap.reserveCapacity(fragment.levels.count)
+        for level in fragment.levels {
             if let code = index[level] {
                 remap.append(code)
                 continue
             }
             guard levels.count < maxLevels else {
                 let overflowing = Int32(remap.count)
-                return (0..<rows).first { column.codes[$0] == overflowing }
+                if let row = (0..<rows).first(where: { codes[$0] == overflowing }) { return row }
+                remap.append(-1)  // only in a faulty row, past its fault
+                continue
             }
             index[level] = Int32(levels.count)
             remap.append(Int32(levels.count))
             levels.append(level)
         }
+        remaps.append(remap)
         return nil
-    }
-
-    /// Appends the fragment column's first `rows` cells (after `mergeLevels` for categorical ones).
-    func append(_ column: FragmentColumn, rows: Int) {
-        switch kind {
-        case .float: floats.append(contentsOf: UnsafeBufferPointer(start: column.floats, count: rows))
-        case .integer, .boolean: integers.append(contentsOf: UnsafeBufferPointer(start: column.integers, count: rows))
-        case .categorical:
-            codes.append(contentsOf: UnsafeBufferPointer(start: column.codes, count: rows).lazy.map { [remap] in
-                $0 < 0 ? -1 : remap[Int($0)]
-            })
-        case .id:
-            let byteCount = rows == 0 ? 0 : column.ends[rows - 1]
-            keys.append(
-                keyBytes: UnsafeBufferPointer(start: column.keyBytes, count: byteCount),
-                ends: UnsafeBufferPointer(start: column.ends, count: rows),
-                hashes: UnsafeBufferPointer(start: column.hashes, count: rows))
-        case .inferred:
-            break  // `InferredColumn` holds the cells
-        }
-    }
-
-    func build(name: String) -> Column {
-        switch kind {
-        case .float: Column(name: name, type: .float, storage: .float(floats))
-        case .integer, .boolean: Column(name: name, type: .integer, storage: .integer(integers))
-        case .categorical: Column(name: name, type: .categorical, storage: .strings(codes: codes, levels: levels))
-        case .id: Column(name: name, type: .id, storage: .keys(keys))
-        case .inferred: Column(name: name, type: .float, storage: .float([]))
-        }
     }
 }
 
