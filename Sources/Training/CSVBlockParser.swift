@@ -96,16 +96,20 @@ struct CSVBlockParser: Sendable {
                         break records
                     }
                 } else {
-                    var j = p
-                    while j < n {
-                        let byte = buf[j]
-                        if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
-                            || byte == UInt8(ascii: "\"")
-                        {
-                            break
+                    // Numbers in one pass: scanned and converted up to the delimiter.
+                    if k < columnCount, let length = storeNumber(UnsafeBufferPointer(rebasing: buf[p..<n]), column: k, row: row, columns: columns) {
+                        p += length
+                        k += 1
+                        if p < n, buf[p] == UInt8(ascii: ",") {
+                            p += 1
+                            continue
                         }
-                        j += 1
+                        if p < n {
+                            p += buf[p] == UInt8(ascii: "\r") && p + 1 < n && buf[p + 1] == UInt8(ascii: "\n") ? 2 : 1
+                        }
+                        break
                     }
+                    let j = Self.fieldEnd(buf, from: p)
                     if j < n, buf[j] == UInt8(ascii: "\"") {
                         fragment.fault = diagnose(buf, recordStart, row: row)
                         break records
@@ -153,6 +157,57 @@ struct CSVBlockParser: Sendable {
         }
         fragment.rows = row
         return fragment
+    }
+
+    /// Stores cell `row` of a float or integer column `k` when `bytes` start with a number that its
+    /// column's parser reads the same way and a delimiter (or the end) follows it; returns the
+    /// number's length, or nil to take the general path.
+    @inline(__always) private func storeNumber(
+        _ bytes: UnsafeBufferPointer<UInt8>, column k: Int, row: Int, columns: [FragmentColumn]
+    ) -> Int? {
+        let length: Int
+        switch kinds[k] {
+        case .float:
+            guard let (value, n) = CSVValue.parseDoublePrefix(bytes) else { return nil }
+            guard n <= limits.maxFieldBytes, n == bytes.count || Self.isDelimiter(bytes[n]) else { return nil }
+            columns[k].floats[row] = Float(value)
+            length = n
+        case .integer:
+            guard let (value, n) = CSVValue.parseIntPrefix(bytes) else { return nil }
+            guard n <= limits.maxFieldBytes, n == bytes.count || Self.isDelimiter(bytes[n]) else { return nil }
+            columns[k].integers[row] = value
+            length = n
+        default:
+            return nil
+        }
+        return length
+    }
+
+    @inline(__always) static func isDelimiter(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+    }
+
+    /// The index of the first comma, line end or quote at or after `start` (8 bytes at a time).
+    @inline(__always) static func fieldEnd(_ buf: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        let n = buf.count
+        var j = start
+        let raw = UnsafeRawBufferPointer(buf)
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        @inline(__always) func zeroBytes(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & 0x8080_8080_8080_8080 }
+        while j + 8 <= n {
+            let word = raw.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+            // The lowest flagged byte is always a true match (borrows only flag bytes above one).
+            let found = zeroBytes(word ^ (ones &* 0x2C)) | zeroBytes(word ^ (ones &* 0x0A))
+                | zeroBytes(word ^ (ones &* 0x0D)) | zeroBytes(word ^ (ones &* 0x22))
+            if found != 0 { return j + found.trailingZeroBitCount / 8 }
+            j += 8
+        }
+        while j < n {
+            let byte = buf[j]
+            if isDelimiter(byte) || byte == UInt8(ascii: "\"") { return j }
+            j += 1
+        }
+        return n
     }
 
     /// Stores cell `row` of column `k`; returns the name of the rule it broke, if any.

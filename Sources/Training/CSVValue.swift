@@ -58,40 +58,51 @@ enum CSVValue {
 
     private static let powersOfTen: [Double] = (0...22).map { Double("1e\($0)")! }
 
-    /// Parses a decimal number with correct rounding (Clinger's fast path, else the standard
-    /// library), the same double that numpy reads from the same text.
-    @inline(__always) static func parseDouble(_ field: UnsafeBufferPointer<UInt8>) -> Double? {
-        let n = field.count
-        guard n > 0, n <= 64 else { return n == 0 ? nil : slowParse(field) }
-        var i = 0
+    /// A decimal number scanned from the start of some bytes as far as it goes.
+    struct DecimalScan {
         var negative = false
-        if field[0] == UInt8(ascii: "-") || field[0] == UInt8(ascii: "+") {
-            negative = field[0] == UInt8(ascii: "-")
-            i = 1
-        }
+        /// The first 19 significant digits.
         var mantissa: UInt64 = 0
         var digits = 0
         var exponent = 0
         var sawDigit = false
+        /// An `e` without exponent digits.
+        var badExponent = false
+        /// Bytes scanned: the index of the first byte that cannot continue the number.
+        var length = 0
+    }
+
+    /// Scans an optional sign, digits, a fraction and an exponent from the start of `field`.
+    @inline(__always) static func scanDecimal(_ field: UnsafeBufferPointer<UInt8>) -> DecimalScan {
+        let n = field.count
+        var scan = DecimalScan()
+        var i = 0
+        if n > 0, field[0] == UInt8(ascii: "-") || field[0] == UInt8(ascii: "+") {
+            scan.negative = field[0] == UInt8(ascii: "-")
+            i = 1
+        }
         while i < n, field[i] &- 48 < 10 {
-            sawDigit = true
-            if mantissa != 0 || field[i] != 48 { digits += 1 }
-            if digits <= 19 { mantissa = mantissa &* 10 &+ UInt64(field[i] &- 48) } else { exponent += 1 }
+            scan.sawDigit = true
+            if scan.mantissa != 0 || field[i] != 48 { scan.digits += 1 }
+            if scan.digits <= 19 {
+                scan.mantissa = scan.mantissa &* 10 &+ UInt64(field[i] &- 48)
+            } else {
+                scan.exponent += 1
+            }
             i += 1
         }
         if i < n, field[i] == UInt8(ascii: ".") {
             i += 1
             while i < n, field[i] &- 48 < 10 {
-                sawDigit = true
-                if mantissa != 0 || field[i] != 48 { digits += 1 }
-                if digits <= 19 {
-                    mantissa = mantissa &* 10 &+ UInt64(field[i] &- 48)
-                    exponent -= 1
+                scan.sawDigit = true
+                if scan.mantissa != 0 || field[i] != 48 { scan.digits += 1 }
+                if scan.digits <= 19 {
+                    scan.mantissa = scan.mantissa &* 10 &+ UInt64(field[i] &- 48)
+                    scan.exponent -= 1
                 }
                 i += 1
             }
         }
-        guard sawDigit else { return slowParse(field) }
         if i < n, field[i] == UInt8(ascii: "e") || field[i] == UInt8(ascii: "E") {
             i += 1
             var expNegative = false
@@ -106,16 +117,62 @@ enum CSVValue {
                 if e < 100_000 { e = e * 10 + Int(field[i] &- 48) }
                 i += 1
             }
-            guard sawExpDigit else { return nil }
-            exponent += expNegative ? -e : e
+            scan.badExponent = !sawExpDigit
+            scan.exponent += expNegative ? -e : e
         }
-        guard i == n else { return slowParse(field) }
-        if digits <= 15, exponent >= -22, exponent <= 22 {
-            var value = Double(mantissa)
-            value = exponent < 0 ? value / powersOfTen[-exponent] : value * powersOfTen[exponent]
-            return negative ? -value : value
+        scan.length = i
+        return scan
+    }
+
+    /// The exactly rounded value of a scan, when Clinger's fast path applies (at most 15
+    /// significant digits and a power of ten that is exact in a double).
+    @inline(__always) static func fastValue(_ scan: DecimalScan) -> Double? {
+        guard scan.digits <= 15, scan.exponent >= -22, scan.exponent <= 22 else { return nil }
+        var value = Double(scan.mantissa)
+        value = scan.exponent < 0 ? value / powersOfTen[-scan.exponent] : value * powersOfTen[scan.exponent]
+        return scan.negative ? -value : value
+    }
+
+    /// Parses a decimal number with correct rounding (Clinger's fast path, else the standard
+    /// library), the same double that numpy reads from the same text.
+    @inline(__always) static func parseDouble(_ field: UnsafeBufferPointer<UInt8>) -> Double? {
+        let n = field.count
+        guard n > 0, n <= 64 else { return n == 0 ? nil : slowParse(field) }
+        let scan = scanDecimal(field)
+        guard scan.sawDigit else { return slowParse(field) }
+        if scan.badExponent { return nil }
+        guard scan.length == n else { return slowParse(field) }
+        return fastValue(scan) ?? slowParse(field)
+    }
+
+    /// The number at the start of `bytes` and its length, when it is one `parseDouble` reads on its
+    /// fast path; the caller checks that a delimiter follows (then it is the same value
+    /// `parseDouble` gives the field), and otherwise finds the field's end and calls `parseDouble`.
+    @inline(__always) static func parseDoublePrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (Double, Int)? {
+        let scan = scanDecimal(bytes)
+        guard scan.sawDigit, !scan.badExponent, scan.length <= 64, let value = fastValue(scan) else { return nil }
+        return (value, scan.length)
+    }
+
+    /// The integer at the start of `bytes` (an optional sign and at most 19 digits) and its
+    /// length; the caller checks that a delimiter follows, as for `parseDoublePrefix`.
+    @inline(__always) static func parseIntPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int64, Int)? {
+        let n = bytes.count
+        var i = 0
+        var negative = false
+        if n > 0, bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") {
+            negative = bytes[0] == UInt8(ascii: "-")
+            i = 1
         }
-        return slowParse(field)
+        let first = i
+        var value: Int64 = 0
+        while i < n, bytes[i] &- 48 < 10, i - first < 18 {
+            value = value &* 10 &+ Int64(bytes[i] &- 48)
+            i += 1
+        }
+        // 18 digits always fit; longer numbers take the checked path.
+        guard i > first, i - first < 18 || i == n || bytes[i] &- 48 >= 10 else { return nil }
+        return (negative ? -value : value, i)
     }
 
     private static func slowParse(_ field: UnsafeBufferPointer<UInt8>) -> Double? {

@@ -219,4 +219,44 @@ import Testing
             try reader.append(Array(("k,1,1,true,\"" + String(repeating: "y", count: 300)).utf8))
         }
     }
+
+    /// Numbers are converted while the field is scanned; every form must read exactly as the
+    /// single-cell parsers (which match strtod) read it, at the end of a record or before a comma.
+    @Test func numbersReadInOnePassEqualTheCellParsers() throws {
+        let floats = ["0", "-0", "+5", "7.", ".5", "1e5", "1E-5", "-2.5e+3", "0.1", "123456789012345",
+                      "1234567890123456", "12345678901234567890123", "0.000000000000000000001", "1e22", "1e23",
+                      "3.4028235e38", "00012.5000", "9007199254740993", "-0.770151", "4.9e-324"]
+        let integers = ["0", "-0", "+7", "42", "-42", "999999999999999999", "1000000000000000000",
+                        "9223372036854775807", "-9223372036854775807", "00000000000000000012"]
+        var text = "f,i\n"
+        for (index, value) in floats.enumerated() { text += "\(value),\(integers[index % integers.count])\n" }
+        let schema = TableSchema(columns: [.init(name: "f", type: .float), .init(name: "i", type: .integer)])
+        for blockBytes in [3, 1 << 20] {
+            var reader = CSVTableReader(schema: schema)
+            reader.blockBytes = blockBytes
+            try reader.append(Array(text.utf8))
+            let table = try reader.finish()
+            let f = try table.column(named: "f").floatValues()
+            guard case .integer(let i) = try table.column(named: "i").storage else {
+                Issue.record("i should be an integer column")
+                return
+            }
+            for (row, value) in floats.enumerated() {
+                let expected = Array(value.utf8).withUnsafeBufferPointer { CSVValue.parseDouble($0) }.map { Float($0) }
+                #expect(f[row] == expected, "\(value)")
+                let integer = integers[row % integers.count]
+                #expect(i[row] == Array(integer.utf8).withUnsafeBufferPointer { CSVValue.parseInt($0) }, "\(integer)")
+            }
+        }
+        for bad in ["1e", "1x", "--1", "1.2.3", "0x10", "inf", "1e5e5"] {
+            #expect(throws: TrainingError(.schemaViolation, "column 'f' row 1 fails rule 'type float'"), "\(bad)") {
+                try CSVTableReader.read(Array("f,i\n\(bad),1\n".utf8), schema: schema)
+            }
+        }
+        for bad in ["9223372036854775808", "-9223372036854775808", "1.5", "+", "-", "12a", "1e3"] {
+            #expect(throws: TrainingError(.schemaViolation, "column 'i' row 1 fails rule 'type integer'"), "\(bad)") {
+                try CSVTableReader.read(Array("f,i\n1,\(bad)\n".utf8), schema: schema)
+            }
+        }
+    }
 }
