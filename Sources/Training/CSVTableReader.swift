@@ -71,8 +71,11 @@ public struct CSVTableReader {
         guard pending.count >= min(blockBytes, limits.maxRecordBytes) else { return }
         let cut = pending.withUnsafeBufferPointer { CSVRecordSplitter.lastRecordEnd($0) }
         if cut > 0 {
-            try body.submit(Array(pending[..<cut]))
-            pending.removeFirst(cut)
+            // The gathered bytes become the block; only the unfinished record is copied.
+            var block = pending
+            pending = Array(block[cut...])
+            block.removeLast(block.count - cut)
+            try body.submit(block)
         }
         if pending.count > limits.maxRecordBytes {
             throw TrainingError(.malformedCSV, "row \(try body.rowsWhenDone() + 1) is longer than \(limits.maxRecordBytes) bytes")

@@ -56,7 +56,12 @@ enum CSVValue {
         return value == Int64.min ? nil : -value
     }
 
-    private static let powersOfTen: [Double] = (0...22).map { Double("1e\($0)")! }
+    /// 10^0 ... 10^22, every one exact in a double (a literal, so the optimizer initializes it
+    /// statically: no lazy-initialization check per cell).
+    private static let powersOfTen: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ]
 
     /// A decimal number scanned from the start of some bytes as far as it goes.
     struct DecimalScan {
