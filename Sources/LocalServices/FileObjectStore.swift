@@ -45,7 +45,7 @@ public final class FileObjectStore: ObjectStore {
         try await withCheckedThrowingContinuation { c in io.async { c.resume(with: Result { try body() }) } }
     }
 
-    private func objectDir(_ key: String) -> URL {
+    func objectDir(_ key: String) -> URL {
         objectsDir.appendingPathComponent(PayloadHasher.hexDigest(Array(key.utf8)))
     }
 
@@ -150,7 +150,7 @@ public final class FileObjectStore: ObjectStore {
         return names.filter { $0.hasSuffix(".data") }.map { String($0.dropLast(5)) }.filter(Self.validVersionId).max()
     }
 
-    private func resolve(key: String, versionId: String?) throws -> (version: String, meta: Meta) {
+    func resolve(key: String, versionId: String?) throws -> (version: String, meta: Meta) {
         try ObjectStoreError.validate(key: key)
         let dir = objectDir(key)
         let version: String

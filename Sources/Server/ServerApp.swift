@@ -52,7 +52,7 @@ extension ServerApp {
         let jobs = JobManager(
             store: governance.store, objects: storage.objectStore,
             services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
-            spoolDirectory: dataDirectory.file("spool"), logger: logger)
+            logger: logger)
         for id in try jobs.failInterruptedJobs() { status("job \(id) was interrupted by the last stop: marked failed") }
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,

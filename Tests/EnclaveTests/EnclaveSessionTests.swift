@@ -41,10 +41,21 @@ final class CollectingWorkload: EnclaveWorkload, @unchecked Sendable {
             onFinish: { [self] in finished.append(dataset.id) })
     }
 
-    func run() async throws(EnclaveError) -> [EncryptedOutput] {
-        admission!.policy.outputs.flatMap { grant in
-            grant.artifacts.map { EncryptedOutput(name: $0, recipient: grant.recipient, ciphertext: Array("\($0) for \(grant.recipient)".utf8)) }
+    /// When set, the first output is these bytes, produced in small writes.
+    var largeOutput: [UInt8]?
+
+    func run() async throws(EnclaveError) -> [OutputProducer] {
+        var outputs = admission!.policy.outputs.flatMap { grant in
+            grant.artifacts.map { OutputProducer(name: $0, recipient: grant.recipient, ciphertext: Array("\($0) for \(grant.recipient)".utf8)) }
         }
+        if let largeOutput {
+            outputs[0].produce = { (sink) throws(EnclaveError) in
+                for start in stride(from: 0, to: largeOutput.count, by: 10_000) {
+                    try sink.write(Array(largeOutput[start..<min(largeOutput.count, start + 10_000)]))
+                }
+            }
+        }
+        return outputs
     }
 }
 
@@ -55,6 +66,8 @@ struct Deviation {
     var cancelDuringStream = false
     var cmsToAnotherKey = false
     var betaOwnerKey: String?
+    /// Not a deviation: the first output is this large (streamed in many writes).
+    var largeOutput: [UInt8]?
 }
 
 struct SessionOutcome {
@@ -91,6 +104,7 @@ struct SessionOutcome {
         let (a, b) = try ChannelSocket.pair()
         let server = ChannelConnection(fileDescriptor: a), enclaveSide = ChannelConnection(fileDescriptor: b)
         let workload = CollectingWorkload()
+        workload.largeOutput = deviation.largeOutput
         let session = EnclaveSession(
             connection: enclaveSide, attestor: ChannelAttestor(connection: enclaveSide), isDevelopment: true,
             workload: workload)
@@ -188,6 +202,34 @@ struct SessionOutcome {
             outputs: [.init(name: "metrics", recipient: "beta", sha256: SHA256.hash(Array("metrics for beta".utf8)))])
         #expect(verified.receipt.outputs.count == 3)
         #expect(verified.attestation.development)
+    }
+
+    @Test func largeOutputStreamsInChunksAndTheReceiptHashesExactlyTheBytesSent() async throws {
+        let large = (0..<(3 * 1024 * 1024 + 12_345)).map { UInt8(truncatingIfNeeded: $0 &* 29) }
+        let outcome = try await run(Deviation(largeOutput: large))
+        #expect(outcome.enclaveError == nil)
+        var chunks: [[UInt8]] = []
+        var ended: [UInt8]?
+        var inFirst = false
+        for message in outcome.serverMessages {
+            switch message {
+            case .outputBegin(let descriptor) where ended == nil: inFirst = descriptor.name == "model"
+            case .outputChunk(let chunk) where inFirst: chunks.append(chunk)
+            case .outputEnd(let digest) where inFirst:
+                ended = digest
+                inFirst = false
+            default: break
+            }
+        }
+        let chunkSize = ChannelLimits.default.chunkSize
+        #expect(chunks.count == 4)
+        #expect(chunks.dropLast().allSatisfy { $0.count == chunkSize })
+        #expect(chunks.flatMap { $0 } == large)
+        #expect(ended == SHA256.hash(large))
+        let signed = try SignedReceipt(bytes: try #require(outcome.receipt))
+        let receipt = try JSONDecoder().decode(Receipt.self, from: try #require(Data(base64Encoded: signed.payload)))
+        #expect(receipt.outputs.first?.ciphertextSHA256 == Hex.encode(SHA256.hash(large)))
+        #expect(receipt.outputs.first?.byteCount == Int64(large.count))
     }
 
     @Test func policyOtherThanTheAttestedOneIsRefused() async throws {

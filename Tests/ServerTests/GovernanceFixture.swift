@@ -36,8 +36,7 @@ final class GovernanceFixture: @unchecked Sendable {
             services: JobManager.Services(
                 launcher: LocalEnclaveLauncher(
                     configuration: .init(executablePath: directory.appendingPathComponent("no-enclave").path)),
-                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }),
-            spoolDirectory: directory.appendingPathComponent("spool"))
+                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }))
         router = Router()
         router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs))
     }

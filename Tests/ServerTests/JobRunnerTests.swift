@@ -61,11 +61,13 @@ final class CountingKeys: KeyReleaseService, @unchecked Sendable {
 
 struct MemorySource: CiphertextSource {
     let data: [String: [UInt8]]
-    func stream(dataset: JobPlan.Dataset, chunkSize: Int, _ body: ([UInt8]) throws(JobFailure) -> Void) throws(JobFailure) {
+    func stream(
+        dataset: JobPlan.Dataset, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws(JobFailure) -> Void
+    ) throws(JobFailure) {
         let bytes = data[dataset.id] ?? []
         var offset = 0
         while offset < bytes.count {
-            try body(Array(bytes[offset..<min(bytes.count, offset + chunkSize)]))
+            try Array(bytes[offset..<min(bytes.count, offset + chunkSize)]).withRawBytes(body)
             offset += chunkSize
         }
     }

@@ -15,8 +15,7 @@ import Testing
         let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
         let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
         let hub = JobProgressHub()
-        let sink = StoredJobSink(
-            jobs: world.jobs, objects: objects, hub: hub, spoolDirectory: world.directory.appendingPathComponent("spool"))
+        let sink = StoredJobSink(jobs: world.jobs, objects: objects, hub: hub)
         return (world, plan, sink, objects, hub)
     }
 
@@ -39,11 +38,11 @@ import Testing
         var stored: [UInt8] = []
         for try await chunk in try await objects.get(key: outputs[0].objectKey).body { stored += chunk }
         #expect(stored == chunks.flatMap { $0 })
-        #expect(try FileManager.default.contentsOfDirectory(atPath: world.directory.appendingPathComponent("spool").path).isEmpty)
+        #expect(try leftovers(world).isEmpty)
     }
 
     @Test func damagedOutputIsNeitherStoredNorRecorded() async throws {
-        let (world, plan, sink, _, _) = try setUp()
+        let (world, plan, sink, objects, _) = try setUp()
         let jobID = plan.jobID, recipient = world.members[0].id
         let refused = try await offPool { () throws -> Bool in
             let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "model", recipient: recipient))
@@ -55,7 +54,80 @@ import Testing
         }
         #expect(refused)
         #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: world.directory.appendingPathComponent("spool").path).isEmpty)
+        #expect(try leftovers(world).isEmpty)
+        try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "model"))
+    }
+
+    /// Files a put left in the object store's temporary folder.
+    func leftovers(_ world: JobStoreWorld) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: world.directory.appendingPathComponent("objects/tmp").path)
+    }
+
+    func expectNoObject(_ objects: FileObjectStore, _ key: String) async throws {
+        do {
+            _ = try await objects.head(key: key)
+            Issue.record("object \(key) exists")
+        } catch let error as ObjectStoreError {
+            #expect(error.code == .notFound)
+        }
+    }
+
+    @Test func outputOfManyChunksStreamsIntoTheStoreWithItsDigest() async throws {
+        let (world, plan, sink, objects, _) = try setUp()
+        let alpha = world.members[0]
+        // 24 MiB in 1 MiB chunks: more than the handoff holds, so the put must consume while chunks arrive.
+        let chunks = (0..<24).map { i in (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) } }
+        let jobID = plan.jobID, recipient = alpha.id
+        try await offPool { () throws in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "scores:own", recipient: recipient))
+            for chunk in chunks { try writer.write(chunk) }
+            try writer.finish(sha256: SHA256.hash(chunks.flatMap { $0 }))
+        }
+        let outputs = try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller)
+        #expect(outputs.count == 1)
+        #expect(outputs.first?.size == 24 << 20)
+        #expect(outputs.first?.sha256 == Hex.encode(SHA256.hash(chunks.flatMap { $0 })))
+        var hash = SHA256()
+        var count = 0
+        for try await chunk in try await objects.get(key: outputs[0].objectKey).body {
+            hash.update(chunk)
+            count += chunk.count
+        }
+        #expect(count == 24 << 20)
+        #expect(hash.finalize() == SHA256.hash(chunks.flatMap { $0 }))
+        #expect(try leftovers(world).isEmpty)
+    }
+
+    @Test func shortOutputIsRefusedAndNothingIsStored() async throws {
+        let (world, plan, sink, objects, _) = try setUp()
+        let jobID = plan.jobID, recipient = world.members[0].id
+        let chunks = (0..<6).map { i in [UInt8](repeating: UInt8(i), count: 300_000) }
+        let code = try await offPool { () throws -> String? in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "metrics", recipient: recipient))
+            // The last two chunks never arrive, but the end names the digest of all six.
+            for chunk in chunks.prefix(4) { try writer.write(chunk) }
+            do {
+                try writer.finish(sha256: SHA256.hash(chunks.flatMap { $0 }))
+                return nil
+            } catch { return (error as? JobFailure)?.code }
+        }
+        #expect(code == "output.digest")
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try leftovers(world).isEmpty)
+        try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "metrics"))
+    }
+
+    @Test func abortedOutputLeavesNoObject() async throws {
+        let (world, plan, sink, objects, _) = try setUp()
+        let jobID = plan.jobID, recipient = world.members[0].id
+        try await offPool { () throws in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "model", recipient: recipient))
+            for _ in 0..<8 { try writer.write([UInt8](repeating: 9, count: 1 << 20)) }
+            writer.abort()
+        }
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try leftovers(world).isEmpty)
+        try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "model"))
     }
 
     @Test func transitionsReachTheStoreTheAuditAndTheHub() async throws {

@@ -73,6 +73,12 @@ extension ChannelMessage {
     /// Decodes a frame's payload. Every field is bounds- and limit-checked, and the payload must
     /// be consumed exactly.
     public init(frame: ChannelFrame, limits: ChannelLimits = .default) throws(ChannelError) {
+        // Data frames are the payload itself: no copy through a reader.
+        if frame.type == .datasetChunk || frame.type == .outputChunk {
+            guard !frame.payload.isEmpty else { throw ChannelError(.malformedPayload, "\(frame.type) message is empty") }
+            self = frame.type == .datasetChunk ? .datasetChunk(frame.payload) : .outputChunk(frame.payload)
+            return
+        }
         var r = PayloadReader(frame.payload, context: "\(frame.type) message")
         let maxString = limits.maxStringBytes
         switch frame.type {
@@ -190,6 +196,13 @@ public struct ChannelMessageDecoder: Sendable {
     public mutating func next() throws(ChannelError) -> ChannelMessage? {
         guard let frame = try frames.nextFrame() else { return nil }
         return try ChannelMessage(frame: frame, limits: frames.limits)
+    }
+
+    /// See `FrameDecoder.takeIncompleteFrame(minimumPayload:)`.
+    public mutating func takeIncompleteFrame(minimumPayload: Int) throws(ChannelError)
+        -> (type: ChannelMessageType, length: Int, prefix: [UInt8])?
+    {
+        try frames.takeIncompleteFrame(minimumPayload: minimumPayload)
     }
 
     /// Declares the end of the stream: fails if it ended inside a frame.

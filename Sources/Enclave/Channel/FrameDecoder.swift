@@ -50,6 +50,31 @@ public struct FrameDecoder: Sendable {
         }
     }
 
+    /// A large frame whose header is validated but whose payload has not all arrived: hands over
+    /// the header and the payload bytes buffered so far (removing them), so the caller can read
+    /// the rest of the payload straight into place instead of through this buffer. Returns nil
+    /// when the buffer holds a complete frame, no full header, or a payload shorter than
+    /// `minimumPayload`. The caller must then supply exactly `length - prefix.count` more bytes.
+    public mutating func takeIncompleteFrame(minimumPayload: Int) throws(ChannelError)
+        -> (type: ChannelMessageType, length: Int, prefix: [UInt8])?
+    {
+        if let failure { throw failure }
+        let header: (ChannelMessageType, Int)?
+        do {
+            header = try peekHeader()
+        } catch {
+            failure = error
+            throw error
+        }
+        guard let (type, length) = header, length >= minimumPayload else { return nil }
+        let start = readIndex + ChannelFrame.headerLength
+        guard buffer.count - start < length else { return nil }
+        let prefix = Array(buffer[start...])
+        buffer.removeAll(keepingCapacity: true)
+        readIndex = 0
+        return (type, length, prefix)
+    }
+
     /// Declares the end of the stream: fails if it ended inside a frame.
     public mutating func finish() throws(ChannelError) {
         if let failure { throw failure }

@@ -13,7 +13,7 @@ import Foundation
 /// 3. `keyRelease` per dataset → CMS opened with the attested RSA key;
 /// 4. the ciphertext streams, each checked against its encryption-context binding before any of
 ///    its plaintext is used, then validated, joined and trained on by `workload`;
-/// 5. encrypted outputs per recipient, then the signed receipt.
+/// 5. encrypted outputs per recipient, each streamed as it is encrypted, then the signed receipt.
 ///
 /// Any failure is sent as an `error` message and ends the session; keys are dropped (and the
 /// released data keys zeroed) on every path.
@@ -173,22 +173,7 @@ public final class EnclaveSession: @unchecked Sendable {
 
         // 5. Train, deliver, sign.
         let outputs = try await workload.run()
-        var entries: [Receipt.Output] = []
-        for output in outputs {
-            try send(.outputBegin(OutputDescriptor(name: output.name, recipient: output.recipient)))
-            var offset = 0
-            while offset < output.ciphertext.count {
-                let end = min(output.ciphertext.count, offset + connection.limits.chunkSize)
-                try send(.outputChunk(Array(output.ciphertext[offset..<end])))
-                offset = end
-            }
-            let digest = SHA256.hash(output.ciphertext)
-            try send(.outputEnd(sha256: digest))
-            entries.append(
-                Receipt.Output(
-                    name: output.name, recipient: output.recipient, ciphertextSHA256: Hex.encode(digest),
-                    byteCount: Int64(output.ciphertext.count)))
-        }
+        let entries = try await deliver(outputs)
         let receipt = Receipt(
             jobID: begin.jobID, policyDigest: Hex.encode(begin.policyDigest),
             approvalBundleDigest: Hex.encode(SHA256.hash(spec.approvalBundle)), development: isDevelopment,
@@ -249,20 +234,6 @@ extension EnclaveSession {
     }
 }
 
-/// One encrypted output, ready to send.
-public struct EncryptedOutput: Sendable {
-    public var name: String
-    public var recipient: String
-    /// An Encryption SDK message to the recipient's result key.
-    public var ciphertext: [UInt8]
-
-    public init(name: String, recipient: String, ciphertext: [UInt8]) {
-        self.name = name
-        self.recipient = recipient
-        self.ciphertext = ciphertext
-    }
-}
-
 /// The data work of a job, after admission: decrypt and validate each dataset, join, train,
 /// encrypt per-recipient outputs. `EnclaveSession` drives the protocol around it.
 public protocol EnclaveWorkload: AnyObject {
@@ -271,8 +242,9 @@ public protocol EnclaveWorkload: AnyObject {
     /// Starts one dataset's ciphertext stream, with its released key.
     func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
         -> any DatasetIngest
-    /// Joins, trains, evaluates and encrypts the outputs the policy grants, in policy order.
-    func run() async throws(EnclaveError) -> [EncryptedOutput]
+    /// Joins, trains and evaluates; returns the outputs the policy grants, in policy order, each
+    /// encrypted and streamed only when the session delivers it.
+    func run() async throws(EnclaveError) -> [OutputProducer]
     /// Called before `run` when the server stores checkpoints: seal and hand out checkpoints
     /// through `support`, and resume from its state if it has one.
     func useCheckpoints(_ support: CheckpointSupport)

@@ -115,7 +115,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         return EnclaveError(.schemaViolation, "dataset \(dataset): \(error.message)")
     }
 
-    public func run() async throws(EnclaveError) -> [EncryptedOutput] {
+    public func run() async throws(EnclaveError) -> [OutputProducer] {
         guard let admission, let job else { throw EnclaveError(.internal, "the workload was not prepared") }
         let inputs = tables.compactMap { $0 }
         guard inputs.count == admission.datasets.count else { throw EnclaveError(.internal, "a dataset is missing") }
@@ -136,29 +136,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         single.schemas = []
         let result = try train(single, combined)
         progress(ProgressEvent(phase: "encrypting"))
-        var outputs: [EncryptedOutput] = []
-        for grant in policy.outputs {
-            guard let pem = policy.party(grant.recipient)?.resultKey else {
-                throw EnclaveError(.output, "the policy names no result key for \(grant.recipient)")
-            }
-            for artifact in grant.artifacts {
-                let plaintext: [UInt8]
-                switch artifact {
-                case "model": plaintext = Array(result.modelJSON)
-                case "metrics":
-                    plaintext = try Self.metricsJSON(
-                        result, rows: combined.rowCount, perParty: Self.perPartyMetrics(result, admission: admission, inputs: inputs))
-                case "scores:own":
-                    plaintext = try Self.ownScores(
-                        recipient: grant.recipient, admission: admission, inputs: inputs, combined: combined,
-                        scores: result.scores)
-                default: throw EnclaveError(.output, "unknown artifact \(artifact)")
-                }
-                let ciphertext = try await Self.encrypt(plaintext, to: pem, recipient: grant.recipient, artifact: artifact)
-                outputs.append(EncryptedOutput(name: artifact, recipient: grant.recipient, ciphertext: ciphertext))
-            }
-        }
-        return outputs
+        return try outputProducers(result: result, combined: combined, inputs: inputs, admission: admission)
     }
 
     /// Trains on the joined table; with checkpoint support, hands out a sealed checkpoint every
@@ -251,62 +229,7 @@ public final class TrainingWorkload: EnclaveWorkload {
             parties: GroupMetrics.validation(of: result, groups: groups, minimumRows: minimum),
             note: "held-out rows of each party's own data, evaluated apart")
     }
-
-    /// `id,score` for the rows of the joined table that came from the recipient's own data: for an
-    /// inner join, the join key of every joined row the recipient holds (all of them); for a
-    /// union, the recipient's own rows, numbered from 1 in its file.
-    static func ownScores(
-        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double]
-    ) throws(EnclaveError) -> [UInt8] {
-        var out = Array("id,score\n".utf8)
-        let policy = admission.policy
-        if policy.join.type == .inner, let key = policy.join.key, admission.datasets.count > 1 {
-            guard admission.datasets.contains(where: { $0.owner == recipient }) else { return out }
-            guard let column = try? combined.column(named: key), column.type != .float
-            else { throw EnclaveError(.output, "the join key column \(key) is not an id, categorical or integer column") }
-            out.reserveCapacity(column.count * 90)
-            for row in 0..<column.count {
-                guard let id = column.keyString(row) else { continue }
-                out.append(contentsOf: csvField(id).utf8)
-                out.append(UInt8(ascii: ","))
-                out.append(contentsOf: scores[row].description.utf8)
-                out.append(UInt8(ascii: "\n"))
-            }
-        } else {
-            var offset = 0
-            for (index, dataset) in admission.datasets.enumerated() {
-                let count = inputs[index].rowCount
-                if dataset.owner == recipient {
-                    for row in 0..<count { out += Array("\(row + 1),\(scores[offset + row])\n".utf8) }
-                }
-                offset += count
-            }
-        }
-        return out
-    }
-
-    static func csvField(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    /// An Encryption SDK message (suite 0x0478, 64 KiB frames) to `pem` with a raw RSA keyring.
-    static func encrypt(_ plaintext: [UInt8], to pem: String, recipient: String, artifact: String) async throws(EnclaveError)
-        -> [UInt8]
-    {
-        do {
-            let key = try RSA.PublicKey(pemRepresentation: pem)
-            let keyring = try RawRSAKeyring(
-                keyNamespace: ResultKeyring.keyNamespace, keyName: recipient, publicKey: key,
-                encryptionPadding: .oaepSHA256)
-            let context = try EncryptionContext([("cleanroom:output", artifact), ("cleanroom:recipient", recipient)])
-            return try await MessageEncryptor.encrypt(plaintext, keyring: keyring, encryptionContext: context)
-        } catch {
-            throw EnclaveError(.output, "could not encrypt \(artifact) for \(recipient)")
-        }
-    }
 }
-
 
 /// The per-party part of the `metrics` document.
 struct PerPartyMetrics: Encodable, Equatable {

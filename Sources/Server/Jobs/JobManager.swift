@@ -50,14 +50,14 @@ public final class JobManager: @unchecked Sendable {
     private var runners: [String: JobRunner] = [:]
 
     public init(
-        store: CleanRoomStore, objects: any ObjectStore, services: Services, spoolDirectory: URL, logger: Logger = Logger(label: "cleanroomd.jobs"),
+        store: CleanRoomStore, objects: any ObjectStore, services: Services, logger: Logger = Logger(label: "cleanroomd.jobs"),
         feedRetention: Double = 600
     ) {
         jobs = JobStore(store: store)
         self.objects = objects
         hub = JobProgressHub()
         self.services = services
-        sink = StoredJobSink(jobs: jobs, objects: objects, hub: hub, spoolDirectory: spoolDirectory)
+        sink = StoredJobSink(jobs: jobs, objects: objects, hub: hub)
         self.logger = logger
         self.feedRetention = feedRetention
     }

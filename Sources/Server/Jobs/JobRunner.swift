@@ -208,7 +208,7 @@ public final class JobRunner: @unchecked Sendable {
         for dataset in plan.datasets {
             try channel.send(.datasetBegin(DatasetBegin(datasetID: dataset.id, byteCount: dataset.byteCount)))
             try source.stream(dataset: dataset, chunkSize: limits.chunkSize) { (chunk) throws(JobFailure) in
-                try channel.send(.datasetChunk(chunk))
+                try channel.sendData(.datasetChunk, chunk)
                 try channel.drainProgress()
             }
             try channel.send(.datasetEnd(datasetID: dataset.id))
@@ -282,6 +282,16 @@ public final class JobRunner: @unchecked Sendable {
                 try connection.send(message, timeout: runner.timeouts.send)
             } catch {
                 // The enclave may have said why it stopped listening.
+                if let failure = pendingFailure() { throw failure }
+                throw Self.failure(error, waiting: "the enclave to read")
+            }
+        }
+
+        /// Sends a data frame straight from `bytes` (no copy into a frame).
+        func sendData(_ type: ChannelMessageType, _ bytes: UnsafeRawBufferPointer) throws(JobFailure) {
+            do {
+                try connection.sendData(type, bytes, timeout: runner.timeouts.send)
+            } catch {
                 if let failure = pendingFailure() { throw failure }
                 throw Self.failure(error, waiting: "the enclave to read")
             }

@@ -32,10 +32,11 @@ public protocol KeyReleaseService: Sendable {
     func release(dataset: JobPlan.Dataset, attestationDocument: [UInt8]) throws(JobFailure) -> KeyRelease
 }
 
-/// Streams a dataset's ciphertext from the object store in chunks of at most `chunkSize`.
+/// Streams a dataset's ciphertext from the object store in chunks of 1 to `chunkSize` bytes. A
+/// chunk's memory is valid only during the call to `body` (the source may reuse it).
 public protocol CiphertextSource: Sendable {
     func stream(
-        dataset: JobPlan.Dataset, chunkSize: Int, _ body: ([UInt8]) throws(JobFailure) -> Void
+        dataset: JobPlan.Dataset, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws(JobFailure) -> Void
     ) throws(JobFailure)
 }
 

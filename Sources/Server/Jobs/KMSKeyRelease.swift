@@ -2,6 +2,7 @@ import AWS
 import Enclave
 import Envelope
 import Foundation
+import LocalServices
 
 /// Key release through KMS (DESIGN §4): reads the dataset's message header from the object store,
 /// takes its `aws-kms` encrypted data key and encryption context, and calls `Decrypt` with
@@ -73,6 +74,10 @@ public struct KMSKeyRelease: KeyReleaseService {
 }
 
 /// Streams a dataset's ciphertext from the object store (constant memory: one chunk at a time).
+///
+/// From the file store, each chunk is read with `pread` straight into one reusable buffer on the
+/// runner's thread and handed on from there (no task hop, no array per chunk). From any other
+/// store (S3) the download's pieces are gathered into the same kind of buffer.
 public struct ObjectStoreCiphertextSource: CiphertextSource {
     let objects: any ObjectStore
 
@@ -81,34 +86,82 @@ public struct ObjectStoreCiphertextSource: CiphertextSource {
     }
 
     public func stream(
-        dataset: JobPlan.Dataset, chunkSize: Int, _ body: ([UInt8]) throws(JobFailure) -> Void
+        dataset: JobPlan.Dataset, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws(JobFailure) -> Void
     ) throws(JobFailure) {
+        if let files = objects as? FileObjectStore {
+            return try streamFile(files, dataset: dataset, chunkSize: chunkSize, body)
+        }
         let objects = self.objects
         let opened = BlockingTask.run { try await objects.get(key: dataset.objectKey) }
         guard case .success(let download) = opened else {
-            throw JobFailure(code: "job.dataset_unreadable", message: "dataset \(dataset.id) could not be read from the object store")
+            throw Self.unreadable(dataset)
         }
         let iterator = IteratorBox(download.body.makeAsyncIterator())
         var pending: [UInt8] = []
+        pending.reserveCapacity(chunkSize)
         while true {
             let next = BlockingTask.run { try await iterator.next() }
             guard case .success(let chunk) = next else {
                 throw JobFailure(code: "job.dataset_unreadable", message: "reading dataset \(dataset.id) failed")
             }
             guard let chunk else { break }
-            pending += chunk
-            while pending.count >= chunkSize {
-                try body(Array(pending[..<chunkSize]))
-                pending.removeFirst(chunkSize)
+            var rest = chunk[...]
+            while !rest.isEmpty {
+                let take = min(chunkSize - pending.count, rest.count)
+                pending.append(contentsOf: rest.prefix(take))
+                rest = rest.dropFirst(take)
+                if pending.count == chunkSize {
+                    try pending.withRawBytes(body)
+                    pending.removeAll(keepingCapacity: true)
+                }
             }
         }
-        if !pending.isEmpty { try body(pending) }
+        if !pending.isEmpty { try pending.withRawBytes(body) }
+    }
+
+    private func streamFile(
+        _ files: FileObjectStore, dataset: JobPlan.Dataset, chunkSize: Int,
+        _ body: (UnsafeRawBufferPointer) throws(JobFailure) -> Void
+    ) throws(JobFailure) {
+        let reader: FileObjectReader
+        do {
+            reader = try files.openReader(key: dataset.objectKey)
+        } catch {
+            throw Self.unreadable(dataset)
+        }
+        defer { reader.close() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkSize, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let count: Int
+            do {
+                count = try reader.read(into: buffer)
+            } catch {
+                throw JobFailure(code: "job.dataset_unreadable", message: "reading dataset \(dataset.id) failed")
+            }
+            guard count > 0 else { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+    }
+
+    static func unreadable(_ dataset: JobPlan.Dataset) -> JobFailure {
+        JobFailure(code: "job.dataset_unreadable", message: "dataset \(dataset.id) could not be read from the object store")
     }
 
     final class IteratorBox: @unchecked Sendable {
         var iterator: ByteStream.AsyncIterator
         init(_ iterator: ByteStream.AsyncIterator) { self.iterator = iterator }
         func next() async throws -> [UInt8]? { try await iterator.next() }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` keeping the body's typed error.
+    func withRawBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+        let result: Result<T, E> = withUnsafeBytes { raw in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 }
 

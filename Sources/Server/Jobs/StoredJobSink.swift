@@ -8,19 +8,19 @@ import Foundation
 /// under `jobs/<job>/outputs/<recipient>/<name>` and the `output` table, the receipt and the
 /// attestation document under `jobs/<job>/`.
 ///
-/// Outputs are spooled to a private temporary file while they arrive (constant memory) and become
-/// visible only after their SHA-256 matched the enclave's and the object was fully stored.
+/// Each output streams straight into an object store put while it arrives (constant memory, no
+/// spool copy) and is hashed on the way; the put commits only after the SHA-256 matched the
+/// enclave's (a mismatch or an abort fails the put, which leaves no trace), and the output is
+/// recorded — visible — only after the object is durably stored.
 public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     let jobs: JobStore
     let objects: any ObjectStore
     let hub: JobProgressHub
-    let spoolDirectory: URL
 
-    public init(jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub, spoolDirectory: URL) {
+    public init(jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub) {
         self.jobs = jobs
         self.objects = objects
         self.hub = hub
-        self.spoolDirectory = spoolDirectory
     }
 
     /// Object keys of a job's artifacts.
@@ -42,20 +42,7 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     }
 
     public func beginOutput(jobID: String, descriptor: OutputDescriptor) throws(JobFailure) -> any OutputWriter {
-        do {
-            try FileManager.default.createDirectory(
-                at: spoolDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let url = spoolDirectory.appendingPathComponent("\(jobID)-\(UUID().uuidString)")
-            guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw JobFailure(code: "output.spool", message: "could not create a spool file")
-            }
-            return SpooledOutput(
-                sink: self, jobID: jobID, descriptor: descriptor, url: url, handle: try FileHandle(forWritingTo: url))
-        } catch let error as JobFailure {
-            throw error
-        } catch {
-            throw JobFailure(code: "output.spool", message: "could not spool output \(descriptor.name): \(error)")
-        }
+        StreamedOutput(sink: self, jobID: jobID, descriptor: descriptor)
     }
 
     public func storeReceipt(jobID: String, receipt: [UInt8], attestationDocument: [UInt8]) throws(JobFailure) {
@@ -69,53 +56,66 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
         }
     }
 
-    /// One output arriving: spooled, hashed, stored and recorded at `finish`.
-    final class SpooledOutput: OutputWriter {
+    /// One output arriving: each chunk is hashed and handed to a put that runs while the output
+    /// arrives; `finish` lets the put commit only if the digest matched, then records the output.
+    final class StreamedOutput: OutputWriter {
         let sink: StoredJobSink
         let jobID: String
         let descriptor: OutputDescriptor
-        let url: URL
-        let handle: FileHandle
+        let key: String
+        let handoff = ChunkHandoff(capacity: 4)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
         var hash = SHA256()
         var size: Int64 = 0
+        var ended = false
 
-        init(sink: StoredJobSink, jobID: String, descriptor: OutputDescriptor, url: URL, handle: FileHandle) {
+        final class Outcome: @unchecked Sendable {
+            var result: Result<ObjectInfo, any Error>?
+        }
+
+        init(sink: StoredJobSink, jobID: String, descriptor: OutputDescriptor) {
             self.sink = sink
             self.jobID = jobID
             self.descriptor = descriptor
-            self.url = url
-            self.handle = handle
+            key = StoredJobSink.outputKey(jobID: jobID, recipient: descriptor.recipient, name: descriptor.name)
+            let objects = sink.objects, key = self.key, handoff = self.handoff, done = self.done, outcome = self.outcome
+            Task.detached {
+                let result: Result<ObjectInfo, any Error>
+                do {
+                    result = .success(try await objects.put(key: key, body: ByteStream(next: { try await handoff.next() })))
+                } catch {
+                    result = .failure(error)
+                }
+                outcome.result = result
+                handoff.consumerEnded()
+                done.signal()
+            }
         }
 
+        deinit { abort() }
+
         func write(_ chunk: [UInt8]) throws(JobFailure) {
-            do {
-                try handle.write(contentsOf: chunk)
-            } catch {
-                throw JobFailure(code: "output.spool", message: "could not spool output \(descriptor.name)")
-            }
+            guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) data after its end") }
             hash.update(chunk)
             size += Int64(chunk.count)
+            guard handoff.push(chunk) else {
+                // The put stopped early: its error is the reason.
+                throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
+            }
         }
 
         func finish(sha256: [UInt8]) throws(JobFailure) {
-            defer { abort() }
-            try? handle.close()
+            guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) ended twice") }
             let digest = hash.finalize()
             guard digest == sha256 else {
+                abort()
                 throw JobFailure(code: "output.digest", message: "output \(descriptor.name) for \(descriptor.recipient) arrived damaged")
             }
-            let key = StoredJobSink.outputKey(jobID: jobID, recipient: descriptor.recipient, name: descriptor.name)
-            let objects = sink.objects, path = url.path
-            let stored = BlockingTask.run {
-                let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-                let body = ByteStream(next: {
-                    let data = try file.read(upToCount: 1 << 16) ?? Data()
-                    return data.isEmpty ? nil : Array(data)
-                })
-                defer { try? file.close() }
-                return try await objects.put(key: key, body: body)
-            }
-            guard case .success = stored else {
+            ended = true
+            handoff.end()
+            done.wait()
+            guard case .success = outcome.result else {
                 throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
             }
             do {
@@ -127,9 +127,108 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             }
         }
 
+        /// Fails the put (nothing is stored) and waits for it to have cleaned up.
         func abort() {
-            try? handle.close()
-            try? FileManager.default.removeItem(at: url)
+            guard !ended else { return }
+            ended = true
+            handoff.fail(JobFailure(code: "output.aborted", message: "output \(descriptor.name) was not completed"))
+            done.wait()
+        }
+    }
+}
+
+/// Hands chunks from a blocking producer thread (the job runner) to an async consumer (an object
+/// store put's body), at most `capacity` chunks ahead: `push` blocks the producer while the
+/// consumer is behind, the consumer awaits without blocking a thread. `fail` makes the consumer's
+/// next read throw at once (queued chunks are dropped), `end` makes it see the end after them.
+final class ChunkHandoff: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let capacity: Int
+    private var queue: [[UInt8]] = []
+    private var head = 0
+    private var waiting: CheckedContinuation<[UInt8]?, any Error>?
+    private var ended = false
+    private var failure: (any Error)?
+    private var consumerGone = false
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 1)
+    }
+
+    /// Queues a chunk, waiting while `capacity` chunks are queued; false once the consumer is gone.
+    func push(_ chunk: [UInt8]) -> Bool {
+        condition.lock()
+        while queue.count - head >= capacity && !consumerGone { condition.wait() }
+        guard !consumerGone, !ended, failure == nil else {
+            condition.unlock()
+            return false
+        }
+        if let waiter = waiting {
+            waiting = nil
+            condition.unlock()
+            waiter.resume(returning: chunk)
+            return true
+        }
+        queue.append(chunk)
+        condition.unlock()
+        return true
+    }
+
+    /// No more chunks: the consumer sees the end after the queued ones.
+    func end() {
+        condition.lock()
+        ended = true
+        let waiter = waiting
+        waiting = nil
+        condition.unlock()
+        waiter?.resume(returning: nil)
+    }
+
+    /// The stream failed: the consumer's next read throws `error`.
+    func fail(_ error: any Error) {
+        condition.lock()
+        if failure == nil { failure = error }
+        queue = []
+        head = 0
+        let waiter = waiting
+        waiting = nil
+        condition.broadcast()
+        condition.unlock()
+        waiter?.resume(throwing: error)
+    }
+
+    /// The consumer stopped reading (finished or failed): producers no longer wait.
+    func consumerEnded() {
+        condition.lock()
+        consumerGone = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next chunk, nil at the end; throws after `fail`.
+    func next() async throws -> [UInt8]? {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
+            condition.lock()
+            if let failure {
+                condition.unlock()
+                continuation.resume(throwing: failure)
+            } else if head < queue.count {
+                let chunk = queue[head]
+                head += 1
+                if head == queue.count {
+                    queue.removeAll(keepingCapacity: true)
+                    head = 0
+                }
+                condition.broadcast()
+                condition.unlock()
+                continuation.resume(returning: chunk)
+            } else if ended {
+                condition.unlock()
+                continuation.resume(returning: nil)
+            } else {
+                waiting = continuation
+                condition.unlock()
+            }
         }
     }
 }

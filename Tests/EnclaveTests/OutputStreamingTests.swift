@@ -1,0 +1,111 @@
+import Crypto
+import Envelope
+import Foundation
+import Testing
+import Training
+@testable import Enclave
+
+/// Records every write a producer makes, as the session's channel stream would receive them.
+final class RecordingCiphertextSink: CiphertextSink {
+    var writes: [[UInt8]] = []
+    func write(_ ciphertext: UnsafeRawBufferPointer) throws(EnclaveError) { writes.append(Array(ciphertext)) }
+}
+
+/// Outputs leave the enclave as streams: bounded pieces, sent as they exist, hashed on the way.
+@Suite struct OutputStreamingTests {
+    let fixture = try! SessionFixture.shared.get()
+
+    @Test func outputStreamSendsEachChunkAsSoonAsItIsFullAndHashesExactlyWhatItSent() throws {
+        let (a, b) = try ChannelSocket.pair()
+        let enclaveSide = ChannelConnection(fileDescriptor: a), server = ChannelConnection(fileDescriptor: b)
+        let chunkSize = 64 * 1024
+        let stream = ChannelOutputStream(connection: enclaveSide, chunkSize: chunkSize, timeout: .seconds(10), name: "scores:own")
+        let bytes = (0..<(5 * chunkSize + 1234)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        var received: [[UInt8]] = []
+        var offset = 0
+        // Writes of odd sizes; a chunk is on the wire as soon as it is full, before the output ends.
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + 10_007)
+            try stream.write(Array(bytes[offset..<end]))
+            offset = end
+            while let message = try server.receiveIfAvailable() {
+                guard case .outputChunk(let chunk) = message else { Issue.record("unexpected \(message.type)"); return }
+                received.append(chunk)
+            }
+            #expect(received.count == offset / chunkSize || received.count == offset / chunkSize - 1,
+                    "at most one full chunk may still be in flight")
+        }
+        // A write larger than a chunk goes out in whole chunks without waiting for `finish`.
+        try stream.write([UInt8](repeating: 7, count: 3 * chunkSize))
+        let (digest, count) = try stream.finish()
+        enclaveSide.close()
+        while true {
+            guard let message = try? server.receive(timeout: .seconds(5)), case .outputChunk(let chunk) = message else { break }
+            received.append(chunk)
+        }
+        let all = bytes + [UInt8](repeating: 7, count: 3 * chunkSize)
+        #expect(received.allSatisfy { $0.count <= chunkSize })
+        #expect(received.count == (all.count + chunkSize - 1) / chunkSize)
+        #expect(received.flatMap { $0 } == all)
+        #expect(digest == SHA256.hash(all))
+        #expect(count == Int64(all.count))
+    }
+
+    /// A joined table of `rows` rows keyed by 64-hex ids, as the demo's `customer_hash`.
+    func scoresFixture(rows: Int) throws -> (Admission, Table, [Double]) {
+        let policy = try fixture.policy()
+        let admission = try Admission.check(
+            spec: JobSpecification(
+                policy: policy, approvalBundle: try fixture.fullBundle(policy),
+                datasets: [
+                    DatasetManifest(datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: [], byteCount: 1),
+                    DatasetManifest(datasetID: "beta-data", partyID: "beta", ciphertextSHA256: [], byteCount: 1),
+                ]),
+            attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
+        var csv = "id,y,x\n"
+        for row in 0..<rows { csv += Hex.encode(SHA256.hash(Array("\(row)".utf8))) + ",\(row % 2),\(row)\n" }
+        let combined = try CSVTableReader.read(Array(csv.utf8), typeOverrides: ["id": .id])
+        let scores = (0..<rows).map { 1 / (1 + exp(-Double($0 % 977) / 97)) }
+        return (admission, combined, scores)
+    }
+
+    @Test func streamedScoresAreTheSameBytesInBoundedBatches() throws {
+        let (admission, combined, scores) = try scoresFixture(rows: 20_000)
+        let whole = try TrainingWorkload.ownScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)
+        var batches: [[UInt8]] = []
+        try TrainingWorkload.writeOwnScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores, batchBytes: 64 * 1024
+        ) { (batch) throws(EnclaveError) in batches.append(batch) }
+        #expect(batches.count > 20)
+        #expect(batches.allSatisfy { $0.count < 64 * 1024 + 256 }, "a batch is the limit plus at most one row")
+        #expect(batches.flatMap { $0 } == whole)
+        #expect(String(decoding: whole.prefix(9), as: UTF8.self) == "id,score\n")
+    }
+
+    @Test func scoresEncryptedAsAStreamDecryptForTheRecipientInBoundedWrites() async throws {
+        let (admission, combined, scores) = try scoresFixture(rows: 40_000)
+        let sink = RecordingCiphertextSink()
+        var out = try await OutputEncryptor(
+            to: try fixture.alpha.resultKey.publicKey.pemRepresentation, recipient: "alpha", artifact: "scores:own", sink: sink)
+        try TrainingWorkload.writeOwnScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores,
+            batchBytes: TrainingWorkload.plaintextBatchBytes
+        ) { (batch) throws(EnclaveError) in try out.write(batch) }
+        try out.finish()
+
+        let ciphertext = sink.writes.flatMap { $0 }
+        #expect(ciphertext.count > 3 * 1024 * 1024)
+        // Memory for the output is a batch and its frames, never the message: the largest write
+        // is a batch's frames (plus the header on the first), far below the whole.
+        let largest = sink.writes.map(\.count).max() ?? 0
+        #expect(largest < TrainingWorkload.plaintextBatchBytes + 2 * MessageEncryptor.defaultFrameLength)
+        #expect(sink.writes.count > 10)
+        let keyring = try RawRSAKeyring(
+            keyNamespace: ResultKeyring.keyNamespace, keyName: "alpha", privateKey: fixture.alpha.resultKey)
+        let (plaintext, message) = try await MessageDecryptor.decrypt(ciphertext, keyring: keyring)
+        #expect(plaintext == (try TrainingWorkload.ownScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)))
+        #expect(message.header.encryptionContext.pairs.contains { $0.key == "cleanroom:output" && $0.value == "scores:own" })
+    }
+}
