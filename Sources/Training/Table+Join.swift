@@ -114,10 +114,22 @@ extension Table {
         // Groups are looked up a batch of rows at a time, so their cache misses overlap.
         let batch = 64
         var groups = [[Int]](repeating: [Int](repeating: -1, count: batch), count: index.count)
-        var lookup = KeyGroups.BatchLookup(capacity: batch)
+        var lookup = KeyGroups.BatchLookup(capacity: batch, tables: index.count)
+        let unique = index.allSatisfy(\.isUnique)
         for batchStart in stride(from: rows.lowerBound, to: rows.upperBound, by: batch) {
             let batchRows = batchStart..<min(batchStart + batch, rows.upperBound)
-            for t in index.indices { index[t].groups(of: batchRows, in: keys, buildKeys: buildKeys[t], into: &groups[t], using: &lookup) }
+            for t in index.indices {
+                index[t].groups(of: batchRows, in: keys, buildKeys: buildKeys[t], into: &groups[t], table: t, using: &lookup)
+            }
+            if unique {
+                // Every build key occurs once: each probe row matches at most one row per table.
+                matching: for row in batchRows {
+                    for t in index.indices where groups[t][row - batchStart] < 0 { continue matching }
+                    out[0].append(row)
+                    for t in index.indices { out[t + 1].append(lookup.firstRows[t][row - batchStart]) }
+                }
+                continue
+            }
             probing: for row in batchRows {
                 for t in index.indices {
                     let group = groups[t][row - batchStart]
@@ -210,7 +222,9 @@ struct KeyGroups: Sendable {
     private(set) var start: [Int] = [0]
     private(set) var members: [Int] = []
     /// The first row of each group (whose bytes a probe compares with).
-    private var representative: [Int] = []
+    private(set) var representative: [Int] = []
+    /// Whether every key occurs once: then group `g`'s only row is `representative[g]`.
+    var isUnique: Bool { members.count == representative.count }
     /// 0 is empty; otherwise the hash's upper 32 bits, then group + 1.
     private var slots: [UInt64]
     private let mask: Int
@@ -259,13 +273,16 @@ struct KeyGroups: Sendable {
         }
     }
 
-    /// Scratch space of `groups(of:in:buildKeys:into:using:)`.
+    /// Scratch space of `groups(of:in:buildKeys:into:table:using:)`.
     struct BatchLookup {
         var slot: [UInt64]
         var candidate: [Int]
-        init(capacity: Int) {
+        /// Per build table, the first row of each looked-up group.
+        var firstRows: [[Int]]
+        init(capacity: Int, tables: Int) {
             slot = [UInt64](repeating: 0, count: capacity)
             candidate = [Int](repeating: -1, count: capacity)
+            firstRows = [[Int]](repeating: [Int](repeating: -1, count: capacity), count: tables)
         }
     }
 
@@ -275,7 +292,8 @@ struct KeyGroups: Sendable {
     /// Within a stage the loads do not depend on one another, so their cache misses overlap instead
     /// of queuing row after row. Collisions take `group(of:in:buildKeys:)`.
     func groups(
-        of rows: Range<Int>, in keys: KeyColumn, buildKeys: KeyColumn, into out: inout [Int], using scratch: inout BatchLookup
+        of rows: Range<Int>, in keys: KeyColumn, buildKeys: KeyColumn, into out: inout [Int], table t: Int,
+        using scratch: inout BatchLookup
     ) {
         let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
         for (i, row) in rows.enumerated() {
@@ -310,8 +328,10 @@ struct KeyGroups: Sendable {
                 out[i] = -1
             } else if candidate >= 0, keys.sameKey(row, as: candidate, of: buildKeys) {
                 out[i] = Int(scratch.slot[i] & 0xFFFF_FFFF) - 1
+                scratch.firstRows[t][i] = candidate
             } else {
                 out[i] = group(of: row, in: keys, buildKeys: buildKeys)
+                if out[i] >= 0 { scratch.firstRows[t][i] = representative[out[i]] }
             }
         }
     }
