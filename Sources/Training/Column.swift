@@ -8,7 +8,7 @@ public enum ColumnType: String, Sendable, Codable, CaseIterable {
     case boolean
     /// A string with few distinct values, stored as codes into a level list; missing is -1.
     case categorical
-    /// A row identifier (join keys): stored like `categorical` but never used as a feature.
+    /// A row identifier (join keys), stored as a `KeyColumn`; never a feature.
     case id
 }
 
@@ -21,8 +21,10 @@ public struct Column: Sendable {
     public enum Storage: Sendable {
         case float([Float])
         case integer([Int64])
-        /// Codes into `levels` (-1 is missing); used for both `.categorical` and `.id`.
+        /// Codes into `levels` (-1 is missing); `.categorical` columns.
         case strings(codes: [Int32], levels: [String])
+        /// `.id` columns: each row's key bytes.
+        case keys(KeyColumn)
     }
 
     public let name: String
@@ -47,6 +49,7 @@ public struct Column: Sendable {
 
     /// A string column (`.categorical` or `.id`) from values; `nil` is missing.
     public static func strings(_ name: String, _ values: [String?], type: ColumnType = .categorical) -> Column {
+        if type == .id { return Column(name: name, type: .id, storage: .keys(KeyColumn(values))) }
         var index: [String: Int32] = [:]
         var levels: [String] = []
         var codes: [Int32] = []
@@ -73,6 +76,7 @@ public struct Column: Sendable {
         case .float(let v): return v.count
         case .integer(let v): return v.count
         case .strings(let codes, _): return codes.count
+        case .keys(let keys): return keys.count
         }
     }
 
@@ -82,6 +86,7 @@ public struct Column: Sendable {
         case .float(let v): return v.reduce(0) { $0 + ($1.isNaN ? 1 : 0) }
         case .integer(let v): return v.reduce(0) { $0 + ($1 == Column.missingInteger ? 1 : 0) }
         case .strings(let codes, _): return codes.reduce(0) { $0 + ($1 < 0 ? 1 : 0) }
+        case .keys(let keys): return keys.missingCount
         }
     }
 
@@ -91,22 +96,25 @@ public struct Column: Sendable {
         case .float(let v): return v[row].isNaN
         case .integer(let v): return v[row] == Column.missingInteger
         case .strings(let codes, _): return codes[row] < 0
+        case .keys(let keys): return keys.isMissing(row)
         }
     }
 
-    /// The cells as doubles (NaN for missing); categorical cells give their code.
+    /// The cells as doubles (NaN for missing); categorical cells give their code, ids their row.
     public func doubleValues() -> [Double] {
         switch storage {
+        case .keys(let keys): return (0..<keys.count).map { keys.isMissing($0) ? .nan : Double($0) }
         case .float(let v): return v.map { Double($0) }
         case .integer(let v): return v.map { $0 == Column.missingInteger ? .nan : Double($0) }
         case .strings(let codes, _): return codes.map { $0 < 0 ? .nan : Double($0) }
         }
     }
 
-    /// The cells as 32-bit floats (NaN for missing); categorical cells give their code.
-    /// A float column is returned without copying.
+    /// The cells as 32-bit floats (NaN for missing); categorical cells give their code, ids their
+    /// row. A float column is returned without copying.
     public func floatValues() -> [Float] {
         switch storage {
+        case .keys(let keys): return (0..<keys.count).map { keys.isMissing($0) ? .nan : Float($0) }
         case .float(let v): return v
         case .integer(let v): return v.map { $0 == Column.missingInteger ? .nan : Float(Double($0)) }
         case .strings(let codes, _): return codes.map { $0 < 0 ? .nan : Float($0) }
@@ -119,6 +127,7 @@ public struct Column: Sendable {
         case .float: return nil
         case .integer(let v): return v[row] == Column.missingInteger ? nil : String(v[row])
         case .strings(let codes, let levels): return codes[row] < 0 ? nil : levels[Int(codes[row])]
+        case .keys(let keys): return keys.string(row)
         }
     }
 
@@ -129,6 +138,7 @@ public struct Column: Sendable {
         case .integer(let v): return Column(name: name, type: type, storage: .integer(rows.map { v[$0] }))
         case .strings(let codes, let levels):
             return Column(name: name, type: type, storage: .strings(codes: rows.map { codes[$0] }, levels: levels))
+        case .keys(let keys): return Column(name: name, type: type, storage: .keys(keys.gather(rows)))
         }
     }
 

@@ -54,11 +54,12 @@ extension Table {
     /// Inner hash join of several tables on `key` in one pass: each table after the first is indexed
     /// by key, the first is probed once, and every column is gathered once. Rows come out in the
     /// order of the first table; several matches come out as every combination, the last table's
-    /// varying fastest (the order of joining the tables pairwise, left to right).
+    /// varying fastest (the order of joining the tables pairwise, left to right). Indexing, probing
+    /// and gathering each run on `Parallel.threads` threads.
     public static func innerJoin(_ tables: [Table], on key: String) throws -> Table {
         guard let first = tables.first else { throw TrainingError(.joinFailed, "join of no tables") }
-        let keys = try tables.map { try $0.column(named: key) }
-        for column in keys where column.type == .float {
+        let keyColumns = try tables.map { try $0.column(named: key) }
+        for column in keyColumns where column.type == .float {
             throw TrainingError(.joinFailed, "join key '\(key)' must be an id, categorical or integer column")
         }
         var seen = Set(first.columns.map(\.name))
@@ -68,54 +69,69 @@ extension Table {
             }
         }
         if tables.count == 1 { return first }
+        let keys = keyColumns.map(\.joinKeys)
         // Build side: every table after the first, its rows grouped by key.
-        let groups = keys.dropFirst().map(KeyGroups.init)
-        // Probe side: the first table's keys, looked up once per distinct value.
-        let probe = keys[0]
-        var probeCodes: [Int32] = []
-        var groupOfLevel: [[Int32]] = []
-        if case .strings(let codes, let levels) = probe.storage {
-            probeCodes = codes
-            groupOfLevel = groups.map { index in levels.map { Int32(index.group(of: $0)) } }
+        var groups = [KeyGroups?](repeating: nil, count: tables.count - 1)
+        groups.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(out.value.count) { t in out.value[t] = KeyGroups(keys[t + 1]) }
         }
-        var rows = [[Int]](repeating: [], count: tables.count)
-        for t in rows.indices { rows[t].reserveCapacity(first.rowCount) }
-        var matched = [Int](repeating: 0, count: groups.count)
-        var position = matched
-        probing: for row in 0..<first.rowCount {
-            for t in groups.indices {
-                let group: Int
-                if !groupOfLevel.isEmpty {
-                    let code = probeCodes[row]
-                    group = code < 0 ? -1 : Int(groupOfLevel[t][Int(code)])
-                } else if let value = probe.keyString(row) {
-                    group = groups[t].group(of: value)
-                } else {
-                    group = -1
+        let index = groups.map { $0! }
+        // Probe side: the first table's rows, in contiguous parts, each part's matches in row order.
+        let parts = Parallel.ranges(first.rowCount)
+        var partRows = [[[Int]]](repeating: [], count: parts.count)
+        partRows.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(parts.count) { part in
+                out.value[part] = Self.probe(keys[0], rows: parts[part], index: index, buildKeys: Array(keys.dropFirst()))
+            }
+        }
+        let rows = (0..<tables.count).map { t in partRows.flatMap { $0[t] } }
+        // Gather every output column once.
+        var sources: [(column: Column, table: Int)] = first.columns.map { ($0, 0) }
+        for (t, table) in tables.enumerated().dropFirst() {
+            sources += table.columns.filter { $0.name != key }.map { ($0, t) }
+        }
+        var columns = [Column?](repeating: nil, count: sources.count)
+        columns.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(Parallel.threads) { part in
+                for c in stride(from: part, to: sources.count, by: Parallel.threads) {
+                    out.value[c] = sources[c].column.gather(rows[sources[c].table])
                 }
+            }
+        }
+        return try Table(columns: columns.map { $0! })
+    }
+
+    /// The matching row numbers of one part of the probe table: `result[0]` its own rows,
+    /// `result[t]` table t's, every combination of the matches like an odometer.
+    private static func probe(_ keys: KeyColumn, rows: Range<Int>, index: [KeyGroups], buildKeys: [KeyColumn]) -> [[Int]] {
+        var out = [[Int]](repeating: [], count: index.count + 1)
+        for t in out.indices { out[t].reserveCapacity(rows.count) }
+        var matched = [Int](repeating: 0, count: index.count)
+        var position = matched
+        probing: for row in rows {
+            for t in index.indices {
+                let group = index[t].group(of: row, in: keys, buildKeys: buildKeys[t])
                 if group < 0 { continue probing }
                 matched[t] = group
-                position[t] = groups[t].start[group]
+                position[t] = index[t].start[group]
             }
-            // Every combination of the matches, like an odometer.
             while true {
-                rows[0].append(row)
-                for t in groups.indices { rows[t + 1].append(groups[t].members[position[t]]) }
-                var t = groups.count - 1
+                out[0].append(row)
+                for t in index.indices { out[t + 1].append(index[t].members[position[t]]) }
+                var t = index.count - 1
                 while t >= 0 {
                     position[t] += 1
-                    if position[t] < groups[t].start[matched[t] + 1] { break }
-                    position[t] = groups[t].start[matched[t]]
+                    if position[t] < index[t].start[matched[t] + 1] { break }
+                    position[t] = index[t].start[matched[t]]
                     t -= 1
                 }
                 if t < 0 { break }
             }
         }
-        var columns = first.columns.map { $0.gather(rows[0]) }
-        for (t, table) in tables.enumerated().dropFirst() {
-            columns += table.columns.filter { $0.name != key }.map { $0.gather(rows[t]) }
-        }
-        return try Table(columns: columns)
+        return out
     }
 
     /// Combines tables as `spec` says (a single table is returned as it is).
@@ -164,48 +180,62 @@ extension Column {
                 all += codes.map { $0 < 0 ? -1 : remap[Int($0)] }
             }
             return Column(name: first.name, type: first.type, storage: .strings(codes: all, levels: levels))
+        case .keys:
+            var all = KeyColumn()
+            for part in parts { if case .keys(let keys) = part.storage { all.append(contentsOf: keys) } }
+            return Column(name: first.name, type: first.type, storage: .keys(all))
         }
+    }
+
+    /// The column's cells as join keys: an id column as it is, other key columns by their text.
+    var joinKeys: KeyColumn {
+        if case .keys(let keys) = storage { return keys }
+        return KeyColumn((0..<count).map { keyString($0) })
     }
 }
 
 /// A table's rows grouped by the value of its key column (CSR layout: the rows of group `g` are
-/// `members[start[g]..<start[g + 1]]`, in row order), with an open-addressing index from key to group
-/// that hashes the key's UTF-8 bytes directly (join keys are long unique ids: `String` hashing and a
-/// growing `Dictionary` dominated the join).
-struct KeyGroups {
+/// `members[start[g]..<start[g + 1]]`, in row order), with an open-addressing index from key to
+/// group. Each slot packs the upper half of the key's hash with its group, so a probe touches the
+/// key bytes only when those 32 bits already match.
+struct KeyGroups: Sendable {
     private(set) var start: [Int] = [0]
     private(set) var members: [Int] = []
-    private var groupKeys: [String] = []
-    private var groupHashes: [UInt64] = []
-    private var slots: [Int32]
+    /// The first row of each group (whose bytes a probe compares with).
+    private var representative: [Int] = []
+    /// 0 is empty; otherwise the hash's upper 32 bits, then group + 1.
+    private var slots: [UInt64]
     private let mask: Int
 
-    init(_ column: Column) {
-        let rows = column.count
+    init(_ keys: KeyColumn) {
+        let rows = keys.count
         var capacity = 16
         while capacity < rows * 2 { capacity <<= 1 }
-        slots = [Int32](repeating: -1, count: capacity)
+        slots = [UInt64](repeating: 0, count: capacity)
         mask = capacity - 1
         var groupOf = [Int32](repeating: -1, count: rows)
         var sizes: [Int] = []
         for row in 0..<rows {
-            guard let value = column.keyString(row) else { continue }
-            let hash = Self.hash(value)
+            let hash = keys.hashes[row]
+            if hash == 0 { continue }
+            let tag = hash & 0xFFFF_FFFF_0000_0000
             var slot = Int(truncatingIfNeeded: hash) & mask
             while true {
                 let existing = slots[slot]
-                if existing < 0 {
-                    slots[slot] = Int32(groupKeys.count)
-                    groupOf[row] = Int32(groupKeys.count)
-                    groupKeys.append(value)
-                    groupHashes.append(hash)
+                if existing == 0 {
+                    slots[slot] = tag | UInt64(representative.count + 1)
+                    groupOf[row] = Int32(representative.count)
+                    representative.append(row)
                     sizes.append(1)
                     break
                 }
-                if groupHashes[Int(existing)] == hash && groupKeys[Int(existing)] == value {
-                    groupOf[row] = existing
-                    sizes[Int(existing)] += 1
-                    break
+                if existing & 0xFFFF_FFFF_0000_0000 == tag {
+                    let group = Int(existing & 0xFFFF_FFFF) - 1
+                    if keys.sameKey(row, as: representative[group], of: keys) {
+                        groupOf[row] = Int32(group)
+                        sizes[group] += 1
+                        break
+                    }
                 }
                 slot = (slot + 1) & mask
             }
@@ -221,40 +251,21 @@ struct KeyGroups {
         }
     }
 
-    /// The group of `key`, or -1 when no row has it.
-    func group(of key: String) -> Int {
-        let hash = Self.hash(key)
+    /// The group holding row `row` of `keys`, or -1 when no row of `buildKeys` (the column this
+    /// index was built from) has that key.
+    @inline(__always) func group(of row: Int, in keys: KeyColumn, buildKeys: KeyColumn) -> Int {
+        let hash = keys.hashes[row]
+        if hash == 0 { return -1 }
+        let tag = hash & 0xFFFF_FFFF_0000_0000
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
             let existing = slots[slot]
-            if existing < 0 { return -1 }
-            if groupHashes[Int(existing)] == hash && groupKeys[Int(existing)] == key { return Int(existing) }
+            if existing == 0 { return -1 }
+            if existing & 0xFFFF_FFFF_0000_0000 == tag {
+                let group = Int(existing & 0xFFFF_FFFF) - 1
+                if keys.sameKey(row, as: representative[group], of: buildKeys) { return group }
+            }
             slot = (slot + 1) & mask
-        }
-    }
-
-    /// A 64-bit hash of the UTF-8 bytes, 8 at a time (multiply-xorshift mixing; not for adversaries —
-    /// the keys come from the parties' own data inside the enclave, and collisions only cost probes).
-    static func hash(_ key: String) -> UInt64 {
-        var key = key
-        return key.withUTF8 { bytes in
-            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-            var i = 0
-            let raw = UnsafeRawBufferPointer(bytes)
-            while i + 8 <= bytes.count {
-                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-                h ^= h >> 32
-                i += 8
-            }
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < bytes.count {
-                tail |= UInt64(bytes[i]) << shift
-                shift += 8
-                i += 1
-            }
-            h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
-            return h ^ (h >> 29)
         }
     }
 }

@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+
+@testable import Training
+
+/// The reader cuts its input into blocks of whole records, parses them on several threads and
+/// merges them in order. Whatever the block size and however the input is fed, the table and the
+/// first error must be exactly those of reading one record after another.
+@Suite struct CSVBlockReadingTests {
+    static let schema = TableSchema(columns: [
+        .init(name: "id", type: .id), .init(name: "x", type: .float), .init(name: "n", type: .integer),
+        .init(name: "b", type: .boolean), .init(name: "c", type: .categorical),
+    ])
+
+    /// What a generated document must read as.
+    struct Expected {
+        var ids: [String?] = []
+        var xs: [Float] = []
+        var ns: [Int64?] = []
+        var bs: [Bool?] = []
+        var cs: [String?] = []
+    }
+
+    /// A document using every feature of the format: quoted and escaped fields with commas and line
+    /// ends inside, LF, CRLF and CR line ends, blank lines, every missing-value token.
+    static func document(rows: Int, using generator: inout some RandomNumberGenerator) -> ([UInt8], Expected) {
+        var expected = Expected()
+        let ends = ["\n", "\r\n", "\r"]
+        var text = "id,x,n,b,c" + ends.randomElement(using: &generator)!
+        let missing = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+        let categories = ["plain", "with, comma", "with \"quote\"", "multi\nline", "cr\r\nlf", "x"]
+        func field(_ value: String, forceQuotes: Bool = false) -> String {
+            let needs = value.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
+            guard needs || forceQuotes else { return value }
+            return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        for row in 0..<rows {
+            var cells: [String] = []
+            if row % 17 == 3 {
+                cells.append(missing.randomElement(using: &generator)!)
+                expected.ids.append(nil)
+            } else {
+                let id = String(format: "%064x", UInt64.random(in: 0...UInt64.max, using: &generator)) + "-\(row)"
+                cells.append(field(id, forceQuotes: row % 5 == 0))
+                expected.ids.append(id)
+            }
+            if row % 11 == 0 {
+                cells.append(missing.randomElement(using: &generator)!)
+                expected.xs.append(.nan)
+            } else {
+                let x = Double.random(in: -1e4...1e4, using: &generator)
+                cells.append(field(String(x), forceQuotes: row % 7 == 0))
+                expected.xs.append(Float(x))
+            }
+            if row % 13 == 0 {
+                cells.append("")
+                expected.ns.append(nil)
+            } else {
+                let n = Int64.random(in: -1_000_000...1_000_000, using: &generator)
+                cells.append((n >= 0 && row % 2 == 0 ? "+" : "") + String(n))
+                expected.ns.append(n)
+            }
+            switch row % 5 {
+            case 0: cells.append("NA"); expected.bs.append(nil)
+            case 1: cells.append("TRUE"); expected.bs.append(true)
+            case 2: cells.append("0"); expected.bs.append(false)
+            case 3: cells.append("False"); expected.bs.append(false)
+            default: cells.append("1"); expected.bs.append(true)
+            }
+            if row % 9 == 0 {
+                cells.append("")
+                expected.cs.append(nil)
+            } else {
+                let category = categories.randomElement(using: &generator)!
+                cells.append(field(category))
+                expected.cs.append(category)
+            }
+            text += cells.joined(separator: ",") + ends.randomElement(using: &generator)!
+            if row % 23 == 0 { text += ends.randomElement(using: &generator)! }  // a blank line
+        }
+        return (Array(text.utf8), expected)
+    }
+
+    static func read(_ bytes: [UInt8], blockBytes: Int, limits: CSVLimits = CSVLimits(), pieces: Int? = nil,
+                     using generator: inout some RandomNumberGenerator) throws -> Table {
+        var reader = CSVTableReader(schema: schema, limits: limits)
+        reader.blockBytes = blockBytes
+        var offset = 0
+        while offset < bytes.count {
+            let size = pieces.map { _ in Int.random(in: 1...(blockBytes * 3), using: &generator) } ?? bytes.count
+            try reader.append(bytes[offset..<min(bytes.count, offset + size)])
+            offset += size
+        }
+        return try reader.finish()
+    }
+
+    @Test(arguments: [1, 2, 3, 7, 64, 1000, 1 << 20])
+    func anyBlockSizeReadsTheDocumentExactly(blockBytes: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        let (bytes, expected) = Self.document(rows: 3000, using: &generator)
+        for pieces in [nil, 1] as [Int?] {
+            let table = try Self.read(bytes, blockBytes: blockBytes, pieces: pieces, using: &generator)
+            #expect(table.rowCount == expected.ids.count)
+            let ids = try table.column(named: "id"), x = try table.column(named: "x").floatValues()
+            let n = try table.column(named: "n"), b = try table.column(named: "b"), c = try table.column(named: "c")
+            #expect(ids.type == .id && c.type == .categorical && b.type == .integer)
+            var mismatches: [String] = []
+            for row in 0..<table.rowCount {
+                if ids.keyString(row) != expected.ids[row] { mismatches.append("id \(row)") }
+                if !(x[row] == expected.xs[row] || (x[row].isNaN && expected.xs[row].isNaN)) { mismatches.append("x \(row)") }
+                if n.keyString(row).flatMap({ Int64($0) }) != expected.ns[row] { mismatches.append("n \(row)") }
+                if b.keyString(row).map({ $0 == "1" }) != expected.bs[row] { mismatches.append("b \(row)") }
+                if c.keyString(row) != expected.cs[row] { mismatches.append("c \(row)") }
+            }
+            #expect(mismatches.isEmpty, "blocks of \(blockBytes) bytes: \(mismatches.prefix(5))")
+            // Ids keep the hashes the join relies on.
+            guard case .keys(let keys) = ids.storage else {
+                Issue.record("ids should be stored as keys")
+                return
+            }
+            for row in 0..<keys.count {
+                let hash = keys.withKey(row) { $0.isEmpty ? 0 : KeyColumn.hash($0) }
+                if hash != keys.hashes[row] { mismatches.append("hash \(row)") }
+            }
+            #expect(mismatches.isEmpty)
+        }
+    }
+
+    /// Faults of every kind planted at random rows: the first one in input order is reported, with
+    /// its row number, whatever the blocks.
+    @Test(arguments: [1, 5, 64, 700, 1 << 20])
+    func theFirstFaultIsNamedWhateverTheBlocks(blockBytes: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        let rows = 400
+        var lines = (0..<rows).map { row in "k\(row),\(Double(row) / 3),\(row),true,cat\(row % 4)" }
+        let faults: [(line: String, message: String, code: TrainingError.Code)] = [
+            ("k,oops,1,true,a", "column 'x' row R fails rule 'type float'", .schemaViolation),
+            ("k,1,1.5,true,a", "column 'n' row R fails rule 'type integer'", .schemaViolation),
+            ("k,1,1,maybe,a", "column 'b' row R fails rule 'type boolean'", .schemaViolation),
+            ("k,1,1,true", "row R has 4 fields; the header has 5", .malformedCSV),
+            ("k,1,1,true,a,extra", "row R has 6 fields; the header has 5", .malformedCSV),
+            ("k,x\"y,1,true,a", "row R has a quote inside an unquoted field", .malformedCSV),
+            ("k,\"1\"2,1,true,a", "row R has text after a closing quote", .malformedCSV),
+            ("k,bad,1,true,a,extra", "row R has 6 fields; the header has 5", .malformedCSV),
+        ]
+        for _ in 0..<12 {
+            var planted = lines
+            let first = Int.random(in: 0..<rows - 1, using: &generator)
+            let second = Int.random(in: first + 1..<rows, using: &generator)
+            let fault = faults.randomElement(using: &generator)!
+            planted[first] = fault.line
+            planted[second] = faults.randomElement(using: &generator)!.line
+            let bytes = Array(("id,x,n,b,c\n" + planted.joined(separator: "\n") + "\n").utf8)
+            let message = fault.message.replacingOccurrences(of: "R", with: String(first + 1))
+            #expect(throws: TrainingError(fault.code, message), "blocks of \(blockBytes) bytes, fault at \(first)") {
+                try Self.read(bytes, blockBytes: blockBytes, pieces: 1, using: &generator)
+            }
+        }
+        lines[rows - 1] = "k,1,1,true,\"never closed"
+        let bytes = Array(("id,x,n,b,c\n" + lines.joined(separator: "\n")).utf8)
+        #expect(throws: TrainingError(.malformedCSV, "row \(rows) has an unterminated quoted field")) {
+            try Self.read(bytes, blockBytes: blockBytes, using: &generator)
+        }
+    }
+
+    /// A categorical column's level limit counts levels across blocks: the row where the first
+    /// level past the limit appears is named, unless an earlier fault comes first.
+    @Test(arguments: [3, 40, 1 << 20])
+    func categoricalLevelLimitSpansBlocks(blockBytes: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        var limits = CSVLimits()
+        limits.maxCategoricalLevels = 30
+        // Levels repeat, then level 31 first appears at row 200 (1-based 201).
+        var lines = (0..<300).map { row in "k,1,1,true,level\(row < 200 ? row % 30 : row % 40)" }
+        lines[200] = "k,1,1,true,level35"
+        var bytes = Array(("id,x,n,b,c\n" + lines.joined(separator: "\n")).utf8)
+        #expect(throws: TrainingError(.schemaViolation, "column 'c' row 201 fails rule 'at most 30 categories'")) {
+            try Self.read(bytes, blockBytes: blockBytes, limits: limits, pieces: 1, using: &generator)
+        }
+        lines[150] = "k,1,1,nope,level1"
+        bytes = Array(("id,x,n,b,c\n" + lines.joined(separator: "\n")).utf8)
+        #expect(throws: TrainingError(.schemaViolation, "column 'b' row 151 fails rule 'type boolean'")) {
+            try Self.read(bytes, blockBytes: blockBytes, limits: limits, pieces: 1, using: &generator)
+        }
+        // In the same row, the categorical cell left of a bad cell comes first.
+        let reordered = TableSchema(columns: [
+            .init(name: "c", type: .categorical), .init(name: "x", type: .float),
+        ])
+        let text = "c,x\n" + (0..<300).map { row in row == 200 ? "level35,oops" : "level\(row % 30),1" }.joined(separator: "\n")
+        #expect(throws: TrainingError(.schemaViolation, "column 'c' row 201 fails rule 'at most 30 categories'")) {
+            var reader = CSVTableReader(schema: reordered, limits: limits)
+            reader.blockBytes = blockBytes
+            try reader.append(Array(text.utf8))
+            _ = try reader.finish()
+        }
+    }
+
+    @Test func rowLimitCountsEveryBlock() throws {
+        var generator = SystemRandomNumberGenerator()
+        var limits = CSVLimits()
+        limits.maxRows = 100
+        let text = "id,x,n,b,c\n" + (0..<101).map { "k\($0),1,1,true,a" }.joined(separator: "\n")
+        #expect(throws: TrainingError(.malformedCSV, "more than 100 rows")) {
+            try Self.read(Array(text.utf8), blockBytes: 50, limits: limits, pieces: 1, using: &generator)
+        }
+        let fits = "id,x,n,b,c\n" + (0..<100).map { "k\($0),1,1,true,a" }.joined(separator: "\n")
+        #expect(try Self.read(Array(fits.utf8), blockBytes: 50, limits: limits, using: &generator).rowCount == 100)
+    }
+
+    /// An incomplete record longer than the limit is refused while the input is still arriving,
+    /// with the row number it would have had.
+    @Test func overlongRecordIsNamedByItsRow() throws {
+        var limits = CSVLimits()
+        limits.maxRecordBytes = 200
+        var reader = CSVTableReader(schema: Self.schema, limits: limits)
+        reader.blockBytes = 64
+        try reader.append(Array(("id,x,n,b,c\n" + (0..<30).map { "k\($0),1,1,true,a\n" }.joined()).utf8))
+        #expect(throws: TrainingError(.malformedCSV, "row 31 is longer than 200 bytes")) {
+            try reader.append(Array(("k,1,1,true,\"" + String(repeating: "y", count: 300)).utf8))
+        }
+    }
+
+    /// Numbers are converted while the field is scanned; every form must read exactly as the
+    /// single-cell parsers (which match strtod) read it, at the end of a record or before a comma.
+    @Test func numbersReadInOnePassEqualTheCellParsers() throws {
+        let floats = ["0", "-0", "+5", "7.", ".5", "1e5", "1E-5", "-2.5e+3", "0.1", "123456789012345",
+                      "1234567890123456", "12345678901234567890123", "0.000000000000000000001", "1e22", "1e23",
+                      "3.4028235e38", "00012.5000", "9007199254740993", "-0.770151", "4.9e-324"]
+        let integers = ["0", "-0", "+7", "42", "-42", "999999999999999999", "1000000000000000000",
+                        "9223372036854775807", "-9223372036854775807", "00000000000000000012"]
+        var text = "f,i\n"
+        for (index, value) in floats.enumerated() { text += "\(value),\(integers[index % integers.count])\n" }
+        let schema = TableSchema(columns: [.init(name: "f", type: .float), .init(name: "i", type: .integer)])
+        for blockBytes in [3, 1 << 20] {
+            var reader = CSVTableReader(schema: schema)
+            reader.blockBytes = blockBytes
+            try reader.append(Array(text.utf8))
+            let table = try reader.finish()
+            let f = try table.column(named: "f").floatValues()
+            guard case .integer(let i) = try table.column(named: "i").storage else {
+                Issue.record("i should be an integer column")
+                return
+            }
+            for (row, value) in floats.enumerated() {
+                let expected = Array(value.utf8).withUnsafeBufferPointer { CSVValue.parseDouble($0) }.map { Float($0) }
+                #expect(f[row] == expected, "\(value)")
+                let integer = integers[row % integers.count]
+                #expect(i[row] == Array(integer.utf8).withUnsafeBufferPointer { CSVValue.parseInt($0) }, "\(integer)")
+            }
+        }
+        for bad in ["1e", "1x", "--1", "1.2.3", "0x10", "inf", "1e5e5"] {
+            #expect(throws: TrainingError(.schemaViolation, "column 'f' row 1 fails rule 'type float'"), "\(bad)") {
+                try CSVTableReader.read(Array("f,i\n\(bad),1\n".utf8), schema: schema)
+            }
+        }
+        for bad in ["9223372036854775808", "-9223372036854775808", "1.5", "+", "-", "12a", "1e3"] {
+            #expect(throws: TrainingError(.schemaViolation, "column 'i' row 1 fails rule 'type integer'"), "\(bad)") {
+                try CSVTableReader.read(Array("f,i\n1,\(bad)\n".utf8), schema: schema)
+            }
+        }
+    }
+}
