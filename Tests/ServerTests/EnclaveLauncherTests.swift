@@ -1,3 +1,4 @@
+import Attestation
 import Enclave
 import Foundation
 import TestSupport
@@ -40,6 +41,51 @@ func processExists(_ pid: pid_t) -> Bool {
         #expect(!enclave.isAlive())
         #expect(!processExists(pid), "the child is gone, not a zombie")
         enclave.terminate()  // idempotent
+    }
+
+    @Test func attestorIsMadeForEachLaunchWhileTheChildStartsAndTheRequestWaitsForIt() throws {
+        // The child connects at once and idles; the attestor takes 300 ms to make (a slow measurement).
+        let script = """
+            import socket, sys, time
+            path = sys.argv[sys.argv.index('--connect') + 1][len('unix:'):]
+            s = socket.socket(socket.AF_UNIX); s.connect(path)
+            time.sleep(60)
+            """
+        let made = LockedCounter()
+        var configuration = launcher(try TestEnvironment.python()).configuration
+        configuration.leadingArguments = ["-c", script]
+        configuration.attestor = {
+            made.increment()
+            Thread.sleep(forTimeInterval: 0.3)
+            return FixedAttestor(document: [0xD2, made.value])
+        }
+        let launcher = LocalEnclaveLauncher(configuration: configuration)
+        for launch in 1...2 {
+            let start = ContinuousClock.now
+            let enclave = try launcher.launch(jobID: "j\(launch)")
+            defer { enclave.terminate() }
+            let waitUntil = ContinuousClock.now + .seconds(2)
+            while made.value < launch && ContinuousClock.now < waitUntil { Thread.sleep(forTimeInterval: 0.005) }
+            #expect(made.value == launch, "made as soon as the child was spawned, before anyone asked")
+            Thread.sleep(forTimeInterval: 0.3)
+            let attest = try #require(enclave.localAttestation)
+            let before = ContinuousClock.now
+            #expect(try attest([1], [2], [3]) == [0xD2, UInt8(launch)], "a fresh attestor per launch")
+            #expect(ContinuousClock.now - before < .milliseconds(250), "the 300 ms were spent while the child started")
+            #expect(ContinuousClock.now - start >= .milliseconds(300))
+        }
+    }
+
+    @Test func attestorFailureIsTheAttestationsFailure() throws {
+        let script = "import socket, sys, time\npath = sys.argv[sys.argv.index('--connect') + 1][len('unix:'):]\n"
+            + "s = socket.socket(socket.AF_UNIX); s.connect(path)\ntime.sleep(60)\n"
+        var configuration = launcher(try TestEnvironment.python()).configuration
+        configuration.leadingArguments = ["-c", script]
+        configuration.attestor = { throw AttestationError(.measurementFailed, "cannot open the enclave executable") }
+        let enclave = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+        defer { enclave.terminate() }
+        let attest = try #require(enclave.localAttestation)
+        #expect(throws: AttestationError.self) { try attest([1], [2], [3]) }
     }
 
     @Test func childThatNeverConnectsIsKilledAtTheDeadline() throws {
@@ -167,5 +213,20 @@ func processExists(_ pid: pid_t) -> Bool {
         // Without vsock support in this kernel the listener fails first; with it, nitro-cli does.
         #expect(error.code == .nitroCLIFailed || error.code == .socket, "\(error)")
         if error.code == .nitroCLIFailed { #expect(error.message.contains("E26")) }
+    }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count: UInt8 = 0
+    var value: UInt8 { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
+
+/// Answers every request with the same bytes.
+struct FixedAttestor: Attestor {
+    let document: [UInt8]
+    func attestationDocument(publicKey: [UInt8]?, userData: [UInt8]?, nonce: [UInt8]?) throws(AttestationError) -> [UInt8] {
+        document
     }
 }

@@ -217,9 +217,7 @@ final class JobWorld: @unchecked Sendable {
         configuration.terminateGrace = .milliseconds(500)
         let attestor = executable == enclavePath
             ? self.attestor : try! DevelopmentAttestor.open(dataDirectory: directory.path, enclaveExecutable: executable)
-        configuration.attestation = { publicKey, userData, nonce in
-            try attestor.attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
-        }
+        configuration.attestor = { attestor }
         return LocalEnclaveLauncher(configuration: configuration)
     }
 

@@ -105,10 +105,9 @@ extension JobManager.Services {
             configuration.extraArguments = ["--attestor", "development"]
             configuration.logPath = dataDirectory.file("enclave.log").path
             let dataPath = dataDirectory.path
-            configuration.attestation = { publicKey, userData, nonce in
+            configuration.attestor = {
                 // Measured at every launch: a changed binary gets a changed PCR0 (and no keys).
                 try DevelopmentAttestor.open(dataDirectory: dataPath, enclaveExecutable: binary)
-                    .attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
             }
             launcher = LocalEnclaveLauncher(configuration: configuration)
             verifier = AttestationVerifier(trustedRoots: [ca.trustedRoot])

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Attestation
 import Enclave
+import Foundation
 
 /// Local mode: runs `cleanroom-enclave` as a child process that connects back over a Unix socket
 /// in a fresh private directory (mode 0700), which is removed once the enclave has connected.
@@ -29,8 +31,11 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         public var terminateGrace: Duration = .seconds(2)
         /// Channel limits for the connection.
         public var limits: ChannelLimits = .default
-        /// The development attestor answering the child's attestation requests.
-        public var attestation: LocalAttestation?
+        /// Makes the development attestor that answers this launch's attestation request (opens
+        /// the CA, measures the binary: a changed binary gets a changed PCR0). Called for every
+        /// launch, on its own thread as soon as the child is spawned, so the measurement overlaps
+        /// the child's start and key generation instead of following them.
+        public var attestor: (@Sendable () throws -> any Attestor)?
 
         public init(executablePath: String) {
             self.executablePath = executablePath
@@ -70,12 +75,18 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         let child = try ChildProcess.spawn(
             executable: configuration.executablePath, arguments: arguments(socketPath: socketPath),
             environment: configuration.environment, outputPath: configuration.logPath)
+        let attestation: LocalAttestation? = configuration.attestor.map { make in
+            let prepared = PreparedAttestor(making: make)
+            return { publicKey, userData, nonce in
+                try prepared.get().attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
+            }
+        }
         do {
             let fd = try ChannelSocket.accept(
                 listener, deadline: .now + configuration.connectTimeout, stillWaiting: { child.isRunning })
             return LocalEnclave(
                 child: child, connection: ChannelConnection(fileDescriptor: fd, limits: configuration.limits),
-                grace: configuration.terminateGrace, localAttestation: configuration.attestation)
+                grace: configuration.terminateGrace, localAttestation: attestation)
         } catch {
             let status = child.terminate(grace: .zero)
             if error.code == .timeout {
@@ -112,5 +123,30 @@ final class LocalEnclave: EnclaveInstance, @unchecked Sendable {
         connection.shutdown()
         child.terminate(grace: grace)
         connection.close()
+    }
+}
+
+/// An attestor being made on its own thread; `get` waits for it.
+final class PreparedAttestor: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<any Attestor, any Error>?
+
+    init(making make: @escaping @Sendable () throws -> any Attestor) {
+        let thread = Thread { [self] in
+            let made = Result { try make() }
+            condition.withLock {
+                result = made
+                condition.broadcast()
+            }
+        }
+        thread.name = "development-attestor"
+        thread.start()
+    }
+
+    func get() throws -> any Attestor {
+        try condition.withLock {
+            while result == nil { condition.wait() }
+            return try result!.get()
+        }
     }
 }
