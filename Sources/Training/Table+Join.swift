@@ -231,15 +231,20 @@ struct KeyGroups: Sendable {
 
     init(_ keys: KeyColumn) {
         let rows = keys.count
+        // At most two thirds full: probes stay short and mostly within one cache line.
         var capacity = 16
-        while capacity < rows * 2 { capacity <<= 1 }
+        while capacity < rows + rows / 2 { capacity <<= 1 }
         slots = [UInt64](repeating: 0, count: capacity)
         mask = capacity - 1
         var groupOf = [Int32](repeating: -1, count: rows)
         var sizes: [Int] = []
+        representative.reserveCapacity(rows)
+        sizes.reserveCapacity(rows)
+        var keyedRows = 0
         for row in 0..<rows {
             let hash = keys.hashes[row]
             if hash == 0 { continue }
+            keyedRows += 1
             let tag = hash & 0xFFFF_FFFF_0000_0000
             var slot = Int(truncatingIfNeeded: hash) & mask
             while true {
@@ -261,6 +266,12 @@ struct KeyGroups: Sendable {
                 }
                 slot = (slot + 1) & mask
             }
+        }
+        if representative.count == keyedRows {
+            // Every key once: group g is its first row alone.
+            start = Array(0...representative.count)
+            members = representative
+            return
         }
         start = [Int](repeating: 0, count: sizes.count + 1)
         for g in sizes.indices { start[g + 1] = start[g] + sizes[g] }
