@@ -212,3 +212,11 @@ bench-jobs: deps python-deps
 	  --joined $(BENCH_JOBS_JOINED) --out $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED)
 	$(PYTHON) Benchmarks/jobs/bench.py --bin .build/release --data $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED) \
 	  --runs $(BENCH_JOBS_RUNS) --rounds $(BENCH_JOBS_ROUNDS) --out $(BENCH_JOBS_DIR)/results.json
+
+# The enclave's parse and join alone (no channel, no cryptography) on the same data: CPU and wall seconds.
+.PHONY: bench-ingest
+bench-ingest: deps python-deps
+	$(SWIFT) build -c release --product ingest-bench
+	test -f $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED)/columns.json || $(PYTHON) Benchmarks/jobs/generate_data.py data \
+	  --joined $(BENCH_JOBS_JOINED) --out $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED)
+	.build/release/ingest-bench $(BENCH_JOBS_DIR)/data-$(BENCH_JOBS_JOINED) --runs $(or $(BENCH_INGEST_RUNS),5)
