@@ -72,16 +72,6 @@ public struct KeyColumn: Sendable, Equatable {
         hashes.append(key.isEmpty ? 0 : Self.hash(key))
     }
 
-    /// Appends rows whose key bytes are `keyBytes`, ending at `ends` (offsets into `keyBytes`).
-    mutating func append(
-        keyBytes: UnsafeBufferPointer<UInt8>, ends newEnds: UnsafeBufferPointer<Int>, hashes newHashes: UnsafeBufferPointer<UInt64>
-    ) {
-        let base = bytes.count
-        bytes.append(contentsOf: keyBytes)
-        ends.append(contentsOf: newEnds.lazy.map { $0 + base })
-        hashes.append(contentsOf: newHashes)
-    }
-
     /// Appends every row of `other`.
     public mutating func append(contentsOf other: KeyColumn) {
         let base = bytes.count
