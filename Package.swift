@@ -77,6 +77,9 @@ let package = Package(
         // Object store throughput benchmark (Benchmarks/objectstore/bench.sh); not a test.
         .executableTarget(name: "objectstore-bench", dependencies: ["AWS", "LocalServices"], path: "Benchmarks/objectstore", exclude: ["bench.sh"]),
 
+        // The enclave's parse and join without channel or cryptography (Benchmarks/ingest); not a test.
+        .executableTarget(name: "ingest-bench", dependencies: ["Training"], path: "Benchmarks/ingest"),
+
         // Shared helpers for the test targets: paths, Python peers, child processes.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
 

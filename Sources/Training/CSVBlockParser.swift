@@ -69,77 +69,69 @@ struct CSVBlockParser: Sendable {
             let recordStart = p
             var k = 0
             while true {
-                var start = p, end: Int
-                var escaped = false
-                if p < n, buf[p] == UInt8(ascii: "\"") {
-                    var j = p + 1
-                    while true {
-                        guard j < n else {
+                if p < n, buf[p] != UInt8(ascii: "\""), k < columnCount,
+                    let length = storeNumber(UnsafeBufferPointer(rebasing: buf[p..<n]), column: k, row: row, columns: columns)
+                {
+                    p += length  // a number, scanned and converted up to its delimiter in one pass
+                } else {
+                    var start = p, end: Int
+                    var escaped = false
+                    if p < n, buf[p] == UInt8(ascii: "\"") {
+                        var j = p + 1
+                        while true {
+                            guard j < n else {
+                                fragment.fault = diagnose(buf, recordStart, row: row)
+                                break records
+                            }
+                            if buf[j] == UInt8(ascii: "\"") {
+                                if j + 1 < n, buf[j + 1] == UInt8(ascii: "\"") {
+                                    escaped = true
+                                    j += 2
+                                    continue
+                                }
+                                break
+                            }
+                            j += 1
+                        }
+                        start = p + 1
+                        end = j
+                        p = j + 1
+                        if p < n, !Self.isDelimiter(buf[p]) {
                             fragment.fault = diagnose(buf, recordStart, row: row)
                             break records
                         }
-                        if buf[j] == UInt8(ascii: "\"") {
-                            if j + 1 < n, buf[j + 1] == UInt8(ascii: "\"") {
-                                escaped = true
-                                j += 2
-                                continue
-                            }
-                            break
+                    } else {
+                        end = Self.fieldEnd(buf, from: p)
+                        p = end
+                        if p < n, buf[p] == UInt8(ascii: "\"") {
+                            fragment.fault = diagnose(buf, recordStart, row: row)
+                            break records
                         }
-                        j += 1
                     }
-                    start = p + 1
-                    end = j
-                    p = j + 1
-                    if p < n, buf[p] != UInt8(ascii: ","), buf[p] != UInt8(ascii: "\n"), buf[p] != UInt8(ascii: "\r") {
+                    guard end - start <= maxField, k < columnCount else {
                         fragment.fault = diagnose(buf, recordStart, row: row)
                         break records
                     }
-                } else {
-                    // Numbers in one pass: scanned and converted up to the delimiter.
-                    if k < columnCount, let length = storeNumber(UnsafeBufferPointer(rebasing: buf[p..<n]), column: k, row: row, columns: columns) {
-                        p += length
-                        k += 1
-                        if p < n, buf[p] == UInt8(ascii: ",") {
-                            p += 1
-                            continue
+                    let failed: String?
+                    if escaped {
+                        scratch.removeAll(keepingCapacity: true)
+                        var q = start
+                        while q < end {
+                            scratch.append(buf[q])
+                            q += buf[q] == UInt8(ascii: "\"") ? 2 : 1
                         }
-                        if p < n {
-                            p += buf[p] == UInt8(ascii: "\r") && p + 1 < n && buf[p + 1] == UInt8(ascii: "\n") ? 2 : 1
+                        failed = scratch.withUnsafeBufferPointer {
+                            store($0, column: k, row: row, columns: columns, levels: levels, inferred: inferred)
                         }
-                        break
+                    } else {
+                        failed = store(
+                            UnsafeBufferPointer(rebasing: buf[start..<end]), column: k, row: row, columns: columns,
+                            levels: levels, inferred: inferred)
                     }
-                    let j = Self.fieldEnd(buf, from: p)
-                    if j < n, buf[j] == UInt8(ascii: "\"") {
-                        fragment.fault = diagnose(buf, recordStart, row: row)
+                    if let failed {
+                        fragment.fault = diagnose(buf, recordStart, row: row, else: .rule(row: row, column: k, rule: failed))
                         break records
                     }
-                    end = j
-                    p = j
-                }
-                guard end - start <= maxField, k < columnCount else {
-                    fragment.fault = diagnose(buf, recordStart, row: row)
-                    break records
-                }
-                let failed: String?
-                if escaped {
-                    scratch.removeAll(keepingCapacity: true)
-                    var q = start
-                    while q < end {
-                        scratch.append(buf[q])
-                        q += buf[q] == UInt8(ascii: "\"") ? 2 : 1
-                    }
-                    failed = scratch.withUnsafeBufferPointer {
-                        store($0, column: k, row: row, columns: columns, levels: levels, inferred: inferred)
-                    }
-                } else {
-                    failed = store(
-                        UnsafeBufferPointer(rebasing: buf[start..<end]), column: k, row: row, columns: columns,
-                        levels: levels, inferred: inferred)
-                }
-                if let failed {
-                    fragment.fault = diagnose(buf, recordStart, row: row, else: .rule(row: row, column: k, rule: failed))
-                    break records
                 }
                 k += 1
                 if p < n, buf[p] == UInt8(ascii: ",") {

@@ -154,6 +154,34 @@ enum CSVValue {
     /// fast path; the caller checks that a delimiter follows (then it is the same value
     /// `parseDouble` gives the field), and otherwise finds the field's end and calls `parseDouble`.
     @inline(__always) static func parseDoublePrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (Double, Int)? {
+        // The common shape first: [-]digits[.digits], at most 15 digits in all. Leading zeros
+        // count here, so the mantissa is exact and the value is the one `scanDecimal` would give.
+        let n = bytes.count
+        var i = 0
+        let negative = n > 0 && bytes[0] == UInt8(ascii: "-")
+        if negative { i = 1 }
+        let first = i
+        var mantissa: UInt64 = 0
+        while i < n, bytes[i] &- 48 < 10 {
+            mantissa = mantissa &* 10 &+ UInt64(bytes[i] &- 48)
+            i += 1
+        }
+        var fraction = 0
+        var digits = i - first
+        if i < n, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            let fractionStart = i
+            while i < n, bytes[i] &- 48 < 10 {
+                mantissa = mantissa &* 10 &+ UInt64(bytes[i] &- 48)
+                i += 1
+            }
+            fraction = i - fractionStart
+            digits += fraction
+        }
+        if digits > 0, digits <= 15, i == n || (bytes[i] | 0x20) != UInt8(ascii: "e") {
+            let value = Double(mantissa) / powersOfTen[fraction]
+            return (negative ? -value : value, i)
+        }
         let scan = scanDecimal(bytes)
         guard scan.sawDigit, !scan.badExponent, scan.length <= 64, let value = fastValue(scan) else { return nil }
         return (value, scan.length)

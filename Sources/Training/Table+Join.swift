@@ -111,24 +111,44 @@ extension Table {
         for t in out.indices { out[t].reserveCapacity(rows.count) }
         var matched = [Int](repeating: 0, count: index.count)
         var position = matched
-        probing: for row in rows {
+        // Groups are looked up a batch of rows at a time, so their cache misses overlap.
+        let batch = 64
+        var groups = [[Int]](repeating: [Int](repeating: -1, count: batch), count: index.count)
+        var lookup = KeyGroups.BatchLookup(capacity: batch, tables: index.count)
+        let unique = index.allSatisfy(\.isUnique)
+        for batchStart in stride(from: rows.lowerBound, to: rows.upperBound, by: batch) {
+            let batchRows = batchStart..<min(batchStart + batch, rows.upperBound)
             for t in index.indices {
-                let group = index[t].group(of: row, in: keys, buildKeys: buildKeys[t])
-                if group < 0 { continue probing }
-                matched[t] = group
-                position[t] = index[t].start[group]
+                index[t].groups(of: batchRows, in: keys, buildKeys: buildKeys[t], into: &groups[t], table: t, using: &lookup)
             }
-            while true {
-                out[0].append(row)
-                for t in index.indices { out[t + 1].append(index[t].members[position[t]]) }
-                var t = index.count - 1
-                while t >= 0 {
-                    position[t] += 1
-                    if position[t] < index[t].start[matched[t] + 1] { break }
-                    position[t] = index[t].start[matched[t]]
-                    t -= 1
+            if unique {
+                // Every build key occurs once: each probe row matches at most one row per table.
+                matching: for row in batchRows {
+                    for t in index.indices where groups[t][row - batchStart] < 0 { continue matching }
+                    out[0].append(row)
+                    for t in index.indices { out[t + 1].append(lookup.firstRows[t][row - batchStart]) }
                 }
-                if t < 0 { break }
+                continue
+            }
+            probing: for row in batchRows {
+                for t in index.indices {
+                    let group = groups[t][row - batchStart]
+                    if group < 0 { continue probing }
+                    matched[t] = group
+                    position[t] = index[t].start[group]
+                }
+                while true {
+                    out[0].append(row)
+                    for t in index.indices { out[t + 1].append(index[t].members[position[t]]) }
+                    var t = index.count - 1
+                    while t >= 0 {
+                        position[t] += 1
+                        if position[t] < index[t].start[matched[t] + 1] { break }
+                        position[t] = index[t].start[matched[t]]
+                        t -= 1
+                    }
+                    if t < 0 { break }
+                }
             }
         }
         return out
@@ -202,7 +222,9 @@ struct KeyGroups: Sendable {
     private(set) var start: [Int] = [0]
     private(set) var members: [Int] = []
     /// The first row of each group (whose bytes a probe compares with).
-    private var representative: [Int] = []
+    private(set) var representative: [Int] = []
+    /// Whether every key occurs once: then group `g`'s only row is `representative[g]`.
+    var isUnique: Bool { members.count == representative.count }
     /// 0 is empty; otherwise the hash's upper 32 bits, then group + 1.
     private var slots: [UInt64]
     private let mask: Int
@@ -248,6 +270,69 @@ struct KeyGroups: Sendable {
             let g = Int(groupOf[row])
             members[fill[g]] = row
             fill[g] += 1
+        }
+    }
+
+    /// Scratch space of `groups(of:in:buildKeys:into:table:using:)`.
+    struct BatchLookup {
+        var slot: [UInt64]
+        var candidate: [Int]
+        /// Per build table, the first row of each looked-up group.
+        var firstRows: [[Int]]
+        init(capacity: Int, tables: Int) {
+            slot = [UInt64](repeating: 0, count: capacity)
+            candidate = [Int](repeating: -1, count: capacity)
+            firstRows = [[Int]](repeating: [Int](repeating: -1, count: capacity), count: tables)
+        }
+    }
+
+    /// The groups of `rows` of `keys` into `out` (-1 where no row of `buildKeys` has the key), in
+    /// stages over the whole batch: every row's slot is loaded, then each candidate group's first
+    /// row, then that row's key bounds and the ends of its bytes, and only then are keys compared.
+    /// Within a stage the loads do not depend on one another, so their cache misses overlap instead
+    /// of queuing row after row. Collisions take `group(of:in:buildKeys:)`.
+    func groups(
+        of rows: Range<Int>, in keys: KeyColumn, buildKeys: KeyColumn, into out: inout [Int], table t: Int,
+        using scratch: inout BatchLookup
+    ) {
+        let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
+        for (i, row) in rows.enumerated() {
+            let hash = keys.hashes[row]
+            scratch.slot[i] = hash == 0 ? 0 : slots[Int(truncatingIfNeeded: hash) & mask]
+        }
+        for (i, row) in rows.enumerated() {
+            let value = scratch.slot[i]
+            if value != 0, value & tagMask == keys.hashes[row] & tagMask {
+                scratch.candidate[i] = representative[Int(value & 0xFFFF_FFFF) - 1]
+            } else {
+                scratch.candidate[i] = value == 0 ? -1 : -2  // -1: no such key; -2: probe on
+            }
+        }
+        // Compare lengths and the first and last bytes: this brings both ends of every candidate's
+        // key into cache for the full comparison below, and rejects most non-matches early.
+        buildKeys.bytes.withUnsafeBytes { buildBytes in
+            keys.bytes.withUnsafeBytes { probeBytes in
+                for (i, row) in rows.enumerated() where scratch.candidate[i] >= 0 {
+                    let candidate = scratch.candidate[i]
+                    let bs = buildKeys.start(candidate), be = buildKeys.ends[candidate]
+                    let ps = keys.start(row), pe = keys.ends[row]
+                    if be - bs != pe - ps || buildBytes[bs] != probeBytes[ps] || buildBytes[be - 1] != probeBytes[pe - 1] {
+                        scratch.candidate[i] = -2
+                    }
+                }
+            }
+        }
+        for (i, row) in rows.enumerated() {
+            let candidate = scratch.candidate[i]
+            if candidate == -1 {
+                out[i] = -1
+            } else if candidate >= 0, keys.sameKey(row, as: candidate, of: buildKeys) {
+                out[i] = Int(scratch.slot[i] & 0xFFFF_FFFF) - 1
+                scratch.firstRows[t][i] = candidate
+            } else {
+                out[i] = group(of: row, in: keys, buildKeys: buildKeys)
+                if out[i] >= 0 { scratch.firstRows[t][i] = representative[out[i]] }
+            }
         }
     }
 

@@ -54,13 +54,29 @@ import Testing
                 return (csv, keys, values)
             }
             let a = table("a", rows: Int.random(in: 0...12, using: &generator))
-            let b = table("b", rows: Int.random(in: 0...12, using: &generator))
-            let c = table("c", rows: Int.random(in: 0...12, using: &generator))
+            var b = table("b", rows: Int.random(in: 0...12, using: &generator))
+            var c = table("c", rows: Int.random(in: 0...12, using: &generator))
+            if trial % 2 == 1 {
+                // Every key of the other tables once (the join's path for unique keys).
+                func unique(_ t: (csv: String, keys: [String?], values: [Int]), _ name: String) -> (String, [String?], [Int]) {
+                    var seen = Set<String>(), csv = "id,\(name)\n", keys: [String?] = [], values: [Int] = []
+                    for (row, key) in t.keys.enumerated() where key == nil || seen.insert(key!).inserted {
+                        keys.append(key)
+                        values.append(row)
+                        csv += "\(key ?? ""),\(row)\n"
+                    }
+                    return (csv, keys, values)
+                }
+                b = unique(b, "b")
+                c = unique(c, "c")
+            }
             var expected: [String] = []
             for (i, ka) in a.keys.enumerated() {
                 guard let ka else { continue }
                 for (j, kb) in b.keys.enumerated() where kb == ka {
-                    for (k, kc) in c.keys.enumerated() where kc == ka { expected.append("\(ka) \(i) \(j) \(k)") }
+                    for (k, kc) in c.keys.enumerated() where kc == ka {
+                        expected.append("\(ka) \(i) \(b.values[j]) \(c.values[k])")
+                    }
                 }
             }
             let joined = try Table.innerJoin(
@@ -97,5 +113,46 @@ import Testing
         #expect(try JoinSpec(parsing: "inner:customer_id") == .inner(key: "customer_id"))
         #expect(throws: TrainingError.self) { try JoinSpec(parsing: "outer:x") }
         #expect(throws: TrainingError.self) { try JoinSpec(parsing: "inner:") }
+    }
+
+    /// Thousands of rows (many probe batches) with long keys that share prefixes, suffixes and
+    /// lengths, unique or repeated on the build side: the one-pass join equals a dictionary join.
+    @Test(arguments: [false, true])
+    func largeJoinsMatchADictionaryJoin(repeatedKeys: Bool) throws {
+        var generator = SystemRandomNumberGenerator()
+        func key(_ n: Int) -> String { "k" + String(repeating: "0", count: 40) + String(n) + "z" }
+        var left = "id,a\n", middle = "id,b\n", right = "c,id\n"
+        var leftKeys: [Int?] = []
+        for row in 0..<5000 {
+            let n: Int? = row % 97 == 0 ? nil : Int.random(in: 0..<4000, using: &generator)
+            leftKeys.append(n)
+            left += "\(n.map(key) ?? ""),\(row)\n"
+        }
+        var middleRows: [Int: [Int]] = [:], rightRows: [Int: [Int]] = [:]
+        for n in (0..<3000).shuffled(using: &generator) {
+            for _ in 0..<(repeatedKeys && n % 5 == 0 ? 2 : 1) {
+                middleRows[n, default: []].append(middleRows.values.reduce(0) { $0 + $1.count })
+                middle += "\(key(n)),\(n)\n"
+            }
+        }
+        var rightCount = 0
+        for n in stride(from: 1000, to: 4000, by: 1) where n % 3 != 0 {
+            rightRows[n, default: []].append(rightCount)
+            right += "\(rightCount),\(key(n))\n"
+            rightCount += 1
+        }
+        var expected: [String] = []
+        for (row, n) in leftKeys.enumerated() {
+            guard let n, let middles = middleRows[n], let rights = rightRows[n] else { continue }
+            for _ in middles { for r in rights { expected.append("\(row) \(n) \(r)") } }
+        }
+        let joined = try Table.innerJoin(
+            [try read(left, key: "id"), try read(middle, key: "id"), try read(right, key: "id")], on: "id")
+        let a = try joined.column(named: "a").floatValues(), b = try joined.column(named: "b").floatValues()
+        let c = try joined.column(named: "c").floatValues()
+        var got: [String] = []
+        for row in 0..<joined.rowCount { got.append("\(Int(a[row])) \(Int(b[row])) \(Int(c[row]))") }
+        #expect(got == expected)
+        #expect(joined.rowCount > 1000)
     }
 }
