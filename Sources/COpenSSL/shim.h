@@ -29,28 +29,6 @@
 static inline EVP_PKEY *shim_EVP_EC_gen(const char *curve) { return EVP_EC_gen(curve); }
 static inline EVP_PKEY *shim_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
 
-// RSA key generation that gives up when *stop becomes non-zero: OpenSSL calls the keygen
-// callback between prime candidates and aborts when it returns 0. NULL when stopped or failed.
-static inline int shim_rsa_keygen_continue(EVP_PKEY_CTX *ctx) {
-    int *stop = (int *)EVP_PKEY_CTX_get_app_data(ctx);
-    return (stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE) != 0) ? 0 : 1;
-}
-static inline EVP_PKEY *shim_rsa_generate_stoppable(unsigned int bits, int *stop) {
-    EVP_PKEY *pkey = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    if (ctx == NULL) return NULL;
-    if (EVP_PKEY_keygen_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) > 0) {
-        EVP_PKEY_CTX_set_app_data(ctx, stop);
-        EVP_PKEY_CTX_set_cb(ctx, shim_rsa_keygen_continue);
-        if (EVP_PKEY_generate(ctx, &pkey) <= 0) pkey = NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    return pkey;
-}
-static inline void shim_atomic_store_int(int *value, int new_value) {
-    __atomic_store_n(value, new_value, __ATOMIC_RELEASE);
-}
-
 // Key selections for EVP_PKEY_fromdata (composite macros).
 static inline int shim_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; }
 static inline int shim_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }

@@ -1,5 +1,4 @@
 import COpenSSL
-import Foundation
 
 /// RSA keys and encryption (RSA-OAEP with SHA-256 or SHA-1, PKCS#1 v1.5 for decrypting old data).
 ///
@@ -62,32 +61,6 @@ public enum RSA {
             }
             key = PKey(taking: pkey)
         }
-
-        /// Generates a key of `bits` with `attempts` independent generations running at once on
-        /// their own threads, keeping the first to finish and stopping the others.
-        ///
-        /// RSA generation is a random search for two primes whose duration has a long tail
-        /// (0.1–0.6 s for 2048 bits here); racing two cuts the wait on a machine with a spare
-        /// core. Each attempt is a complete OpenSSL generation from the system's randomness;
-        /// the one kept is as fresh and secret as a single generation's.
-        public static func racing(bits: Int, attempts: Int = 2) throws -> PrivateKey {
-            guard RSA.allowedGenerationSizes.contains(bits) else {
-                throw CryptoError(.invalidArgument, "RSA key size must be 2048, 3072 or 4096, not \(bits)")
-            }
-            guard attempts > 1 else { return try PrivateKey(bits: bits) }
-            let race = KeygenRace(attempts: attempts)
-            for attempt in 0..<attempts {
-                let thread = Thread { race.run(attempt, bits: UInt32(bits)) }
-                thread.name = "rsa-keygen-\(attempt)"
-                thread.start()
-            }
-            guard let key = race.winner() else {
-                throw CryptoError.openSSL(.internalError, "generating an RSA-\(bits) key")
-            }
-            return PrivateKey(key: key)
-        }
-
-        private init(key: PKey) { self.key = key }
 
         init(checking key: PKey) throws {
             try RSA.requireRSA(key)
@@ -250,49 +223,6 @@ public enum RSA {
         /// Encrypts `plaintext` with RSA-OAEP (`.oaepSHA256` or `.oaepSHA1`).
         public func encrypt(_ plaintext: [UInt8], padding: Padding) throws -> [UInt8] {
             try encrypt(SecureBytes(plaintext), padding: padding)
-        }
-    }
-}
-
-extension RSA {
-    /// One key generation that gives up (nil) once `stop` points at a non-zero value.
-    static func generate(bits: UInt32, stop: UnsafeMutablePointer<Int32>) -> PKey? {
-        shim_rsa_generate_stoppable(bits, stop).map { PKey(taking: $0) }
-    }
-}
-
-/// Key generations racing on their own threads: the first key made wins and sets the shared stop
-/// flag, which the others see between prime candidates; losers' keys (if any) are freed.
-private final class KeygenRace: @unchecked Sendable {
-    private let condition = NSCondition()
-    private let stop = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-    private var key: PKey?
-    private var running: Int
-
-    init(attempts: Int) {
-        stop.initialize(to: 0)
-        running = attempts
-    }
-
-    deinit { stop.deallocate() }
-
-    func run(_ attempt: Int, bits: UInt32) {
-        let made = RSA.generate(bits: bits, stop: stop)
-        condition.withLock {
-            if key == nil, let made {
-                key = made
-                shim_atomic_store_int(stop, 1)
-            }
-            running -= 1
-            condition.broadcast()
-        }
-    }
-
-    /// Waits for the first key, or for every attempt to have failed (nil).
-    func winner() -> PKey? {
-        condition.withLock {
-            while key == nil && running > 0 { condition.wait() }
-            return key
         }
     }
 }

@@ -18,29 +18,6 @@ let sharedRSAKey = Result { try RSA.PrivateKey(bits: 2048) }
         #expect(try key.decrypt(ciphertext, padding: .oaepSHA256) == secret)
     }
 
-    @Test func racingGenerationsGiveOneFreshUsableKey() throws {
-        let first = try RSA.PrivateKey.racing(bits: 2048)
-        let second = try RSA.PrivateKey.racing(bits: 2048, attempts: 3)
-        #expect(first.bits == 2048 && second.bits == 2048)
-        #expect(try first.publicKey.derRepresentation != second.publicKey.derRepresentation)
-        let secret = SecureBytes(utf8("a 32-byte data key for a dataset"))
-        #expect(try first.decrypt(try first.publicKey.encrypt(secret, padding: .oaepSHA256), padding: .oaepSHA256) == secret)
-        expectCryptoError(.invalidArgument) { try RSA.PrivateKey.racing(bits: 1024) }
-    }
-
-    @Test func generationStopsWhenToldTo() throws {
-        // The loser of a race must stop, not search for 4096-bit primes for seconds more.
-        let stop = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        defer { stop.deallocate() }
-        stop.initialize(to: 1)
-        let start = ContinuousClock.now
-        #expect(RSA.generate(bits: 4096, stop: stop) == nil)
-        #expect(ContinuousClock.now - start < .milliseconds(200))
-        stop.pointee = 0
-        let key = try #require(RSA.generate(bits: 2048, stop: stop))
-        #expect(key.bits == 2048)
-    }
-
     @Test func refusesOtherGenerationSizes() {
         expectCryptoError(.invalidArgument) { try RSA.PrivateKey(bits: 1024) }
         expectCryptoError(.invalidArgument) { try RSA.PrivateKey(bits: 2047) }

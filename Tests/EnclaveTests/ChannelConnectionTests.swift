@@ -82,6 +82,72 @@ import Testing
         } catch { #expect(error.code == .truncated) }
     }
 
+    @Test func largeFrameWhoseSenderDiesMidPayloadIsTruncationAndTheStreamStaysFailed() throws {
+        // A frame large enough to be read straight into its payload: header and 300 KiB of 1 MiB.
+        let (a, b) = try ChannelSocket.pair()
+        let left = ChannelConnection(fileDescriptor: a)
+        let bytes = ChannelMessage.outputChunk([UInt8](repeating: 5, count: 1 << 20)).encoded()
+        _ = fcntl(b, F_SETFL, fcntl(b, F_GETFL) & ~O_NONBLOCK)  // the raw writer blocks until all is taken
+        let writer = Thread.detachNewThreadWithResult { () -> Int in
+            let written = bytes.withUnsafeBytes { Glibc.send(b, $0.baseAddress!, 300 * 1024, Int32(MSG_NOSIGNAL)) }
+            close(b)
+            return written
+        }
+        do {
+            _ = try left.receive(timeout: .seconds(5))
+            Issue.record("receive should fail")
+        } catch { #expect(error.code == .truncated) }
+        #expect(try writer.value() == 300 * 1024)
+        do {
+            _ = try left.receive(timeout: .seconds(1))
+            Issue.record("a stream that lost part of a frame must not resume")
+        } catch { #expect(error.code == .truncated) }
+    }
+
+    @Test func timeoutInsideALargeFrameFailsEveryLaterReceive() throws {
+        let (a, b) = try ChannelSocket.pair()
+        let left = ChannelConnection(fileDescriptor: a), right = ChannelConnection(fileDescriptor: b)
+        let bytes = ChannelMessage.datasetChunk([UInt8](repeating: 7, count: 512 * 1024)).encoded()
+        _ = fcntl(b, F_SETFL, fcntl(b, F_GETFL) & ~O_NONBLOCK)
+        _ = bytes.withUnsafeBytes { Glibc.send(b, $0.baseAddress!, 100 * 1024, Int32(MSG_NOSIGNAL)) }
+        do {
+            _ = try left.receive(timeout: .milliseconds(200))
+            Issue.record("receive should time out")
+        } catch { #expect(error.code == .timeout) }
+        // The rest arrives, then a whole message: the half-read frame is gone, so nothing is trusted.
+        _ = bytes.withUnsafeBytes { Glibc.send(b, $0.baseAddress! + 100 * 1024, bytes.count - 100 * 1024, Int32(MSG_NOSIGNAL)) }
+        try right.send(.datasetEnd(datasetID: "d"), timeout: .seconds(5))
+        do {
+            _ = try left.receive(timeout: .seconds(1))
+            Issue.record("a stream that lost part of a frame must not resume")
+        } catch { #expect(error.code == .timeout) }
+    }
+
+    @Test func dataFramesAreSentWithoutCopiesAndCheckedFirst() throws {
+        let (a, b) = try ChannelSocket.pair()
+        let left = ChannelConnection(fileDescriptor: a), right = ChannelConnection(fileDescriptor: b)
+        let payload = (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 17) }
+        try payload.withUnsafeBytes { try left.sendData(.outputChunk, $0, timeout: .seconds(5)) }
+        #expect(try right.receive(timeout: .seconds(5)) == .outputChunk(payload))
+        do {
+            try [UInt8]().withUnsafeBytes { try left.sendData(.datasetChunk, $0, timeout: .seconds(5)) }
+            Issue.record("an empty data frame must be refused")
+        } catch let error as ChannelError { #expect(error.code == .malformedPayload) }
+        do {
+            try [UInt8](repeating: 0, count: ChannelLimits.default.maxChunkPayload + 1).withUnsafeBytes {
+                try left.sendData(.datasetChunk, $0, timeout: .seconds(5))
+            }
+            Issue.record("an oversized data frame must be refused")
+        } catch let error as ChannelError { #expect(error.code == .frameTooLarge) }
+        do {
+            try [UInt8](repeating: 0, count: 10).withUnsafeBytes { try left.sendData(.receipt, $0, timeout: .seconds(5)) }
+            Issue.record("only data frames go through sendData")
+        } catch let error as ChannelError { #expect(error.code == .unexpectedMessage) }
+        // Nothing of the refused frames reached the peer: the next message is intact.
+        try left.send(.datasetEnd(datasetID: "d"), timeout: .seconds(5))
+        #expect(try right.receive(timeout: .seconds(5)) == .datasetEnd(datasetID: "d"))
+    }
+
     @Test func shutdownWakesABlockedReceiver() throws {
         let (a, b) = try ChannelSocket.pair()
         let left = ChannelConnection(fileDescriptor: a)

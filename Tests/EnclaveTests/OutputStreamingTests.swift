@@ -80,7 +80,19 @@ final class RecordingCiphertextSink: CiphertextSink {
         #expect(batches.count > 20)
         #expect(batches.allSatisfy { $0.count < 2 * 64 * 1024 }, "a batch is about the limit (rows estimated from the first)")
         #expect(batches.flatMap { $0 } == whole)
-        #expect(String(decoding: whole.prefix(9), as: UTF8.self) == "id,score\n")
+        // The same bytes as formatting every row as text (what recipients have always received).
+        var expected = "id,score\n"
+        for row in 0..<20_000 { expected += Hex.encode(SHA256.hash(Array("\(row)".utf8))) + ",\(scores[row])\n" }
+        #expect(whole == Array(expected.utf8))
+    }
+
+    @Test func idsThatNeedQuotesAreQuotedAndMissingIdsSkipped() throws {
+        let (admission, _, _) = try scoresFixture(rows: 1)
+        let combined = try CSVTableReader.read(
+            Array("id,y,x\n\"a,b\",1,0.5\n,0,1\n\"say \"\"hi\"\"\",1,2\nplain,0,3\n".utf8), typeOverrides: ["id": .id])
+        let csv = try TrainingWorkload.ownScores(
+            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: [0.5, 0.25, 0.125, 1])
+        #expect(String(decoding: csv, as: UTF8.self) == "id,score\n\"a,b\",0.5\n\"say \"\"hi\"\"\",0.125\nplain,1.0\n")
     }
 
     @Test func scoresEncryptedAsAStreamDecryptForTheRecipientInBoundedWrites() async throws {

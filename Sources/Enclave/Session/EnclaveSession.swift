@@ -97,8 +97,7 @@ public final class EnclaveSession: @unchecked Sendable {
         let rsaKey: RSA.PrivateKey, receiptKey: P256.Signing.PrivateKey
         let rsaPublic: [UInt8], receiptPublic: [UInt8], document: [UInt8]
         do {
-            // Two generations race (the enclave has two cores and nothing else to do yet).
-            rsaKey = try RSA.PrivateKey.racing(bits: 2048)
+            rsaKey = try RSA.PrivateKey(bits: 2048)
             receiptKey = try P256.Signing.PrivateKey()
             rsaPublic = try rsaKey.publicKey.derRepresentation
             receiptPublic = try receiptKey.publicKey.derRepresentation

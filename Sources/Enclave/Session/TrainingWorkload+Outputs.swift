@@ -81,9 +81,10 @@ extension TrainingWorkload {
             else { throw EnclaveError(.output, "the join key column \(key) is not an id, categorical or integer column") }
             try emit(header)
             guard column.count > 0 else { return }
+            let rows = ScoreRows(column: column, scores: scores)
             // Rows per batch from the first row's length (ids and scores are about as long throughout).
             var first: [UInt8] = []
-            appendScoreRow(column, scores, 0, to: &first)
+            rows.append(0, to: &first)
             let rowBytes = first.count + 8
             let rowsPerBatch = max(1, batchBytes / max(first.count, 16))
             var start = 0
@@ -94,12 +95,12 @@ extension TrainingWorkload {
                 }
                 var batches = [[UInt8]](repeating: [], count: workers)
                 batches.withUnsafeMutableBufferPointer { buffer in
-                    let shared = SendableBox((buffer, column, scores, ranges))
+                    let shared = SendableBox((buffer, rows, ranges))
                     DispatchQueue.concurrentPerform(iterations: workers) { part in
-                        let (buffer, column, scores, ranges) = shared.value
+                        let (buffer, rows, ranges) = shared.value
                         var out: [UInt8] = []
                         out.reserveCapacity(ranges[part].count * rowBytes)
-                        for row in ranges[part] { appendScoreRow(column, scores, row, to: &out) }
+                        for row in ranges[part] { rows.append(row, to: &out) }
                         buffer[part] = out
                     }
                 }
@@ -127,17 +128,44 @@ extension TrainingWorkload {
         }
     }
 
-    /// `id,score\n` for one joined row (nothing when its key is missing).
-    private static func appendScoreRow(_ column: Column, _ scores: [Double], _ row: Int, to out: inout [UInt8]) {
-        guard let id = column.keyString(row) else { return }
-        out.append(contentsOf: csvField(id).utf8)
-        out.append(UInt8(ascii: ","))
-        out.append(contentsOf: scores[row].description.utf8)
-        out.append(UInt8(ascii: "\n"))
+    /// Formats `id,score\n` for joined rows (nothing for a row whose key is missing); `.id`
+    /// columns' key bytes are copied as they are stored, other keys go through `keyString`.
+    struct ScoreRows {
+        let column: Column
+        let keys: KeyColumn?
+        let scores: [Double]
+
+        init(column: Column, scores: [Double]) {
+            self.column = column
+            self.scores = scores
+            if case .keys(let keys) = column.storage { self.keys = keys } else { keys = nil }
+        }
+
+        func append(_ row: Int, to out: inout [UInt8]) {
+            if let keys {
+                guard !keys.isMissing(row) else { return }
+                keys.withKey(row) { raw in
+                    if raw.contains(where: TrainingWorkload.needsQuoting) {
+                        out.append(contentsOf: TrainingWorkload.csvField(String(decoding: raw, as: UTF8.self)).utf8)
+                    } else {
+                        out.append(contentsOf: raw)
+                    }
+                }
+            } else {
+                guard let id = column.keyString(row) else { return }
+                out.append(contentsOf: TrainingWorkload.csvField(id).utf8)
+            }
+            out.append(UInt8(ascii: ","))
+            out.append(contentsOf: scores[row].description.utf8)
+            out.append(UInt8(ascii: "\n"))
+        }
     }
 
+    /// Bytes that make a CSV field need quotes: comma, quote, LF, CR.
+    static func needsQuoting(_ byte: UInt8) -> Bool { byte == 0x2C || byte == 0x22 || byte == 0x0A || byte == 0x0D }
+
     static func csvField(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return text }
+        guard text.utf8.contains(where: needsQuoting) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
