@@ -154,11 +154,7 @@ enum CSVValue {
     /// fast path; the caller checks that a delimiter follows (then it is the same value
     /// `parseDouble` gives the field), and otherwise finds the field's end and calls `parseDouble`.
     @inline(__always) static func parseDoublePrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (Double, Int)? {
-        if let (mantissa, fraction, length) = shortDecimal(bytes) {
-            let value = Double(mantissa) / powersOfTen[fraction]
-            return (bytes[0] == UInt8(ascii: "-") ? -value : value, length)
-        }
-        // The common shape, byte by byte: [-]digits[.digits], at most 15 digits in all. Leading zeros
+        // The common shape first: [-]digits[.digits], at most 15 digits in all. Leading zeros
         // count here, so the mantissa is exact and the value is the one `scanDecimal` would give.
         let n = bytes.count
         var i = 0
@@ -191,55 +187,6 @@ enum CSVValue {
         return (value, scan.length)
     }
 
-    /// `[-]digits[.digits]` with at most 7 digits on either side, read 8 bytes at a time without a
-    /// branch per digit (the loop exits of a byte-by-byte scan mispredict on every field): the
-    /// digits as one integer, how many of them follow the point, and the length. Needs 8 readable
-    /// bytes at each run of digits; nil otherwise and for any other shape.
-    @inline(__always) static func shortDecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, Int, Int)? {
-        let n = bytes.count
-        let start = n > 0 && bytes[0] == UInt8(ascii: "-") ? 1 : 0
-        guard start + 8 <= n else { return nil }
-        let raw = UnsafeRawBufferPointer(bytes)
-        let whole = raw.loadUnaligned(fromByteOffset: start, as: UInt64.self)
-        let wholeDigits = leadingDigitCount(whole)
-        guard wholeDigits < 8 else { return nil }
-        var mantissa = digitsValue(whole, count: wholeDigits)
-        var end = start + wholeDigits
-        var fraction = 0
-        if end < n, bytes[end] == UInt8(ascii: ".") {
-            guard end + 9 <= n else { return nil }
-            let word = raw.loadUnaligned(fromByteOffset: end + 1, as: UInt64.self)
-            fraction = leadingDigitCount(word)
-            guard fraction < 8 else { return nil }
-            mantissa = mantissa &* powersOfTenInteger[fraction] &+ digitsValue(word, count: fraction)
-            end += 1 + fraction
-        }
-        guard wholeDigits + fraction > 0 else { return nil }
-        return (mantissa, fraction, end)
-    }
-
-    private static let powersOfTenInteger: [UInt64] = [1, 10, 100, 1000, 10000, 100_000, 1_000_000, 10_000_000]
-
-    /// How many of the word's bytes, from the first in memory, are ASCII digits (8 if all are).
-    @inline(__always) static func leadingDigitCount(_ word: UInt64) -> Int {
-        // A byte's high bit ends up set when it is below '0' or above '9'; carries and borrows only
-        // move upwards, so the lowest flagged byte is always right.
-        let outside = ((word &+ 0x4646_4646_4646_4646) | (word &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080
-        return outside.trailingZeroBitCount / 8
-    }
-
-    /// The value of the word's first `count` (< 8) bytes as decimal digits.
-    @inline(__always) static func digitsValue(_ word: UInt64, count: Int) -> UInt64 {
-        guard count > 0 else { return 0 }
-        // Keep the digits, move them to the top (zero bytes before them are leading zeros), then
-        // combine pairs, quads and octets with three multiplications.
-        var v = (word &- 0x3030_3030_3030_3030) << UInt64(8 * (8 - count))
-        v = (v &* 10) &+ (v >> 8)
-        v = (((v & 0x00FF_00FF_00FF_00FF) &* 100) &+ ((v >> 16) & 0x00FF_00FF_00FF_00FF))
-        v = (((v & 0x0000_FFFF_0000_FFFF) &* 10000) &+ ((v >> 32) & 0x0000_FFFF_0000_FFFF))
-        return v & 0xFFFF_FFFF
-    }
-
     /// The integer at the start of `bytes` (an optional sign and at most 19 digits) and its
     /// length; the caller checks that a delimiter follows, as for `parseDoublePrefix`.
     @inline(__always) static func parseIntPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int64, Int)? {
@@ -251,15 +198,6 @@ enum CSVValue {
             i = 1
         }
         let first = i
-        if i + 8 <= n {
-            // Up to 7 digits, 8 bytes at a time (see `shortDecimal`).
-            let word = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let count = leadingDigitCount(word)
-            if count > 0, count < 8 {
-                let value = Int64(digitsValue(word, count: count))
-                return (negative ? -value : value, i + count)
-            }
-        }
         var value: Int64 = 0
         while i < n, bytes[i] &- 48 < 10, i - first < 18 {
             value = value &* 10 &+ Int64(bytes[i] &- 48)

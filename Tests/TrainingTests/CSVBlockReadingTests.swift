@@ -259,40 +259,4 @@ import Testing
             }
         }
     }
-
-    /// The prefix parsers (8 bytes at a time where they can) give exactly what the cell parsers give
-    /// for the same field, whatever follows it in the buffer and wherever the buffer ends.
-    @Test func prefixParsersAgreeWithTheCellParsersOnRandomFields() {
-        var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("0123456789.-+eE".utf8)
-        let tails = [",", "\n", "\r", "", ",1234567890", "\n\"x\"", "abc", ".", "e5"].map { Array($0.utf8) }
-        var checked = 0
-        for _ in 0..<200_000 {
-            var field: [UInt8] = []
-            if Bool.random(using: &generator) {
-                // Mostly well-formed: [-]digits[.digits] of random lengths, leading zeros included.
-                if Int.random(in: 0..<4, using: &generator) == 0 { field.append(UInt8(ascii: "-")) }
-                for _ in 0..<Int.random(in: 0...10, using: &generator) { field.append(UInt8.random(in: 48...57, using: &generator)) }
-                if Bool.random(using: &generator) {
-                    field.append(UInt8(ascii: "."))
-                    for _ in 0..<Int.random(in: 0...10, using: &generator) { field.append(UInt8.random(in: 48...57, using: &generator)) }
-                }
-            } else {
-                for _ in 0..<Int.random(in: 1...12, using: &generator) { field.append(alphabet.randomElement(using: &generator)!) }
-            }
-            let buffer = field + tails.randomElement(using: &generator)!
-            buffer.withUnsafeBufferPointer { bytes in
-                if let (value, length) = CSVValue.parseDoublePrefix(bytes) {
-                    let text = UnsafeBufferPointer(rebasing: bytes[0..<length])
-                    #expect(CSVValue.parseDouble(text) == value, "\(String(decoding: buffer, as: UTF8.self))")
-                    checked += 1
-                }
-                if let (value, length) = CSVValue.parseIntPrefix(bytes) {
-                    let text = UnsafeBufferPointer(rebasing: bytes[0..<length])
-                    #expect(CSVValue.parseInt(text) == value, "\(String(decoding: buffer, as: UTF8.self))")
-                }
-            }
-        }
-        #expect(checked > 50_000)
-    }
 }
