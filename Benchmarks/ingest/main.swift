@@ -84,6 +84,7 @@ for run in 1...runs {
     let (tables, pw, pc) = try measure {
         try zip(files, schemas).map { (bytes, schema) -> Table in
             var reader = CSVTableReader(schema: schema)
+            reader.sizeHint = bytes.count
             var offset = 0
             while offset < bytes.count {
                 let end = min(bytes.count, offset + chunk)

@@ -148,6 +148,7 @@ struct CSVBlockParser: Sendable {
             row += 1
         }
         fragment.rows = row
+        fragment.byteCount = n
         return fragment
     }
 
@@ -251,6 +252,8 @@ final class CSVFragment: @unchecked Sendable {
     let levels: [FragmentLevels?]
     /// Whole rows parsed.
     var rows = 0
+    /// The block's size in bytes.
+    var byteCount = 0
     /// The first fault; the rows before it are complete, and the faulty row's cells left of the
     /// faulty column are stored too.
     var fault: CSVFault?

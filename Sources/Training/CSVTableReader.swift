@@ -34,6 +34,9 @@ public struct CSVTableReader {
     private let limits: CSVLimits
     /// Bytes gathered before a block is cut (tests make it small to exercise many blocks).
     var blockBytes = 1 << 20
+    /// The input's expected size, when known (a dataset's size): the columns are then allocated
+    /// once, from the first blocks' density, instead of being copied as they grow.
+    public var sizeHint: Int?
     private var pending: [UInt8] = []
     private var sawBOMCheck = false
     private var body: CSVTableBody?
@@ -128,31 +131,33 @@ public struct CSVTableReader {
         guard let consumed else { return nil }
         pending.removeFirst(consumed)
         let kinds = names.map { CSVColumnKind(declared: overrides[$0] ?? schema?.type(of: $0)) }
-        let body = CSVTableBody(names: names, parser: CSVBlockParser(kinds: kinds, limits: limits))
+        let body = CSVTableBody(names: names, parser: CSVBlockParser(kinds: kinds, limits: limits), sizeHint: sizeHint)
         self.body = body
         return body
     }
 }
 
 /// The data records of one CSV document: blocks parsed (in parallel when every column's type is
-/// declared), checked in input order as they complete, and concatenated once at the end.
+/// declared), then checked and appended to the columns in input order as they complete — on the
+/// reader's thread while the next blocks parse, so the end of the input leaves little to do.
 final class CSVTableBody {
     private let names: [String]
     private let parser: CSVBlockParser
+    private let columns: [ColumnAccumulator]
     /// Inferred columns, read one block after another (their type depends on every earlier cell).
     private let inferred: [InferredColumn?]
     private let pool: CSVBlockPool?
-    /// The fragments checked so far, in input order.
-    private var fragments: [CSVFragment] = []
-    /// The levels of each categorical column (nil for the others), merged fragment by fragment.
-    private let levels: [CategoricalLevels?]
+    /// The expected size of the whole input, if known: the columns are reserved from it.
+    private let sizeHint: Int?
+    private var reserved = false
     /// Rows checked so far.
     private var rows = 0
 
-    init(names: [String], parser: CSVBlockParser) {
+    init(names: [String], parser: CSVBlockParser, sizeHint: Int?) {
         self.names = names
         self.parser = parser
-        levels = parser.kinds.map { $0 == .categorical ? CategoricalLevels() : nil }
+        self.sizeHint = sizeHint
+        columns = parser.kinds.map(ColumnAccumulator.init)
         let sequential = parser.kinds.contains(.inferred)
         inferred = sequential ? parser.kinds.map { $0 == .inferred ? InferredColumn() : nil } : []
         pool = sequential || Parallel.threads < 2 ? nil : CSVBlockPool(parser: parser, maxInFlight: 2 * Parallel.threads)
@@ -175,33 +180,27 @@ final class CSVTableBody {
         return rows
     }
 
-    /// Waits for every block and returns the table (not yet checked against a schema): each column
-    /// is its fragments end to end, copied once into a buffer of its final size.
+    /// Waits for every block and returns the table (not yet checked against a schema).
     func finish() throws -> Table {
         _ = try rowsWhenDone()
-        var columns = [Column?](repeating: nil, count: names.count)
-        columns.withUnsafeMutableBufferPointer { out in
-            let out = UncheckedBox(out)
-            Parallel.run(min(Parallel.threads, names.count)) { part in
-                for k in stride(from: part, to: names.count, by: Parallel.threads) {
-                    out.value[k] = inferred.isEmpty || inferred[k] == nil ? concatenate(k) : inferred[k]!.build(name: names[k])
-                }
-            }
-        }
-        fragments = []
-        return try Table(columns: columns.map { $0! })
+        return try Table(
+            columns: names.indices.map { k in
+                inferred.isEmpty || inferred[k] == nil ? columns[k].build(name: names[k]) : inferred[k]!.build(name: names[k])
+            })
     }
 
-    /// Keeps a fragment, or throws its first fault (or a categorical column's level overflow, if
-    /// that comes first) with the row number it has in the whole document.
+    /// Appends a fragment's rows, or throws its first fault (or a categorical column's level
+    /// overflow, if that comes first) with the row number it has in the whole document.
     private func check(_ fragment: CSVFragment) throws {
         var fault = fragment.fault
-        for (k, merged) in levels.enumerated() {
-            guard let merged, let local = fragment.levels[k] else { continue }
+        for (k, column) in columns.enumerated() {
+            guard let local = fragment.levels[k] else { continue }
             // Cells of the faulty row left of a faulty cell were stored, and count.
             var scanned = fragment.rows
-            if case .rule(_, let column, _)? = fault, column > k { scanned += 1 }
-            if let row = merged.merge(local, codes: fragment.columns[k].codes, rows: scanned, maxLevels: parser.limits.maxCategoricalLevels) {
+            if case .rule(_, let faultColumn, _)? = fault, faultColumn > k { scanned += 1 }
+            if let row = column.mergeLevels(
+                local, codes: fragment.columns[k].codes, rows: scanned, maxLevels: parser.limits.maxCategoricalLevels)
+            {
                 let overflow = CSVFault.rule(row: row, column: k, rule: "at most \(parser.limits.maxCategoricalLevels) categories")
                 if fault == nil || overflow.order < fault!.order { fault = overflow }
             }
@@ -219,71 +218,55 @@ final class CSVTableBody {
         case nil:
             break
         }
-        fragments.append(fragment)
         rows += fragment.rows
-    }
-
-    /// Column `k` of every fragment, end to end.
-    private func concatenate(_ k: Int) -> Column {
-        let name = names[k]
-        func cells<T>(_ pointer: (FragmentColumn) -> UnsafeMutablePointer<T>) -> [T] {
-            [T](unsafeUninitializedCapacity: rows) { buffer, count in
-                for fragment in fragments {
-                    (buffer.baseAddress! + count).initialize(from: pointer(fragment.columns[k]), count: fragment.rows)
-                    count += fragment.rows
-                }
+        if !reserved, let sizeHint, fragment.rows > 0, fragment.byteCount > 0 {
+            // Sized once, from the first block's density, so the columns are not copied as they grow.
+            let blocks = Double(sizeHint) / Double(fragment.byteCount) * 1.02
+            for (k, column) in columns.enumerated() {
+                let keyBytes = parser.kinds[k] == .id ? fragment.columns[k].ends[fragment.rows - 1] : 0
+                column.reserve(rows: Int(Double(fragment.rows) * blocks), keyBytes: Int(Double(keyBytes) * blocks))
             }
+            reserved = true
         }
-        switch parser.kinds[k] {
-        case .float: return Column(name: name, type: .float, storage: .float(cells(\.floats)))
-        case .integer, .boolean: return Column(name: name, type: .integer, storage: .integer(cells(\.integers)))
-        case .categorical:
-            let merged = levels[k]!
-            var codes = cells(\.codes)
-            var offset = 0
-            for (f, fragment) in fragments.enumerated() {
-                let remap = merged.remaps[f]
-                for row in offset..<offset + fragment.rows where codes[row] >= 0 { codes[row] = remap[Int(codes[row])] }
-                offset += fragment.rows
-            }
-            return Column(name: name, type: .categorical, storage: .strings(codes: codes, levels: merged.levels))
-        case .id:
-            var byteCount = 0
-            for fragment in fragments where fragment.rows > 0 { byteCount += fragment.columns[k].ends[fragment.rows - 1] }
-            let bytes = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
-                for fragment in fragments where fragment.rows > 0 {
-                    let n = fragment.columns[k].ends[fragment.rows - 1]
-                    (buffer.baseAddress! + count).initialize(from: fragment.columns[k].keyBytes!, count: n)
-                    count += n
-                }
-            }
-            var ends = cells(\.ends)
-            var offset = 0, base = 0
-            for fragment in fragments where fragment.rows > 0 {
-                for row in offset..<offset + fragment.rows { ends[row] += base }
-                base = ends[offset + fragment.rows - 1]
-                offset += fragment.rows
-            }
-            let keys = KeyColumn(bytes: bytes, ends: ends, hashes: cells { $0.hashes! })
-            return Column(name: name, type: .id, storage: .keys(keys))
-        case .inferred:
-            preconditionFailure("inferred columns are built by InferredColumn")
-        }
+        for (k, column) in columns.enumerated() { column.append(fragment.columns[k], rows: fragment.rows) }
     }
 }
 
-/// A categorical column's levels over the fragments checked so far, and each fragment's map from
-/// its own level codes to these.
-final class CategoricalLevels {
-    private(set) var levels: [String] = []
+/// One column's cells from every checked fragment.
+final class ColumnAccumulator {
+    let kind: CSVColumnKind
+    private var floats: [Float] = []
+    private var integers: [Int64] = []
+    private var codes: [Int32] = []
+    private var levels: [String] = []
     private var index: [String: Int32] = [:]
-    private(set) var remaps: [[Int32]] = []
+    /// The global code of each level of the fragment being appended.
+    private var remap: [Int32] = []
+    private var keyBytes: [UInt8] = []
+    private var keyEnds: [Int] = []
+    private var keyHashes: [UInt64] = []
 
-    /// Adds a fragment's new levels; returns the fragment row (among its first `rows`, whose codes
-    /// are `codes`) where a level past `maxLevels` first appears, if one does.
-    func merge(_ fragment: FragmentLevels, codes: UnsafeMutablePointer<Int32>, rows: Int, maxLevels: Int) -> Int? {
-        var remap: [Int32] = []
-        remap.reserveCapacity(fragment.levels.count)
+    init(kind: CSVColumnKind) {
+        self.kind = kind
+    }
+
+    func reserve(rows: Int, keyBytes bytes: Int) {
+        switch kind {
+        case .float: floats.reserveCapacity(rows)
+        case .integer, .boolean: integers.reserveCapacity(rows)
+        case .categorical: codes.reserveCapacity(rows)
+        case .id:
+            keyBytes.reserveCapacity(bytes)
+            keyEnds.reserveCapacity(rows)
+            keyHashes.reserveCapacity(rows)
+        case .inferred: break
+        }
+    }
+
+    /// Adds a fragment's new categorical levels; returns the fragment row (among its first `rows`,
+    /// whose codes are `codes`) where a level past `maxLevels` first appears, if one does.
+    func mergeLevels(_ fragment: FragmentLevels, codes: UnsafeMutablePointer<Int32>, rows: Int, maxLevels: Int) -> Int? {
+        remap.removeAll(keepingCapacity: true)
         for level in fragment.levels {
             if let code = index[level] {
                 remap.append(code)
@@ -299,8 +282,35 @@ final class CategoricalLevels {
             remap.append(Int32(levels.count))
             levels.append(level)
         }
-        remaps.append(remap)
         return nil
+    }
+
+    /// Appends the fragment column's first `rows` cells (after `mergeLevels` for categorical ones).
+    func append(_ column: FragmentColumn, rows: Int) {
+        switch kind {
+        case .float: floats.append(contentsOf: UnsafeBufferPointer(start: column.floats, count: rows))
+        case .integer, .boolean: integers.append(contentsOf: UnsafeBufferPointer(start: column.integers, count: rows))
+        case .categorical:
+            let remap = self.remap
+            codes.append(contentsOf: UnsafeBufferPointer(start: column.codes, count: rows).lazy.map { $0 < 0 ? -1 : remap[Int($0)] })
+        case .id:
+            let base = keyBytes.count
+            keyBytes.append(contentsOf: UnsafeBufferPointer(start: column.keyBytes, count: rows == 0 ? 0 : column.ends[rows - 1]))
+            keyEnds.append(contentsOf: UnsafeBufferPointer(start: column.ends, count: rows).lazy.map { $0 + base })
+            keyHashes.append(contentsOf: UnsafeBufferPointer(start: column.hashes, count: rows))
+        case .inferred:
+            break  // `InferredColumn` holds the cells
+        }
+    }
+
+    func build(name: String) -> Column {
+        switch kind {
+        case .float: Column(name: name, type: .float, storage: .float(floats))
+        case .integer, .boolean: Column(name: name, type: .integer, storage: .integer(integers))
+        case .categorical: Column(name: name, type: .categorical, storage: .strings(codes: codes, levels: levels))
+        case .id: Column(name: name, type: .id, storage: .keys(KeyColumn(bytes: keyBytes, ends: keyEnds, hashes: keyHashes)))
+        case .inferred: preconditionFailure("inferred columns are built by InferredColumn")
+        }
     }
 }
 

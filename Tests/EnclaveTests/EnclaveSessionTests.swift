@@ -34,7 +34,9 @@ final class CollectingWorkload: EnclaveWorkload, @unchecked Sendable {
         progress(ProgressEvent(phase: "decrypting"))
     }
 
-    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError) -> any DatasetIngest {
+    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey, byteCount: UInt64) throws(EnclaveError)
+        -> any DatasetIngest
+    {
         EnvelopeDatasetIngest(
             dataset: dataset, key: key, approvals: admission!.approvals,
             onPlaintext: { [self] bytes in plaintexts[dataset.id, default: []] += bytes },

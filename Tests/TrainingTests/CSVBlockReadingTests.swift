@@ -85,6 +85,8 @@ import Testing
                      using generator: inout some RandomNumberGenerator) throws -> Table {
         var reader = CSVTableReader(schema: schema, limits: limits)
         reader.blockBytes = blockBytes
+        // The size hint only sizes buffers: right, far too small or far too large, nothing changes.
+        reader.sizeHint = [nil, bytes.count, bytes.count / 50, bytes.count * 20].randomElement(using: &generator)!
         var offset = 0
         while offset < bytes.count {
             let size = pieces.map { _ in Int.random(in: 1...(blockBytes * 3), using: &generator) } ?? bytes.count

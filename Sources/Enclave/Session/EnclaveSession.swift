@@ -147,7 +147,8 @@ public final class EnclaveSession: @unchecked Sendable {
             }
             var hash = SHA256()
             var received: UInt64 = 0
-            let ingest = try workload.beginDataset(index: index, dataset: admission.datasets[index], key: key)
+            let ingest = try workload.beginDataset(
+                index: index, dataset: admission.datasets[index], key: key, byteCount: manifest.byteCount)
             loop: while true {
                 let chunk = try receive("data of \(manifest.datasetID)")
                 switch chunk {
@@ -239,8 +240,9 @@ extension EnclaveSession {
 public protocol EnclaveWorkload: AnyObject {
     /// Called once, after admission and key release, before any data.
     func prepare(admission: Admission, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(EnclaveError)
-    /// Starts one dataset's ciphertext stream, with its released key.
-    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
+    /// Starts one dataset's ciphertext stream, with its released key; `byteCount` is the
+    /// ciphertext's size (the plaintext is a little shorter), for sizing buffers.
+    func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey, byteCount: UInt64) throws(EnclaveError)
         -> any DatasetIngest
     /// Joins, trains and evaluates; returns the outputs the policy grants, in policy order, each
     /// encrypted and streamed only when the session delivers it.

@@ -79,13 +79,16 @@ public final class TrainingWorkload: EnclaveWorkload {
             seed: policy.training.validation.seed, schemas: schemas)
     }
 
-    public func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey) throws(EnclaveError)
+    public func beginDataset(index: Int, dataset: JobPolicy.Dataset, key: ReleasedDataKey, byteCount: UInt64)
+        throws(EnclaveError)
         -> any DatasetIngest
     {
         guard let admission, let job else { throw EnclaveError(.internal, "the workload was not prepared") }
         progress(ProgressEvent(phase: "decrypting", iteration: UInt32(index + 1), total: UInt32(admission.datasets.count),
                                message: "dataset \(dataset.id)"))
-        let reader = ReaderBox(job.reader(forInput: index))
+        var csv = job.reader(forInput: index)
+        csv.sizeHint = Int(clamping: byteCount)
+        let reader = ReaderBox(csv)
         return EnvelopeDatasetIngest(
             dataset: dataset, key: key, approvals: admission.approvals,
             onPlaintext: { (bytes) throws(EnclaveError) in
