@@ -57,6 +57,25 @@ import Training
         #expect(error?.message.contains("beta-data") == true, "\(String(describing: error))")
     }
 
+    /// A policy that names no digest would approve any upload of the dataset by its owner (the
+    /// server fills the digest in, but the enclave does not trust the server to).
+    @Test func aPolicyDatasetWithoutItsCiphertextDigestIsRefused() throws {
+        let policy = try fixture.policy { policy in
+            var datasets = policy["datasets"] as! [[String: Any]]
+            datasets[1]["sha256"] = nil
+            policy["datasets"] = datasets
+        }
+        let spec = JobSpecification(
+            policy: policy, approvalBundle: try fixture.fullBundle(policy),
+            datasets: [manifest("alpha-data", "alpha", SessionFixture.placeholderDigests[0]), manifest("beta-data", "beta", betaSHA)])
+        #expect {
+            try Admission.check(spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: now)
+        } throws: { error in
+            let error = error as? EnclaveError
+            return error?.code == .policyInvalid && error?.message.contains("beta-data names no ciphertext sha256") == true
+        }
+    }
+
     @Test func aDatasetOfferedAsAnotherPartysIsRefused() {
         let error = refusal([manifest("alpha-data", "beta", alphaSHA), manifest("beta-data", "beta", betaSHA)])
         #expect(error?.code == .manifestMismatch)
@@ -94,8 +113,12 @@ import Training
             spec: JobSpecification(
                 policy: policy, approvalBundle: try fixture.fullBundle(policy),
                 datasets: [
-                    DatasetManifest(datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: [], byteCount: 1),
-                    DatasetManifest(datasetID: "beta-data", partyID: "beta", ciphertextSHA256: [], byteCount: 1),
+                    DatasetManifest(
+                        datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: SessionFixture.placeholderDigests[0],
+                        byteCount: 1),
+                    DatasetManifest(
+                        datasetID: "beta-data", partyID: "beta", ciphertextSHA256: SessionFixture.placeholderDigests[1],
+                        byteCount: 1),
                 ]),
             attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
         let combined = try CSVTableReader.read(Array("id,y,x\n7,1,0.5\n,0,0.25\n42,0,1.5\n".utf8), typeOverrides: ["id": .integer])

@@ -79,6 +79,9 @@ struct SessionOutcome {
     var hello: EnclaveHello?
     var nonce: [UInt8] = []
     var workload: CollectingWorkload
+    /// The policy the session ran under, and its approval bundle.
+    var policy: [UInt8]
+    var bundle: [UInt8]
 }
 
 @Suite struct EnclaveSessionTests {
@@ -92,10 +95,12 @@ struct SessionOutcome {
             Array(plaintext.utf8), keyring: KnownKeyKeyring(dataKey: key), encryptionContext: context, frameLength: 64)
     }
 
-    func run(policy: [UInt8]? = nil, bundle: [UInt8]? = nil, _ deviation: Deviation = Deviation()) async throws -> SessionOutcome {
-        let policy = try policy ?? fixture.policy()
-        let bundle = try bundle ?? fixture.fullBundle(policy)
-        let digest = Hex.decode(try SessionFixture.digest(policy))!
+    /// Runs a session against a scripted server. The policy (by default the fixture's, naming the
+    /// streamed ciphertexts' digests) is made from the ciphertexts, the bundle from the policy.
+    func run(
+        policy makePolicy: (([[UInt8]]) throws -> [UInt8])? = nil, bundle makeBundle: (([UInt8]) throws -> [UInt8])? = nil,
+        _ deviation: Deviation = Deviation()
+    ) async throws -> SessionOutcome {
         let keys = [try SecureBytes(randomCount: 32), try SecureBytes(randomCount: 32)]
         let data = [
             try await message("id,y\na,1\nb,0\n", dataset: "alpha-data", party: "alpha", ownerKey: try fixture.alpha.fingerprint, key: keys[0]),
@@ -103,6 +108,12 @@ struct SessionOutcome {
                 "id,x\na,0.5\nb,1.5\n", dataset: "beta-data", party: "beta",
                 ownerKey: try deviation.betaOwnerKey ?? fixture.beta.fingerprint, key: keys[1]),
         ]
+        // The policy and the manifest agree on the digests; `wrongCiphertextDigest` makes both name
+        // other bytes than the ones streamed.
+        let named = deviation.wrongCiphertextDigest ? [[0], data[1]] : data
+        let policy = try makePolicy?(named) ?? fixture.policy(ciphertexts: named)
+        let bundle = try makeBundle?(policy) ?? fixture.fullBundle(policy)
+        let digest = Hex.decode(try SessionFixture.digest(policy))!
         let (a, b) = try ChannelSocket.pair()
         let server = ChannelConnection(fileDescriptor: a), enclaveSide = ChannelConnection(fileDescriptor: b)
         let workload = CollectingWorkload()
@@ -113,7 +124,7 @@ struct SessionOutcome {
         let attestor = fixture.attestor
         let nonce = try SecureRandom.bytes(count: 32)
         let script = Thread.detachNewThreadWithResult { () -> SessionOutcome in
-            var outcome = SessionOutcome(workload: workload)
+            var outcome = SessionOutcome(workload: workload, policy: policy, bundle: bundle)
             outcome.nonce = nonce
             let t = Duration.seconds(30)
             func next() throws -> ChannelMessage {
@@ -181,9 +192,8 @@ struct SessionOutcome {
     }
 
     @Test func honestRunDeliversOutputsAndAReceiptThatVerifiesOffline() async throws {
-        let policy = try fixture.policy()
-        let bundle = try fixture.fullBundle(policy)
-        let outcome = try await run(policy: policy, bundle: bundle)
+        let outcome = try await run()
+        let policy = outcome.policy
         #expect(outcome.enclaveError == nil)
         #expect(outcome.workload.finished == ["alpha-data", "beta-data"])
         #expect(outcome.workload.plaintexts["beta-data"] == Array("id,x\na,0.5\nb,1.5\n".utf8))
@@ -200,7 +210,7 @@ struct SessionOutcome {
             return AttestedFacts(userData: verified.userData ?? [], pcr0: verified.pcrs[0] ?? [], development: verified.isDevelopment)
         }
         let verified = try receiptVerifier.verify(
-            signed, approvalBundle: bundle,
+            signed, approvalBundle: outcome.bundle,
             outputs: [.init(name: "metrics", recipient: "beta", sha256: SHA256.hash(Array("metrics for beta".utf8)))])
         #expect(verified.receipt.outputs.count == 3)
         #expect(verified.attestation.development)
@@ -242,16 +252,13 @@ struct SessionOutcome {
     }
 
     @Test func missingApprovalStopsTheJobBeforeAnyKey() async throws {
-        let policy = try fixture.policy()
-        let bundle = try fixture.bundle(policy) { [try fixture.alpha.approve($0)] }
-        let outcome = try await run(policy: policy, bundle: bundle)
+        let outcome = try await run(bundle: { policy in try fixture.bundle(policy) { [try fixture.alpha.approve($0)] } })
         #expect(outcome.enclaveError?.code == .approvalMissing)
         #expect(outcome.enclaveError?.message.contains("beta") == true)
     }
 
     @Test func expiredPolicyIsRefused() async throws {
-        let policy = try fixture.policy(expiresAt: "2020-01-01T00:00:00Z")
-        let outcome = try await run(policy: policy, bundle: try fixture.fullBundle(policy))
+        let outcome = try await run(policy: { try fixture.policy(expiresAt: "2020-01-01T00:00:00Z", ciphertexts: $0) })
         #expect(outcome.enclaveError?.code == .policyExpired)
     }
 

@@ -58,8 +58,12 @@ final class RecordingCiphertextSink: CiphertextSink {
             spec: JobSpecification(
                 policy: policy, approvalBundle: try fixture.fullBundle(policy),
                 datasets: [
-                    DatasetManifest(datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: [], byteCount: 1),
-                    DatasetManifest(datasetID: "beta-data", partyID: "beta", ciphertextSHA256: [], byteCount: 1),
+                    DatasetManifest(
+                        datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: SessionFixture.placeholderDigests[0],
+                        byteCount: 1),
+                    DatasetManifest(
+                        datasetID: "beta-data", partyID: "beta", ciphertextSHA256: SessionFixture.placeholderDigests[1],
+                        byteCount: 1),
                 ]),
             attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
         var csv = "id,y,x\n"

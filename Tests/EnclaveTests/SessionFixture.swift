@@ -53,10 +53,15 @@ struct SessionFixture {
         return ["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]
     }
 
-    /// A policy naming both parties' keys; `mutate` edits the JSON object first.
-    func policy(expiresAt: String = "2099-01-01T00:00:00Z", mutate: (inout [String: Any]) -> Void = { _ in }) throws
-        -> [UInt8]
-    {
+    /// Stand-in ciphertext digests of alpha's and beta's datasets, for tests that stream no data.
+    static let placeholderDigests = [[UInt8](repeating: 0xA1, count: 32), [UInt8](repeating: 0xB2, count: 32)]
+
+    /// A policy naming both parties' keys and their datasets' ciphertext digests (`ciphertexts`'
+    /// or the placeholders); `mutate` edits the JSON object first.
+    func policy(
+        expiresAt: String = "2099-01-01T00:00:00Z", ciphertexts: [[UInt8]]? = nil, mutate: (inout [String: Any]) -> Void = { _ in }
+    ) throws -> [UInt8] {
+        let digests = ciphertexts.map { $0.map { Hex.encode(SHA256.hash($0)) } } ?? Self.placeholderDigests.map(Hex.encode)
         var policy: [String: Any] = [
             "version": 1, "name": "session test",
             "parties": try [alpha, beta].map { party in
@@ -66,8 +71,14 @@ struct SessionFixture {
                 ]
             },
             "datasets": [
-                ["id": "alpha-data", "owner": "alpha", "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
-                ["id": "beta-data", "owner": "beta", "columns": [["name": "id", "type": "string"], ["name": "x", "type": "float"]]],
+                [
+                    "id": "alpha-data", "owner": "alpha", "sha256": digests[0],
+                    "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]],
+                ],
+                [
+                    "id": "beta-data", "owner": "beta", "sha256": digests[1],
+                    "columns": [["name": "id", "type": "string"], ["name": "x", "type": "float"]],
+                ],
             ],
             "join": ["type": "inner", "key": "id"],
             "training": [

@@ -139,6 +139,27 @@ final class JobWorld: @unchecked Sendable {
                 generatedBeta += "c\(i),\(x1),\(x2)\n"
             }
         }
+        for (id, party, csv) in [("alpha-labels", alpha, alphaCSV), ("beta-features", beta, betaCSV ?? generatedBeta)] {
+            let key = try SecureBytes(randomCount: 32)
+            keys[id] = key
+            self.csv[id] = csv
+            let context = try EncryptionContext([
+                ("cleanroom:dataset", id), ("cleanroom:party", party.id), ("cleanroom:owner-key", party.fingerprint),
+            ])
+            data[id] = try await MessageEncryptor.encrypt(Array(csv.utf8), keyring: TestKMSKeyring(dataKey: key), encryptionContext: context)
+        }
+        policyShape = (pcrs, minRows, union != nil)
+        try approve()
+    }
+
+    private var policyShape: (pcrs: [Int: [UInt8]], minRows: Int, union: Bool) = ([:], 0, false)
+
+    /// Makes the policy — naming the digests of the ciphertexts in `data` — and both approvals;
+    /// call it again after replacing `data`.
+    func approve() throws {
+        let (pcrs, minRows, isUnion) = policyShape
+        let union: Bool? = isUnion ? true : nil
+        let digest = { (id: String) in Hex.encode(SHA256.hash(self.data[id]!)) }
         let unionColumns: [[String: Any]] = [["name": "x1", "type": "float"], ["name": "x2", "type": "float"], ["name": "y", "type": "integer"]]
         var document: [String: Any] = [
             "version": 1, "name": policyName,
@@ -150,12 +171,13 @@ final class JobWorld: @unchecked Sendable {
             },
             "datasets": union != nil
                 ? [
-                    ["id": "alpha-labels", "owner": "alpha", "columns": unionColumns],
-                    ["id": "beta-features", "owner": "beta", "columns": unionColumns],
+                    ["id": "alpha-labels", "owner": "alpha", "sha256": digest("alpha-labels"), "columns": unionColumns],
+                    ["id": "beta-features", "owner": "beta", "sha256": digest("beta-features"), "columns": unionColumns],
                 ]
                 : [
-                    ["id": "alpha-labels", "owner": "alpha", "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
-                    ["id": "beta-features", "owner": "beta",
+                    ["id": "alpha-labels", "owner": "alpha", "sha256": digest("alpha-labels"),
+                     "columns": [["name": "id", "type": "string"], ["name": "y", "type": "integer"]]],
+                    ["id": "beta-features", "owner": "beta", "sha256": digest("beta-features"),
                      "columns": [["name": "id", "type": "string"], ["name": "x1", "type": "float"], ["name": "x2", "type": "float"]]],
                 ],
             "join": union != nil ? ["type": "union"] : ["type": "inner", "key": "id"],
@@ -176,24 +198,15 @@ final class JobWorld: @unchecked Sendable {
             document["training"] = training
         }
         policy = Array(try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]))
-        let digest = try PolicyDocument(bytes: policy).digest
+        let policyDigest = try PolicyDocument(bytes: policy).digest
         let entries = try [alpha, beta].map { party in
-            let message = ApprovalMessage(policyDigest: digest, partyId: party.id, expiresAt: 4_102_444_800)
+            let message = ApprovalMessage(policyDigest: policyDigest, partyId: party.id, expiresAt: 4_102_444_800)
             return ApprovalBundle.Entry(
                 partyId: party.id, expiresAt: 4_102_444_800,
                 signature: Data(try party.signingKey.signature(for: message.bytes).derRepresentation).base64EncodedString(),
                 signingKey: try party.signingKey.publicKey.pemRepresentation)
         }
-        bundle = try ApprovalBundle(policyDigest: digest, approvals: entries).encoded()
-        for (id, party, csv) in [("alpha-labels", alpha, alphaCSV), ("beta-features", beta, betaCSV ?? generatedBeta)] {
-            let key = try SecureBytes(randomCount: 32)
-            keys[id] = key
-            self.csv[id] = csv
-            let context = try EncryptionContext([
-                ("cleanroom:dataset", id), ("cleanroom:party", party.id), ("cleanroom:owner-key", party.fingerprint),
-            ])
-            data[id] = try await MessageEncryptor.encrypt(Array(csv.utf8), keyring: TestKMSKeyring(dataKey: key), encryptionContext: context)
-        }
+        bundle = try ApprovalBundle(policyDigest: policyDigest, approvals: entries).encoded()
     }
 
     var plan: JobPlan {

@@ -44,6 +44,7 @@ import Testing
             world.data[id] = message
             _ = try await objects.put(key: id, body: ByteStream(bytes: message))
         }
+        try world.approve()  // the policy names these ciphertexts
         return (kms, objects)
     }
 

@@ -45,7 +45,12 @@ public struct Admission: Sendable {
             guard manifest.partyID == dataset.owner else {
                 throw EnclaveError(.manifestMismatch, "dataset \(dataset.id) is offered as \(manifest.partyID)'s, the policy says \(dataset.owner)'s")
             }
-            if let declared = dataset.sha256, declared != Hex.encode(manifest.ciphertextSHA256) {
+            // Without a digest the approvals would cover any upload of the dataset by its owner.
+            guard let declared = dataset.sha256 else {
+                throw EnclaveError(
+                    .policyInvalid, "dataset \(dataset.id) names no ciphertext sha256: the policy approves no particular upload")
+            }
+            guard declared == Hex.encode(manifest.ciphertextSHA256) else {
                 throw EnclaveError(.manifestMismatch, "dataset \(dataset.id) is offered with another ciphertext than the policy names")
             }
             ordered.append(dataset)
