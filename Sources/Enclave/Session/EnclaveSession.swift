@@ -145,7 +145,7 @@ public final class EnclaveSession: @unchecked Sendable {
             guard let key = releasedKeys.removeValue(forKey: manifest.datasetID) else {
                 throw EnclaveError(.keyRelease, "no key was released for dataset \(manifest.datasetID)")
             }
-            var hash = SHA256()
+            let hash = BackgroundDigest()
             var received: UInt64 = 0
             let ingest = try workload.beginDataset(
                 index: index, dataset: admission.datasets[index], key: key, byteCount: manifest.byteCount)
