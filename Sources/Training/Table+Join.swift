@@ -92,13 +92,20 @@ extension Table {
         for (t, table) in tables.enumerated().dropFirst() {
             sources += table.columns.filter { $0.name != key }.map { ($0, t) }
         }
+        // Columns go to threads by their bytes per row, largest first, so that the id column's
+        // bytes do not leave one thread working alone at the end.
+        var assigned = [[Int]](repeating: [], count: Parallel.threads)
+        var load = [Int](repeating: 0, count: Parallel.threads)
+        for c in sources.indices.sorted(by: { sources[$0].column.bytesPerRow > sources[$1].column.bytesPerRow }) {
+            let part = load.indices.min { load[$0] < load[$1] }!
+            assigned[part].append(c)
+            load[part] += sources[c].column.bytesPerRow
+        }
         var columns = [Column?](repeating: nil, count: sources.count)
         columns.withUnsafeMutableBufferPointer { out in
             let out = UncheckedBox(out)
-            Parallel.run(Parallel.threads) { part in
-                for c in stride(from: part, to: sources.count, by: Parallel.threads) {
-                    out.value[c] = sources[c].column.gather(rows[sources[c].table])
-                }
+            Parallel.run(assigned.count) { part in
+                for c in assigned[part] { out.value[c] = sources[c].column.gather(rows[sources[c].table]) }
             }
         }
         return try Table(columns: columns.map { $0! })
@@ -204,6 +211,15 @@ extension Column {
             var all = KeyColumn()
             for part in parts { if case .keys(let keys) = part.storage { all.append(contentsOf: keys) } }
             return Column(name: first.name, type: first.type, storage: .keys(all))
+        }
+    }
+
+    /// About how many bytes a row of the column takes (an id's key bytes, offset and hash).
+    var bytesPerRow: Int {
+        switch storage {
+        case .float, .strings: 4
+        case .integer: 8
+        case .keys(let keys): 16 + (keys.count == 0 ? 0 : keys.bytes.count / keys.count)
         }
     }
 
