@@ -109,18 +109,7 @@ import Training
             }
             policy["datasets"] = datasets
         }
-        let admission = try Admission.check(
-            spec: JobSpecification(
-                policy: policy, approvalBundle: try fixture.fullBundle(policy),
-                datasets: [
-                    DatasetManifest(
-                        datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: SessionFixture.placeholderDigests[0],
-                        byteCount: 1),
-                    DatasetManifest(
-                        datasetID: "beta-data", partyID: "beta", ciphertextSHA256: SessionFixture.placeholderDigests[1],
-                        byteCount: 1),
-                ]),
-            attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
+        let admission = try fixture.admission(policy)
         let combined = try CSVTableReader.read(Array("id,y,x\n7,1,0.5\n,0,0.25\n42,0,1.5\n".utf8), typeOverrides: ["id": .integer])
         let csv = try TrainingWorkload.ownScores(
             recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: [0.25, 0.5, 0.75])

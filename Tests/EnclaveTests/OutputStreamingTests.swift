@@ -54,18 +54,7 @@ final class RecordingCiphertextSink: CiphertextSink {
     /// A joined table of `rows` rows keyed by 64-hex ids, as the demo's `customer_hash`.
     func scoresFixture(rows: Int) throws -> (Admission, Table, [Double]) {
         let policy = try fixture.policy()
-        let admission = try Admission.check(
-            spec: JobSpecification(
-                policy: policy, approvalBundle: try fixture.fullBundle(policy),
-                datasets: [
-                    DatasetManifest(
-                        datasetID: "alpha-data", partyID: "alpha", ciphertextSHA256: SessionFixture.placeholderDigests[0],
-                        byteCount: 1),
-                    DatasetManifest(
-                        datasetID: "beta-data", partyID: "beta", ciphertextSHA256: SessionFixture.placeholderDigests[1],
-                        byteCount: 1),
-                ]),
-            attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: 1_800_000_000)
+        let admission = try fixture.admission(policy)
         var csv = "id,y,x\n"
         for row in 0..<rows { csv += Hex.encode(SHA256.hash(Array("\(row)".utf8))) + ",\(row % 2),\(row)\n" }
         let combined = try CSVTableReader.read(Array(csv.utf8), typeOverrides: ["id": .id])

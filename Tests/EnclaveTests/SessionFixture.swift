@@ -104,6 +104,18 @@ struct SessionFixture {
         try bundle(policy) { digest in [try alpha.approve(digest), try beta.approve(digest)] }
     }
 
+    /// `policy` admitted with both parties' approvals and placeholder manifests, for tests that
+    /// need an admission but stream no data.
+    func admission(_ policy: [UInt8]) throws -> Admission {
+        let manifests = zip(["alpha-data", "beta-data"], ["alpha", "beta"]).enumerated().map { index, dataset in
+            DatasetManifest(
+                datasetID: dataset.0, partyID: dataset.1, ciphertextSHA256: Self.placeholderDigests[index], byteCount: 1)
+        }
+        return try Admission.check(
+            spec: JobSpecification(policy: policy, approvalBundle: try fullBundle(policy), datasets: manifests),
+            attestedPolicyDigest: Hex.decode(try Self.digest(policy))!, now: 1_800_000_000)
+    }
+
     /// A verifier trusting only the development root, now.
     var verifier: AttestationVerifier {
         AttestationVerifier(trustedRoots: [attestor.trustedRoot], clock: { UnixTime.now() }, cache: nil)

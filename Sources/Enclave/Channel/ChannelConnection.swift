@@ -158,13 +158,17 @@ public final class ChannelConnection: @unchecked Sendable {
                 try decoder.finish()
                 throw ChannelError(.closed, "the peer closed the channel")
             }
-            let code = errno
-            guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else {
-                if code == ECONNRESET { throw ChannelError(.closed, "the peer reset the channel") }
-                throw ChannelSocket.ioError("recv", code)
-            }
+            if let error = Self.recvError(errno) { throw error }
             try ChannelSocket.wait(fd, events: Int16(POLLIN), deadline: deadline, slice: 200, what: "a message")
         }
+    }
+
+    /// After `recv` failed with `code`: nil when it may simply be retried (nothing to read yet, or
+    /// interrupted), else the channel error.
+    private static func recvError(_ code: Int32) -> ChannelError? {
+        if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return nil }
+        if code == ECONNRESET { return ChannelError(.closed, "the peer reset the channel") }
+        return ChannelSocket.ioError("recv", code)
     }
 
     /// The next message if one is already complete or readable without waiting, else nil.
@@ -182,10 +186,8 @@ public final class ChannelConnection: @unchecked Sendable {
                 try decoder.finish()
                 throw ChannelError(.closed, "the peer closed the channel")
             }
-            let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return nil }
-            if code == ECONNRESET { throw ChannelError(.closed, "the peer reset the channel") }
-            throw ChannelSocket.ioError("recv", code)
+            if let error = Self.recvError(errno) { throw error }
+            return nil
         }
     }
 
@@ -210,11 +212,7 @@ public final class ChannelConnection: @unchecked Sendable {
                     if count == 0 {
                         throw ChannelError(.truncated, "the stream ended inside a frame (\(have) of \(frame.length) payload bytes)")
                     }
-                    let code = errno
-                    guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else {
-                        if code == ECONNRESET { throw ChannelError(.closed, "the peer reset the channel") }
-                        throw ChannelSocket.ioError("recv", code)
-                    }
+                    if let error = Self.recvError(errno) { throw error }
                     try ChannelSocket.wait(fd, events: Int16(POLLIN), deadline: deadline, slice: 200, what: "a message")
                 }
             } catch {
