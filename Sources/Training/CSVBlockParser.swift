@@ -53,7 +53,10 @@ struct CSVBlockParser: Sendable {
         let n = buf.count
         var lineEnds = 0
         for byte in buf { lineEnds &+= byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? 1 : 0 }
-        let fragment = CSVFragment(kinds: kinds, rowCapacity: lineEnds + 1, keyByteCapacity: n)
+        // A record of k fields holds at least k - 1 commas, so wide tables bound the rows too (a block
+        // of blank lines under a 4096-column header must not reserve 4096 columns × its line ends).
+        let rowCapacity = min(lineEnds + 1, n / max(kinds.count - 1, 1) + 1)
+        let fragment = CSVFragment(kinds: kinds, rowCapacity: rowCapacity, keyByteCapacity: n)
         let columns = fragment.columns, levels = fragment.levels
         let columnCount = kinds.count
         let maxField = limits.maxFieldBytes

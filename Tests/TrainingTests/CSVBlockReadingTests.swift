@@ -261,4 +261,30 @@ import Testing
             }
         }
     }
+
+    /// Buffers are sized by what a block can hold: 4 MiB of blank lines under a 1024-column header
+    /// must not reserve 1024 columns × a million rows per block (that is 4 GiB of address space a
+    /// block, which the kernel only hands out lazily: the process's peak virtual size shows it).
+    @Test func wideTablesAndBlankLinesStayCheap() throws {
+        func peakVirtualBytes() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmPeak:") } ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 1024
+        }
+        let width = 1024
+        let names = (0..<width).map { "c\($0)" }
+        let schema = TableSchema(columns: names.map { .init(name: $0, type: .float) })
+        var reader = CSVTableReader(schema: schema)
+        try reader.append(Array((names.joined(separator: ",") + "\n").utf8))
+        let before = peakVirtualBytes()
+        #expect(before > 0)
+        try reader.append([UInt8](repeating: UInt8(ascii: "\n"), count: 4 << 20))
+        let row = (0..<width).map { String($0) }.joined(separator: ",") + "\n"
+        try reader.append(Array((row + row).utf8))
+        let table = try reader.finish()
+        #expect(peakVirtualBytes() - before < 1 << 30, "blank lines reserved cells for rows they cannot hold")
+        #expect(table.rowCount == 2)
+        #expect(try table.column(named: "c1023").floatValues() == [1023, 1023])
+    }
 }
