@@ -221,12 +221,18 @@ final class CSVTableBody {
         rows += fragment.rows
         if !reserved, let sizeHint, fragment.rows > 0, fragment.byteCount > 0 {
             // Sized once, from the first block's density, so the columns are not copied as they grow.
-            let blocks = Double(sizeHint) / Double(fragment.byteCount) * 1.02
-            for (k, column) in columns.enumerated() {
-                let keyBytes = parser.kinds[k] == .id ? fragment.columns[k].ends[fragment.rows - 1] : 0
-                column.reserve(rows: Int(Double(fragment.rows) * blocks), keyBytes: Int(Double(keyBytes) * blocks))
-            }
+            // The hint is only believed while the table it implies could fit in memory: a size
+            // announced by someone else must not make the reader reserve more than that.
             reserved = true
+            let blocks = Double(sizeHint) / Double(fragment.byteCount) * 1.02
+            let rows = Double(fragment.rows) * blocks
+            let keyBytes = columns.indices.map { k in
+                parser.kinds[k] == .id ? Double(fragment.columns[k].ends[fragment.rows - 1]) * blocks : 0
+            }
+            let implied = rows * Double(columns.count * 16) + keyBytes.reduce(0, +)
+            if implied < Double(ProcessInfo.processInfo.physicalMemory) / 2 {
+                for (k, column) in columns.enumerated() { column.reserve(rows: Int(rows), keyBytes: Int(keyBytes[k])) }
+            }
         }
         for (k, column) in columns.enumerated() { column.append(fragment.columns[k], rows: fragment.rows) }
     }

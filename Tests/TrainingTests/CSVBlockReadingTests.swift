@@ -86,7 +86,7 @@ import Testing
         var reader = CSVTableReader(schema: schema, limits: limits)
         reader.blockBytes = blockBytes
         // The size hint only sizes buffers: right, far too small or far too large, nothing changes.
-        reader.sizeHint = [nil, bytes.count, bytes.count / 50, bytes.count * 20].randomElement(using: &generator)!
+        reader.sizeHint = [nil, bytes.count, bytes.count / 50, bytes.count * 20, Int.max].randomElement(using: &generator)!
         var offset = 0
         while offset < bytes.count {
             let size = pieces.map { _ in Int.random(in: 1...(blockBytes * 3), using: &generator) } ?? bytes.count
@@ -195,6 +195,16 @@ import Testing
             try reader.append(Array(text.utf8))
             _ = try reader.finish()
         }
+    }
+
+    /// The size hint comes from whoever announces the input (the server, for a dataset): an absurd
+    /// one is ignored rather than reserved.
+    @Test func anAbsurdSizeHintIsIgnored() throws {
+        var reader = CSVTableReader(schema: Self.schema)
+        reader.sizeHint = Int.max
+        reader.blockBytes = 64
+        try reader.append(Array(("id,x,n,b,c\n" + (0..<50).map { "k\($0),1,2,true,a\n" }.joined()).utf8))
+        #expect(try reader.finish().rowCount == 50)
     }
 
     @Test func rowLimitCountsEveryBlock() throws {
