@@ -155,4 +155,40 @@ import Testing
         #expect(got == expected)
         #expect(joined.rowCount > 1000)
     }
+
+    /// The key hash is fast, not collision-resistant: a party could craft keys that hash like
+    /// another party's customers. A match must therefore always be confirmed on the key's bytes.
+    @Test func keysThatCollideInTheHashDoNotJoin() throws {
+        // Two 16-byte keys whose hash states meet after the second word: the state after the first
+        // word is mixed as `KeyColumn.hash` mixes it, and the second word cancels the difference.
+        func state(afterFirstWord word: UInt64) -> UInt64 {
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ 16
+            h = (h ^ word) &* 0xFF51_AFD7_ED55_8CCD
+            return h ^ (h >> 32)
+        }
+        let (a1, a2, b1): (UInt64, UInt64, UInt64) = (0x6b65_792d_616c_7068, 0x6120_2020_2020_2031, 0x6f74_6865_7220_6b65)
+        let b2 = state(afterFirstWord: a1) ^ state(afterFirstWord: b1) ^ a2
+        func bytes(_ words: UInt64...) -> [UInt8] { words.flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> (8 * $0)) } } }
+        let (victim, forged) = (bytes(a1, a2), bytes(b1, b2))
+        let (hashA, hashB) = (victim.withUnsafeBytes(KeyColumn.hash), forged.withUnsafeBytes(KeyColumn.hash))
+        try #require(victim != forged && hashA == hashB, "the crafted keys no longer collide; recompute them for the new hash")
+
+        var owner = KeyColumn(), attacker = KeyColumn()
+        victim.withUnsafeBytes { owner.append($0) }
+        forged.withUnsafeBytes { attacker.append($0) }
+        victim.withUnsafeBytes { attacker.append($0) }  // and one key that really matches
+        for (left, right) in [(owner, attacker), (attacker, owner)] {
+            let joined = try Table.innerJoin(
+                Table(columns: [Column(name: "id", type: .id, storage: .keys(left)), .float("a", (0..<left.count).map(Float.init))]),
+                Table(columns: [Column(name: "id", type: .id, storage: .keys(right)), .float("b", (0..<right.count).map(Float.init))]),
+                on: "id")
+            #expect(joined.rowCount == 1)
+            let id = try joined.column(named: "id")
+            guard case .keys(let keys) = id.storage else {
+                Issue.record("the id column should stay a key column")
+                return
+            }
+            #expect(keys.withKey(0) { Array($0) } == victim)
+        }
+    }
 }
