@@ -78,7 +78,7 @@ extension ServerApp {
             try? await GovernanceRoutes.blocking { jobs.cancelAll(reason: "the server is shutting down", timeout: 10) }
         }
         await server.shutdown()
-        try? governance.store.checkpoint()  // sign the audit log's head before stopping
+        _ = try? governance.store.checkpoint()  // sign the audit log's head before stopping
         accessLog?.close()
         status("stopped")
     }

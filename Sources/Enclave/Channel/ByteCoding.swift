@@ -102,7 +102,7 @@ struct PayloadReader {
 
 extension Array where Element == UInt8 {
     /// `withUnsafeBytes` that keeps the body's typed error (the standard one rethrows `any Error`).
-    func withRawBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+    public func withRawBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
         let result: Result<T, E> = withUnsafeBytes { raw in
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
         }

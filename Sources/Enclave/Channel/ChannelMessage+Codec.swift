@@ -115,10 +115,6 @@ extension ChannelMessage {
         case .datasetBegin:
             self = .datasetBegin(
                 DatasetBegin(datasetID: try r.string("dataset id", max: maxString), byteCount: try r.u64("byte count")))
-        case .datasetChunk:
-            let bytes = r.rest()
-            guard !bytes.isEmpty else { throw ChannelError(.malformedPayload, "datasetChunk message is empty") }
-            self = .datasetChunk(bytes)
         case .datasetEnd:
             self = .datasetEnd(datasetID: try r.string("dataset id", max: maxString))
         case .cancel:
@@ -145,12 +141,10 @@ extension ChannelMessage {
             self = .outputBegin(
                 OutputDescriptor(
                     name: try r.string("output name", max: 64), recipient: try r.string("recipient", max: maxString)))
-        case .outputChunk:
-            let bytes = r.rest()
-            guard !bytes.isEmpty else { throw ChannelError(.malformedPayload, "outputChunk message is empty") }
-            self = .outputChunk(bytes)
         case .outputEnd:
             self = .outputEnd(sha256: try r.fixedBytes("output SHA-256", count: 32))
+        case .datasetChunk, .outputChunk:
+            preconditionFailure("data frames are decoded above")
         case .receipt:
             let bytes = r.rest()
             guard !bytes.isEmpty else { throw ChannelError(.malformedPayload, "receipt message is empty") }

@@ -131,12 +131,11 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
             } catch let error as ObjectStoreError where error.code == .notFound {
                 return nil
             }
-            var bytes: [UInt8] = []
-            for try await chunk in download.body {
-                bytes += chunk
-                guard bytes.count <= limit else { throw JobFailure(code: "checkpoint.too_large", message: "the stored checkpoint is too large") }
+            do {
+                return try await download.body.collect(limit: limit)
+            } catch let error as HTTPClientError where error.code == .bodyTooLarge {
+                throw JobFailure(code: "checkpoint.too_large", message: "the stored checkpoint is too large")
             }
-            return bytes
         }
         let bytes: [UInt8]
         switch result {

@@ -155,16 +155,6 @@ public struct ObjectStoreCiphertextSource: CiphertextSource {
     }
 }
 
-extension Array where Element == UInt8 {
-    /// `withUnsafeBytes` keeping the body's typed error.
-    func withRawBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
-        let result: Result<T, E> = withUnsafeBytes { raw in
-            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
-        }
-        return try result.get()
-    }
-}
-
 /// Runs async work to completion from a blocking thread (the job runner's own thread, never an
 /// event-loop or concurrency-pool thread).
 enum BlockingTask {
