@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import AWS
 import CleanRoom
 import LocalServices
 
@@ -82,14 +83,10 @@ struct PartyAccessKeys: AccessKeyDirectory {
     let store: CleanRoomStore
     let kms: LocalKMS
 
-    static func principalArn(accountId: String, partyId: String) -> String {
-        "arn:aws:iam::\(accountId):user/cleanroom/\(partyId)"
-    }
-
     func accessKey(id: String) async throws -> AccessKeyRecord? {
         guard let (partyId, secret) = try store.accessKeySecret(id: id) else { return nil }
         return AccessKeyRecord(
             accessKeyId: id, secretAccessKey: secret,
-            principal: KMSCaller(principalArn: Self.principalArn(accountId: kms.accountId, partyId: partyId), accountId: kms.accountId))
+            principal: KMSCaller(principalArn: DatasetKeyPolicy.localPartyPrincipal(accountId: kms.accountId, partyId: partyId), accountId: kms.accountId))
     }
 }

@@ -23,6 +23,8 @@ struct CleanroomCommand: AsyncParsableCommand {
             KeysCommand.self, RegisterCommand.self, DatasetCommand.self, PolicyCommand.self, PartyAuditCommand.self,
             // Jobs and results (issue #8): JobCommands.swift, OutputCommands.swift, VerifyCommand.swift
             JobCommand.self, OutputCommand.self, VerifyCommand.self,
+            // The dataset key's policy (DESIGN §2.4): KMSCommands.swift
+            KMSCommand.self,
         ]
     )
 

@@ -61,7 +61,10 @@ struct DatasetUploadCommand: AsyncParsableCommand {
             The CSV is encrypted here, frame by frame as it is read, into an AWS Encryption SDK message (suite
             0x0478) under a data key from your party's KMS key — the server's local KMS endpoint by default
             (--kms-endpoint, or AWS KMS) with your registration's access key; a key is created on first use
-            and remembered in the profile (--kms-key-id to choose one). The encryption context names the
+            and remembered in the profile (--kms-key-id to choose one). A key created here has a policy that
+            lets only you use it, and lets the clean room decrypt a data key only for an attested enclave
+            image you allowed: those of the policies you approve (`cleanroom policy approve`), --enclave-image,
+            or `cleanroom kms allow-image`. The encryption context names the
             dataset, your party and your approval key's fingerprint (cleanroom:dataset, cleanroom:party,
             cleanroom:owner-key). The server never sees the plaintext or the data key.
             With --ciphertext, FILE is already such a message (for example made with AWS's own tools) and is
@@ -85,6 +88,16 @@ struct DatasetUploadCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("region"), help: "KMS region.")
     var region = "us-east-1"
+
+    @Option(
+        name: .customLong("enclave-image"),
+        help: "When a key is created: an enclave image (PCR0, 96 hex digits) it may release data keys to (repeatable).")
+    var enclaveImages: [String] = []
+
+    @Option(
+        name: .customLong("key-release-principal"),
+        help: "When a key is created in AWS KMS: the principal the clean room server calls KMS as (its role ARN).")
+    var keyReleasePrincipal: String?
 
     func run() async throws {
         try await runReporting {
@@ -115,28 +128,36 @@ struct DatasetUploadCommand: AsyncParsableCommand {
     /// The encryptor: a data key from the party's KMS key, the encryption context the server requires.
     func makeEncryptor(profile: Profile, server: String) async throws -> MessageEncryptor {
         let keys = try LocalKeys(options)
-        guard let partyId = profile.partyId, let accessKeyId = profile.accessKeyId, let secret = profile.secretAccessKey else {
-            throw CLIError("the profile has no party or access key: register first", exitCode: 2)
-        }
-        let endpoint = kmsEndpoint ?? profile.kmsEndpoint ?? server
-        let configuration = AWSConfiguration(
-            region: region,
-            credentials: StaticCredentialsProvider(AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret)))
-        let kms = try AWSKMSClient(configuration: configuration, endpoint: endpoint)
+        guard let partyId = profile.partyId else { throw CLIError("the profile has no party: register first", exitCode: 2) }
+        let kms = try PartyKMS(profile: profile, server: server, endpoint: kmsEndpoint, region: region)
         var keyId = kmsKeyId ?? profile.kmsKeyId
         if keyId == nil {
-            let created = try await kms.createKey(description: "cleanroom datasets of \(partyId)")
-            keyId = created.arn
+            let (arn, policy) = try await kms.createKey(enclaveImages: enclaveImages, keyReleasePrincipal: keyReleasePrincipal)
+            keyId = arn
             var updated = profile
-            updated.kmsKeyId = created.arn
-            updated.kmsEndpoint = endpoint
+            updated.kmsKeyId = arn
+            updated.kmsEndpoint = kms.endpoint
+            updated.kmsKeyReleasePrincipal = keyReleasePrincipal ?? profile.kmsKeyReleasePrincipal
             try options.saveProfile(updated)
+            if !options.json {
+                let release =
+                    policy.keyReleasePrincipal == nil
+                    ? "no clean room may decrypt its data keys until `cleanroom kms allow-image IMAGE --key-release-principal ARN`"
+                    : policy.enclaveImages.isEmpty
+                        ? "its data keys go to no enclave until you approve a policy (or `cleanroom kms allow-image`)"
+                        : "its data keys go only to enclave images \(policy.enclaveImages.joined(separator: ", "))"
+                FileHandle.standardError.write(Data("created KMS key \(arn) for your datasets: only you may use it; \(release)\n".utf8))
+            }
+        } else if !enclaveImages.isEmpty || keyReleasePrincipal != nil {
+            throw CLIError(
+                "--enclave-image and --key-release-principal apply only when a key is created; the profile's key is \(keyId!): use `cleanroom kms allow-image`",
+                exitCode: 2)
         }
         let context = EncryptionContext([
             "cleanroom:dataset": dataset, "cleanroom:party": partyId, "cleanroom:owner-key": keys.fingerprint,
         ])
         return try await MessageEncryptor(
-            keyring: try KMSKeyring(kms: kms, keyID: keyId!), encryptionContext: context,
+            keyring: try KMSKeyring(kms: kms.client, keyID: keyId!), encryptionContext: context,
             suite: .aes256GCMHKDFSHA512Commit)
     }
 }

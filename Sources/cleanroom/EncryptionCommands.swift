@@ -249,9 +249,6 @@ enum EncryptionCLI {
         return SecureBytes([UInt8](data))
     }
 
-    /// A KMS keyring over `AWSKMSClient`, configured like AWS's SDKs (environment, shared
-    /// config/credentials files, instance role). `AWS_ENDPOINT_URL_KMS` points it at the local
-    /// KMS of a `cleanroomd` (`http://127.0.0.1:8080`) instead of AWS KMS.
     /// A KMS keyring over the AWS KMS client, configured like the AWS CLI (environment, shared
     /// config and credentials files, `AWS_ENDPOINT_URL[_KMS]` for a local KMS). Without a key id
     /// it is a discovery keyring: it decrypts with the KMS key named in the message.

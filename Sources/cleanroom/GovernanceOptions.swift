@@ -82,6 +82,8 @@ struct Profile: Codable {
     var secretAccessKey: String?
     var kmsEndpoint: String?
     var kmsKeyId: String?
+    /// The principal the clean room server calls KMS as (AWS KMS: its role ARN), for the key's policy.
+    var kmsKeyReleasePrincipal: String?
     /// The server's audit key, pinned the first time `audit verify` sees it.
     var auditPublicKey: String?
 }

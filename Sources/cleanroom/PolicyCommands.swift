@@ -1,3 +1,4 @@
+import AWS
 import ArgumentParser
 import CleanRoom
 import Crypto
@@ -215,7 +216,44 @@ struct PolicyApproveCommand: AsyncParsableCommand {
                     "policyDigest": fetched.digest, "expiresAt": RFC3339.format(expiresAt),
                     "signature": Data(signature).base64EncodedString(),
                 ])
-            try options.output("approved: approval \(reply["id"] ?? "") valid until \(RFC3339.format(expiresAt))", json: reply)
+            var text = "approved: approval \(reply["id"] ?? "") valid until \(RFC3339.format(expiresAt))"
+            var value = reply
+            if let keyNote = try await allowEnclaveImages(of: fetched.policy, partyId: partyId, profile: profile) {
+                text += "\n" + keyNote.text
+                value["kmsKey"] = keyNote.json
+            }
+            try options.output(text, json: value)
+        }
+    }
+
+    /// When the policy uses this party's data, lets its enclave images receive the party's data
+    /// keys: adds their PCR0s to the policy of the profile's KMS key, if `cleanroom` wrote it. A
+    /// policy the party wrote itself is left alone, with a reminder.
+    func allowEnclaveImages(of policy: JSONValue, partyId: String, profile: Profile) async throws -> (text: String, json: [String: Any])? {
+        let usesMyData = policy["datasets"]?.arrayValue?.contains { $0["owner"]?.stringValue == partyId } ?? false
+        guard usesMyData, let key = profile.kmsKeyId else { return nil }
+        let pcr0s = (policy["enclave"]?["measurements"]?.arrayValue ?? []).compactMap { $0["pcr0"]?.stringValue }
+        let images = pcr0s.filter { (try? DatasetKeyPolicy.normalizedImage($0)) != nil }
+        let skipped = pcr0s.count - images.count
+        var json: [String: Any] = ["keyId": key]
+        do {
+            let kms = try PartyKMS(
+                profile: profile, server: try options.serverURL(profile), endpoint: nil, region: PartyKMS.region(ofKey: key, else: "us-east-1"))
+            guard try await kms.policy(of: key).managed != nil else {
+                json["managed"] = false
+                return ("your KMS key \(key) has a policy of your own: make sure it lets enclave image(s) \(images.joined(separator: ", ")) decrypt", json)
+            }
+            var added: [String] = []
+            let updated = try await kms.update(key) { added = try $0.allow(images) }
+            json.merge(PartyKMS.describe(updated)) { a, _ in a }
+            json["managed"] = true
+            json["added"] = added
+            var text = added.isEmpty ? "your KMS key \(key) already releases data keys to this policy's enclave image(s)" : "your KMS key \(key) now releases data keys to enclave image(s) \(added.joined(separator: ", "))"
+            if skipped > 0 { text += "; \(skipped) debug-mode (all-zero) image(s) left out: no data key goes to a debug enclave" }
+            return (text, json)
+        } catch {
+            throw CLIError(
+                "approved, but your KMS key's policy was not updated (\(error)): jobs will not get your data keys until `cleanroom kms allow-image \(images.joined(separator: " "))` succeeds")
         }
     }
 }

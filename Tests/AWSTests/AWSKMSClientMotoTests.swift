@@ -37,6 +37,14 @@ struct AWSKMSClientMotoTests {
         } catch let e as KMSError {
             #expect(e.code == "NotFoundException")
         }
+        // A dataset key's policy goes in and comes back as the same policy (PutKeyPolicy answers an empty body).
+        let account = try #require(DatasetKeyPolicy.account(ofKeyARN: key.arn))
+        let policy = try DatasetKeyPolicy(
+            owner: DatasetKeyPolicy.accountRoot(account), keyReleasePrincipal: "arn:aws:iam::\(account):role/cleanroomd",
+            enclaveImages: [String(repeating: "ab", count: 48)])
+        #expect(DatasetKeyPolicy(document: try await client.keyPolicy(keyID: key.keyId)) == nil)  // the default policy
+        try await client.putKeyPolicy(keyID: key.keyId, policy: policy.document)
+        #expect(DatasetKeyPolicy(document: try await client.keyPolicy(keyID: key.keyId)) == policy)
         var bad = moto.credentials
         bad.secretAccessKey += "x"
         let badClient = try AWSKMSClient(

@@ -449,7 +449,16 @@ import Testing
                 home: operatorHome, ["policy", "approve", collaboration, "--digest", digest, "--yes", "--json"])
             #expect(forged.status == 0, "\(forged)")
 
-            // The job starts (the server trusts its own database) — and the enclave refuses the retailer's data.
+            // The job starts (the server trusts its own database), but the retailer's KMS key releases
+            // nothing: the retailer approved no policy on this enclave image, so its key policy lists none.
+            let refused = try await f.waitForJob(try await f.startJob(collaboration))
+            #expect(Self.errorCode(refused) == "key_release.refused", "\(refused)")
+            #expect(Self.errorMessage(refused).contains("AccessDeniedException"), "\(refused)")
+
+            // Had the retailer trusted this image already (say, for another collaboration), KMS would
+            // release — and the enclave still refuses the retailer's data.
+            let allowed = try await f.cli(Self.retailer, ["kms", "allow-image", f.pcr0, "--json"])
+            #expect(allowed.status == 0, "\(allowed)")
             let job = try await f.startJob(collaboration)
             let ended = try await f.waitForJob(job)
             #expect(ended["status"] as? String == "failed", "\(ended)")

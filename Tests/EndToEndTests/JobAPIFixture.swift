@@ -398,8 +398,13 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     func approve(_ party: Int, _ collaboration: String, digest: String) async throws -> String {
         let approved = try await cli(
             party, ["policy", "approve", collaboration, "--digest", digest, "--yes", "--json"])
-        guard approved.status == 0, let id = try? approved.json()["id"] as? String else {
+        guard approved.status == 0, let reply = try? approved.json(), let id = reply["id"] as? String else {
             throw TestEnvironmentError("policy approve by \(parties[party].id) failed: \(approved)")
+        }
+        // Approving a policy on its data lets the party's KMS key release to the policy's enclave.
+        let images = (reply["kmsKey"] as? [String: Any])?["enclaveImages"] as? [String] ?? []
+        guard images.contains(pcr0) else {
+            throw TestEnvironmentError("policy approve by \(parties[party].id) did not allow the enclave image in its KMS key: \(approved)")
         }
         return id
     }

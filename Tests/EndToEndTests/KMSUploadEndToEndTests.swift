@@ -4,7 +4,8 @@ import Testing
 
 /// `cleanroom dataset upload` with client-side encryption: a data key from the party's own key in
 /// the server's local KMS (SigV4 with the access key the party got at registration), the CSV
-/// streamed through the Encryption SDK encryptor straight into the upload.
+/// streamed through the Encryption SDK encryptor straight into the upload; the key's policy lets
+/// the party, not the operator, open what is stored.
 @Suite(.serialized) struct KMSUploadEndToEndTests {
     @Test func csvIsEncryptedOnThePartysMachineUnderItsKMSKey() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-kms-upload")
@@ -39,5 +40,54 @@ import Testing
             #expect(data.range(of: header) == nil, "\(file) holds plaintext")
         }
         #expect(uploaded["size"] as? Int ?? 0 > csv.utf8.count)
+
+        // The key's policy (DESIGN §2.4): the party alone uses it; no enclave image is allowed yet.
+        let shown = try machine.json(["kms", "show"])
+        #expect(shown["managed"] as? Bool == true)
+        #expect(shown["owner"] as? String == "arn:aws:iam::000000000000:user/cleanroom/\(machine.partyId)")
+        #expect(shown["keyReleasePrincipal"] is NSNull, "nobody may release while no image is allowed")
+        #expect((shown["enclaveImages"] as? [String]) == [])
+        #expect(!(shown["policy"] as? String ?? "kms:Decrypt").contains("kms:Decrypt"))
+
+        // The stored object, opened with KMS credentials: the party may, the operator (the
+        // account root of the embedded KMS) may not, even holding the ciphertext.
+        let stored = try #require(
+            files.map { objects.appendingPathComponent($0) }.first {
+                (try? $0.resourceValues(forKeys: [.fileSizeKey]).fileSize) == uploaded["size"] as? Int
+            })
+        let operatorKeys = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: objects.appendingPathComponent("operator-credentials.json")))
+                as? [String: Any])
+        let partyProfile = profile
+        func decrypt(as keys: (String, String)) throws -> ProcessResult {
+            try CLI.run(
+                "cleanroom", ["decrypt", "--kms", "--in", stored.path, "--out", root.appendingPathComponent("opened.csv").path],
+                environment: [
+                    "AWS_ACCESS_KEY_ID": keys.0, "AWS_SECRET_ACCESS_KEY": keys.1, "AWS_REGION": "us-east-1",
+                    "AWS_ENDPOINT_URL_KMS": server.url, "HOME": root.path,
+                ], expectStatus: nil)
+        }
+        let byOperator = try decrypt(as: (operatorKeys["accessKeyId"] as! String, operatorKeys["secretAccessKey"] as! String))
+        #expect(byOperator.status == 1)
+        #expect(byOperator.stderrText.contains("AccessDeniedException"), "\(byOperator.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("opened.csv").path))
+        let byParty = try decrypt(as: (partyProfile["accessKeyId"] as! String, partyProfile["secretAccessKey"] as! String))
+        #expect(byParty.status == 0, "\(byParty.stderrText)")
+        #expect(try String(contentsOf: root.appendingPathComponent("opened.csv"), encoding: .utf8) == csv)
+
+        // Images are added and removed by the party; a debug enclave's all-zero PCR0 never is.
+        let image = String(repeating: "ab", count: 48)
+        let allowed = try machine.json(["kms", "allow-image", image.uppercased()])
+        #expect(allowed["added"] as? [String] == [image])
+        let withImage = try machine.json(["kms", "show"])
+        #expect(withImage["enclaveImages"] as? [String] == [image])
+        #expect(withImage["keyReleasePrincipal"] as? String == "arn:aws:iam::000000000000:root")
+        let debug = try machine.cli(["kms", "allow-image", String(repeating: "0", count: 96)], expectStatus: 2)
+        #expect(debug.stderrText.contains("debug-mode"))
+        #expect(try machine.json(["kms", "remove-image", image])["removed"] as? [String] == [image])
+        #expect(try machine.json(["kms", "show"])["enclaveImages"] as? [String] == [])
+        // Image flags at upload only apply to a key being created.
+        let misplaced = try machine.cli(["dataset", "upload", datasetId, plain.path, "--enclave-image", image], expectStatus: 2)
+        #expect(misplaced.stderrText.contains("kms allow-image"))
     }
 }

@@ -45,6 +45,7 @@ public final class AWSKMSClient: KeyManagementService {
         var bytes = try await response.body.collect(limit: 4 << 20)
         defer { for i in bytes.indices { bytes[i] = 0 } }
         guard response.status == 200 else { throw KMSError.parse(status: response.status, body: bytes) }
+        if bytes.isEmpty { bytes = Array("{}".utf8) }  // PutKeyPolicy, CreateAlias: an empty body
         do {
             return try KMSWire.decoder.decode(Response.self, from: Data(bytes))
         } catch {
@@ -135,5 +136,17 @@ public final class AWSKMSClient: KeyManagementService {
         let r: KMSWire.KeyMetadataResponse = try await call(
             "CreateKey", KMSWire.CreateKeyRequest(description: description, policy: policy))
         return r.keyMetadata
+    }
+
+    /// `GetKeyPolicy` (the policy named `default`, the only one KMS has).
+    public func keyPolicy(keyID: String) async throws -> String {
+        let r: KMSWire.KeyPolicyResponse = try await call("GetKeyPolicy", KMSWire.KeyPolicyRequest(keyId: keyID))
+        return r.policy
+    }
+
+    /// `PutKeyPolicy`.
+    public func putKeyPolicy(keyID: String, policy: String) async throws {
+        struct Empty: Decodable {}
+        _ = try await call("PutKeyPolicy", KMSWire.KeyPolicyRequest(keyId: keyID, policy: policy), as: Empty.self)
     }
 }
