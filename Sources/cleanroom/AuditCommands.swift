@@ -46,7 +46,7 @@ struct PartyAuditVerifyCommand: AsyncParsableCommand {
                 try options.saveProfile(updated)
             }
             do {
-                let report = try proof.verify(publicKeyPEM: pinned!)
+                let report = try proof.verify(publicKeyPEM: pinned!, collaborationId: collaboration)
                 try options.output(
                     "audit trail verifies: \(proof.entries.count) entries of this collaboration in a chain of \(report.entries), signed through entry \(report.signedThrough)",
                     json: ["valid": true, "entries": proof.entries.count, "chain": report.entries, "signedThrough": report.signedThrough])

@@ -11,11 +11,11 @@ import Testing
         let fixture = try StoreFixture()
         let mode = try fixture.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
-        #expect(try fixture.store.appliedMigrations() == ["2026-11-21-01-governance"])
+        #expect(try fixture.store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags"])
         // Reopening applies nothing new and keeps the data.
         let reopened = try CleanRoomStore(path: fixture.path)
         #expect(try reopened.parties().isEmpty)
-        #expect(try reopened.appliedMigrations() == ["2026-11-21-01-governance"])
+        #expect(try reopened.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags"])
     }
 
     @Test func additionalMigrationsAreAppendedAfterOurs() throws {
@@ -23,7 +23,7 @@ import Testing
         var configuration = CleanRoomStore.Configuration()
         configuration.additionalMigrations = [("2026-11-21-50-extra", { db in try db.execute(sql: "CREATE TABLE extra(x)") })]
         let store = try CleanRoomStore(path: fixture.path, configuration: configuration)
-        #expect(try store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-50-extra"])
+        #expect(try store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags", "2026-11-21-50-extra"])
     }
 
     @Test func registrationConsumesTheTokenAndReturnsSecretsOnce() throws {

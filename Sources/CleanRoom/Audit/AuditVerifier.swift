@@ -4,7 +4,8 @@ import Foundation
 /// every checkpoint's signature and position in the chain.
 ///
 /// Works on the full log (operator, `cleanroomd audit verify`) and on a party's proof, where the
-/// entries it may not read appear only as (seq, prevHash, hash) links.
+/// entries it may not read appear only as links: (seq, prevHash, tag, content digest, hash) for
+/// format-2 entries, whose hash the verifier recomputes; (seq, prevHash, hash) for format-1 ones.
 public struct AuditVerifier: Sendable {
     /// What is wrong with a log; `seq` is the first entry where the chain breaks.
     public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -16,6 +17,8 @@ public struct AuditVerifier: Sendable {
             case checkpointMismatch = "audit_checkpoint_mismatch"
             case checkpointBeyondChain = "audit_checkpoint_beyond_chain"
             case noCheckpoint = "audit_no_checkpoint"
+            case linkIncomplete = "audit_link_incomplete"
+            case entryWithheld = "audit_entry_withheld"
         }
         public let code: Code
         public let seq: Int64
@@ -28,10 +31,16 @@ public struct AuditVerifier: Sendable {
         public var seq: Int64
         public var prevHash: String
         public var hash: String
-        public init(seq: Int64, prevHash: String, hash: String) {
+        /// Format 2: the entry's collaboration tag (`AuditEntry.tag`); nil for format 1.
+        public var tag: String?
+        /// Format 2: SHA-256 of the entry's canonical fields; nil for format 1.
+        public var content: String?
+        public init(seq: Int64, prevHash: String, hash: String, tag: String? = nil, content: String? = nil) {
             self.seq = seq
             self.prevHash = prevHash
             self.hash = hash
+            self.tag = tag
+            self.content = content
         }
     }
 
@@ -59,14 +68,16 @@ public struct AuditVerifier: Sendable {
         for entry in entries where entry.computedHash != entry.hash {
             throw Failure(code: .entryEdited, seq: entry.seq, message: "the entry's content does not match its hash")
         }
-        let links = entries.map { Link(seq: $0.seq, prevHash: $0.prevHash, hash: $0.hash) }
-        return try verify(links: links, checkpoints: checkpoints, requireCheckpoint: requireCheckpoint)
+        return try verify(links: entries.map(\.link), checkpoints: checkpoints, requireCheckpoint: requireCheckpoint)
     }
 
-    /// Verifies a chain of links (some entries may be present in full elsewhere and checked by the caller).
-    public func verify(links unordered: [Link], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true) throws
-        -> Report
-    {
+    /// Verifies a chain of links (some entries may be present in full elsewhere and checked by the
+    /// caller). With `requireSignedHead` the last link must be covered by a signed checkpoint, as
+    /// in a proof the server hands out (it signs its head first), so that no checkpoint can be
+    /// left out.
+    public func verify(
+        links unordered: [Link], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true, requireSignedHead: Bool = false
+    ) throws -> Report {
         // Storage order is not trusted: the chain is walked by sequence number, which the hash covers.
         let links = unordered.sorted { $0.seq < $1.seq }
         var previous = AuditEntry.genesisHash
@@ -81,10 +92,16 @@ public struct AuditVerifier: Sendable {
             guard link.prevHash == previous else {
                 throw Failure(code: .chainBroken, seq: link.seq, message: "the entry does not follow its predecessor")
             }
+            if let tag = link.tag, let content = link.content,
+                AuditEntry.linkHash(prevHash: link.prevHash, tag: tag, content: content) != link.hash
+            {
+                throw Failure(code: .entryEdited, seq: link.seq, message: "the link's hash does not match its tag and content")
+            }
             previous = link.hash
             hashes[link.seq] = link.hash
         }
         var signedThrough: Int64 = 0
+        var formatSince: Int64?
         for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
             guard let signature = Data(base64Encoded: checkpoint.signature),
                 key.isValidSignature(Array(signature), for: checkpoint.message),
@@ -105,10 +122,27 @@ public struct AuditVerifier: Sendable {
                     code: .checkpointMismatch, seq: checkpoint.seq,
                     message: "the chain differs from what the server signed at entry \(checkpoint.seq)")
             }
+            if let since = checkpoint.formatSince {
+                guard formatSince == nil || formatSince == since else {
+                    throw Failure(
+                        code: .checkpointInvalid, seq: checkpoint.seq,
+                        message: "signed checkpoints disagree on the first entry of format 2 (\(formatSince!) and \(since))")
+                }
+                formatSince = since
+            }
             signedThrough = max(signedThrough, checkpoint.seq)
         }
         if requireCheckpoint, !links.isEmpty, signedThrough == 0 {
             throw Failure(code: .noCheckpoint, seq: 0, message: "no signed checkpoint covers the log")
+        }
+        if requireSignedHead, let head = links.last?.seq, signedThrough != head {
+            throw Failure(code: .noCheckpoint, seq: head, message: "no signed checkpoint covers the head of the chain")
+        }
+        // From the first format-2 entry the server signed on, every link must show its tag.
+        if let formatSince, let bare = links.first(where: { $0.seq >= formatSince && ($0.tag == nil || $0.content == nil) }) {
+            throw Failure(
+                code: .linkIncomplete, seq: bare.seq,
+                message: "the entry is shown without its collaboration tag, though every entry from \(formatSince) on has one")
         }
         return Report(
             entries: links.count, checkpoints: checkpoints.count, signedThrough: signedThrough, headHash: previous)

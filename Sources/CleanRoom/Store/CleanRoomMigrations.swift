@@ -141,5 +141,11 @@ enum CleanRoomMigrations {
                 t.column("keyFingerprint", .text).notNull()
             }
         }
+        // Audit format 2: each entry's hash covers a collaboration tag its link shows (NULL: format 1),
+        // and each checkpoint signs where format 2 begins.
+        migrator.registerMigration("2026-11-21-02-audit-collaboration-tags") { db in
+            try db.alter(table: "auditEntry") { t in t.add(column: "format", .integer) }
+            try db.alter(table: "auditCheckpoint") { t in t.add(column: "formatSince", .integer) }
+        }
     }
 }

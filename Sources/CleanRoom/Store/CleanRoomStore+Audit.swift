@@ -2,17 +2,18 @@ import Foundation
 import GRDB
 
 /// What a party receives to verify a collaboration's audit trail offline: its collaboration's
-/// entries in full, every link of the chain (other entries reduced to their hashes), the signed
-/// checkpoints, and the public key that signed them.
+/// entries in full, every link of the chain up to a signed head (other entries reduced to their
+/// links), the signed checkpoints, and the public key that signed them.
 public struct AuditProof: Codable, Sendable, Equatable {
     public var entries: [AuditEntry]
     public var chain: [AuditVerifier.Link]
     public var checkpoints: [AuditCheckpoint]
     public var publicKey: String?
 
-    /// Verifies the proof: every full entry matches its hash and its link, the chain is whole and
-    /// every checkpoint is signed by `publicKey` (which the caller should pin).
-    public func verify(publicKeyPEM: String) throws -> AuditVerifier.Report {
+    /// Verifies the proof of `collaborationId`: every full entry matches its hash and its link, the
+    /// chain is whole up to a signed head, every checkpoint is signed by `publicKeyPEM` (which the
+    /// caller should pin), and no link that bears the collaboration's tag was withheld.
+    public func verify(publicKeyPEM: String, collaborationId: String) throws -> AuditVerifier.Report {
         let verifier = try AuditVerifier(publicKeyPEM: publicKeyPEM)
         let links = Dictionary(chain.map { ($0.seq, $0) }, uniquingKeysWith: { a, _ in a })
         for entry in entries {
@@ -23,7 +24,16 @@ public struct AuditProof: Codable, Sendable, Equatable {
                 throw AuditVerifier.Failure(code: .chainBroken, seq: entry.seq, message: "the entry is not the one in the chain")
             }
         }
-        return try verifier.verify(links: chain, checkpoints: checkpoints)
+        let report = try verifier.verify(links: chain, checkpoints: checkpoints, requireSignedHead: true)
+        let shown = Set(entries.map(\.seq))
+        if let withheld = chain.first(where: {
+            !shown.contains($0.seq) && $0.tag == AuditEntry.tag(collaborationId: collaborationId, seq: $0.seq)
+        }) {
+            throw AuditVerifier.Failure(
+                code: .entryWithheld, seq: withheld.seq,
+                message: "an entry of this collaboration is shown only as a link: the server withheld it")
+        }
+        return report
     }
 }
 
@@ -37,7 +47,8 @@ extension CleanRoomStore {
         var entry = AuditEntry(
             seq: (last?.seq ?? 0) + 1, time: now, actor: actor?.principal.id ?? "system",
             actorPartyId: actor?.partyId, action: action, collaborationId: collaborationId, subject: subject,
-            details: CanonicalJSON.string(details), prevHash: last?.hash ?? AuditEntry.genesisHash, hash: "")
+            details: CanonicalJSON.string(details), prevHash: last?.hash ?? AuditEntry.genesisHash, hash: "",
+            format: AuditEntry.currentFormat)
         entry.hash = entry.computedHash
         try entry.insert(db)
         if configuration.auditSigner != nil, entry.seq % configuration.checkpointInterval == 0 {
@@ -48,11 +59,12 @@ extension CleanRoomStore {
     private func signCheckpoint(_ db: Database, head: AuditEntry) throws {
         guard let signer = configuration.auditSigner else { return }
         let time = now
-        let signature = try signer.sign(AuditCheckpoint.message(seq: head.seq, hash: head.hash, time: time))
+        let formatSince = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM auditEntry WHERE format = ?", arguments: [AuditEntry.currentFormat])
+        let signature = try signer.sign(AuditCheckpoint.message(seq: head.seq, hash: head.hash, time: time, formatSince: formatSince))
         let key = try SigningPublicKey(pem: signer.publicKeyPEM)
         try AuditCheckpoint(
             seq: head.seq, hash: head.hash, time: time, signature: Data(signature).base64EncodedString(),
-            keyFingerprint: key.fingerprint
+            keyFingerprint: key.fingerprint, formatSince: formatSince
         ).insert(db, onConflict: .ignore)
     }
 
@@ -81,14 +93,13 @@ extension CleanRoomStore {
     /// The audit proof for one collaboration, for a member party (404 otherwise).
     public func auditProof(collaborationId: String, caller: Caller) throws -> AuditProof {
         _ = try collaboration(id: collaborationId, caller: caller)
-        try checkpoint()
+        // Up to the head just signed: entries appended meanwhile wait for the next proof.
+        let head = try checkpoint()?.seq ?? 0
         return try read { db in
-            let entries = try AuditEntry.filter(Column("collaborationId") == collaborationId).order(Column("seq"))
-                .fetchAll(db)
-            let links = try Row.fetchAll(db, sql: "SELECT seq, prevHash, hash FROM auditEntry ORDER BY seq").map {
-                AuditVerifier.Link(seq: $0["seq"], prevHash: $0["prevHash"], hash: $0["hash"])
-            }
-            let checkpoints = try AuditCheckpoint.order(Column("seq")).fetchAll(db)
+            let all = try AuditEntry.filter(Column("seq") <= head).order(Column("seq")).fetchAll(db)
+            let entries = all.filter { $0.collaborationId == collaborationId }
+            let links = all.map(\.link)
+            let checkpoints = try AuditCheckpoint.filter(Column("seq") <= head).order(Column("seq")).fetchAll(db)
             return AuditProof(
                 entries: entries, chain: links, checkpoints: checkpoints,
                 publicKey: configuration.auditSigner?.publicKeyPEM)
