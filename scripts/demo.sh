@@ -130,6 +130,9 @@ for party in "${PARTIES[@]}"; do
   as "$party" cleanroom policy approve "$COLLABORATION" --digest "$DIGEST" --yes
 done
 
+step "KMS itself now releases First Bank's data keys only to that enclave image (and only First Bank may use the key)"
+as first-bank cleanroom kms show
+
 step "First Bank starts the job and watches it: attestation, key release, join, training, delivery"
 started="$(quietly first-bank cleanroom job start "$COLLABORATION" --json)"
 JOB="$(field "$started" id)"

@@ -23,9 +23,10 @@ import Testing
         return (fixture, view.collaboration.id)
     }
 
-    static func verify(_ fixture: StoreFixture) -> AuditVerifier.Failure.Code? {
+    /// The code a verification fails with, or nil when it passes.
+    static func failureCode(_ verification: () throws -> AuditVerifier.Report) -> AuditVerifier.Failure.Code? {
         do {
-            _ = try fixture.store.verifyAuditLog(publicKeyPEM: fixture.signer.publicKeyPEM)
+            _ = try verification()
             return nil
         } catch let failure as AuditVerifier.Failure {
             return failure.code
@@ -33,6 +34,10 @@ import Testing
             Issue.record("unexpected error \(error)")
             return nil
         }
+    }
+
+    static func verify(_ fixture: StoreFixture) -> AuditVerifier.Failure.Code? {
+        failureCode { try fixture.store.verifyAuditLog(publicKeyPEM: fixture.signer.publicKeyPEM) }
     }
 
     /// Tampers through a separate SQLite connection, as someone with the database file would.
@@ -148,15 +153,7 @@ import Testing
     }
 
     static func failure(_ proof: AuditProof, _ fixture: StoreFixture, _ collaborationId: String) -> AuditVerifier.Failure.Code? {
-        do {
-            _ = try proof.verify(publicKeyPEM: fixture.signer.publicKeyPEM, collaborationId: collaborationId)
-            return nil
-        } catch let failure as AuditVerifier.Failure {
-            return failure.code
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
-        }
+        failureCode { try proof.verify(publicKeyPEM: fixture.signer.publicKeyPEM, collaborationId: collaborationId) }
     }
 
     /// DESIGN §2.7: a server that hands a party its proof cannot leave out one of the party's own

@@ -23,12 +23,14 @@ import Testing
         // echoed on stderr, which a terminal shows too).
         let shown = result.stdoutText + result.stderrText
         for command in ["cleanroom keys init", "cleanroom register", "cleanroom dataset upload", "cleanroom policy propose",
-                        "cleanroom policy approve", "cleanroom job start", "cleanroom job watch", "cleanroom job list",
+                        "cleanroom policy approve", "cleanroom kms show", "cleanroom job start", "cleanroom job watch", "cleanroom job list",
                         "cleanroom output download",
                         "cleanroom verify"] {
             #expect(shown.contains("$ \(command)"), "the demo does not show `\(command)`")
         }
         #expect(result.stdoutText.components(separatedBy: "VERIFIED").count - 1 == 3)
+        // Each approval let the policy's enclave image decrypt that party's data keys.
+        #expect(result.stdoutText.components(separatedBy: "now releases data keys to enclave image").count - 1 == 3)
         // Any member sees the collaboration's jobs.
         #expect(result.stdoutText.contains(try Regex("job-[0-9a-f]+  succeeded  started ")), "`job list` shows no succeeded job")
 
