@@ -6,14 +6,16 @@ public enum Metrics {
     /// Returns NaN when only one class is present.
     public static func auc(labels: [Double], scores: [Double]) -> Double {
         precondition(labels.count == scores.count)
-        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        // Pairs sorted in place: each comparison reads its two neighbours, not two random indices.
+        var pairs = zip(scores, labels).map { (score: $0, positive: $1 > 0.5) }
+        pairs.sort { $0.score < $1.score }
         var positives = 0.0, rankSum = 0.0
         var i = 0
-        while i < order.count {
+        while i < pairs.count {
             var j = i
-            while j + 1 < order.count, scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            while j + 1 < pairs.count, pairs[j + 1].score == pairs[i].score { j += 1 }
             let averageRank = Double(i + j + 2) / 2  // ranks are 1-based
-            for k in i...j where labels[order[k]] > 0.5 {
+            for k in i...j where pairs[k].positive {
                 positives += 1
                 rankSum += averageRank
             }

@@ -95,55 +95,73 @@ public enum Model: Sendable, Equatable {
 }
 
 /// Trees flattened into one node array for fast prediction over blocks of rows.
+///
+/// Rows go down a tree level by level, a block of rows at a time, with no branch per node: a leaf
+/// is its own child on both sides, so every row takes exactly the tree's depth in steps, and the
+/// child is picked by index arithmetic. The rows of a block are independent, so their memory loads
+/// overlap instead of waiting on one another and on mispredicted branches.
 struct FlatTrees: Sendable {
-    /// Per node: feature (-1 for a leaf), threshold or leaf value, children (absolute), default.
-    let feature: [Int32]
-    let value: [Float]
-    let left: [Int32]
-    let right: [Int32]
-    let defaultLeft: [Bool]
-    let roots: [Int]
+    /// One node in 16 bytes, so a step loads one place: a leaf tests feature 0 and has itself as
+    /// both children.
+    struct Node {
+        /// A row goes left when its value is below this (inner nodes).
+        var threshold: Float
+        /// The feature tested, with bit 31 set when a missing value goes left.
+        var featureAndDefault: UInt32
+        var left: Int32
+        var right: Int32
+    }
+
+    let nodes: [Node]
+    /// Per node: the leaf value (0 for inner nodes).
+    let leafValue: [Float]
+    /// Per tree: its root and its depth (the steps from the root to its deepest leaf).
+    let roots: [(root: Int, depth: Int)]
     let featureCount: Int
 
     init(_ trees: [RegressionTree]) {
-        var feature: [Int32] = [], value: [Float] = [], left: [Int32] = [], right: [Int32] = []
-        var defaultLeft: [Bool] = [], roots: [Int] = []
+        var nodes: [Node] = [], leafValue: [Float] = [], roots: [(Int, Int)] = []
         var maxFeature: Int32 = -1
         for tree in trees {
-            let base = Int32(feature.count)
-            roots.append(Int(base))
+            let base = Int32(nodes.count)
+            // Depths from the children (which always come after their parent), not from `parents`.
+            var depth = [Int](repeating: 0, count: tree.nodeCount), deepest = 0
+            for node in 0..<tree.nodeCount where tree.leftChildren[node] >= 0 {
+                depth[Int(tree.leftChildren[node])] = depth[node] + 1
+                depth[Int(tree.rightChildren[node])] = depth[node] + 1
+                deepest = max(deepest, depth[node] + 1)
+            }
+            roots.append((Int(base), deepest))
             for node in 0..<tree.nodeCount {
                 let isLeaf = tree.leftChildren[node] < 0
-                feature.append(isLeaf ? -1 : tree.splitIndices[node])
+                let me = base + Int32(node)
                 maxFeature = max(maxFeature, isLeaf ? -1 : tree.splitIndices[node])
-                value.append(tree.splitConditions[node])
-                left.append(isLeaf ? -1 : base + tree.leftChildren[node])
-                right.append(isLeaf ? -1 : base + tree.rightChildren[node])
-                defaultLeft.append(tree.defaultLeft[node])
+                let feature = isLeaf ? 0 : UInt32(tree.splitIndices[node])
+                nodes.append(Node(
+                    threshold: isLeaf ? 0 : tree.splitConditions[node],
+                    featureAndDefault: feature | (tree.defaultLeft[node] ? 1 << 31 : 0),
+                    left: isLeaf ? me : base + tree.leftChildren[node], right: isLeaf ? me : base + tree.rightChildren[node]))
+                leafValue.append(isLeaf ? tree.splitConditions[node] : 0)
             }
         }
-        self.feature = feature
-        self.value = value
-        self.left = left
-        self.right = right
-        self.defaultLeft = defaultLeft
+        self.nodes = nodes
+        self.leafValue = leafValue
         self.roots = roots
         featureCount = Int(maxFeature) + 1
     }
 
     /// Calls `emit(row, margin)` for each row of `rows`.
     func predict(columns: [[Float]], rows: Range<Int>, base: Float, _ emit: (Int, Float) -> Void) {
-        let block = 128
+        let block = 256
         let width = max(1, featureCount)
         var cells = [Float](repeating: 0, count: block * width)
         var margins = [Float](repeating: 0, count: block)
-        feature.withUnsafeBufferPointer { feature in
-        value.withUnsafeBufferPointer { value in
-        left.withUnsafeBufferPointer { left in
-        right.withUnsafeBufferPointer { right in
-        defaultLeft.withUnsafeBufferPointer { defaultLeft in
+        var at = [Int32](repeating: 0, count: block)
+        nodes.withUnsafeBufferPointer { nodes in
+        leafValue.withUnsafeBufferPointer { leafValue in
         cells.withUnsafeMutableBufferPointer { cells in
         margins.withUnsafeMutableBufferPointer { margins in
+        at.withUnsafeMutableBufferPointer { at in
             var start = rows.lowerBound
             while start < rows.upperBound {
                 let count = min(block, rows.upperBound - start)
@@ -154,17 +172,19 @@ struct FlatTrees: Sendable {
                     }
                 }
                 for i in 0..<count { margins[i] = base }
-                for root in roots {
-                    for i in 0..<count {
-                        let row = cells.baseAddress! + i &* width
-                        var node = root
-                        while feature[node] >= 0 {
-                            let x = row[Int(feature[node])]
-                            let goLeft = x.isNaN ? defaultLeft[node] : x < value[node]
-                            node = Int(goLeft ? left[node] : right[node])
+                for (root, depth) in roots {
+                    for i in 0..<count { at[i] = Int32(root) }
+                    for _ in 0..<depth {
+                        for i in 0..<count {
+                            let node = nodes[Int(at[i])]
+                            let x = cells[i &* width &+ Int(node.featureAndDefault & 0x7fff_ffff)]
+                            // `x < threshold` is false for NaN, which then goes where the node says;
+                            // bits, not `||`, so that no branch is taken per node.
+                            let goLeft = Self.bit(x < node.threshold) | (Self.bit(x.isNaN) & Int(node.featureAndDefault >> 31))
+                            at[i] = goLeft == 1 ? node.left : node.right
                         }
-                        margins[i] += value[node]
                     }
+                    for i in 0..<count { margins[i] += leafValue[Int(at[i])] }
                 }
                 for i in 0..<count { emit(start + i, margins[i]) }
                 start += count
@@ -174,7 +194,7 @@ struct FlatTrees: Sendable {
         }
         }
         }
-        }
-        }
     }
+
+    @inline(__always) static func bit(_ value: Bool) -> Int { Int(unsafeBitCast(value, to: UInt8.self)) }
 }

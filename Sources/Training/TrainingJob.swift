@@ -196,14 +196,18 @@ public struct TrainingJob: Sendable {
         let scores = model.predict(dataset)
         var isValidation = [Bool](repeating: false, count: dataset.rowCount)
         for row in split.validationRows { isValidation[row] = true }
-        let train = MetricSet(
-            objective: objective, labels: split.trainRows.map { dataset.labels[$0] },
-            predictions: split.trainRows.map { scores[$0] })
-        let validation = split.validationRows.isEmpty
-            ? nil
-            : MetricSet(
-                objective: objective, labels: split.validationRows.map { dataset.labels[$0] },
-                predictions: split.validationRows.map { scores[$0] })
+        // The two sets at once (each sorts its scores for the AUC).
+        var sets = [MetricSet?](repeating: nil, count: 2)
+        sets.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedBox(out)
+            Parallel.run(2) { part in
+                let rows = part == 0 ? split.trainRows : split.validationRows
+                guard part == 0 || !rows.isEmpty else { return }
+                out.value[part] = MetricSet(
+                    objective: objective, labels: rows.map { dataset.labels[$0] }, predictions: rows.map { scores[$0] })
+            }
+        }
+        let train = sets[0]!, validation = sets[1]
         lap("evaluate")
         progress?(TrainingProgress(phase: .exporting))
         let metrics = TrainingMetrics(
