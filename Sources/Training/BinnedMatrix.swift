@@ -26,13 +26,49 @@ public struct BinCuts: Sendable, Equatable {
                 var values: [Float] = []
                 values.reserveCapacity(sample.count)
                 for row in sample where !column[row].isNaN { values.append(column[row]) }
-                out.value[f] = BinCuts.cuts(sortedValues: values.sorted(), maxBins: maxBins)
+                BinCuts.radixSort(&values)
+                out.value[f] = BinCuts.cuts(sortedValues: values, maxBins: maxBins)
             }
         }
         cuts = all
     }
 
     public init(cuts: [[Float]]) { self.cuts = cuts }
+
+    /// Sorts values that are not NaN ascending (-0 and +0 as equals, both +0), in three passes of
+    /// 11 bits over keys that order like the floats: a few nanoseconds a value, where a comparison
+    /// sort of a 200,000-row sample took most of the binning.
+    static func radixSort(_ values: inout [Float]) {
+        let n = values.count
+        guard n > 1 else { return }
+        // Flip the sign bit of positives and every bit of negatives: unsigned order = float order.
+        var keys = values.map { value -> UInt32 in
+            let bits = (value == 0 ? 0 : value).bitPattern
+            return bits & 0x8000_0000 == 0 ? bits | 0x8000_0000 : ~bits
+        }
+        var scratch = [UInt32](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 2048)
+        for shift in stride(from: 0, to: 33, by: 11) {
+            for i in counts.indices { counts[i] = 0 }
+            for key in keys { counts[Int((key >> UInt32(shift)) & 0x7ff)] += 1 }
+            var total = 0
+            for i in counts.indices {
+                let c = counts[i]
+                counts[i] = total
+                total += c
+            }
+            for key in keys {
+                let digit = Int((key >> UInt32(shift)) & 0x7ff)
+                scratch[counts[digit]] = key
+                counts[digit] += 1
+            }
+            swap(&keys, &scratch)
+        }
+        for i in 0..<n {
+            let key = keys[i]
+            values[i] = Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7fff_ffff : ~key)
+        }
+    }
 
     /// Cuts that split sorted values into at most `maxBins` groups of nearly equal count.
     static func cuts(sortedValues values: [Float], maxBins: Int) -> [Float] {

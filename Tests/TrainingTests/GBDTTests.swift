@@ -91,6 +91,22 @@ import Testing
         #expect(binner.bin(.nan, feature: 0) == 3)
     }
 
+    @Test func radixSortOrdersFloatsLikeAComparisonSort() {
+        var generator = SystemRandomNumberGenerator()
+        let special: [Float] = [0, -0.0, 1, -1, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+                                .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1e-30, -1e-30]
+        for count in [0, 1, 2, 3, 100, 5000] {
+            var values = (0..<count).map { _ in
+                Bool.random(using: &generator)
+                    ? Float.random(in: -1000...1000, using: &generator)
+                    : special.randomElement(using: &generator)! * Float(Int.random(in: 1...3, using: &generator))
+            }
+            let expected = values.map { $0 == 0 ? 0 : $0 }.sorted()
+            BinCuts.radixSort(&values)
+            #expect(values.map(\.bitPattern) == expected.map(\.bitPattern), "count \(count)")
+        }
+    }
+
     @Test func learnsASyntheticProblemWithSamplingDeterministically() throws {
         let table = try TrainingFixtures.synthetic(rows: 3000)
         let spec = TrainingSpec(
