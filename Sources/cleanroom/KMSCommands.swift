@@ -82,19 +82,20 @@ struct PartyKMS {
         return (document, DatasetKeyPolicy(document: document))
     }
 
-    /// Changes a policy `cleanroom` wrote and puts it back (unchanged policies are not put).
-    func update(_ key: String, _ change: (inout DatasetKeyPolicy) throws -> Void) async throws -> DatasetKeyPolicy {
-        let (_, managed) = try await policy(of: key)
-        guard var policy = managed else {
-            throw CLIError(
-                "the policy of KMS key \(key) was not written by cleanroom: edit it yourself (`cleanroom kms show --json` prints it; infrastructure/dataset-key.json shows the statements)",
-                exitCode: 1)
-        }
+    /// Changes a policy `cleanroom` wrote and puts it back (an unchanged policy is not put); nil,
+    /// and nothing changed, when the key's policy is one the party wrote itself.
+    func update(_ key: String, _ change: (inout DatasetKeyPolicy) throws -> Void) async throws -> DatasetKeyPolicy? {
+        guard var policy = try await policy(of: key).managed else { return nil }
         let before = policy
         if policy.keyReleasePrincipal == nil { policy.keyReleasePrincipal = defaultReleaser(forKey: key) }
         try change(&policy)
         if policy != before { try await client.putKeyPolicy(keyID: key, policy: policy.document) }
         return policy
+    }
+
+    static func notWrittenByCleanroom(_ key: String) -> CLIError {
+        CLIError(
+            "the policy of KMS key \(key) was not written by cleanroom: edit it yourself (`cleanroom kms show --json` prints it; infrastructure/dataset-key.json shows the statements)")
     }
 
     static func describe(_ policy: DatasetKeyPolicy) -> [String: Any] {
@@ -192,10 +193,12 @@ struct KMSAllowImageCommand: AsyncParsableCommand {
         try await runReporting {
             let (kms, key) = try kmsOptions.open()
             var added: [String] = []
-            let policy = try await kms.update(key) { policy in
-                added = try policy.allow(PartyKMS.images(images))
-                if let keyReleasePrincipal { policy.keyReleasePrincipal = keyReleasePrincipal }
-            }
+            guard
+                let policy = try await kms.update(key, { policy in
+                    added = try policy.allow(PartyKMS.images(images))
+                    if let keyReleasePrincipal { policy.keyReleasePrincipal = keyReleasePrincipal }
+                })
+            else { throw PartyKMS.notWrittenByCleanroom(key) }
             if let keyReleasePrincipal {
                 var profile = try kmsOptions.options.loadProfile()
                 profile.kmsKeyReleasePrincipal = keyReleasePrincipal
@@ -225,7 +228,9 @@ struct KMSRemoveImageCommand: AsyncParsableCommand {
         try await runReporting {
             let (kms, key) = try kmsOptions.open()
             var removed: [String] = []
-            let policy = try await kms.update(key) { removed = try $0.disallow(PartyKMS.images(images)) }
+            guard let policy = try await kms.update(key, { removed = try $0.disallow(PartyKMS.images(images)) }) else {
+                throw PartyKMS.notWrittenByCleanroom(key)
+            }
             var value = PartyKMS.describe(policy)
             value["keyId"] = key
             value["removed"] = removed

@@ -239,12 +239,11 @@ struct PolicyApproveCommand: AsyncParsableCommand {
         do {
             let kms = try PartyKMS(
                 profile: profile, server: try options.serverURL(profile), endpoint: nil, region: PartyKMS.region(ofKey: key, else: "us-east-1"))
-            guard try await kms.policy(of: key).managed != nil else {
+            var added: [String] = []
+            guard let updated = try await kms.update(key, { added = try $0.allow(images) }) else {
                 json["managed"] = false
                 return ("your KMS key \(key) has a policy of your own: make sure it lets enclave image(s) \(images.joined(separator: ", ")) decrypt", json)
             }
-            var added: [String] = []
-            let updated = try await kms.update(key) { added = try $0.allow(images) }
             json.merge(PartyKMS.describe(updated)) { a, _ in a }
             json["managed"] = true
             json["added"] = added

@@ -89,5 +89,23 @@ import Testing
         // Image flags at upload only apply to a key being created.
         let misplaced = try machine.cli(["dataset", "upload", datasetId, plain.path, "--enclave-image", image], expectStatus: 2)
         #expect(misplaced.stderrText.contains("kms allow-image"))
+
+        // A policy the party writes itself (here with boto3, as with AWS's own tools) is never rewritten.
+        let keyId = try #require(partyProfile["kmsKeyId"] as? String)
+        let own = #"{"Version":"2012-10-17","Statement":[{"Sid":"Mine","Effect":"Allow","Principal":{"AWS":"OWNER"},"Action":"kms:*","Resource":"*"}]}"#
+            .replacingOccurrences(of: "OWNER", with: "arn:aws:iam::000000000000:user/cleanroom/\(machine.partyId)")
+        let put = try ProcessRunner.python(
+            """
+            import boto3, sys
+            kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="us-east-1",
+                               aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+            kms.put_key_policy(KeyId=sys.argv[4], PolicyName="default", Policy=sys.argv[5])
+            print(kms.get_key_policy(KeyId=sys.argv[4], PolicyName="default")["Policy"])
+            """,
+            [server.url, partyProfile["accessKeyId"] as! String, partyProfile["secretAccessKey"] as! String, keyId, own])
+        #expect(put.status == 0, "\(put.stdoutText) \(put.stderrText)")
+        #expect(try machine.json(["kms", "show"])["managed"] as? Bool == false)
+        let refusedEdit = try machine.cli(["kms", "allow-image", image], expectStatus: 1)
+        #expect(refusedEdit.stderrText.contains("not written by cleanroom"))
     }
 }
