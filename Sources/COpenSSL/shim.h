@@ -29,6 +29,26 @@
 static inline EVP_PKEY *shim_EVP_EC_gen(const char *curve) { return EVP_EC_gen(curve); }
 static inline EVP_PKEY *shim_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
 
+// RSA key generation that stops (answers NULL) once *stop is set by another thread: OpenSSL
+// calls the progress callback for every prime candidate, and a callback answering 0 aborts.
+static int shim_rsa_keygen_progress(EVP_PKEY_CTX *ctx) {
+    int *stop = (int *)EVP_PKEY_CTX_get_app_data(ctx);
+    return stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE) ? 0 : 1;
+}
+static inline EVP_PKEY *shim_EVP_RSA_gen_stoppable(unsigned int bits, int *stop) {
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+    if (ctx == NULL) return NULL;
+    if (EVP_PKEY_keygen_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) > 0) {
+        EVP_PKEY_CTX_set_app_data(ctx, stop);
+        EVP_PKEY_CTX_set_cb(ctx, shim_rsa_keygen_progress);
+        if (EVP_PKEY_generate(ctx, &pkey) <= 0) pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return pkey;
+}
+static inline void shim_atomic_set(int *flag) { __atomic_store_n(flag, 1, __ATOMIC_RELEASE); }
+
 // Key selections for EVP_PKEY_fromdata (composite macros).
 static inline int shim_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; }
 static inline int shim_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }

@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 import Testing
 
@@ -16,6 +17,25 @@ let sharedRSAKey = Result { try RSA.PrivateKey(bits: 2048) }
         let ciphertext = try key.publicKey.encrypt(secret, padding: .oaepSHA256)
         #expect(ciphertext.count == bits / 8)
         #expect(try key.decrypt(ciphertext, padding: .oaepSHA256) == secret)
+    }
+
+    @Test func racingSearchesGiveOneWorkingKeyAndTheLosersStop() throws {
+        var moduli = Set<[UInt8]>()
+        for _ in 0..<3 {
+            let key = try RSA.PrivateKey(bits: 2048, racing: 2)
+            #expect(key.bits == 2048)
+            let secret = SecureBytes(utf8("a data key for the raced key"))
+            #expect(try key.decrypt(try key.publicKey.encrypt(secret, padding: .oaepSHA256), padding: .oaepSHA256) == secret)
+            moduli.insert(try key.publicKey.derRepresentation)
+        }
+        #expect(moduli.count == 3)
+        expectCryptoError(.invalidArgument) { try RSA.PrivateKey(bits: 1024, racing: 2) }
+        // A search whose flag is already set gives up at its first prime candidate.
+        let stop = RSA.StopFlag()
+        stop.set()
+        let started = ContinuousClock.now
+        #expect(shim_EVP_RSA_gen_stoppable(4096, stop.pointer) == nil)
+        #expect(ContinuousClock.now - started < .milliseconds(50))
     }
 
     @Test func refusesOtherGenerationSizes() {

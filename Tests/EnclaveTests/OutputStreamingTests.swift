@@ -79,6 +79,20 @@ final class RecordingCiphertextSink: CiphertextSink {
         #expect(whole == Array(expected.utf8))
     }
 
+    @Test func aFailedWriteStopsTheFormattingAheadAndIsReported() throws {
+        let (admission, combined, scores) = try scoresFixture(rows: 20_000)
+        var written = 0
+        #expect(throws: EnclaveError.self) {
+            try TrainingWorkload.writeOwnScores(
+                recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores, batchBytes: 16 * 1024
+            ) { (_) throws(EnclaveError) in
+                written += 1
+                if written == 3 { throw EnclaveError(.output, "the channel closed") }
+            }
+        }
+        #expect(written == 3)
+    }
+
     @Test func idsThatNeedQuotesAreQuotedAndMissingIdsSkipped() throws {
         let (admission, _, _) = try scoresFixture(rows: 1)
         let combined = try CSVTableReader.read(

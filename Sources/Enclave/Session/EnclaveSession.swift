@@ -97,7 +97,8 @@ public final class EnclaveSession: @unchecked Sendable {
         let rsaKey: RSA.PrivateKey, receiptKey: P256.Signing.PrivateKey
         let rsaPublic: [UInt8], receiptPublic: [UInt8], document: [UInt8]
         do {
-            rsaKey = try RSA.PrivateKey(bits: 2048)
+            // Nothing else runs yet: a second core races the (randomly long) prime search.
+            rsaKey = try RSA.PrivateKey(bits: 2048, racing: min(2, ProcessInfo.processInfo.activeProcessorCount))
             receiptKey = try P256.Signing.PrivateKey()
             rsaPublic = try rsaKey.publicKey.derRepresentation
             receiptPublic = try receiptKey.publicKey.derRepresentation

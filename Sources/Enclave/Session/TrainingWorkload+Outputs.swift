@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import Envelope
+import Foundation
 import Training
 
 extension TrainingWorkload {
@@ -87,25 +88,37 @@ extension TrainingWorkload {
             rows.append(0, to: &first)
             let rowBytes = first.count + 8
             let rowsPerBatch = max(1, batchBytes / max(first.count, 16))
-            var start = 0
-            let workers = 2
-            while start < column.count {
-                let ranges = (0..<workers).map { part in
-                    min(column.count, start + part * rowsPerBatch)..<min(column.count, start + (part + 1) * rowsPerBatch)
-                }
-                var batches = [[UInt8]](repeating: [], count: workers)
-                batches.withUnsafeMutableBufferPointer { buffer in
-                    let shared = SendableBox((buffer, rows, ranges))
-                    DispatchQueue.concurrentPerform(iterations: workers) { part in
-                        let (buffer, rows, ranges) = shared.value
-                        var out: [UInt8] = []
-                        out.reserveCapacity(ranges[part].count * rowBytes)
-                        for row in ranges[part] { rows.append(row, to: &out) }
-                        buffer[part] = out
+            let batchCount = (column.count + rowsPerBatch - 1) / rowsPerBatch
+            // Batches are formatted ahead, two at a time on a background thread, while this thread
+            // encrypts and sends the ones before: at most `ahead` batches wait, so memory stays bounded.
+            let queue = BatchQueue(capacity: 4)
+            let shared = SendableBox(rows)
+            let formatter = Thread {
+                let rows = shared.value
+                var batch = 0
+                while batch < batchCount, !queue.isCancelled {
+                    let pair = batch..<min(batch + 2, batchCount)
+                    var formatted = [[UInt8]](repeating: [], count: pair.count)
+                    formatted.withUnsafeMutableBufferPointer { buffer in
+                        let out = SendableBox(buffer)
+                        DispatchQueue.concurrentPerform(iterations: pair.count) { k in
+                            let range = (pair.lowerBound + k) * rowsPerBatch..<min(column.count, (pair.lowerBound + k + 1) * rowsPerBatch)
+                            var text: [UInt8] = []
+                            text.reserveCapacity(range.count * rowBytes)
+                            for row in range { rows.append(row, to: &text) }
+                            out.value[k] = text
+                        }
                     }
+                    for text in formatted where !queue.put(text) { break }
+                    batch = pair.upperBound
                 }
-                for batch in batches where !batch.isEmpty { try emit(batch) }
-                start = ranges[workers - 1].upperBound
+                queue.finish()
+            }
+            formatter.name = "scores-format"
+            formatter.start()
+            defer { queue.cancelAndWait() }
+            while let batch = queue.take() {
+                if !batch.isEmpty { try emit(batch) }
             }
         } else {
             var out = header
@@ -215,6 +228,58 @@ struct OutputEncryptor {
             throw EnclaveError(.output, "could not encrypt \(artifact) for \(recipient)")
         }
         try sink.write(ciphertext)
+    }
+}
+
+/// Formatted batches in order, from one producer thread to one consumer: `put` waits while
+/// `capacity` batches are waiting, `take` while none is; cancelling releases both.
+private final class BatchQueue: @unchecked Sendable {  // state guarded by `condition`
+    private let condition = NSCondition()
+    private let capacity: Int
+    private var batches: [[UInt8]] = []
+    private var finished = false
+    private var cancelled = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var isCancelled: Bool { condition.withLock { cancelled } }
+
+    /// Adds a batch; false when the consumer has gone.
+    func put(_ batch: [UInt8]) -> Bool {
+        condition.withLock {
+            while batches.count >= capacity && !cancelled { condition.wait() }
+            guard !cancelled else { return false }
+            batches.append(batch)
+            condition.broadcast()
+            return true
+        }
+    }
+
+    /// The producer is done.
+    func finish() {
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// The next batch, or nil when the producer finished and none is left.
+    func take() -> [UInt8]? {
+        condition.withLock {
+            while batches.isEmpty && !finished { condition.wait() }
+            guard !batches.isEmpty else { return nil }
+            condition.broadcast()
+            return batches.removeFirst()
+        }
+    }
+
+    /// Stops the producer and waits until it has finished (it then no longer reads the rows).
+    func cancelAndWait() {
+        condition.withLock {
+            cancelled = true
+            condition.broadcast()
+            while !finished { condition.wait() }
+        }
     }
 }
 
