@@ -31,7 +31,7 @@ static inline EVP_PKEY *shim_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen
 
 // RSA key generation that stops (answers NULL) once *stop is set by another thread: OpenSSL
 // calls the progress callback for every prime candidate, and a callback answering 0 aborts.
-static int shim_rsa_keygen_progress(EVP_PKEY_CTX *ctx) {
+static inline int shim_rsa_keygen_progress(EVP_PKEY_CTX *ctx) {
     int *stop = (int *)EVP_PKEY_CTX_get_app_data(ctx);
     return stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE) ? 0 : 1;
 }

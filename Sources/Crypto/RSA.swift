@@ -20,6 +20,11 @@ public enum RSA {
     /// Key sizes offered for generation.
     public static let allowedGenerationSizes: Set<Int> = [2048, 3072, 4096]
 
+    /// Smallest modulus accepted when reading a key.
+    public static let minimumKeySize = 2048
+    /// Largest modulus accepted when reading a key.
+    public static let maximumKeySize = 16384
+
     /// A flag that racing key searches poll (through OpenSSL's progress callback) and the winner sets.
     final class StopFlag: @unchecked Sendable {  // read and written only with C atomics
         let pointer: UnsafeMutablePointer<Int32>
@@ -30,10 +35,6 @@ public enum RSA {
         func set() { shim_atomic_set(pointer) }
         deinit { pointer.deallocate() }
     }
-    /// Smallest modulus accepted when reading a key.
-    public static let minimumKeySize = 2048
-    /// Largest modulus accepted when reading a key.
-    public static let maximumKeySize = 16384
 
     static func requireRSA(_ key: PKey) throws {
         guard key.baseID == EVP_PKEY_RSA else {

@@ -90,7 +90,7 @@ extension TrainingWorkload {
             let rowsPerBatch = max(1, batchBytes / max(first.count, 16))
             let batchCount = (column.count + rowsPerBatch - 1) / rowsPerBatch
             // Batches are formatted ahead, two at a time on a background thread, while this thread
-            // encrypts and sends the ones before: at most `ahead` batches wait, so memory stays bounded.
+            // encrypts and sends the ones before: at most four batches wait, so memory stays bounded.
             let queue = BatchQueue(capacity: 4)
             let shared = SendableBox(rows)
             let formatter = Thread {
