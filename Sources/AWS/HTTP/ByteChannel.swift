@@ -6,8 +6,9 @@ import Foundation
 ///
 /// Either side may be the blocking one: downloads push from the curl thread
 /// (`sendBlocking`) and pull async (`next`); uploads push async (`send`) and pull from the
-/// curl thread (`receiveBlocking`).
-final class ByteChannel: @unchecked Sendable {
+/// curl thread (`receiveBlocking`); the job runner pushes each output from its thread into an
+/// object-store put's body.
+public final class ByteChannel: @unchecked Sendable {
     private let condition = NSCondition()
     private var chunks: [[UInt8]] = []
     private var head = 0
@@ -19,10 +20,10 @@ final class ByteChannel: @unchecked Sendable {
     private var dataWaiter: CheckedContinuation<Void, Never>?
     private var spaceWaiter: CheckedContinuation<Void, Never>?
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
     /// True once the consumer gave up; producers should stop.
-    var isCancelled: Bool {
+    public var isCancelled: Bool {
         condition.lock()
         defer { condition.unlock() }
         return cancelled
@@ -31,7 +32,7 @@ final class ByteChannel: @unchecked Sendable {
     // MARK: Producer
 
     /// Blocks while the buffer is full. Returns false when the consumer cancelled.
-    func sendBlocking(_ chunk: [UInt8]) -> Bool {
+    public func sendBlocking(_ chunk: [UInt8]) -> Bool {
         condition.lock()
         while buffered >= limit && !cancelled { condition.wait() }
         if cancelled {
@@ -46,7 +47,7 @@ final class ByteChannel: @unchecked Sendable {
     }
 
     /// Waits (async) while the buffer is full. Returns false when the consumer cancelled.
-    func send(_ chunk: [UInt8]) async -> Bool {
+    public func send(_ chunk: [UInt8]) async -> Bool {
         while true {
             let state: Bool? = condition.withLock {
                 if cancelled { return false }
@@ -74,7 +75,7 @@ final class ByteChannel: @unchecked Sendable {
     }
 
     /// Ends the stream, with an error if the producer failed.
-    func finish(_ error: (any Error)? = nil) {
+    public func finish(_ error: (any Error)? = nil) {
         condition.lock()
         if !finished {
             finished = true
@@ -89,7 +90,7 @@ final class ByteChannel: @unchecked Sendable {
     // MARK: Consumer
 
     /// The next chunk, or nil at the end; rethrows the producer's error.
-    func next() async throws -> [UInt8]? {
+    public func next() async throws -> [UInt8]? {
         while true {
             let result: Result<[UInt8]?, any Error>? = condition.withLock {
                 if let chunk = pop() { return .success(chunk) }
@@ -115,7 +116,7 @@ final class ByteChannel: @unchecked Sendable {
     }
 
     /// Blocks for the next chunk; nil at the end. Throws the producer's error.
-    func receiveBlocking() throws -> [UInt8]? {
+    public func receiveBlocking() throws -> [UInt8]? {
         condition.lock()
         while head >= chunks.count && !finished && !cancelled { condition.wait() }
         let chunk = pop()
@@ -130,7 +131,7 @@ final class ByteChannel: @unchecked Sendable {
     }
 
     /// The consumer stops reading: producers are released and further sends fail.
-    func cancel() {
+    public func cancel() {
         condition.lock()
         cancelled = true
         chunks.removeAll()

@@ -63,7 +63,8 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
         let jobID: String
         let descriptor: OutputDescriptor
         let key: String
-        let handoff = ChunkHandoff(capacity: 4)
+        /// At most four 1 MiB chunks wait for the put.
+        let channel = ByteChannel(limit: 4 << 20)
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         var hash = SHA256()
@@ -79,16 +80,16 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             self.jobID = jobID
             self.descriptor = descriptor
             key = StoredJobSink.outputKey(jobID: jobID, recipient: descriptor.recipient, name: descriptor.name)
-            let objects = sink.objects, key = self.key, handoff = self.handoff, done = self.done, outcome = self.outcome
+            let objects = sink.objects, key = self.key, channel = self.channel, done = self.done, outcome = self.outcome
             Task.detached {
                 let result: Result<ObjectInfo, any Error>
                 do {
-                    result = .success(try await objects.put(key: key, body: ByteStream(next: { try await handoff.next() })))
+                    result = .success(try await objects.put(key: key, body: ByteStream(next: { try await channel.next() })))
                 } catch {
                     result = .failure(error)
                 }
                 outcome.result = result
-                handoff.consumerEnded()
+                channel.cancel()  // the put is over: a writer still pushing is released
                 done.signal()
             }
         }
@@ -99,7 +100,7 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) data after its end") }
             hash.update(chunk)
             size += Int64(chunk.count)
-            guard handoff.push(chunk) else {
+            guard channel.sendBlocking(chunk) else {
                 // The put stopped early: its error is the reason.
                 throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
             }
@@ -113,7 +114,7 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
                 throw JobFailure(code: "output.digest", message: "output \(descriptor.name) for \(descriptor.recipient) arrived damaged")
             }
             ended = true
-            handoff.end()
+            channel.finish()
             done.wait()
             guard case .success = outcome.result else {
                 throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
@@ -131,104 +132,8 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
         func abort() {
             guard !ended else { return }
             ended = true
-            handoff.fail(JobFailure(code: "output.aborted", message: "output \(descriptor.name) was not completed"))
+            channel.finish(JobFailure(code: "output.aborted", message: "output \(descriptor.name) was not completed"))
             done.wait()
-        }
-    }
-}
-
-/// Hands chunks from a blocking producer thread (the job runner) to an async consumer (an object
-/// store put's body), at most `capacity` chunks ahead: `push` blocks the producer while the
-/// consumer is behind, the consumer awaits without blocking a thread. `fail` makes the consumer's
-/// next read throw at once (queued chunks are dropped), `end` makes it see the end after them.
-final class ChunkHandoff: @unchecked Sendable {
-    private let condition = NSCondition()
-    private let capacity: Int
-    private var queue: [[UInt8]] = []
-    private var head = 0
-    private var waiting: CheckedContinuation<[UInt8]?, any Error>?
-    private var ended = false
-    private var failure: (any Error)?
-    private var consumerGone = false
-
-    init(capacity: Int) {
-        self.capacity = max(capacity, 1)
-    }
-
-    /// Queues a chunk, waiting while `capacity` chunks are queued; false once the consumer is gone.
-    func push(_ chunk: [UInt8]) -> Bool {
-        condition.lock()
-        while queue.count - head >= capacity && !consumerGone { condition.wait() }
-        guard !consumerGone, !ended, failure == nil else {
-            condition.unlock()
-            return false
-        }
-        if let waiter = waiting {
-            waiting = nil
-            condition.unlock()
-            waiter.resume(returning: chunk)
-            return true
-        }
-        queue.append(chunk)
-        condition.unlock()
-        return true
-    }
-
-    /// No more chunks: the consumer sees the end after the queued ones.
-    func end() {
-        condition.lock()
-        ended = true
-        let waiter = waiting
-        waiting = nil
-        condition.unlock()
-        waiter?.resume(returning: nil)
-    }
-
-    /// The stream failed: the consumer's next read throws `error`.
-    func fail(_ error: any Error) {
-        condition.lock()
-        if failure == nil { failure = error }
-        queue = []
-        head = 0
-        let waiter = waiting
-        waiting = nil
-        condition.broadcast()
-        condition.unlock()
-        waiter?.resume(throwing: error)
-    }
-
-    /// The consumer stopped reading (finished or failed): producers no longer wait.
-    func consumerEnded() {
-        condition.lock()
-        consumerGone = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// The next chunk, nil at the end; throws after `fail`.
-    func next() async throws -> [UInt8]? {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
-            condition.lock()
-            if let failure {
-                condition.unlock()
-                continuation.resume(throwing: failure)
-            } else if head < queue.count {
-                let chunk = queue[head]
-                head += 1
-                if head == queue.count {
-                    queue.removeAll(keepingCapacity: true)
-                    head = 0
-                }
-                condition.broadcast()
-                condition.unlock()
-                continuation.resume(returning: chunk)
-            } else if ended {
-                condition.unlock()
-                continuation.resume(returning: nil)
-            } else {
-                waiting = continuation
-                condition.unlock()
-            }
         }
     }
 }
