@@ -128,3 +128,17 @@ final class RecordingCiphertextSink: CiphertextSink {
         #expect(message.header.encryptionContext.pairs.contains { $0.key == "cleanroom:output" && $0.value == "scores:own" })
     }
 }
+
+extension TrainingWorkload {
+    /// `writeOwnScores` whole, in memory.
+    static func ownScores(
+        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double]
+    ) throws(EnclaveError) -> [UInt8] {
+        var out: [UInt8] = []
+        try writeOwnScores(
+            recipient: recipient, admission: admission, inputs: inputs, combined: combined, scores: scores,
+            batchBytes: Int.max
+        ) { (batch) throws(EnclaveError) in out += batch }
+        return out
+    }
+}

@@ -55,21 +55,10 @@ extension TrainingWorkload {
 
     /// `id,score` for the rows of the joined table that came from the recipient's own data: for an
     /// inner join, the join key of every joined row the recipient holds (all of them); for a
-    /// union, the recipient's own rows, numbered from 1 in its file. Whole, in memory (tests).
-    static func ownScores(
-        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double]
-    ) throws(EnclaveError) -> [UInt8] {
-        var out: [UInt8] = []
-        try writeOwnScores(
-            recipient: recipient, admission: admission, inputs: inputs, combined: combined, scores: scores,
-            batchBytes: Int.max
-        ) { (batch) throws(EnclaveError) in out += batch }
-        return out
-    }
-
-    /// `ownScores` in batches of about `batchBytes` (whole rows), each passed to `emit` in order.
-    /// The rows of an inner join are formatted on two threads, a batch each, while memory stays
-    /// at a few batches.
+    /// union, the recipient's own rows, numbered from 1 in its file. In batches of about
+    /// `batchBytes` (whole rows), each passed to `emit` in order. The rows of an inner join are
+    /// formatted ahead on a background thread, two batches at a time, while `emit` runs; memory
+    /// stays at a few batches.
     static func writeOwnScores(
         recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double], batchBytes: Int,
         emit: ([UInt8]) throws(EnclaveError) -> Void
