@@ -90,6 +90,31 @@ public struct Column: Sendable {
         }
     }
 
+    /// Whether any cell is missing: one branch-free pass that the compiler vectorizes, stopping
+    /// at the first block with a missing cell (the check a declared schema makes of every column).
+    public var hasMissing: Bool {
+        switch storage {
+        case .float(let v): return Self.any(v) { $0.isNaN }
+        case .integer(let v): return Self.any(v) { $0 == Column.missingInteger }
+        case .strings(let codes, _): return Self.any(codes) { $0 < 0 }
+        case .keys(let keys): return keys.missingCount > 0
+        }
+    }
+
+    @inline(__always) private static func any<T>(_ values: [T], _ test: (T) -> Bool) -> Bool {
+        values.withUnsafeBufferPointer { cells in
+            var start = 0
+            while start < cells.count {
+                let end = min(start + 4096, cells.count)
+                var found: UInt8 = 0
+                for i in start..<end { found |= test(cells[i]) ? 1 : 0 }
+                if found != 0 { return true }
+                start = end
+            }
+            return false
+        }
+    }
+
     /// Whether cell `row` is missing.
     public func isMissing(_ row: Int) -> Bool {
         switch storage {

@@ -42,7 +42,7 @@ public struct TableSchema: Sendable, Codable, Equatable {
                 throw TrainingError(
                     .schemaViolation, "column '\(rule.name)' fails rule 'type \(rule.type.rawValue)'")
             }
-            if !rule.allowsMissing, column.missingCount > 0 {
+            if !rule.allowsMissing, column.hasMissing {
                 throw TrainingError(
                     .schemaViolation, "column '\(rule.name)' fails rule 'no missing values'")
             }

@@ -116,6 +116,28 @@ import Testing
         }
     }
 
+    @Test func hasMissingFindsAMissingCellAnywhereAndAgreesWithTheCount() {
+        for count in [0, 1, 4095, 4096, 4097, 10_000] {
+            for position in Set([0, count / 2, count - 1, count]) where position >= 0 {
+                var floats = [Float](repeating: 1.5, count: count), integers = [Int64](repeating: 7, count: count)
+                var codes = [Int32](repeating: 2, count: count)
+                if position < count {
+                    floats[position] = .nan
+                    integers[position] = Column.missingInteger
+                    codes[position] = -1
+                }
+                for column in [
+                    Column(name: "f", type: .float, storage: .float(floats)),
+                    Column(name: "i", type: .integer, storage: .integer(integers)),
+                    Column(name: "c", type: .categorical, storage: .strings(codes: codes, levels: ["a", "b", "c"])),
+                ] {
+                    #expect(column.hasMissing == (position < count), "\(column.name): \(count) rows, missing at \(position)")
+                    #expect(column.hasMissing == (column.missingCount > 0))
+                }
+            }
+        }
+    }
+
     @Test func numbersParseExactlyLikeStrtod() {
         for text in ["0.1", "-0.770151", "1e-7", "123456789012345678901", "3.4028235e38", "2.2250738585072014e-308",
                      "0.000001234567", "+5", "7.", ".5", "1E5"] {
