@@ -454,6 +454,7 @@ import Testing
             let refused = try await f.waitForJob(try await f.startJob(collaboration))
             #expect(Self.errorCode(refused) == "key_release.refused", "\(refused)")
             #expect(Self.errorMessage(refused).contains("AccessDeniedException"), "\(refused)")
+            #expect(Self.errorMessage(refused).contains("cleanroom kms allow-image"), "the error says what to do: \(refused)")
 
             // Had the retailer trusted this image already (say, for another collaboration), KMS would
             // release — and the enclave still refuses the retailer's data.

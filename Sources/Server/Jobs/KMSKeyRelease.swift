@@ -40,6 +40,12 @@ public struct KMSKeyRelease: KeyReleaseService {
         let response: KMSWire.DecryptResponse
         do {
             response = try decrypt(request)
+        } catch let error as KMSError where error.code == "AccessDeniedException" {
+            throw JobFailure(
+                code: "key_release.refused",
+                message: "KMS refused the key of dataset \(dataset.id): \(error). The key policy of its owner's KMS key does not "
+                    + "let this enclave image decrypt: the owner approves this policy with `cleanroom policy approve`, or allows "
+                    + "the image with `cleanroom kms allow-image`")
         } catch {
             throw JobFailure(code: "key_release.refused", message: "KMS refused the key of dataset \(dataset.id): \(error)")
         }
