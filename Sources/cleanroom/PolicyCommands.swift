@@ -226,6 +226,14 @@ struct PolicyApproveCommand: AsyncParsableCommand {
         }
     }
 
+    /// The PCR0s a policy names (but an all-zero, debug one), normalized, when it uses `partyId`'s
+    /// data; none otherwise.
+    static func enclaveImages(of policy: JSONValue, usingDataOf partyId: String) -> [String] {
+        guard policy["datasets"]?.arrayValue?.contains(where: { $0["owner"]?.stringValue == partyId }) == true else { return [] }
+        let pcr0s = (policy["enclave"]?["measurements"]?.arrayValue ?? []).compactMap { $0["pcr0"]?.stringValue }
+        return pcr0s.compactMap { try? DatasetKeyPolicy.normalizedImage($0) }
+    }
+
     /// When the policy uses this party's data, lets its enclave images receive the party's data
     /// keys: adds their PCR0s to the policy of the profile's KMS key, if `cleanroom` wrote it. A
     /// policy the party wrote itself is left alone, with a reminder.
@@ -233,7 +241,7 @@ struct PolicyApproveCommand: AsyncParsableCommand {
         let usesMyData = policy["datasets"]?.arrayValue?.contains { $0["owner"]?.stringValue == partyId } ?? false
         guard usesMyData, let key = profile.kmsKeyId else { return nil }
         let pcr0s = (policy["enclave"]?["measurements"]?.arrayValue ?? []).compactMap { $0["pcr0"]?.stringValue }
-        let images = pcr0s.filter { (try? DatasetKeyPolicy.normalizedImage($0)) != nil }
+        let images = Self.enclaveImages(of: policy, usingDataOf: partyId)
         let skipped = pcr0s.count - images.count
         var json: [String: Any] = ["keyId": key]
         do {
@@ -259,7 +267,12 @@ struct PolicyApproveCommand: AsyncParsableCommand {
 
 struct PolicyRevokeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "revoke", abstract: "Revoke your party's approval (until a job has started on it).")
+        commandName: "revoke", abstract: "Revoke your party's approval (until a job has started on it).",
+        discussion: """
+            The enclave images of the collaboration's policy are then taken out of your KMS key's policy, unless \
+            another policy you still approve names them, so that KMS itself no longer releases your data keys \
+            to them (a policy you wrote yourself is left alone).
+            """)
 
     @OptionGroup var options: GovernanceOptions
 
@@ -268,9 +281,60 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReporting {
-            let (client, _) = try options.client()
+            let (client, profile) = try options.client()
             let reply = try await client.call("DELETE", "/v1/collaborations/\(collaboration)/approvals/\(approval)")
-            try options.output("revoked approval \(approval)", json: reply)
+            var text = "revoked approval \(approval)"
+            var value = reply
+            if let keyNote = try await withdrawEnclaveImages(client: client, profile: profile) {
+                text += "\n" + keyNote.text
+                value["kmsKey"] = keyNote.json
+            }
+            try options.output(text, json: value)
+        }
+    }
+
+    /// Takes the images of the revoked collaboration's policy out of the party's key policy,
+    /// keeping those that a policy the party still approves (current digest, unrevoked, unexpired,
+    /// using its data) names.
+    func withdrawEnclaveImages(client: GovernanceClient, profile: Profile) async throws -> (text: String, json: [String: Any])? {
+        guard let partyId = profile.partyId, let key = profile.kmsKeyId else { return nil }
+        let now = Int64(Date().timeIntervalSince1970)
+        var withdrawn = Set<String>(), stillNeeded = Set<String>()
+        let list = try await client.call("GET", "/v1/collaborations")
+        for item in list["items"] as? [[String: Any]] ?? [] {
+            guard let id = item["id"] as? String else { continue }
+            let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(id)"))
+            let images = PolicyApproveCommand.enclaveImages(of: fetched.policy, usingDataOf: partyId)
+            if images.isEmpty { continue }
+            if id == collaboration { withdrawn.formUnion(images) }
+            let approvals = try await client.call("GET", "/v1/collaborations/\(id)/approvals")["items"] as? [[String: Any]] ?? []
+            let approved = approvals.contains { approval in
+                approval["partyId"] as? String == partyId && approval["policyDigest"] as? String == fetched.digest
+                    && approval["revokedAt"] == nil && (RFC3339.parse(approval["expiresAt"] as? String ?? "") ?? 0) > now
+            }
+            if approved { stillNeeded.formUnion(images) }
+        }
+        let kept = withdrawn.intersection(stillNeeded).sorted()
+        let remove = withdrawn.subtracting(stillNeeded).sorted()
+        guard !withdrawn.isEmpty else { return nil }
+        var json: [String: Any] = ["keyId": key, "kept": kept]
+        do {
+            let kms = try PartyKMS(
+                profile: profile, server: try options.serverURL(profile), endpoint: nil, region: PartyKMS.region(ofKey: key, else: "us-east-1"))
+            var removed: [String] = []
+            guard let updated = try await kms.update(key, { removed = try $0.disallow(remove) }) else {
+                json["managed"] = false
+                return ("your KMS key \(key) has a policy of your own: remove enclave image(s) \(remove.joined(separator: ", ")) from it if no collaboration needs them", json)
+            }
+            json.merge(PartyKMS.describe(updated)) { a, _ in a }
+            json["managed"] = true
+            json["removed"] = removed
+            var text = removed.isEmpty ? "your KMS key \(key) did not list this policy's enclave image(s)" : "your KMS key \(key) no longer releases data keys to enclave image(s) \(removed.joined(separator: ", "))"
+            if !kept.isEmpty { text += "; kept \(kept.joined(separator: ", ")): another policy you approve names it" }
+            return (text, json)
+        } catch {
+            throw CLIError(
+                "revoked, but your KMS key's policy was not updated (\(error)): run `cleanroom kms remove-image \(remove.joined(separator: " "))`")
         }
     }
 }

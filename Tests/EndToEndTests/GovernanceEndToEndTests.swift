@@ -163,6 +163,29 @@ import Testing
         }
         let whole = try CLI.json(try CLI.run("cleanroomd", ["audit", "verify", "--data-dir", server.dataDirectory.path, "--json"]))
         #expect(whole["valid"] as? Bool == true)
+
+        // Approving let the policy's enclave image decrypt each party's data keys; revoking takes it
+        // out again, unless another policy the party still approves names the same image.
+        let image = try #require(
+            ((policy["enclave"] as? [String: Any])?["measurements"] as? [[String: Any]])?.first?["pcr0"] as? String)
+        policy["name"] = "the same model, a second collaboration"
+        try JSONSerialization.data(withJSONObject: policy, options: [.prettyPrinted]).write(to: policyFile)
+        let second = try machines[0].json(["policy", "propose", policyFile.path])
+        let secondId = try #require(second["id"] as? String)
+        let secondDigest = try #require(second["digest"] as? String)
+        let secondApproved = try machines[0].json(["policy", "approve", secondId, "--yes", "--digest", secondDigest])
+        let secondApproval = try #require(secondApproved["id"] as? String)
+        let firstApproval = try #require(
+            (approvals.first { $0["partyId"] as? String == machines[0].partyId })?["id"] as? String)
+        #expect(try machines[0].json(["kms", "show"])["enclaveImages"] as? [String] == [image])
+        let revokedFirst = try machines[0].json(["policy", "revoke", collaboration, firstApproval])
+        #expect((revokedFirst["kmsKey"] as? [String: Any])?["kept"] as? [String] == [image], "\(revokedFirst)")
+        #expect(try machines[0].json(["kms", "show"])["enclaveImages"] as? [String] == [image])
+        let revokedSecond = try machines[0].cli(["policy", "revoke", secondId, secondApproval])
+        #expect(revokedSecond.stdoutText.contains("no longer releases data keys to enclave image(s) \(image)"), "\(revokedSecond.stdoutText)")
+        #expect(try machines[0].json(["kms", "show"])["enclaveImages"] as? [String] == [])
+        // Another party's key is untouched: its approval stands.
+        #expect(try machines[1].json(["kms", "show"])["enclaveImages"] as? [String] == [image])
     }
 
     @Test func enrollRefusesADirectoryNoServerUsesAndCreatesNothing() throws {

@@ -145,6 +145,9 @@ import Testing
             #expect(revoked.status == 0, "\(revoked)")
             #expect(
                 try await f.audit(collaboration).contains { $0.action == "approval.revoked" && $0.subject == approval })
+            // Its KMS key no longer releases to the enclave image: KMS enforces the revocation too.
+            let key = try await f.cli(Self.retailer, ["kms", "show", "--json"])
+            #expect(try key.json()["enclaveImages"] as? [String] == [], "\(key)")
             try await expectRefused("the approval revoked", reason: "approval revoked")
 
             // With the approval given again the same start succeeds (the refusals were about the approval).
