@@ -310,7 +310,8 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
             let approvals = try await client.call("GET", "/v1/collaborations/\(id)/approvals")["items"] as? [[String: Any]] ?? []
             let approved = approvals.contains { approval in
                 approval["partyId"] as? String == partyId && approval["policyDigest"] as? String == fetched.digest
-                    && approval["revokedAt"] == nil && (RFC3339.parse(approval["expiresAt"] as? String ?? "") ?? 0) > now
+                    && (approval["revokedAt"] == nil || approval["revokedAt"] is NSNull)
+                    && (RFC3339.parse(approval["expiresAt"] as? String ?? "") ?? 0) > now
             }
             if approved { stillNeeded.formUnion(images) }
         }
