@@ -93,6 +93,18 @@ struct PartyKMS {
         return policy
     }
 
+    /// Changes the policy of the profile's key `key` (see `update`) and describes the outcome for
+    /// `--json`: the key, whether cleanroom manages its policy, and the policy after the change.
+    static func change(
+        _ key: String, profile: Profile, server: String, _ change: (inout DatasetKeyPolicy) throws -> Void
+    ) async throws -> (policy: DatasetKeyPolicy?, json: [String: Any]) {
+        let kms = try PartyKMS(profile: profile, server: server, endpoint: nil, region: region(ofKey: key, else: "us-east-1"))
+        let updated = try await kms.update(key, change)
+        var json: [String: Any] = ["keyId": key, "managed": updated != nil]
+        if let updated { json.merge(describe(updated)) { a, _ in a } }
+        return (updated, json)
+    }
+
     static func notWrittenByCleanroom(_ key: String) -> CLIError {
         CLIError(
             "the policy of KMS key \(key) was not written by cleanroom: edit it yourself (`cleanroom kms show --json` prints it; infrastructure/dataset-key.json shows the statements)")

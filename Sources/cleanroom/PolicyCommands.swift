@@ -243,17 +243,14 @@ struct PolicyApproveCommand: AsyncParsableCommand {
         let pcr0s = (policy["enclave"]?["measurements"]?.arrayValue ?? []).compactMap { $0["pcr0"]?.stringValue }
         let images = Self.enclaveImages(of: policy, usingDataOf: partyId)
         let skipped = pcr0s.count - images.count
-        var json: [String: Any] = ["keyId": key]
         do {
-            let kms = try PartyKMS(
-                profile: profile, server: try options.serverURL(profile), endpoint: nil, region: PartyKMS.region(ofKey: key, else: "us-east-1"))
             var added: [String] = []
-            guard let updated = try await kms.update(key, { added = try $0.allow(images) }) else {
-                json["managed"] = false
+            var (updated, json) = try await PartyKMS.change(key, profile: profile, server: try options.serverURL(profile)) {
+                added = try $0.allow(images)
+            }
+            guard updated != nil else {
                 return ("your KMS key \(key) has a policy of your own: make sure it lets enclave image(s) \(images.joined(separator: ", ")) decrypt", json)
             }
-            json.merge(PartyKMS.describe(updated)) { a, _ in a }
-            json["managed"] = true
             json["added"] = added
             var text = added.isEmpty ? "your KMS key \(key) already releases data keys to this policy's enclave image(s)" : "your KMS key \(key) now releases data keys to enclave image(s) \(added.joined(separator: ", "))"
             if skipped > 0 { text += "; \(skipped) debug-mode (all-zero) image(s) left out: no data key goes to a debug enclave" }
@@ -318,17 +315,15 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
         let kept = withdrawn.intersection(stillNeeded).sorted()
         let remove = withdrawn.subtracting(stillNeeded).sorted()
         guard !withdrawn.isEmpty else { return nil }
-        var json: [String: Any] = ["keyId": key, "kept": kept]
         do {
-            let kms = try PartyKMS(
-                profile: profile, server: try options.serverURL(profile), endpoint: nil, region: PartyKMS.region(ofKey: key, else: "us-east-1"))
             var removed: [String] = []
-            guard let updated = try await kms.update(key, { removed = try $0.disallow(remove) }) else {
-                json["managed"] = false
+            var (updated, json) = try await PartyKMS.change(key, profile: profile, server: try options.serverURL(profile)) {
+                removed = try $0.disallow(remove)
+            }
+            json["kept"] = kept
+            guard updated != nil else {
                 return ("your KMS key \(key) has a policy of your own: remove enclave image(s) \(remove.joined(separator: ", ")) from it if no collaboration needs them", json)
             }
-            json.merge(PartyKMS.describe(updated)) { a, _ in a }
-            json["managed"] = true
             json["removed"] = removed
             var text = removed.isEmpty ? "your KMS key \(key) did not list this policy's enclave image(s)" : "your KMS key \(key) no longer releases data keys to enclave image(s) \(removed.joined(separator: ", "))"
             if !kept.isEmpty { text += "; kept \(kept.joined(separator: ", ")): another policy you approve names it" }
