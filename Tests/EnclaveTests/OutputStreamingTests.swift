@@ -79,7 +79,9 @@ final class RecordingCiphertextSink: CiphertextSink {
         #expect(whole == Array(expected.utf8))
     }
 
-    @Test func aFailedWriteStopsTheFormattingAheadAndIsReported() throws {
+    /// The formatter ahead is blocked on a full queue when the write fails; it must be released
+    /// (or this test never ends) and the failure reported.
+    @Test func aFailedWriteReleasesTheFormatterAheadAndIsReported() throws {
         let (admission, combined, scores) = try scoresFixture(rows: 20_000)
         var written = 0
         #expect(throws: EnclaveError.self) {

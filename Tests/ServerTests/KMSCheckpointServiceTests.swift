@@ -111,6 +111,19 @@ import Testing
         #expect(grant.note?.contains("the stored checkpoint object is malformed") == true, "\(fault)")
     }
 
+    /// A stored object past the largest checkpoint is not read whole: the job starts over.
+    @Test func anOversizedStoredCheckpointIsRefusedAndTrainingStartsOver() async throws {
+        let objects = try store()
+        let oversized = object(sealed: [UInt8](repeating: 5, count: KMSCheckpointService.maxObjectBytes))
+        _ = try await objects.put(key: objectKey, body: ByteStream(bytes: oversized))
+        let calls = Calls()
+        let (checkpoints, plan) = (service(objects, calls: calls), plan)
+        let grant = try await offPool { try checkpoints.grant(plan: plan, attestationDocument: [1]) }
+        #expect(calls.all == ["generate"])
+        #expect(grant.sealedCheckpoint == nil)
+        #expect(grant.note?.contains("the stored checkpoint is too large") == true, "\(grant.note ?? "no note")")
+    }
+
     @Test func bytesThatAreNotASealedCheckpointAreNotStored() async throws {
         let objects = try store()
         let (checkpoints, plan) = (service(objects, calls: Calls()), plan)

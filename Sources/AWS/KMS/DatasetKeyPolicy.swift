@@ -6,8 +6,10 @@ import Foundation
 /// allowed. KMS enforces this itself, so an operator who controls `cleanroomd` gets a data key
 /// only inside an enclave the owner trusts, and never in plaintext.
 ///
-/// The document is valid for AWS KMS and for the local KMS alike; the CloudFormation template
-/// `infrastructure/dataset-key.json` writes the same statements. `init?(document:)` reads back
+/// The release statement has the shape of AWS's own Nitro Enclaves example (`StringEqualsIgnoreCase`
+/// on `kms:RecipientAttestation:ImageSha384`); the local KMS enforces it and moto stores it, but it
+/// has not been put to AWS KMS itself. The CloudFormation template `infrastructure/dataset-key.json`
+/// writes the same statements. `init?(document:)` reads back
 /// only documents this type wrote, so a policy the owner wrote by hand is never rewritten.
 public struct DatasetKeyPolicy: Equatable, Sendable {
     /// Who administers and uses the key: an IAM principal ARN (or an account root).
