@@ -51,8 +51,7 @@ struct CSVBlockParser: Sendable {
     /// passes them.
     func parse(_ buf: UnsafeBufferPointer<UInt8>, inferred: [InferredColumn?] = []) -> CSVFragment {
         let n = buf.count
-        var lineEnds = 0
-        for byte in buf { lineEnds &+= byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? 1 : 0 }
+        let lineEnds = Self.lineEndCount(buf)
         // A record of k fields holds at least k - 1 commas, so wide tables bound the rows too (a block
         // of blank lines under a 4096-column header must not reserve 4096 columns × its line ends).
         let rowCapacity = min(lineEnds + 1, n / max(kinds.count - 1, 1) + 1)
@@ -177,6 +176,27 @@ struct CSVBlockParser: Sendable {
             return nil
         }
         return length
+    }
+
+    /// How many bytes of `buf` are `\n` or `\r`, 8 bytes at a time. (Byte by byte, this count was
+    /// 60% of the parser's own time.)
+    static func lineEndCount(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
+        let raw = UnsafeRawBufferPointer(buf)
+        let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, ones: UInt64 = 0x0101_0101_0101_0101
+        // 0x80 in exactly the bytes of `v` that are zero (no borrows between bytes).
+        @inline(__always) func zeroBytes(_ v: UInt64) -> UInt64 { ~(((v & low7) &+ low7) | v | low7) }
+        var count = 0
+        var j = 0
+        while j + 8 <= raw.count {
+            let word = raw.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+            count &+= (zeroBytes(word ^ (ones &* 0x0A)) | zeroBytes(word ^ (ones &* 0x0D))).nonzeroBitCount
+            j += 8
+        }
+        while j < raw.count {
+            count &+= raw[j] == UInt8(ascii: "\n") || raw[j] == UInt8(ascii: "\r") ? 1 : 0
+            j += 1
+        }
+        return count
     }
 
     @inline(__always) static func isDelimiter(_ byte: UInt8) -> Bool {

@@ -98,18 +98,6 @@ public struct KeyColumn: Sendable, Equatable {
         return out
     }
 
-    /// Whether row `row` of this column and row `other` of `column` hold the same key.
-    @inline(__always) func sameKey(_ row: Int, as other: Int, of column: KeyColumn) -> Bool {
-        guard hashes[row] == column.hashes[other] else { return false }
-        let a = start(row)..<ends[row], b = column.start(other)..<column.ends[other]
-        guard a.count == b.count else { return false }
-        return bytes.withUnsafeBytes { x in
-            column.bytes.withUnsafeBytes { y in
-                memcmp(x.baseAddress! + a.lowerBound, y.baseAddress! + b.lowerBound, a.count) == 0
-            }
-        }
-    }
-
     /// A 64-bit hash of the bytes, 8 at a time (multiply-xorshift mixing; not for adversaries: the
     /// keys come from the parties' own data inside the enclave, and collisions only cost probes).
     /// Never 0 for a non-empty key, so 0 can mark a missing one.

@@ -297,4 +297,22 @@ import Testing
         #expect(table.rowCount == 2)
         #expect(try table.column(named: "c1023").floatValues() == [1023, 1023])
     }
+
+    /// A block's buffers are sized by its line ends, so an undercount would overflow them. The
+    /// word-at-a-time count must equal the byte-by-byte one at every alignment and length, for bytes
+    /// that differ from the line ends in one bit only (0x8A, 0x0B, 0x1D, …).
+    @Test func lineEndsAreCountedExactly() {
+        var generator = SystemRandomNumberGenerator()
+        let near: [UInt8] = [0x0A, 0x0D, 0x8A, 0x8D, 0x0B, 0x0E, 0x1A, 0x1D, 0x00, 0xFF, 0x2C, 0x0C, 0x09]
+        let bytes = (0..<4099).map { _ in near.randomElement(using: &generator)! }
+        bytes.withUnsafeBufferPointer { all in
+            for start in 0..<9 {
+                for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, all.count - start] {
+                    let part = UnsafeBufferPointer(rebasing: all[start..<start + length])
+                    let expected = part.reduce(0) { $0 + ($1 == 0x0A || $1 == 0x0D ? 1 : 0) }
+                    #expect(CSVBlockParser.lineEndCount(part) == expected, "start \(start), length \(length)")
+                }
+            }
+        }
+    }
 }

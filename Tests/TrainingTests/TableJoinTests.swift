@@ -117,10 +117,15 @@ import Testing
 
     /// Thousands of rows (many probe batches) with long keys that share prefixes, suffixes and
     /// lengths, unique or repeated on the build side: the one-pass join equals a dictionary join.
-    @Test(arguments: [false, true])
-    func largeJoinsMatchADictionaryJoin(repeatedKeys: Bool) throws {
+    /// With `sameLength`, every key of the build sides has the same length (they are read without
+    /// their end offsets) while the probe side has missing keys (so it is not).
+    @Test(arguments: [false, true], [false, true])
+    func largeJoinsMatchADictionaryJoin(repeatedKeys: Bool, sameLength: Bool) throws {
         var generator = SystemRandomNumberGenerator()
-        func key(_ n: Int) -> String { "k" + String(repeating: "0", count: 40) + String(n) + "z" }
+        func key(_ n: Int) -> String {
+            let digits = String(n)
+            return "k" + String(repeating: "0", count: sameLength ? 44 - digits.count : 40) + digits + "z"
+        }
         var left = "id,a\n", middle = "id,b\n", right = "c,id\n"
         var leftKeys: [Int?] = []
         for row in 0..<5000 {
@@ -154,6 +159,18 @@ import Testing
         for row in 0..<joined.rowCount { got.append("\(Int(a[row])) \(Int(b[row])) \(Int(c[row]))") }
         #expect(got == expected)
         #expect(joined.rowCount > 1000)
+    }
+
+    /// The join reads a build row's key without its end offsets only when every key has one length.
+    @Test func keyViewsKnowWhenEveryKeyHasOneLength() {
+        func width(_ keys: [String?]) -> Int { KeyColumn(keys).withView(\.width) }
+        #expect(width(["abcd", "efgh", "ijkl"]) == 4)
+        #expect(width(["abcd"]) == 4)
+        #expect(width(["abcd", "efg", "ijkl"]) == 0)
+        #expect(width(["abc", "efgh", "ijk"]) == 0)
+        #expect(width(["abcd", nil, "ijkl"]) == 0)
+        #expect(width([nil, nil]) == 0)
+        #expect(width([]) == 0)
     }
 
     /// The key hash is fast, not collision-resistant: a party could craft keys that hash like
