@@ -51,12 +51,9 @@ struct CSVBlockParser: Sendable {
     /// passes them.
     func parse(_ buf: UnsafeBufferPointer<UInt8>, inferred: [InferredColumn?] = []) -> CSVFragment {
         let n = buf.count
-        let lineEnds = Self.lineEndCount(buf)
-        // A record of k fields holds at least k - 1 commas, so wide tables bound the rows too (a block
-        // of blank lines under a 4096-column header must not reserve 4096 columns × its line ends).
-        let rowCapacity = min(lineEnds + 1, n / max(kinds.count - 1, 1) + 1)
-        let fragment = CSVFragment(kinds: kinds, rowCapacity: rowCapacity, keyByteCapacity: n)
-        let columns = fragment.columns, levels = fragment.levels
+        let fragment = CSVFragment(kinds: kinds, rowCapacity: rowEstimate(buf), keyByteCapacity: n)
+        var columns = fragment.columns
+        let levels = fragment.levels
         let columnCount = kinds.count
         let maxField = limits.maxFieldBytes
         var scratch: [UInt8] = []
@@ -67,6 +64,10 @@ struct CSVBlockParser: Sendable {
             if first == UInt8(ascii: "\n") || first == UInt8(ascii: "\r") {  // a blank line
                 p += first == UInt8(ascii: "\r") && p + 1 < n && buf[p + 1] == UInt8(ascii: "\n") ? 2 : 1
                 continue
+            }
+            if row == fragment.rowCapacity {
+                fragment.grow()
+                columns = fragment.columns
             }
             let recordStart = p
             var k = 0
@@ -178,8 +179,19 @@ struct CSVBlockParser: Sendable {
         return length
     }
 
-    /// How many bytes of `buf` are `\n` or `\r`, 8 bytes at a time. (Byte by byte, this count was
-    /// 60% of the parser's own time.)
+    /// The rows to make room for at first: the line ends of the block's first 4 KiB, scaled to the
+    /// block with a quarter to spare (records are about as long throughout; `parse` grows the
+    /// buffers when they are not). Never more than a record of k fields, at least k - 1 commas long,
+    /// allows: a block of blank lines under a 4096-column header must not reserve 4096 columns × its
+    /// line ends. Counting every line end instead took a pass over the whole block, a tenth of the
+    /// parse.
+    func rowEstimate(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
+        let n = buf.count, sample = min(n, 4096)
+        let sampled = Self.lineEndCount(UnsafeBufferPointer(rebasing: buf[..<sample])) + 1
+        return min(sampled * (n / sample) + sampled / 4 + 16, n / max(kinds.count - 1, 1) + 1)
+    }
+
+    /// How many bytes of `buf` are `\n` or `\r`, 8 bytes at a time.
     static func lineEndCount(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
         let raw = UnsafeRawBufferPointer(buf)
         let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, ones: UInt64 = 0x0101_0101_0101_0101
@@ -270,7 +282,9 @@ struct CSVBlockParser: Sendable {
 /// One block's cells, in buffers sized for the block (its line ends bound its rows; its bytes bound
 /// its key bytes), freed when the reader has merged them.
 final class CSVFragment: @unchecked Sendable {
-    let columns: [FragmentColumn]
+    private(set) var columns: [FragmentColumn]
+    /// Rows the columns have room for.
+    private(set) var rowCapacity: Int
     /// The levels of each categorical column (nil for the others).
     let levels: [FragmentLevels?]
     /// Whole rows parsed.
@@ -282,8 +296,17 @@ final class CSVFragment: @unchecked Sendable {
     var fault: CSVFault?
 
     init(kinds: [CSVColumnKind], rowCapacity: Int, keyByteCapacity: Int) {
-        columns = kinds.map { FragmentColumn(kind: $0, rowCapacity: rowCapacity, keyByteCapacity: keyByteCapacity) }
+        self.rowCapacity = max(rowCapacity, 1)
+        columns = kinds.map { FragmentColumn(kind: $0, rowCapacity: max(rowCapacity, 1), keyByteCapacity: keyByteCapacity) }
         levels = kinds.map { $0 == .categorical ? FragmentLevels() : nil }
+    }
+
+    /// Doubles the rows every column has room for, keeping the cells stored so far (the key bytes
+    /// already have room for the whole block).
+    func grow() {
+        let old = columns
+        rowCapacity *= 2
+        columns = old.map { $0.resized(rowCapacity: rowCapacity, keeping: rowCapacity / 2) }
     }
 
     deinit {
@@ -306,18 +329,44 @@ struct FragmentColumn {
 
     init(kind: CSVColumnKind, rowCapacity: Int, keyByteCapacity: Int) {
         self.kind = kind
-        let cellBytes: Int =
-            switch kind {
-            case .float: MemoryLayout<Float>.stride
-            case .integer, .boolean, .id: 8
-            case .categorical: MemoryLayout<Int32>.stride
-            case .inferred: 1
-            }
-        cells = .allocate(byteCount: max(rowCapacity, 1) * cellBytes, alignment: 8)
-        hashes = kind == .id ? .allocate(capacity: max(rowCapacity, 1)) : nil
+        cells = .allocate(byteCount: rowCapacity * Self.cellBytes(kind), alignment: 8)
+        hashes = kind == .id ? .allocate(capacity: rowCapacity) : nil
         keyBytes = kind == .id ? .allocate(capacity: max(keyByteCapacity, 1)) : nil
         keyByteCount = kind == .id ? .allocate(capacity: 1) : nil
         keyByteCount?.initialize(to: 0)
+    }
+
+    private init(_ other: FragmentColumn, cells: UnsafeMutableRawPointer, hashes: UnsafeMutablePointer<UInt64>?) {
+        kind = other.kind
+        self.cells = cells
+        self.hashes = hashes
+        keyBytes = other.keyBytes
+        keyByteCount = other.keyByteCount
+    }
+
+    private static func cellBytes(_ kind: CSVColumnKind) -> Int {
+        switch kind {
+        case .float: MemoryLayout<Float>.stride
+        case .integer, .boolean, .id: 8
+        case .categorical: MemoryLayout<Int32>.stride
+        case .inferred: 1
+        }
+    }
+
+    /// This column with room for `rowCapacity` rows and its first `rows` cells; this column's cell
+    /// buffers are freed (the key bytes move over).
+    func resized(rowCapacity: Int, keeping rows: Int) -> FragmentColumn {
+        let bytes = Self.cellBytes(kind)
+        let newCells = UnsafeMutableRawPointer.allocate(byteCount: rowCapacity * bytes, alignment: 8)
+        newCells.copyMemory(from: cells, byteCount: rows * bytes)
+        cells.deallocate()
+        var newHashes: UnsafeMutablePointer<UInt64>? = nil
+        if let hashes {
+            newHashes = .allocate(capacity: rowCapacity)
+            newHashes!.initialize(from: hashes, count: rows)
+            hashes.deallocate()
+        }
+        return FragmentColumn(self, cells: newCells, hashes: newHashes)
     }
 
     func deallocate() {

@@ -315,4 +315,31 @@ import Testing
             }
         }
     }
+
+    /// A block's buffers are sized from its first 4 KiB: a block whose later records are much
+    /// shorter holds many more rows than that, and its buffers grow as it is parsed (every column
+    /// kind, the rows stored before each growth kept).
+    @Test func aBlockDenserThanItsStartGrowsItsBuffers() throws {
+        let schema = TableSchema(columns: [
+            .init(name: "id", type: .id), .init(name: "x", type: .float), .init(name: "n", type: .integer),
+            .init(name: "b", type: .boolean), .init(name: "c", type: .categorical),
+        ])
+        var text = "id,x,n,b,c\n"
+        for row in 0..<8 { text += String(repeating: "k", count: 1000) + "\(row),\(row).5,\(row),true,wide\n" }
+        let rows = 30_000
+        for row in 8..<rows { text += "\(row),\(row).5,\(row),\(row % 2 == 0),c\(row % 3)\n" }
+        let bytes = Array(text.utf8)
+        try #require(bytes.count < 1 << 20, "one block")
+        let table = try CSVTableReader.read(bytes, schema: schema)
+        #expect(table.rowCount == rows)
+        let x = try table.column(named: "x").floatValues(), n = try table.column(named: "n")
+        let id = try table.column(named: "id"), c = try table.column(named: "c"), b = try table.column(named: "b")
+        for row in [0, 7, 8, 9, 1000, 4095, 4096, 20_000, rows - 1] {
+            #expect(x[row] == Float(row) + 0.5)
+            #expect(n.keyString(row) == String(row))
+            #expect(id.keyString(row) == (row < 8 ? String(repeating: "k", count: 1000) + String(row) : String(row)))
+            #expect(c.keyString(row) == (row < 8 ? "wide" : "c\(row % 3)"))
+            #expect(b.keyString(row) == (row < 8 || row % 2 == 0 ? "1" : "0"))
+        }
+    }
 }
