@@ -104,6 +104,18 @@ final class RecordingCiphertextSink: CiphertextSink {
         #expect(String(decoding: csv, as: UTF8.self) == "id,score\n\"a,b\",0.5\n\"say \"\"hi\"\"\",0.125\nplain,1.0\n")
     }
 
+    /// Models predict in single precision: such a score is written as the shortest text of its
+    /// Float ("0.1", not the Double's "0.10000000149011612"), which reads back as the same Float; a
+    /// score that is not a Float keeps its Double text, so nothing is ever rounded.
+    @Test func singlePrecisionScoresAreWrittenAsTheirShortestText() throws {
+        let (admission, _, _) = try scoresFixture(rows: 1)
+        let combined = try CSVTableReader.read(Array("id,y,x\na,1,0\nb,0,1\nc,1,2\nd,0,3\n".utf8), typeOverrides: ["id": .id])
+        let scores = [Double(Float(0.1)), Double(Float(1) / 3), 0.1, 1.0 / 3]
+        let csv = try TrainingWorkload.ownScores(recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)
+        #expect(String(decoding: csv, as: UTF8.self) == "id,score\na,0.1\nb,0.33333334\nc,0.1\nd,0.3333333333333333\n")
+        #expect(Float("0.33333334") == Float(1) / 3)
+    }
+
     @Test func scoresEncryptedAsAStreamDecryptForTheRecipientInBoundedWrites() async throws {
         let (admission, combined, scores) = try scoresFixture(rows: 40_000)
         let sink = RecordingCiphertextSink()

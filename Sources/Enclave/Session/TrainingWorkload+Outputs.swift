@@ -158,7 +158,10 @@ extension TrainingWorkload {
                 out.append(contentsOf: TrainingWorkload.csvField(id).utf8)
             }
             out.append(UInt8(ascii: ","))
-            out.append(contentsOf: scores[row].description.utf8)
+            // Predictions are single precision (as XGBoost's): the shortest text that reads back as
+            // that Float is exact, half as long as the Double's, and needs no heap string.
+            let score = scores[row], single = Float(score)
+            out.append(contentsOf: Double(single) == score ? single.description.utf8 : score.description.utf8)
             out.append(UInt8(ascii: "\n"))
         }
     }
