@@ -144,8 +144,8 @@ final class KeyGroups: @unchecked Sendable {
 
     /// For rows `rows` of `keys`, the first row of `build` (the column this index was built from)
     /// with the same key, or -1, into `out` — in stages over the whole batch: every row's slot is
-    /// loaded, then each candidate's length and the first and last of its bytes, and only then are
-    /// keys compared in full. Within a stage the loads do not depend on one another, so their cache
+    /// loaded, then (past slots of other tags) each candidate's length and the first and last of its
+    /// bytes, and only then are keys compared in full. Within a stage the loads do not depend on one another, so their cache
     /// misses overlap instead of queuing row after row. Collisions take `firstRow(of:in:build:)`.
     func firstRows(
         of rows: Range<Int>, in keys: KeyColumnView, build: KeyColumnView, into out: UnsafeMutableBufferPointer<Int>,
@@ -156,15 +156,19 @@ final class KeyGroups: @unchecked Sendable {
             let hash = keys.hashes[base &+ i]
             loaded[i] = hash == 0 ? 0 : slots[Int(truncatingIfNeeded: hash) & mask]
         }
-        // -1: no such key; -2: look further (another key's tag, or the ends differ).
+        // -1: no such key; -2: look again (the key under the tag is another one).
         for i in 0..<rows.count {
-            let value = loaded[i], row = base &+ i
+            var value = loaded[i]
+            let row = base &+ i, hash = keys.hashes[row], tag = hash & Self.tagMask
+            // A key pushed past its home slot is in one of the next few, mostly in the same cache
+            // line: step on here rather than in a second lookup.
+            var slot = Int(truncatingIfNeeded: hash) & mask
+            while value != 0, value & Self.tagMask != tag {
+                slot = (slot &+ 1) & mask
+                value = slots[slot]
+            }
             if value == 0 {
                 out[i] = -1
-                continue
-            }
-            guard value & Self.tagMask == keys.hashes[row] & Self.tagMask else {
-                out[i] = -2
                 continue
             }
             let candidate = Int(value & 0xFFFF_FFFF) &- 1
@@ -191,7 +195,7 @@ final class KeyGroups: @unchecked Sendable {
             if existing == 0 { return -1 }
             if existing & Self.tagMask == tag {
                 let first = Int(existing & 0xFFFF_FFFF) - 1
-                if build.hashes[first] == hash, keys.sameBytes(row, as: first, of: build) { return first }
+                if keys.sameBytes(row, as: first, of: build) { return first }
             }
             slot = (slot + 1) & mask
         }
