@@ -161,6 +161,7 @@ final class CSVTableBody {
         let sequential = parser.kinds.contains(.inferred)
         inferred = sequential ? parser.kinds.map { $0 == .inferred ? InferredColumn() : nil } : []
         pool = sequential || Parallel.threads < 2 ? nil : CSVBlockPool(parser: parser, maxInFlight: 2 * Parallel.threads)
+        pool?.merge = { [weak self] fragment in try self?.check(fragment) }
     }
 
     /// Parses a block of whole records (the last block may end without a line end).
@@ -169,14 +170,12 @@ final class CSVTableBody {
             try check(block.withUnsafeBufferPointer { parser.parse($0, inferred: inferred) })
             return
         }
-        while pool.isFull { try check(pool.takeNext(wait: true)!) }
-        pool.start(block)
-        while let fragment = pool.takeNext(wait: false) { try check(fragment) }
+        try pool.start(block)
     }
 
     /// The rows of every block submitted so far (after waiting for them all).
     func rowsWhenDone() throws -> Int {
-        while let fragment = pool?.takeNext(wait: true) { try check(fragment) }
+        try pool?.waitForAll()
         return rows
     }
 
@@ -320,50 +319,75 @@ final class ColumnAccumulator {
     }
 }
 
-/// Parses blocks on the global dispatch queue, at most `maxInFlight` outstanding (running, or done
-/// and not yet taken), and hands the fragments back in submission order.
+/// Parses blocks on the global dispatch queue, at most `maxInFlight` outstanding (running, or
+/// parsed and not yet merged), and merges their fragments in submission order through `merge` on
+/// the parsing threads: whichever thread finds the next fragment ready merges it and every ready
+/// one after it, and no thread waits for its turn. So the thread that feeds the blocks (in the
+/// enclave, the one that also receives and decrypts them) only cuts blocks; appending the parsed
+/// cells to the columns (copying them and faulting in the columns' pages) no longer holds it up
+/// while the parsing threads idle.
 final class CSVBlockPool: @unchecked Sendable {
     private let parser: CSVBlockParser
     private let maxInFlight: Int
+    /// Appends a fragment to the table or throws its first fault; called for one fragment at a
+    /// time, in submission order, and not after it threw.
+    var merge: ((CSVFragment) throws -> Void)?
     private let condition = NSCondition()
     private var done: [Int: CSVFragment] = [:]
     private var submitted = 0
-    private var taken = 0
+    private var merged = 0
+    private var merging = false
+    private var failure: (any Error)?
 
     init(parser: CSVBlockParser, maxInFlight: Int) {
         self.parser = parser
         self.maxInFlight = maxInFlight
     }
 
-    var isFull: Bool { condition.withLock { submitted - taken >= maxInFlight } }
-
-    func start(_ block: [UInt8]) {
-        let sequence = condition.withLock {
+    /// Starts parsing `block` once fewer than `maxInFlight` are outstanding; throws the first
+    /// fault merged so far.
+    func start(_ block: [UInt8]) throws {
+        let sequence = try condition.withLock {
+            while failure == nil, submitted - merged >= maxInFlight { condition.wait() }
+            if let failure { throw failure }
             submitted += 1
             return submitted - 1
         }
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             let fragment = block.withUnsafeBufferPointer { parser.parse($0) }
-            condition.withLock {
-                done[sequence] = fragment
-                condition.broadcast()
-            }
+            condition.withLock { done[sequence] = fragment }
+            mergeReady()
         }
     }
 
-    /// The next fragment in submission order; nil when none is outstanding, or (not waiting) when
-    /// the next one is still being parsed.
-    func takeNext(wait: Bool) -> CSVFragment? {
-        condition.lock()
-        defer { condition.unlock() }
-        while taken < submitted {
-            if let fragment = done.removeValue(forKey: taken) {
-                taken += 1
+    /// Waits until every block started is merged; throws the first fault.
+    func waitForAll() throws {
+        try condition.withLock {
+            while failure == nil, merged < submitted { condition.wait() }
+            if let failure { throw failure }
+        }
+    }
+
+    /// Merges the next fragments in order while they are ready and no other thread merges.
+    private func mergeReady() {
+        while true {
+            let next: CSVFragment? = condition.withLock {
+                guard !merging, failure == nil, let fragment = done.removeValue(forKey: merged) else { return nil }
+                merging = true
                 return fragment
             }
-            guard wait else { return nil }
-            condition.wait()
+            guard let next else { return }
+            var error: (any Error)?
+            do { try merge?(next) } catch let thrown { error = thrown }
+            condition.withLock {
+                merging = false
+                merged += 1
+                if let error {
+                    failure = error
+                    done.removeAll()  // nothing after a fault is merged
+                }
+                condition.broadcast()
+            }
         }
-        return nil
     }
 }
