@@ -247,6 +247,7 @@ struct CSVBlockParser: Sendable {
         case .categorical:
             if CSVValue.isMissing(field) {
                 columns[k].codes[row] = -1
+                columns[k].sawMissing.pointee = true
                 return nil
             }
             guard let code = levels[k]!.code(of: field, maxLevels: limits.maxCategoricalLevels) else {
@@ -326,9 +327,14 @@ struct FragmentColumn {
     let keyBytes: UnsafeMutablePointer<UInt8>?
     /// Ids: how many key bytes are stored.
     let keyByteCount: UnsafeMutablePointer<Int>?
+    /// Whether a missing value was stored (the schema's "no missing values" rule need not scan
+    /// the column when no block saw one).
+    let sawMissing: UnsafeMutablePointer<Bool>
 
     init(kind: CSVColumnKind, rowCapacity: Int, keyByteCapacity: Int) {
         self.kind = kind
+        sawMissing = .allocate(capacity: 1)
+        sawMissing.initialize(to: false)
         cells = .allocate(byteCount: rowCapacity * Self.cellBytes(kind), alignment: 8)
         hashes = kind == .id ? .allocate(capacity: rowCapacity) : nil
         keyBytes = kind == .id ? .allocate(capacity: max(keyByteCapacity, 1)) : nil
@@ -342,6 +348,7 @@ struct FragmentColumn {
         self.hashes = hashes
         keyBytes = other.keyBytes
         keyByteCount = other.keyByteCount
+        sawMissing = other.sawMissing
     }
 
     private static func cellBytes(_ kind: CSVColumnKind) -> Int {
@@ -370,6 +377,7 @@ struct FragmentColumn {
     }
 
     func deallocate() {
+        sawMissing.deallocate()
         cells.deallocate()
         hashes?.deallocate()
         keyBytes?.deallocate()
@@ -389,6 +397,7 @@ struct FragmentColumn {
         case .float:
             if CSVValue.isMissing(field) {
                 floats[row] = .nan
+                sawMissing.pointee = true
             } else if let value = CSVValue.parseDouble(field), value.isFinite {
                 floats[row] = Float(value)
             } else {
@@ -397,6 +406,7 @@ struct FragmentColumn {
         case .integer:
             if CSVValue.isMissing(field) {
                 integers[row] = Column.missingInteger
+                sawMissing.pointee = true
             } else if let value = CSVValue.parseInt(field), value != Column.missingInteger {
                 integers[row] = value
             } else {
@@ -405,6 +415,7 @@ struct FragmentColumn {
         case .boolean:
             if CSVValue.isMissing(field) {
                 integers[row] = Column.missingInteger
+                sawMissing.pointee = true
             } else if let value = CSVValue.parseBoolean(field) {
                 integers[row] = value ? 1 : 0
             } else {
@@ -415,6 +426,7 @@ struct FragmentColumn {
             var count = keyByteCount!.pointee
             if CSVValue.isMissing(field) {
                 hashes![row] = 0
+                sawMissing.pointee = true
             } else {
                 (keyBytes! + count).update(from: field.baseAddress!, count: field.count)
                 count += field.count

@@ -97,7 +97,7 @@ public struct CSVTableReader {
         if !pending.isEmpty { try body.submit(pending) }
         pending = []
         let table = try body.finish()
-        try schema?.validate(table)
+        try schema?.validate(table, knownComplete: body.columnsWithoutMissing)
         return table
     }
 
@@ -188,6 +188,11 @@ final class CSVTableBody {
             })
     }
 
+    /// The columns no block stored a missing value in (inferred columns are not tracked).
+    var columnsWithoutMissing: Set<String> {
+        Set(names.indices.filter { inferred.isEmpty || inferred[$0] == nil }.filter { !columns[$0].sawMissing }.map { names[$0] })
+    }
+
     /// Appends a fragment's rows, or throws its first fault (or a categorical column's level
     /// overflow, if that comes first) with the row number it has in the whole document.
     private func check(_ fragment: CSVFragment) throws {
@@ -250,6 +255,8 @@ final class ColumnAccumulator {
     private var keyBytes: [UInt8] = []
     private var keyEnds: [Int] = []
     private var keyHashes: [UInt64] = []
+    /// Whether any fragment appended stored a missing value.
+    private(set) var sawMissing = false
 
     init(kind: CSVColumnKind) {
         self.kind = kind
@@ -292,6 +299,7 @@ final class ColumnAccumulator {
 
     /// Appends the fragment column's first `rows` cells (after `mergeLevels` for categorical ones).
     func append(_ column: FragmentColumn, rows: Int) {
+        if column.sawMissing.pointee { sawMissing = true }
         switch kind {
         case .float: floats.append(contentsOf: UnsafeBufferPointer(start: column.floats, count: rows))
         case .integer, .boolean: integers.append(contentsOf: UnsafeBufferPointer(start: column.integers, count: rows))

@@ -342,4 +342,41 @@ import Testing
             #expect(b.keyString(row) == (row < 8 || row % 2 == 0 ? "1" : "0"))
         }
     }
+
+    /// The "no missing values" rule trusts what the parser saw instead of scanning the columns: a
+    /// single missing cell of any kind, in any block (quoted, or as any missing-value token), is
+    /// still found, and a table without one passes.
+    @Test(arguments: [0, 1, 2, 3, 4])
+    func oneMissingCellInAnyBlockBreaksTheNoMissingRule(column: Int) throws {
+        let names = ["id", "x", "n", "b", "c"]
+        let schema = TableSchema(columns: [
+            .init(name: "id", type: .id, allowsMissing: false), .init(name: "x", type: .float, allowsMissing: false),
+            .init(name: "n", type: .integer, allowsMissing: false), .init(name: "b", type: .boolean, allowsMissing: false),
+            .init(name: "c", type: .categorical, allowsMissing: false),
+        ])
+        var generator = SystemRandomNumberGenerator()
+        let rows = 3000, gap = Int.random(in: 100..<rows, using: &generator)
+        let token = ["", "NA", "null", "\"\"", "\"NaN\""].randomElement(using: &generator)!
+        func document(missing: Bool) -> [UInt8] {
+            var text = names.joined(separator: ",") + "\n"
+            for row in 0..<rows {
+                var cells = ["k\(row)", "\(row).25", "\(row)", row % 2 == 0 ? "true" : "false", "c\(row % 4)"]
+                if missing, row == gap { cells[column] = token }
+                text += cells.joined(separator: ",") + "\n"
+            }
+            return Array(text.utf8)
+        }
+        for blockBytes in [256, 1 << 20] {
+            var reader = CSVTableReader(schema: schema)
+            reader.blockBytes = blockBytes
+            try reader.append(document(missing: false))
+            #expect(try reader.finish().rowCount == rows)
+            var broken = CSVTableReader(schema: schema)
+            broken.blockBytes = blockBytes
+            try broken.append(document(missing: true))
+            #expect("row \(gap), token \(token)", performing: { try broken.finish() }, throws: { error in
+                (error as? TrainingError)?.message == "column '\(names[column])' fails rule 'no missing values'"
+            })
+        }
+    }
 }
