@@ -24,7 +24,7 @@ struct PartyKMS {
             region: region, credentials: StaticCredentialsProvider(AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret)))
         client = try AWSKMSClient(configuration: configuration, endpoint: endpoint)
         self.partyId = partyId
-        embedded = Self.trimmed(endpoint) == Self.trimmed(server)
+        embedded = Self.sameService(endpoint, server)
         self.endpoint = endpoint
         profileReleaser = profile.kmsKeyReleasePrincipal
     }
@@ -37,7 +37,22 @@ struct PartyKMS {
         return DatasetKeyPolicy.accountRoot(account)
     }
 
-    private static func trimmed(_ url: String) -> String { url.hasSuffix("/") ? String(url.dropLast()) : url }
+    /// Whether two URLs reach the same service: the same scheme, port (the scheme's default when
+    /// none is given) and path up to a trailing slash, and the same host, where `localhost` and the
+    /// loopback addresses are one host. (`--kms-endpoint http://localhost:8080/` is the embedded
+    /// KMS of a server reached as `http://127.0.0.1:8080`.)
+    static func sameService(_ a: String, _ b: String) -> Bool {
+        func key(_ text: String) -> String? {
+            guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), var host = url.host?.lowercased()
+            else { return nil }
+            if ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) { host = "loopback" }
+            let port = url.port ?? (scheme == "https" ? 443 : 80)
+            let path = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+            return "\(scheme)://\(host):\(port)\(path)"
+        }
+        guard let left = key(a), let right = key(b) else { return a == b }
+        return left == right
+    }
 
     /// The key's region from its ARN, else `fallback`.
     static func region(ofKey key: String?, else fallback: String) -> String {

@@ -108,4 +108,25 @@ import Testing
         let refusedEdit = try machine.cli(["kms", "allow-image", image], expectStatus: 1)
         #expect(refusedEdit.stderrText.contains("not written by cleanroom"))
     }
+
+    /// The embedded KMS named another way (`localhost`, a trailing slash) is still the embedded
+    /// KMS: the key belongs to the party's own principal, not to the operator's account root.
+    @Test func theEmbeddedKMSIsRecognisedUnderAnotherNameForTheServer() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-kms-alias")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        try server.start()
+        defer { server.stop() }
+        let machine = try GovernanceEndToEndTests.onboard("Beta", server: server, root: root)
+        let created = try machine.json(["dataset", "create", "--name", "alias", "--columns", GovernanceEndToEndTests.columns])
+        let datasetId = try #require(created["id"] as? String)
+        let plain = root.appendingPathComponent("beta.csv")
+        try GovernanceEndToEndTests.csv(rows: 50, seed: 3).write(to: plain, atomically: true, encoding: .utf8)
+        let alias = server.url.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/"
+        let uploaded = try machine.json(["dataset", "upload", datasetId, plain.path, "--kms-endpoint", alias])
+        #expect(uploaded["status"] as? String == "available")
+        let shown = try machine.json(["kms", "show"])
+        #expect(shown["managed"] as? Bool == true)
+        #expect(shown["owner"] as? String == "arn:aws:iam::000000000000:user/cleanroom/\(machine.partyId)")
+    }
 }
