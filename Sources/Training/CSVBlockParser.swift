@@ -181,10 +181,10 @@ struct CSVBlockParser: Sendable {
 
     /// The rows to make room for at first: the line ends of the block's first 4 KiB, scaled to the
     /// block with a quarter to spare (records are about as long throughout; `parse` grows the
-    /// buffers when they are not). Never more than a record of k fields, at least k - 1 commas long,
-    /// allows: a block of blank lines under a 4096-column header must not reserve 4096 columns × its
-    /// line ends. Counting every line end instead took a pass over the whole block, a tenth of the
-    /// parse.
+    /// buffers when they are not). Capped by the most rows the block can hold (a record of k fields
+    /// has at least k - 1 commas), so a block of blank lines under a 4096-column header does not
+    /// reserve 4096 columns × its line ends. Counting every line end of the block instead was a
+    /// whole extra pass over it.
     func rowEstimate(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
         let n = buf.count, sample = min(n, 4096)
         let sampled = Self.lineEndCount(UnsafeBufferPointer(rebasing: buf[..<sample])) + 1
@@ -280,8 +280,8 @@ struct CSVBlockParser: Sendable {
     }
 }
 
-/// One block's cells, in buffers sized for the block (its line ends bound its rows; its bytes bound
-/// its key bytes), freed when the reader has merged them.
+/// One block's cells, in buffers sized for the block (rows as `rowEstimate` says, grown when there
+/// are more; its bytes bound its key bytes), freed when the reader has merged them.
 final class CSVFragment: @unchecked Sendable {
     private(set) var columns: [FragmentColumn]
     /// Rows the columns have room for.

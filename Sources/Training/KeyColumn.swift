@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The cells of an `id` column: every key's UTF-8 bytes end to end in one buffer, each row's end
 /// offset, and each row's hash, computed while the bytes were still in cache.
 ///
