@@ -24,6 +24,8 @@ let package = Package(
         // Linux epoll/eventfd headers for the HTTP server's event loops (no library to link).
         .systemLibrary(name: "CSystemIO", path: "Sources/CSystemIO"),
 
+        // Child processes: posix_spawn with a clean signal mask, reaped, terminated as a group.
+        .target(name: "Spawn"),
         // HTTP/1.1 over raw POSIX sockets (epoll), TLS via OpenSSL.
         .target(name: "HTTPServer", dependencies: ["COpenSSL", "CSystemIO", .product(name: "Logging", package: "swift-log")]),
         // Thin safe Swift over OpenSSL 3.
@@ -52,7 +54,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "HTTPServer", "Crypto", "Envelope", "AWS", "LocalServices", "Attestation", "CleanRoom", "Enclave",
+                "HTTPServer", "Crypto", "Envelope", "AWS", "LocalServices", "Attestation", "CleanRoom", "Enclave", "Spawn",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -81,12 +83,13 @@ let package = Package(
         .executableTarget(name: "ingest-bench", dependencies: ["Training"], path: "Benchmarks/ingest"),
 
         // Shared helpers for the test targets: paths, Python peers, child processes.
-        .target(name: "TestSupport", path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Spawn"], path: "Sources/TestSupport"),
 
         // Benchmark (not a test): `make bench-attestation`.
         .executableTarget(name: "attestation-bench", dependencies: ["Attestation", "Crypto"], path: "Benchmarks/attestation"),
 
         // Tests: one target per module, plus end-to-end tests over real processes.
+        .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["TestSupport", "HTTPServer"]),
         .testTarget(name: "CryptoTests", dependencies: ["TestSupport", "Crypto"]),
         .testTarget(name: "EnvelopeTests", dependencies: ["TestSupport", "Envelope", "Crypto"]),

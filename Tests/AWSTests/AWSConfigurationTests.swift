@@ -110,7 +110,7 @@ struct AWSConfigurationTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         // Credentials that expire in 10 minutes: with a 5-minute refresh margin they are cached;
         // with a 15-minute margin every call refreshes.
-        let server = try ChildProcess(
+        let server = try ChildProcess.start(
             try TestEnvironment.python(), ["-c", Self.imdsScript, String(port), "600"],
             stdout: dir.appendingPathComponent("out").path, stderr: dir.appendingPathComponent("err").path)
         defer {

@@ -69,7 +69,7 @@ final class MotoServer: @unchecked Sendable {
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var env: [String: String] = [:]
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-        process = try ChildProcess(
+        process = try ChildProcess.start(
             try Self.binary("moto_server"), ["-H", "127.0.0.1", "-p", String(port)], environment: env,
             stdout: logURL.path, stderr: logURL.path + ".err")
         do {

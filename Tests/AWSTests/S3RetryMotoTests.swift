@@ -48,7 +48,7 @@ struct S3RetryMotoTests {
         }
 
         func start() throws {
-            let c = try ChildProcess(
+            let c = try ChildProcess.start(
                 try TestEnvironment.python(), ["-c", S3RetryMotoTests.relay, String(port), String(target)],
                 stdout: dir.appendingPathComponent("out").path, stderr: dir.appendingPathComponent("err").path)
             lock.withLock { child = c }

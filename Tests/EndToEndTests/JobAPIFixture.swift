@@ -191,7 +191,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
             "serve", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:\(port)", "--access-log", "off",
         ]
         if let enclaveBinary { arguments += ["--enclave-binary", enclaveBinary] }
-        let child = try ChildProcess(
+        let child = try ChildProcess.start(
             try TestEnvironment.executable("cleanroomd"), arguments, stdout: log.path, stderr: log.path)
         server = child
         let deadline = Date().addingTimeInterval(60)
@@ -303,7 +303,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     {
         let out = root.appendingPathComponent("\(name).out")
         let err = root.appendingPathComponent("\(name).err")
-        let child = try ChildProcess(
+        let child = try ChildProcess.start(
             try TestEnvironment.executable("cleanroom"), arguments,
             environment: ["CLEANROOM_HOME": parties[party].home.path, "CLEANROOM_SERVER": url], stdout: out.path,
             stderr: err.path)

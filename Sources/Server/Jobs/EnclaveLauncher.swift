@@ -1,4 +1,5 @@
 import Enclave
+import Spawn
 
 /// Starts an enclave for one job and hands back its connected channel.
 ///
@@ -59,3 +60,21 @@ public struct EnclaveLaunchError: Error, Sendable, Equatable, CustomStringConver
 
     public var description: String { "\(code): \(message)" }
 }
+
+extension ChildProcess {
+    /// Starts a launcher's child (the enclave program, `nitro-cli`) with exactly `environment`, in
+    /// its own process group, its stdout and stderr appended to `outputPath` (else inherited); a
+    /// failure to start is the launch's `spawnFailed`.
+    static func launch(
+        executable: String, arguments: [String], environment: [String: String], outputPath: String?
+    ) throws(EnclaveLaunchError) -> ChildProcess {
+        do {
+            return try spawn(
+                executable: executable, arguments: arguments, environment: environment,
+                stdout: outputPath.map { .file($0, append: true) } ?? .inherit)
+        } catch {
+            throw EnclaveLaunchError(.spawnFailed, error.description)
+        }
+    }
+}
+

@@ -4,6 +4,7 @@ import Glibc
 import Attestation
 import Enclave
 import Foundation
+import Spawn
 
 /// Local mode: runs `cleanroom-enclave` as a child process that connects back over a Unix socket
 /// in a fresh private directory (mode 0700), which is removed once the enclave has connected.
@@ -72,7 +73,7 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         }
         defer { close(listener) }
 
-        let child = try ChildProcess.spawn(
+        let child = try ChildProcess.launch(
             executable: configuration.executablePath, arguments: arguments(socketPath: socketPath),
             environment: configuration.environment, outputPath: configuration.logPath)
         let attestation: LocalAttestation? = configuration.attestor.map { make in

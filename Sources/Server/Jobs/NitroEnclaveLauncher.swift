@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Enclave
 import Foundation
+import Spawn
 
 /// Nitro mode: runs the enclave image with `nitro-cli run-enclave` and accepts its vsock
 /// connection to the parent (the enclave dials CID 3 on `configuration.port`).
@@ -116,7 +117,7 @@ public struct NitroEnclaveLauncher: EnclaveLauncher {
         close(fd)
         let path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
         defer { unlink(path) }
-        let child = try ChildProcess.spawn(
+        let child = try ChildProcess.launch(
             executable: tool, arguments: arguments,
             environment: ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"], outputPath: path)
         let status = child.wait(timeout: timeout) ?? child.terminate(grace: .seconds(1))
@@ -130,7 +131,7 @@ final class NitroEnclave: EnclaveInstance, @unchecked Sendable {
     let enclaveID: String
     let nitroCLI: String
     let connection: ChannelConnection
-    private let lock = PThreadMutex()
+    private let lock = NSLock()
     private var terminated = false
 
     init(enclaveID: String, nitroCLI: String, connection: ChannelConnection) {

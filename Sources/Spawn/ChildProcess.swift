@@ -2,11 +2,15 @@
 import Glibc
 #endif
 
-/// A child process started with `posix_spawn` in its own process group, that this object reaps.
+/// A child process started with `posix_spawn` that this object reaps: the server's enclave
+/// launchers (the local `cleanroom-enclave`, `nitro-cli`) and the tests' servers and tools.
 ///
-/// `terminate(grace:)` sends SIGTERM to the group, waits up to `grace`, then SIGKILLs it and
-/// reaps the child, so no zombie or stray grandchild remains. Deinit terminates a still-running
-/// child as a last resort. Only this object calls `waitpid` for its pid.
+/// The child starts with a clean signal mask and default signal dispositions (a parent's blocked
+/// signals are not inherited; Foundation's `Process` passes them on), stdin from /dev/null, and,
+/// unless told otherwise, in its own process group. `terminate(grace:)` sends SIGTERM to the group,
+/// waits up to `grace`, then SIGKILLs it and reaps the child, so no zombie or stray grandchild
+/// remains. Deinit terminates a still-running child as a last resort. Only this object calls
+/// `waitpid` for its pid.
 public final class ChildProcess: @unchecked Sendable {
     /// How a child ended.
     public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
@@ -18,6 +22,14 @@ public final class ChildProcess: @unchecked Sendable {
             self = signal == 0 ? .exited((status >> 8) & 0xFF) : .signaled(signal)
         }
 
+        /// The status as a shell reports it: the exit code, or 128 + the signal.
+        public var code: Int32 {
+            switch self {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+        }
+
         public var description: String {
             switch self {
             case .exited(let code): "exited with status \(code)"
@@ -26,21 +38,43 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Where the child's stdout or stderr goes.
+    public enum Output: Sendable, Equatable {
+        /// This process's own.
+        case inherit
+        /// A file, created with mode 0600 if missing, appended to or truncated first.
+        case file(String, append: Bool)
+        /// stderr only: wherever stdout goes.
+        case stdout
+    }
+
+    /// Why a child could not be started.
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     public let pid: pid_t
+    /// Whether the child leads its own process group (then signals go to the group).
+    private let ownProcessGroup: Bool
     private let lock = PThreadMutex()
     private var status: ExitStatus?
 
-    private init(pid: pid_t) { self.pid = pid }
+    private init(pid: pid_t, ownProcessGroup: Bool) {
+        self.pid = pid
+        self.ownProcessGroup = ownProcessGroup
+    }
 
     deinit {
         if status == nil { _ = terminate(grace: .zero) }
     }
 
     /// Starts `executable` with `arguments` and exactly `environment` (nothing inherited).
-    /// stdin is /dev/null; stdout and stderr go to `outputPath` (appended) or are inherited.
+    /// stdin is /dev/null; stdout and stderr go where `stdout` and `stderr` say. With
+    /// `ownProcessGroup`, the child leads a new process group, which `terminate` signals whole.
     public static func spawn(
-        executable: String, arguments: [String], environment: [String: String], outputPath: String? = nil
-    ) throws(EnclaveLaunchError) -> ChildProcess {
+        executable: String, arguments: [String], environment: [String: String], stdout: Output = .inherit,
+        stderr: Output = .stdout, ownProcessGroup: Bool = true
+    ) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
         posix_spawn_file_actions_init(&actions)
@@ -50,11 +84,16 @@ public final class ChildProcess: @unchecked Sendable {
             posix_spawnattr_destroy(&attributes)
         }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let outputPath {
-            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        for (fd, output) in [(Int32(1), stdout), (2, stderr)] {
+            switch output {
+            case .inherit: break
+            case .file(let path, let append):
+                posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
+            case .stdout:
+                if fd == 2, stdout != .inherit { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
+            }
         }
-        // Own process group (so the whole group can be killed), default signal dispositions, empty mask.
+        // Default signal dispositions, an empty mask, and (if asked) its own process group.
         var defaultSignals = sigset_t(), emptyMask = sigset_t()
         sigemptyset(&emptyMask)
         sigfillset(&defaultSignals)
@@ -62,7 +101,7 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+            &attributes, Int16((ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let argv = ([executable] + arguments).map { strdup($0) }
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
@@ -80,10 +119,9 @@ public final class ChildProcess: @unchecked Sendable {
             }
         }
         guard result == 0 else {
-            throw EnclaveLaunchError(
-                .spawnFailed, "could not start \(executable): \(String(cString: strerror(result)))")
+            throw SpawnError(description: "could not start \(executable): \(String(cString: strerror(result)))")
         }
-        return ChildProcess(pid: pid)
+        return ChildProcess(pid: pid, ownProcessGroup: ownProcessGroup)
     }
 
     /// The exit status if the child has ended (reaping it), nil while it runs.
@@ -107,21 +145,43 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Ends the child: SIGTERM to its process group, up to `grace` to exit, then SIGKILL; reaps it.
+    /// Waits for the child to end, however long that takes, and reaps it. The wait holds no lock
+    /// (`WNOWAIT` leaves the child to `poll`), so other threads may signal or poll meanwhile.
+    @discardableResult
+    public func waitForExit() -> ExitStatus {
+        while true {
+            if let status = poll() { return status }
+            var info = siginfo_t()
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno != EINTR {
+                return poll() ?? .exited(-1)  // ECHILD: reaped already
+            }
+        }
+    }
+
+    /// Sends `signal` to the child (and its group when it leads one), unless it has been reaped.
+    public func signal(_ signal: Int32) {
+        lock.withLock {
+            guard status == nil else { return }
+            _ = ownProcessGroup ? killpg(pid, signal) : kill(pid, signal)
+        }
+    }
+
+    /// Ends the child: SIGTERM (to its process group when it leads one), up to `grace` to exit,
+    /// then SIGKILL; reaps it.
     @discardableResult
     public func terminate(grace: Duration = .seconds(2)) -> ExitStatus {
         if let status = poll() {
-            _ = killpg(pid, SIGKILL)  // stray grandchildren, if any
+            if ownProcessGroup { _ = killpg(pid, SIGKILL) }  // stray grandchildren, if any
             return status
         }
-        _ = killpg(pid, SIGTERM)
+        signal(SIGTERM)
         if grace > .zero, let status = wait(timeout: grace) {
-            _ = killpg(pid, SIGKILL)
+            if ownProcessGroup { _ = killpg(pid, SIGKILL) }
             return status
         }
-        _ = killpg(pid, SIGKILL)
+        signal(SIGKILL)
         _ = kill(pid, SIGKILL)
-        return lock.withLock { reap(options: 0) } ?? .signaled(SIGKILL)
+        return waitForExit()
     }
 
     private func reap(options: Int32) -> ExitStatus? {

@@ -1,0 +1,104 @@
+import Foundation
+import Spawn
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `ChildProcess` with real children (`/bin/sh`, `sleep`).
+@Suite struct ChildProcessTests {
+    @Test func outputGoesToFilesAppendedOrTruncatedAndStderrFollowsStdout() throws {
+        let dir = try TestEnvironment.temporaryDirectory("spawn-output")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("log").path
+        for _ in 0..<2 {
+            let child = try ChildProcess.spawn(
+                executable: "/bin/sh", arguments: ["-c", "echo out; echo err >&2"], environment: [:],
+                stdout: .file(log, append: true))
+            #expect(child.waitForExit() == .exited(0))
+        }
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "out\nerr\nout\nerr\n")
+        let out = dir.appendingPathComponent("out").path, err = dir.appendingPathComponent("err").path
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "echo fresh; echo oops >&2; exit 3"], environment: [:],
+            stdout: .file(log, append: false), stderr: .file(err, append: false))
+        #expect(child.waitForExit() == .exited(3))
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "fresh\n")
+        #expect(try String(contentsOfFile: err, encoding: .utf8) == "oops\n")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test func theEnvironmentIsExactlyTheOneGiven() throws {
+        let dir = try TestEnvironment.temporaryDirectory("spawn-env")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("env").path
+        setenv("CLEANROOM_SPAWN_TEST_INHERITED", "yes", 1)
+        let child = try ChildProcess.spawn(
+            executable: "/usr/bin/env", arguments: [], environment: ["ONLY": "this"], stdout: .file(log, append: false))
+        #expect(child.waitForExit() == .exited(0))
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "ONLY=this\n")
+    }
+
+    /// A thread blocked waiting for the child holds no lock: another thread can still signal it
+    /// (and the waiter then sees how it ended).
+    @Test func aThreadWaitingForTheChildDoesNotBlockSignallingIt() throws {
+        let child = try ChildProcess.spawn(executable: "/bin/sleep", arguments: ["30"], environment: [:])
+        let ended = DispatchSemaphore(value: 0)
+        let status = Locked<ChildProcess.ExitStatus?>(nil)
+        Thread.detachNewThread {
+            status.set(child.waitForExit())
+            ended.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+        let signalled = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            child.signal(SIGTERM)
+            signalled.signal()
+        }
+        #expect(signalled.wait(timeout: .now() + 2) == .success, "signal() waited for the waiting thread")
+        #expect(ended.wait(timeout: .now() + 5) == .success)
+        #expect(status.get() == .signaled(SIGTERM))
+        #expect(child.poll() == .signaled(SIGTERM))
+        #expect(ChildProcess.ExitStatus.signaled(SIGTERM).code == 128 + SIGTERM)
+    }
+
+    @Test func terminateEndsTheWholeProcessGroup() throws {
+        let dir = try TestEnvironment.temporaryDirectory("spawn-group")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pidFile = dir.appendingPathComponent("pid").path
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "sleep 30 & echo $! > \(pidFile); wait"], environment: [:])
+        var grandchild: pid_t = 0
+        for _ in 0..<200 where grandchild == 0 {
+            grandchild = pid_t((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            if grandchild == 0 { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        try #require(grandchild > 0)
+        #expect(child.terminate(grace: .seconds(2)) == .signaled(SIGTERM))
+        // The grandchild got the group's SIGTERM too: it is gone, or a zombie waiting for its reaper.
+        var alive = true
+        for _ in 0..<200 where alive {
+            let state = (try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8))?.split(separator: " ")
+            alive = state.map { $0.count > 2 && $0[2] != "Z" } ?? false
+            if alive { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        #expect(!alive, "the sleep in the child's group still runs")
+    }
+
+    @Test func aMissingExecutableIsAnError() {
+        #expect(throws: ChildProcess.SpawnError.self) {
+            try ChildProcess.spawn(executable: "/nonexistent/program", arguments: [], environment: [:])
+        }
+    }
+}
+
+/// A value shared between test threads.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
+}
