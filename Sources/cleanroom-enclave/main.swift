@@ -84,7 +84,8 @@ let session = EnclaveSession(
     connection: connection, attestor: attestor, isDevelopment: attestorKind == "development",
     workload: TrainingWorkload(checkpointEvery: checkpointEvery))
 do {
-    try await session.run()
+    // On a thread of its own: the session blocks on the channel, the digest and the parser.
+    try await SessionThread.run(name: "enclave-session") { () async throws(EnclaveError) in try await session.run() }
     connection.close()
     exit(0)
 } catch {
