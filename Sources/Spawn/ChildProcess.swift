@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +13,7 @@ import Glibc
 /// waits up to `grace`, then SIGKILLs it and reaps the child, so no zombie or stray grandchild
 /// remains. Deinit terminates a still-running child as a last resort. Only this object calls
 /// `waitpid` for its pid.
-public final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: Sendable {
     /// How a child ended.
     public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
         case exited(Int32)
@@ -56,8 +58,8 @@ public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     /// Whether the child leads its own process group (then signals go to the group).
     private let ownProcessGroup: Bool
-    private let lock = PThreadMutex()
-    private var status: ExitStatus?
+    /// How the child ended, once it has been reaped.
+    private let status = Mutex<ExitStatus?>(nil)
 
     private init(pid: pid_t, ownProcessGroup: Bool) {
         self.pid = pid
@@ -65,7 +67,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
-        if status == nil { _ = terminate(grace: .zero) }
+        if status.withLock({ $0 }) == nil { _ = terminate(grace: .zero) }
     }
 
     /// Starts `executable` with `arguments` and exactly `environment` (nothing inherited).
@@ -126,7 +128,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// The exit status if the child has ended (reaping it), nil while it runs.
     public func poll() -> ExitStatus? {
-        lock.withLock { reap(options: WNOHANG) }
+        status.withLock { status in Self.reap(pid, &status, options: WNOHANG) }
     }
 
     /// Whether the child is still running.
@@ -160,7 +162,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends `signal` to the child (and its group when it leads one), unless it has been reaped.
     public func signal(_ signal: Int32) {
-        lock.withLock {
+        status.withLock { status in
             guard status == nil else { return }
             _ = ownProcessGroup ? killpg(pid, signal) : kill(pid, signal)
         }
@@ -184,7 +186,7 @@ public final class ChildProcess: @unchecked Sendable {
         return waitForExit()
     }
 
-    private func reap(options: Int32) -> ExitStatus? {
+    private static func reap(_ pid: pid_t, _ status: inout ExitStatus?, options: Int32) -> ExitStatus? {
         if let status { return status }
         var raw: Int32 = 0
         while true {
@@ -199,25 +201,5 @@ public final class ChildProcess: @unchecked Sendable {
             status = .exited(-1)
             return status
         }
-    }
-}
-
-/// A plain pthread mutex (usable from non-async code), heap-allocated so its address is stable.
-final class PThreadMutex: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        mutex.deallocate()
-    }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

@@ -99,7 +99,7 @@ struct PipelinedFileWriterFailureTests {
         let dir = try TestEnvironment.temporaryDirectory("fosw-fail")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("ro").path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
         for attempt in 0..<20 {
             let fd = open(path, O_RDONLY)  // every write fails with EBADF
             try #require(fd >= 0)
