@@ -160,11 +160,13 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Sends `signal` to the child (and its group when it leads one), unless it has been reaped.
+    /// Sends `signal` to the child (and its group when it leads one), unless it has been reaped
+    /// (its pid may then be another process's).
     public func signal(_ signal: Int32) {
         status.withLock { status in
             guard status == nil else { return }
-            _ = ownProcessGroup ? killpg(pid, signal) : kill(pid, signal)
+            if ownProcessGroup { _ = killpg(pid, signal) }
+            _ = kill(pid, signal)  // also before the child has made its group
         }
     }
 
@@ -182,7 +184,6 @@ public final class ChildProcess: Sendable {
             return status
         }
         signal(SIGKILL)
-        _ = kill(pid, SIGKILL)
         return waitForExit()
     }
 
