@@ -24,6 +24,7 @@ public final class AccessLogWriter: Sendable {
             ownsFD = true
         }
         let thread = Thread { [self] in
+            Thread.current.name = "access-log"  // named from inside: on Linux a name set before start is lost
             while !stopped.load(ordering: .relaxed) {
                 _ = wake.wait(timeout: .now() + .milliseconds(200))
                 writeOut()
@@ -31,7 +32,6 @@ public final class AccessLogWriter: Sendable {
             writeOut()
             finished.signal()
         }
-        thread.name = "access-log"
         thread.start()
     }
 

@@ -127,8 +127,10 @@ final class CurlWorkerPool: @unchecked Sendable {
             }
         }
         for i in 0..<max(1, threads) {
-            let thread = Thread { [unowned self] in self.run() }
-            thread.name = "curl-worker-\(i)"
+            let thread = Thread { [unowned self] in
+                Thread.current.name = "curl-worker-\(i)"  // named from inside: on Linux a name set before start is lost
+                self.run()
+            }
             thread.stackSize = 1 << 20
             thread.start()
         }

@@ -83,6 +83,7 @@ extension TrainingWorkload {
             let queue = BatchQueue(capacity: 4)
             let shared = SendableBox(rows)
             let formatter = Thread {
+                Thread.current.name = "scores-format"  // named from inside: on Linux a name set before start is lost
                 let rows = shared.value
                 var batch = 0
                 while batch < batchCount, !queue.isCancelled {
@@ -103,7 +104,6 @@ extension TrainingWorkload {
                 }
                 queue.finish()
             }
-            formatter.name = "scores-format"
             formatter.start()
             defer { queue.cancelAndWait() }
             while let batch = queue.take() {

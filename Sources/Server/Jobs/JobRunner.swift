@@ -67,8 +67,10 @@ public final class JobRunner: @unchecked Sendable {
 
     /// Runs the job on a new thread.
     public func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "job-\(plan.jobID)"
+        let thread = Thread { [self] in
+            Thread.current.name = "job-\(plan.jobID)"  // named from inside: on Linux a name set before start is lost
+            run()
+        }
         thread.start()
     }
 

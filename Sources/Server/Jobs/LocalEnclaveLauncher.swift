@@ -134,13 +134,13 @@ final class PreparedAttestor: @unchecked Sendable {
 
     init(making make: @escaping @Sendable () throws -> any Attestor) {
         let thread = Thread { [self] in
+            Thread.current.name = "development-attestor"  // named from inside: on Linux a name set before start is lost
             let made = Result { try make() }
             condition.withLock {
                 result = made
                 condition.broadcast()
             }
         }
-        thread.name = "development-attestor"
         thread.start()
     }
 
