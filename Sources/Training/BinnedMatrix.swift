@@ -40,7 +40,10 @@ public struct BinCuts: Sendable, Equatable {
     /// sort of a 200,000-row sample took most of the binning.
     static func radixSort(_ values: inout [Float]) {
         let n = values.count
-        guard n > 1 else { return }
+        guard n > 1 else {
+            if n == 1, values[0] == 0 { values[0] = 0 }  // -0 becomes 0, as in longer inputs
+            return
+        }
         // Flip the sign bit of positives and every bit of negatives: unsigned order = float order.
         var keys = values.map { value -> UInt32 in
             let bits = (value == 0 ? 0 : value).bitPattern
