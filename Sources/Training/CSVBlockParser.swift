@@ -191,23 +191,10 @@ struct CSVBlockParser: Sendable {
         return min(sampled * (n / sample) + sampled / 4 + 16, n / max(kinds.count - 1, 1) + 1)
     }
 
-    /// How many bytes of `buf` are `\n` or `\r`, 8 bytes at a time.
+    /// How many bytes of `buf` are `\n` or `\r` (only a block's first 4 KiB are counted).
     static func lineEndCount(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
-        let raw = UnsafeRawBufferPointer(buf)
-        let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, ones: UInt64 = 0x0101_0101_0101_0101
-        // 0x80 in exactly the bytes of `v` that are zero (no borrows between bytes).
-        @inline(__always) func zeroBytes(_ v: UInt64) -> UInt64 { ~(((v & low7) &+ low7) | v | low7) }
         var count = 0
-        var j = 0
-        while j + 8 <= raw.count {
-            let word = raw.loadUnaligned(fromByteOffset: j, as: UInt64.self)
-            count &+= (zeroBytes(word ^ (ones &* 0x0A)) | zeroBytes(word ^ (ones &* 0x0D))).nonzeroBitCount
-            j += 8
-        }
-        while j < raw.count {
-            count &+= raw[j] == UInt8(ascii: "\n") || raw[j] == UInt8(ascii: "\r") ? 1 : 0
-            j += 1
-        }
+        for byte in buf { count &+= byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? 1 : 0 }
         return count
     }
 

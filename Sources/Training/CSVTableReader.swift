@@ -190,7 +190,7 @@ final class CSVTableBody {
 
     /// The columns no block stored a missing value in (inferred columns are not tracked).
     var columnsWithoutMissing: Set<String> {
-        Set(names.indices.filter { inferred.isEmpty || inferred[$0] == nil }.filter { !columns[$0].sawMissing }.map { names[$0] })
+        Set(names.indices.filter { k in (inferred.isEmpty || inferred[k] == nil) && !columns[k].sawMissing }.map { names[$0] })
     }
 
     /// Appends a fragment's rows, or throws its first fault (or a categorical column's level

@@ -3,8 +3,8 @@
 ///
 /// Join keys are long and nearly all distinct (the demo's are 64-hex customer hashes): one heap
 /// `String` per row, hashed again by the join and compared through a pointer, dominated parsing and
-/// joining. Here a join compares the stored hashes and then two byte ranges of one buffer. A
-/// missing key is the empty range (an empty CSV field is always missing) with hash 0.
+/// joining. Here a join compares 32 bits of the stored hash and then two byte ranges of one
+/// buffer. A missing key is the empty range (an empty CSV field is always missing) with hash 0.
 public struct KeyColumn: Sendable, Equatable {
     /// Every key's bytes, end to end.
     public private(set) var bytes: [UInt8] = []

@@ -145,8 +145,9 @@ final class KeyGroups: @unchecked Sendable {
     /// For rows `rows` of `keys`, the first row of `build` (the column this index was built from)
     /// with the same key, or -1, into `out` — in stages over the whole batch: every row's slot is
     /// loaded, then (past slots of other tags) each candidate's length and the first and last of its
-    /// bytes, and only then are keys compared in full. Within a stage the loads do not depend on one another, so their cache
-    /// misses overlap instead of queuing row after row. Collisions take `firstRow(of:in:build:)`.
+    /// bytes, and only then are keys compared in full. Within a stage the loads do not depend on
+    /// one another, so their cache misses overlap instead of queuing row after row. Collisions take
+    /// `firstRow(of:in:build:)`.
     func firstRows(
         of rows: Range<Int>, in keys: KeyColumnView, build: KeyColumnView, into out: UnsafeMutableBufferPointer<Int>,
         slotScratch loaded: UnsafeMutableBufferPointer<UInt64>

@@ -32,12 +32,10 @@ public struct TableSchema: Sendable, Codable, Equatable {
     /// The declared type of a column, if any.
     public func type(of name: String) -> ColumnType? { columns.first { $0.name == name }?.type }
 
-    /// Checks a table against every rule; throws the first failure.
-    public func validate(_ table: Table) throws { try validate(table, knownComplete: []) }
-
-    /// `validate`, where the columns named in `knownComplete` are known to hold no missing value
-    /// (the CSV reader saw none while parsing), so they need not be scanned.
-    func validate(_ table: Table, knownComplete: Set<String>) throws {
+    /// Checks a table against every rule; throws the first failure. The columns named in
+    /// `knownComplete` are known to hold no missing value (the CSV reader saw none while parsing),
+    /// so they are not scanned for one.
+    func validate(_ table: Table, knownComplete: Set<String> = []) throws {
         for rule in columns {
             guard let column = table.columns.first(where: { $0.name == rule.name }) else {
                 throw TrainingError(.schemaViolation, "column '\(rule.name)' fails rule 'present': it is missing")

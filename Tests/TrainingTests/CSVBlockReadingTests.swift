@@ -298,9 +298,9 @@ import Testing
         #expect(try table.column(named: "c1023").floatValues() == [1023, 1023])
     }
 
-    /// A block's buffers are sized by its line ends, so an undercount would overflow them. The
-    /// word-at-a-time count must equal the byte-by-byte one at every alignment and length, for bytes
-    /// that differ from the line ends in one bit only (0x8A, 0x0B, 0x1D, …).
+    /// A block's buffers are first sized from the line ends of its first 4 KiB. The count must be
+    /// exact at every alignment and length, for bytes that differ from the line ends in one bit only
+    /// (0x8A, 0x0B, 0x1D, …).
     @Test func lineEndsAreCountedExactly() {
         var generator = SystemRandomNumberGenerator()
         let near: [UInt8] = [0x0A, 0x0D, 0x8A, 0x8D, 0x0B, 0x0E, 0x1A, 0x1D, 0x00, 0xFF, 0x2C, 0x0C, 0x09]
