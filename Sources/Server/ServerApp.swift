@@ -54,6 +54,7 @@ extension ServerApp {
             services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
             logger: logger)
         for id in try jobs.failInterruptedJobs() { status("job \(id) was interrupted by the last stop: marked failed") }
+        jobs.services.standby?.start()
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
             governance: governance, storage: storage, jobs: jobs)
@@ -78,6 +79,9 @@ extension ServerApp {
             try? await GovernanceRoutes.blocking { jobs.cancelAll(reason: "the server is shutting down", timeout: 10) }
         }
         await server.shutdown()
+        if let standby = jobs.services.standby {
+            try? await GovernanceRoutes.blocking { standby.stop() }
+        }
         _ = try? governance.store.checkpoint()  // sign the audit log's head before stopping
         accessLog?.close()
         status("stopped")

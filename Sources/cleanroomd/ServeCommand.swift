@@ -78,6 +78,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("enclave-debug"), help: "Nitro mode: run the enclave in debug mode (PCRs are zero; only policies that allow debug get keys).")
     var enclaveDebug = false
 
+    @Flag(
+        name: .customLong("enclave-standby"), inversion: .prefixedNo,
+        help: "Keep one enclave launched and keyed ahead of the next job, so a job starts without waiting for it (default on).")
+    var enclaveStandby = true
+
     func run() async throws {
         var overrides = ServerConfiguration.Overrides()
         overrides.configFile = config
@@ -96,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
                 objectStore: objectStore, s3Endpoint: s3Endpoint, kms: kms, kmsEndpoint: kmsEndpoint)
             configuration.enclave = try EnclaveConfiguration(
                 mode: enclave, binary: enclaveBinary, eif: enclaveEIF, cpus: enclaveCPUs, memoryMiB: enclaveMemory,
-                cid: enclaveCID, port: enclavePort, debug: enclaveDebug)
+                cid: enclaveCID, port: enclavePort, debug: enclaveDebug, standby: enclaveStandby)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

@@ -63,6 +63,8 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     let dataDirectory: URL
     let port: Int
     let customers: Int
+    /// Whether the server runs with an enclave on standby (`--enclave-standby`, its default).
+    let standby: Bool
     var url: String { "http://127.0.0.1:\(port)" }
     private(set) var parties: [Party]
     /// PCR0 of the real `cleanroom-enclave` (what the policy allows).
@@ -72,7 +74,8 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     /// Enclave processes seen as the server's children (killed at the end if they outlived it).
     private var seenEnclaves: Set<pid_t> = []
 
-    private init(customers: Int) throws {
+    private init(customers: Int, standby: Bool) throws {
+        self.standby = standby
         root = try TestEnvironment.temporaryDirectory("e2e-jobs")
         dataDirectory = root.appendingPathComponent("server")
         port = try CleanroomdProcess.freePort()
@@ -87,11 +90,13 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
 
     /// Sets up the server and both parties, runs `body`, and stops everything on every path.
     /// `editCSV` may change a party's plaintext CSV (party index, text) before it is encrypted and uploaded.
+    /// `standby`: the server keeps an enclave launched ahead of the next job (its default); off by
+    /// default here, so that every enclave process a test sees is a job's.
     static func with(
-        customers: Int = 1200, enclaveBinary: String? = nil,
+        customers: Int = 1200, enclaveBinary: String? = nil, standby: Bool = false,
         editCSV: (@Sendable (Int, String) -> String)? = nil, _ body: (JobAPIFixture) async throws -> Void
     ) async throws {
-        let fixture = try JobAPIFixture(customers: customers)
+        let fixture = try JobAPIFixture(customers: customers, standby: standby)
         do {
             try await offPool { try fixture.setUp(enclaveBinary: enclaveBinary, editCSV: editCSV) }
             try await body(fixture)
@@ -191,6 +196,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
             "serve", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:\(port)", "--access-log", "off",
         ]
         if let enclaveBinary { arguments += ["--enclave-binary", enclaveBinary] }
+        if !standby { arguments.append("--no-enclave-standby") }
         let child = try ChildProcess.start(
             try TestEnvironment.executable("cleanroomd"), arguments, stdout: log.path, stderr: log.path)
         server = child

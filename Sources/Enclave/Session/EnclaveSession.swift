@@ -5,8 +5,9 @@ import Foundation
 
 /// The enclave program's side of one job, over one channel (DESIGN §7):
 ///
-/// 1. `begin` → fresh RSA-2048 (key release) and P-256 (receipt) keys, attested with the nonce
-///    and the user-data binding → `hello`;
+/// 1. fresh RSA-2048 (key release) and P-256 (receipt) keys, made as soon as the program starts
+///    (so an enclave launched ahead of its job is ready when the job comes); `begin` → the keys
+///    attested with its nonce and the user-data binding → `hello`;
 /// 2. `jobSpec` → the policy digest must equal the attested one; the policy must parse and not
 ///    have expired; every approval must verify and cover every party; the manifests must match
 ///    the policy's datasets → `accepted`;
@@ -20,7 +21,9 @@ import Foundation
 public final class EnclaveSession: @unchecked Sendable {
     /// How long the enclave waits for the server at each step.
     public struct Timeouts: Sendable {
-        public var begin: Duration = .seconds(30)
+        /// How long to wait for `begin`; nil: as long as the server keeps the channel open (a
+        /// standby enclave waits for a job that has not been started yet).
+        public var begin: Duration?
         public var step: Duration = .seconds(300)
         public var send: Duration = .seconds(300)
         public init() {}
@@ -91,9 +94,7 @@ public final class EnclaveSession: @unchecked Sendable {
     }
 
     private func execute() async throws(EnclaveError) {
-        // 1. Hello.
-        let first = try receive("begin", timeout: timeouts.begin)
-        guard case .begin(let begin) = first else { throw unexpected(first, "begin") }
+        // 1. Keys, then hello.
         let rsaKey: RSA.PrivateKey, receiptKey: P256.Signing.PrivateKey
         let rsaPublic: [UInt8], receiptPublic: [UInt8], document: [UInt8]
         do {
@@ -105,6 +106,8 @@ public final class EnclaveSession: @unchecked Sendable {
         } catch {
             throw EnclaveError(.internal, "could not generate the enclave keys")
         }
+        let first = try receive("begin", timeout: timeouts.begin ?? .seconds(100 * 365 * 86_400))
+        guard case .begin(let begin) = first else { throw unexpected(first, "begin") }
         let userData = AttestationBinding.userData(
             policyDigest: begin.policyDigest, jobID: begin.jobID, receiptPublicKey: receiptPublic)
         do {

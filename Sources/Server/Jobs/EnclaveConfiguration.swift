@@ -25,14 +25,17 @@ public struct EnclaveConfiguration: Sendable, Equatable {
     public var enclaveCID: UInt32?
     public var port: UInt32 = 5005
     public var debugMode = false
+    /// Keep one enclave launched and keyed ahead of the next job (`--no-enclave-standby` turns it off).
+    public var standby = true
 
     public init() {}
 
     /// Parses the option values (nil = not given); errors name the option and what to give.
     public init(
         mode: String?, binary: String?, eif: String?, cpus: Int?, memoryMiB: Int?, cid: UInt32?, port: UInt32?,
-        debug: Bool
+        debug: Bool, standby: Bool = true
     ) throws {
+        self.standby = standby
         if let mode {
             guard let parsed = Mode(rawValue: mode) else {
                 throw ConfigurationError("--enclave must be local or nitro, not \(mode)")
@@ -90,13 +93,15 @@ extension JobManager.Services {
     public static func make(
         _ enclave: EnclaveConfiguration, dataDirectory: DataDirectory, storage: StorageServices
     ) throws -> JobManager.Services {
-        let launcher: any EnclaveLauncher
+        var launcher: any EnclaveLauncher
+        let imagePath: String
         let verifier: AttestationVerifier
         /// The images the checkpoint key is for (local mode: the binary's development PCR0).
         var checkpointImages: [String] = []
         switch enclave.mode {
         case .local:
             let binary = try enclave.localBinary()
+            imagePath = binary
             if let measured = try? DevelopmentMeasurements(executableAt: binary) {
                 checkpointImages = [measured.pcr0.map { String(format: "%02x", $0) }.joined()]
             }
@@ -112,8 +117,9 @@ extension JobManager.Services {
             launcher = LocalEnclaveLauncher(configuration: configuration)
             verifier = AttestationVerifier(trustedRoots: [ca.trustedRoot])
         case .nitro:
+            imagePath = enclave.eifPath ?? ""
             var configuration = NitroEnclaveLauncher.Configuration(
-                eifPath: enclave.eifPath ?? "", cpuCount: enclave.cpuCount, memoryMiB: enclave.memoryMiB, port: enclave.port)
+                eifPath: imagePath, cpuCount: enclave.cpuCount, memoryMiB: enclave.memoryMiB, port: enclave.port)
             configuration.enclaveCID = enclave.enclaveCID
             configuration.debugMode = enclave.debugMode
             do {
@@ -122,6 +128,11 @@ extension JobManager.Services {
                 throw ConfigurationError("cannot use the Nitro enclave configuration: \(error.message)")
             }
             verifier = AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1])
+        }
+        var standby: StandbyEnclaveLauncher?
+        if enclave.standby {
+            standby = StandbyEnclaveLauncher(inner: launcher, imagePath: imagePath)
+            launcher = standby!
         }
         let decrypt: KMSKeyRelease.Decrypt
         var checkpoints: (any CheckpointService)?
@@ -165,6 +176,8 @@ extension JobManager.Services {
         } else {
             throw ConfigurationError("jobs need the local KMS or AWS KMS (--kms local|aws)")
         }
-        return JobManager.Services(launcher: launcher, verifier: verifier, decrypt: decrypt, checkpoints: checkpoints)
+        var services = JobManager.Services(launcher: launcher, verifier: verifier, decrypt: decrypt, checkpoints: checkpoints)
+        services.standby = standby
+        return services
     }
 }

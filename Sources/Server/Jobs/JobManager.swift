@@ -24,6 +24,8 @@ public final class JobManager: @unchecked Sendable {
         /// Stores sealed training checkpoints and gets their key from KMS for the attested enclave
         /// only (nil: jobs run without checkpoints).
         public var checkpoints: (any CheckpointService)?
+        /// The launcher's standby (when `launcher` is one): started and stopped with the server.
+        public var standby: StandbyEnclaveLauncher?
 
         public init(
             launcher: any EnclaveLauncher, verifier: AttestationVerifier, decrypt: @escaping KMSKeyRelease.Decrypt,
