@@ -25,7 +25,10 @@ and maps the events to the issue's phases:
 
 Finally First Bank downloads, decrypts and verifies its outputs (timed apart, not part of the job).
 
-  bench.py --bin .build/release --data DIR [--runs 3] [--rounds 40] [--out results.json]
+The server keeps an enclave on standby (its default), so a job's (a) starts with an enclave that is
+already running and keyed; --no-standby measures the launch inside every job instead.
+
+  bench.py --bin .build/release --data DIR [--runs 3] [--rounds 40] [--no-standby] [--out results.json]
 """
 import argparse
 import http.client
@@ -66,8 +69,9 @@ def log(message):
 class Collaboration:
     """One cleanroomd and three parties, each with its own CLEANROOM_HOME."""
 
-    def __init__(self, bin_dir, work):
+    def __init__(self, bin_dir, work, server_args=()):
         self.bin = bin_dir
+        self.server_args = list(server_args)
         self.work = work
         self.data_dir = os.path.join(work, "server")
         self.server = None
@@ -81,7 +85,7 @@ class Collaboration:
         self.server_log = open(os.path.join(self.work, "cleanroomd.log"), "wb")
         self.server = subprocess.Popen(
             [os.path.join(self.bin, "cleanroomd"), "serve", "--data-dir", self.data_dir, "--listen",
-             f"127.0.0.1:{self.port}", "--access-log", "off"],
+             f"127.0.0.1:{self.port}", "--access-log", "off"] + self.server_args,
             stdout=self.server_log, stderr=subprocess.STDOUT)
         for _ in range(600):
             if self.server.poll() is not None:
@@ -297,12 +301,21 @@ def run_job(collab, token, interval, perf_data=None):
     reader.start()
     reader.join()
     t_end_stream = time.monotonic()
+    # The job's enclave is the one that worked: with a standby, the server also has the one that
+    # waited before the job (which is the job's) and the replacement it launches when the job ends.
+    ticks = {}
+    for s in list(sampler.samples):
+        if s[1] is not None:
+            ticks[s[1]] = max(ticks.get(s[1], 0), s[4])
+    job_pid = max(ticks, key=ticks.get) if ticks else None
     # The runner terminates the enclave before it reports the terminal state; give the sampler a moment.
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}/status") and memory_kib(p) for p in sampler.pids):
+    while time.monotonic() < deadline and job_pid and os.path.exists(f"/proc/{job_pid}/status") and memory_kib(job_pid):
         time.sleep(0.05)
     sampler.stop.set()
     sampler.join()
+    sampler.samples = [s for s in sampler.samples if s[1] in (None, job_pid)]
+    sampler.pids = {job_pid} if job_pid else set()
     if sampler.perf:
         sampler.perf.send_signal(signal.SIGINT)
         sampler.perf.wait(timeout=60)
@@ -467,6 +480,8 @@ def main():
                         "split it by phase with profile_phases.py). Not for timed runs")
     parser.add_argument("--work", help="working folder (default: a temporary one, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--no-standby", action="store_true",
+                        help="run cleanroomd with --no-enclave-standby: every job launches its enclave")
     args = parser.parse_args()
     bin_dir = os.path.abspath(args.bin)
     for tool in ("cleanroomd", "cleanroom", "cleanroom-enclave"):
@@ -474,7 +489,7 @@ def main():
             raise SystemExit(f"{bin_dir}/{tool} is missing: swift build -c release --product {tool}")
     work = args.work or tempfile.mkdtemp(prefix="cleanroom-bench-jobs.")
     os.makedirs(work, exist_ok=True)
-    collab = Collaboration(bin_dir, work)
+    collab = Collaboration(bin_dir, work, ["--no-enclave-standby"] if args.no_standby else [])
     runs = []
     try:
         collab.start_server()
