@@ -54,3 +54,10 @@ public enum ProcessRunner {
         try run(try TestEnvironment.python(), ["-c", script] + arguments, stdin: stdin)
     }
 }
+
+/// `ProcessRunner.run` on a thread of its own.
+public func runProcess(
+    _ executable: String, _ arguments: [String], stdin: Data? = nil, currentDirectory: URL? = nil
+) async throws -> ProcessResult {
+    try await offPool { try ProcessRunner.run(executable, arguments, stdin: stdin, currentDirectory: currentDirectory) }
+}

@@ -105,7 +105,7 @@ struct AWSConfigurationTests {
         """
 
     @Test func imdsV2CredentialsAreFetchedWithATokenCachedAndRefreshedBeforeExpiry() async throws {
-        let port = try MotoServer.freePort()
+        let port = try TestEnvironment.freePort()
         let dir = try TestEnvironment.temporaryDirectory("imds")
         defer { try? FileManager.default.removeItem(at: dir) }
         // Credentials that expire in 10 minutes: with a 5-minute refresh margin they are cached;

@@ -19,21 +19,6 @@ final class MotoServer: @unchecked Sendable {
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { throw TestEnvironmentError("no free loopback port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     static func waitForPort(_ port: Int, timeout: Double = 30) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -64,9 +49,8 @@ final class MotoServer: @unchecked Sendable {
     }
 
     init() throws {
-        port = try Self.freePort()
+        port = try TestEnvironment.freePort()
         logURL = try TestEnvironment.temporaryDirectory("moto").appendingPathComponent("moto.log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var env: [String: String] = [:]
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         process = try ChildProcess.start(

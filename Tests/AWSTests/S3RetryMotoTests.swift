@@ -41,7 +41,7 @@ struct S3RetryMotoTests {
         private(set) var restarts = 0
 
         init(target: Int) throws {
-            port = try MotoServer.freePort()
+            port = try TestEnvironment.freePort()
             self.target = target
             dir = try TestEnvironment.temporaryDirectory("relay")
             try start()

@@ -105,7 +105,7 @@ import Testing
     @Test func threePartiesRegisterUploadOneProposesAllApprove() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-governance")
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         defer { server.stop() }
 
@@ -202,7 +202,7 @@ import Testing
     @Test func auditTamperingIsDetectedByCleanroomdAuditVerify() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-audit")
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         let machine = try Self.onboard("Alpha", server: server, root: root)
         _ = try Self.upload(machine, csv: Self.csv(rows: 10, seed: 9), root: root)

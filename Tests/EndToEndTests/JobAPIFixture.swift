@@ -5,17 +5,6 @@ import TestSupport
     import Glibc
 #endif
 
-/// Runs blocking work (child processes, blocking socket reads) on a dedicated thread, so a test
-/// never blocks a cooperative-pool thread.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }
-        thread.start()
-    }
-}
-
 /// Two parties and a real `cleanroomd serve` on a loopback port, set up the way `scripts/demo.sh`
 /// does it: the operator enrolls each party (`cleanroomd admin enroll`), each party makes its keys
 /// on its own "machine" (its own `CLEANROOM_HOME`), registers, declares its dataset and uploads it
@@ -61,16 +50,16 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
 
     let root: URL
     let dataDirectory: URL
-    let port: Int
     let customers: Int
     /// Whether the server runs with an enclave on standby (`--enclave-standby`, its default).
     let standby: Bool
-    var url: String { "http://127.0.0.1:\(port)" }
+    /// The server, on one port across restarts.
+    let server: CleanroomdProcess
+    var port: Int { server.port }
+    var url: String { server.url }
     private(set) var parties: [Party]
     /// PCR0 of the real `cleanroom-enclave` (what the policy allows).
     private(set) var pcr0 = ""
-    private var server: ChildProcess?
-    private var serverLogs: [URL] = []
     /// Enclave processes seen as the server's children (killed at the end if they outlived it).
     private var seenEnclaves: Set<pid_t> = []
 
@@ -78,7 +67,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         self.standby = standby
         root = try TestEnvironment.temporaryDirectory("e2e-jobs")
         dataDirectory = root.appendingPathComponent("server")
-        port = try CleanroomdProcess.freePort()
+        server = try CleanroomdProcess(dataDirectory: dataDirectory, keepsPort: true)
         self.customers = customers
         parties = [
             Party(id: "first-bank", name: "First Bank", home: root.appendingPathComponent("parties/first-bank")),
@@ -176,7 +165,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
 
     // MARK: The server
 
-    /// Starts `cleanroomd serve` on the fixture's data directory and port and waits for `/healthz`.
+    /// Starts `cleanroomd serve` on the fixture's data directory and port and waits until it listens.
     func start(enclaveBinary: String? = nil) async throws {
         try await offPool { try self.startSync(enclaveBinary: enclaveBinary) }
     }
@@ -189,38 +178,16 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     }
 
     private func startSync(enclaveBinary: String?) throws {
-        precondition(server == nil, "the server is already running")
-        let log = root.appendingPathComponent("cleanroomd-\(serverLogs.count + 1).log")
-        serverLogs.append(log)
-        var arguments = [
-            "serve", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:\(port)", "--access-log", "off",
-        ]
+        var arguments = ["--access-log", "off"]
         if let enclaveBinary { arguments += ["--enclave-binary", enclaveBinary] }
         if !standby { arguments.append("--no-enclave-standby") }
-        let child = try ChildProcess.start(
-            try TestEnvironment.executable("cleanroomd"), arguments, stdout: log.path, stderr: log.path)
-        server = child
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            guard child.isRunning else {
-                server = nil
-                throw TestEnvironmentError("cleanroomd exited: \(serverLog())")
-            }
-            if let health = try? httpSync("GET", "/healthz", token: nil, timeout: 2), health.status == 200 { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        throw TestEnvironmentError("cleanroomd did not become healthy: \(serverLog())")
+        try server.start(arguments: arguments)
     }
 
     private func stopSync(signal: Int32 = SIGTERM, leaveEnclaves: Bool = false) {
-        if let child = server {
+        if server.isRunning {
             seenEnclaves.formUnion(enclaveProcessesSync().map(\.pid))
-            child.kill(signal)
-            let deadline = Date().addingTimeInterval(20)
-            while child.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            if child.isRunning { child.kill(SIGKILL) }
-            child.wait()
-            server = nil
+            server.stop(signal: signal, timeout: 20)
         }
         guard !leaveEnclaves else { return }
         // An enclave must not outlive its server; if one did, end it here (it was ours).
@@ -248,9 +215,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     }
 
     /// The server's log so far (every start), for failure messages.
-    func serverLog() -> String {
-        serverLogs.map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }.joined(separator: "\n--- restart ---\n")
-    }
+    func serverLog() -> String { server.stderr }
 
     /// The server's live child processes running the enclave program — zombies (exited but not
     /// reaped) included, since those are processes the server left behind too.
@@ -260,7 +225,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     }
 
     private func enclaveProcessesSync() -> [(pid: pid_t, state: String)] {
-        guard let serverPID = server?.pid else { return [] }
+        guard let serverPID = server.pid else { return [] }
         var found: [(pid: pid_t, state: String)] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = pid_t(entry), let stat = Self.stat(of: pid), stat.ppid == serverPID,

@@ -10,7 +10,7 @@ import Testing
     @Test func csvIsEncryptedOnThePartysMachineUnderItsKMSKey() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-kms-upload")
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         defer { server.stop() }
         let machine = try GovernanceEndToEndTests.onboard("Alpha", server: server, root: root)
@@ -114,7 +114,7 @@ import Testing
     @Test func theEmbeddedKMSIsRecognisedUnderAnotherNameForTheServer() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-kms-alias")
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         defer { server.stop() }
         let machine = try GovernanceEndToEndTests.onboard("Beta", server: server, root: root)

@@ -8,7 +8,7 @@ import Testing
     @Test func liveServerConformsToTheOpenAPIDocument() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-schemathesis")
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         defer { server.stop() }
         // A registered party with data, so generated requests reach real objects, not only 401/404.

@@ -31,7 +31,7 @@ import Testing
 
     static func setup(_ label: String) throws -> Setup {
         let root = try TestEnvironment.temporaryDirectory(label)
-        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"))
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         let machine = try GovernanceEndToEndTests.onboard("Alpha", server: server, root: root)
         let created = try machine.json(["dataset", "create", "--name", "big", "--columns", GovernanceEndToEndTests.columns])

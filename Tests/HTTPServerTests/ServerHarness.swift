@@ -4,18 +4,6 @@ import TestSupport
 
 @testable import HTTPServer
 
-/// Runs blocking client code on its own thread, so tests never block the concurrency pool that
-/// the server's handlers need.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-}
-
 /// Starts a server on 127.0.0.1:0 with `router`, runs `body` with its port, then shuts it down.
 func withServer(
     _ router: Router, limits: HTTPServerLimits = HTTPServerLimits(), loops: Int = 2,

@@ -62,7 +62,7 @@ import TestSupport
         try await Task.sleep(for: .milliseconds(200))
         server.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(300))
-        #expect(server.process.isRunning, "the server must wait for the in-flight request")
+        #expect(server.isRunning, "the server must wait for the in-flight request")
         #expect(throws: RawHTTPError.self) { try RawHTTPClient(port: port) }  // no longer accepting
         let response = try await offPool { () -> RawHTTPResponse in
             try client.send("world")

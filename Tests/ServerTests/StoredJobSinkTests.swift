@@ -4,10 +4,11 @@ import Crypto
 import Enclave
 import Foundation
 import LocalServices
+import TestSupport
 import Testing
 @testable import Server
 
-// `offPool` (CleanroomdProcess.swift) runs the sink on its own thread, as the runner's thread does in the server.
+// `offPool` (TestSupport) runs the sink on its own thread, as the runner's thread does in the server.
 @Suite struct StoredJobSinkTests {
     func setUp() throws -> (JobStoreWorld, JobPlan, StoredJobSink, FileObjectStore, JobProgressHub) {
         let world = try JobStoreWorld()

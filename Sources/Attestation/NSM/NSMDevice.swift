@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 
 /// Moves one request's bytes to the NSM and returns the response bytes. ``NSMIoctlTransport``
 /// is the real `/dev/nsm`; tests substitute recorded bytes, since no Nitro hardware is here.
@@ -86,7 +87,8 @@ public final class NSMIoctlTransport: NSMTransport, @unchecked Sendable {
     public static let ioctlRequest: UInt = 0xC020_0A00
 
     private let fd: CInt
-    private let lock = PThreadLock()
+    /// The device takes one request at a time.
+    private let lock = Mutex(())
 
     public init(path: String = NSMIoctlTransport.defaultPath) throws(AttestationError) {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
@@ -102,7 +104,7 @@ public final class NSMIoctlTransport: NSMTransport, @unchecked Sendable {
     public func exchange(_ request: [UInt8]) throws(AttestationError) -> [UInt8] {
         var response = [UInt8](repeating: 0, count: NSMDevice.responseCapacity)
         var request = request
-        let result: (status: CInt, errno: CInt, length: Int) = lock.withLock {
+        let result: (status: CInt, errno: CInt, length: Int) = lock.withLock { _ in
             request.withUnsafeMutableBytes { requestBuffer in
                 response.withUnsafeMutableBytes { responseBuffer in
                     var message = (
@@ -124,32 +126,5 @@ public final class NSMIoctlTransport: NSMTransport, @unchecked Sendable {
             throw AttestationError(.nsmMalformedResponse, "the NSM reported \(result.length) response bytes")
         }
         return Array(response.prefix(result.length))
-    }
-}
-
-/// A pthread mutex for the few places that need one (the NSM device serialises its calls; the
-/// attestation cache is shared by concurrent verifications).
-///
-/// The mutex lives in its own allocation: `&storedProperty` on a class is a Swift inout access,
-/// which the runtime's exclusivity checks trap on when two threads lock at once, and whose
-/// address Swift does not promise to keep stable.
-final class PThreadLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init() {
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        mutex.deallocate()
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

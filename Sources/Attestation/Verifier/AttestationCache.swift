@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Remembers parsed certificates and certificate paths that already passed OpenSSL's path
 /// validation, so that documents from an enclave the verifier has seen before (same leaf, same
@@ -9,16 +10,21 @@ import Foundation
 /// the time: no revocation or other outside state. A cached path is reused only for the same
 /// leaf, cabundle and roots, and only at times inside every certificate's validity period (the
 /// chain policy still checks those periods on each call). Bounded: when full it starts over.
-public final class AttestationCache: @unchecked Sendable {
+public final class AttestationCache: Sendable {
     /// Most parsed certificates kept.
     public let maxCertificates: Int
     /// Most validated paths kept.
     public let maxChains: Int
 
-    private let lock = PThreadLock()
-    private var certificates: [[UInt8]: Certificate] = [:]
-    private var chains: [[UInt8]: VerifiedCertificateChain] = [:]
-    private(set) var chainHits = 0
+    private struct State {
+        var certificates: [[UInt8]: Certificate] = [:]
+        var chains: [[UInt8]: VerifiedCertificateChain] = [:]
+        var chainHits = 0
+    }
+
+    private let state = Mutex(State())
+    /// How many path questions were answered from the cache.
+    var chainHits: Int { state.withLock { $0.chainHits } }
 
     public init(maxCertificates: Int = 1024, maxChains: Int = 256) {
         self.maxCertificates = maxCertificates
@@ -28,16 +34,16 @@ public final class AttestationCache: @unchecked Sendable {
     /// The parsed certificate for `der`, parsing it on first sight.
     func certificate(_ der: [UInt8], name: String) throws(AttestationError) -> Certificate {
         let key = HashFunction.sha256.hash(der)
-        if let cached = lock.withLock({ certificates[key] }) { return cached }
+        if let cached = state.withLock({ $0.certificates[key] }) { return cached }
         let parsed: Certificate
         do {
             parsed = try Certificate(derEncoded: der)
         } catch {
             throw AttestationError(.malformedCertificate, "\(name) is not a DER X.509 certificate: \(error)")
         }
-        lock.withLock {
-            if certificates.count >= maxCertificates { certificates.removeAll(keepingCapacity: true) }
-            certificates[key] = parsed
+        state.withLock {
+            if $0.certificates.count >= maxCertificates { $0.certificates.removeAll(keepingCapacity: true) }
+            $0.certificates[key] = parsed
         }
         return parsed
     }
@@ -56,25 +62,25 @@ public final class AttestationCache: @unchecked Sendable {
     }
 
     func chain(_ key: [UInt8]) -> VerifiedCertificateChain? {
-        lock.withLock {
-            let found = chains[key]
-            if found != nil { chainHits += 1 }
+        state.withLock {
+            let found = $0.chains[key]
+            if found != nil { $0.chainHits += 1 }
             return found
         }
     }
 
     func store(_ chain: VerifiedCertificateChain, key: [UInt8]) {
-        lock.withLock {
-            if chains.count >= maxChains { chains.removeAll(keepingCapacity: true) }
-            chains[key] = chain
+        state.withLock {
+            if $0.chains.count >= maxChains { $0.chains.removeAll(keepingCapacity: true) }
+            $0.chains[key] = chain
         }
     }
 
     /// Forgets everything.
     public func removeAll() {
-        lock.withLock {
-            certificates.removeAll()
-            chains.removeAll()
+        state.withLock {
+            $0.certificates.removeAll()
+            $0.chains.removeAll()
         }
     }
 }

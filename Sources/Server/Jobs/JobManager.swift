@@ -97,9 +97,7 @@ public final class JobManager: @unchecked Sendable {
             }
             throw DomainError(.internalError, "object_store_failed", "the job could not be recorded; start it again")
         }
-        let thread = Thread { [self] in
-            Thread.current.name = "job-\(plan.jobID)"  // named from inside: on Linux a name set before start is lost
-            runner.run()
+        runner.start { [self] in
             lock.withLock {
                 runners[plan.jobID] = nil
                 lock.broadcast()
@@ -110,7 +108,6 @@ public final class JobManager: @unchecked Sendable {
             let hub = self.hub, id = plan.jobID
             DispatchQueue.global().asyncAfter(deadline: .now() + feedRetention) { hub.forget(jobID: id) }
         }
-        thread.start()
         logger.info("job started", metadata: ["job": "\(plan.jobID)", "collaboration": "\(collaborationId)"])
         return try await GovernanceRoutes.blocking { try jobs.job(id: plan.jobID, caller: caller) }
     }

@@ -65,11 +65,12 @@ public final class JobRunner: @unchecked Sendable {
     /// Why the job failed, once it has.
     public var failure: JobFailure? { lock.withLock { finalFailure } }
 
-    /// Runs the job on a new thread.
-    public func start() {
+    /// Runs the job on a new thread (named after the job), then `ended` on that thread.
+    public func start(then ended: @escaping @Sendable () -> Void = {}) {
         let thread = Thread { [self] in
             Thread.current.name = "job-\(plan.jobID)"  // named from inside: on Linux a name set before start is lost
             run()
+            ended()
         }
         thread.start()
     }
