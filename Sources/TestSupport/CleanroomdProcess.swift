@@ -41,8 +41,10 @@ public final class CleanroomdProcess: @unchecked Sendable {
     /// Starts a server (data directory and port chosen here unless the arguments or the environment
     /// set them) from a thread of its own.
     public static func start(arguments: [String] = [], environment: [String: String] = [:]) async throws -> CleanroomdProcess {
-        try await offPool {
-            let server = try CleanroomdProcess()
+        let given = arguments.firstIndex(of: "--data-dir").map { arguments[arguments.index(after: $0)] }
+        let dataDirectory = (given ?? environment["CLEANROOM_DATA_DIR"]).map { URL(fileURLWithPath: $0) }
+        return try await offPool {
+            let server = try CleanroomdProcess(dataDirectory: dataDirectory)
             try server.start(arguments: arguments, environment: environment)
             return server
         }

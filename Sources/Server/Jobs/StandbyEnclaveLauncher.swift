@@ -42,7 +42,7 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
     /// Launches the first standby (in the background).
     public func start() { replenish() }
 
-    /// Terminates the standby, if any; no standby is launched after this.
+    /// Terminates the standby, if any (waiting for one being launched); no standby is launched after this.
     public func stop() {
         let waiting: (any EnclaveInstance)? = condition.withLock {
             stopped = true
@@ -52,14 +52,6 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
             return nil
         }
         waiting?.terminate()
-    }
-
-    /// The standby's summary, if one is ready (for logs and tests).
-    public var standbySummary: String? {
-        condition.withLock {
-            if case .ready(let instance, _) = standby { return instance.summary }
-            return nil
-        }
     }
 
     public func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance {
@@ -121,16 +113,12 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
             } catch {
                 logger.warning("the standby enclave did not start; the next job launches its own", metadata: ["error": "\(error)"])
             }
-            let surplus = condition.withLock { () -> (any EnclaveInstance)? in
-                defer { condition.broadcast() }
-                guard let launched, !stopped else {
-                    standby = .none
-                    return launched
-                }
-                standby = .ready(launched, image: image)
-                return nil
+            // Stored even when `stop` came meanwhile: `stop` waits for this and terminates it itself,
+            // so that no enclave outlives the server's stop.
+            condition.withLock {
+                standby = launched.map { .ready($0, image: image) } ?? .none
+                condition.broadcast()
             }
-            surplus?.terminate()
         }
         thread.start()
     }
