@@ -151,7 +151,7 @@ struct FileIdentity: Equatable {
 
 /// An enclave that calls `ended` once, after its first termination.
 final class ReplacedWhenEnded: EnclaveInstance, @unchecked Sendable {
-    private let inner: any EnclaveInstance
+    let inner: any EnclaveInstance
     private let ended: @Sendable () -> Void
     private let lock = NSLock()
     private var terminated = false
