@@ -27,9 +27,9 @@ public final class CleanroomdProcess: @unchecked Sendable {
     private var child: ChildProcess?
     private var listening: (scheme: String, port: Int)
 
-    /// `dataDirectory`: a fresh temporary one unless given. `keepsPort`: a free port is picked now and
-    /// used at every start, so clients set up with `url` reach it after a restart (otherwise the
-    /// kernel picks one at each start).
+    /// `dataDirectory`: a fresh temporary one unless given. `keepsPort`: a free port is picked now,
+    /// so `url` is known before the first start (otherwise the kernel picks one at the first start).
+    /// A restart listens on the same port either way.
     public init(dataDirectory: URL? = nil, keepsPort: Bool = false) throws {
         let folder = try TestEnvironment.temporaryDirectory("cleanroomd")
         self.dataDirectory = dataDirectory ?? folder.appendingPathComponent("data")

@@ -129,11 +129,8 @@ extension JobManager.Services {
             }
             verifier = AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1])
         }
-        var standby: StandbyEnclaveLauncher?
-        if enclave.standby {
-            standby = StandbyEnclaveLauncher(inner: launcher, imagePath: imagePath)
-            launcher = standby!
-        }
+        let standby = enclave.standby ? StandbyEnclaveLauncher(inner: launcher, imagePath: imagePath) : nil
+        if let standby { launcher = standby }
         let decrypt: KMSKeyRelease.Decrypt
         var checkpoints: (any CheckpointService)?
         if let local = storage.localKMS {
