@@ -80,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Flag(
         name: .customLong("enclave-standby"), inversion: .prefixedNo,
-        help: "Keep one enclave launched and keyed ahead of the next job, so a job starts without waiting for it (default on).")
+        help: "Keep one enclave launched and keyed ahead of the next job, so a job starts without waiting for it.")
     var enclaveStandby = true
 
     func run() async throws {
