@@ -216,6 +216,54 @@ func processExists(_ pid: pid_t) -> Bool {
     }
 }
 
+extension NitroEnclaveLauncherTests {
+    @Test func launchesAtOnceTakeTurnsOnTheirPortInsteadOfFailingToListen() throws {
+        // The stand-in nitro-cli "starts" an enclave that never dials back, so each launch waits out
+        // its connect deadline while it holds the port.
+        let port = UInt32.random(in: 20_000...60_000)
+        do {
+            close(try ChannelSocket.listen(.vsock(cid: ChannelAddress.anyCID, port: port)))
+        } catch {
+            return  // no vsock in this kernel: every launch fails at its listener, in turn or not
+        }
+        let dir = try TestEnvironment.temporaryDirectory("nitro-turns")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tool = dir.appendingPathComponent("nitro-cli")
+        try "#!/bin/sh\necho '{\"EnclaveID\": \"i-0123-enc0123\"}'\n".write(to: tool, atomically: true, encoding: .utf8)
+        chmod(tool.path, 0o755)
+        usleep(100_000)  // a script just written can be briefly "text file busy"
+        var configuration = NitroEnclaveLauncher.Configuration(eifPath: "/e.eif", cpuCount: 2, memoryMiB: 512, port: port)
+        configuration.nitroCLI = tool.path
+        configuration.connectTimeout = .milliseconds(600)
+        let launcher = try NitroEnclaveLauncher(configuration: configuration)
+        let outcomes = LockedList()
+        let start = ContinuousClock.now
+        let threads = (0..<2).map { index in
+            Thread {
+                do {
+                    _ = try launcher.launch(jobID: "j\(index)")
+                    outcomes.append("launched")
+                } catch let error as EnclaveLaunchError {
+                    outcomes.append(error.code.rawValue)
+                } catch {
+                    outcomes.append("\(error)")
+                }
+            }
+        }
+        threads.forEach { $0.start() }
+        while outcomes.values.count < 2 && ContinuousClock.now - start < .seconds(10) { usleep(10_000) }
+        #expect(outcomes.values == ["enclave.connect_timeout", "enclave.connect_timeout"], "neither failed to listen")
+        #expect(ContinuousClock.now - start >= .milliseconds(1200), "one after the other")
+    }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    var values: [String] { lock.withLock { items } }
+    func append(_ item: String) { lock.withLock { items.append(item) } }
+}
+
 final class LockedCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count: UInt8 = 0

@@ -8,8 +8,12 @@ import Spawn
 /// Nitro mode: runs the enclave image with `nitro-cli run-enclave` and accepts its vsock
 /// connection to the parent (the enclave dials CID 3 on `configuration.port`).
 ///
-/// Cannot run outside an enclave-enabled EC2 instance; its command lines and output parsing are
-/// unit-tested.
+/// Launches run one at a time: every enclave of the image dials the same port, so two at once would
+/// both listen on it (the second fails to bind) and could accept each other's enclave. A launch waits
+/// for the one before it to be accepted or to time out.
+///
+/// Cannot run outside an enclave-enabled EC2 instance; its command lines, output parsing and
+/// turn-taking are unit-tested (with a stand-in `nitro-cli`).
 public struct NitroEnclaveLauncher: EnclaveLauncher {
     /// The image, its resources and the channel port.
     public struct Configuration: Sendable, Equatable {
@@ -38,6 +42,8 @@ public struct NitroEnclaveLauncher: EnclaveLauncher {
     }
 
     public let configuration: Configuration
+    /// Held from listening to accepting (shared by copies of this launcher).
+    private let oneAtATime = NSLock()
 
     public init(configuration: Configuration) throws(EnclaveLaunchError) {
         guard configuration.cpuCount >= 1, configuration.memoryMiB >= 64, configuration.port > 0,
@@ -82,6 +88,8 @@ public struct NitroEnclaveLauncher: EnclaveLauncher {
     }
 
     public func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance {
+        oneAtATime.lock()
+        defer { oneAtATime.unlock() }
         let listener: Int32
         do {
             listener = try ChannelSocket.listen(.vsock(cid: ChannelAddress.anyCID, port: configuration.port))
