@@ -74,4 +74,22 @@ import Testing
         #expect(dockerfile.contains("--product cleanroom-enclave --static-swift-stdlib"))
         #expect(FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("build.sh").path))
     }
+
+    /// The image's command is what the enclave program runs with inside the Nitro Enclave: its
+    /// flags must be ones the program takes (with `--help` after them, it prints its usage and exits
+    /// 0; an unknown flag ends it with status 2 before it reaches `--help`), and it must dial the
+    /// parent (CID 3) on the launcher's default port with the NSM as its attestor.
+    @Test func theImagesCommandIsOneTheEnclaveProgramTakes() throws {
+        let dockerfile = try String(
+            contentsOf: TestEnvironment.repoRoot.appendingPathComponent("enclave-image/Dockerfile"), encoding: .utf8)
+        let line = try #require(dockerfile.split(separator: "\n").last { $0.hasPrefix("CMD ") })
+        let command = try #require(
+            try JSONSerialization.jsonObject(with: Data(line.dropFirst(4).utf8)) as? [String], "CMD is not exec form")
+        let connect = try #require(command.firstIndex(of: "--connect"), "\(command)")
+        #expect(command.indices.contains(connect + 1) && command[connect + 1] == "vsock:3:5005", "\(command)")
+        #expect(!command.contains("--attestor") || command.contains("nsm"), "the default attestor is the NSM")
+        let result = try ProcessRunner.run(try TestEnvironment.executable("cleanroom-enclave"), command + ["--help"])
+        #expect(result.status == 0, "\(command): \(result.stderrText)")
+        #expect(result.stdoutText.hasPrefix("usage: cleanroom-enclave"))
+    }
 }
