@@ -167,8 +167,6 @@ bench-attestation: deps
 	.build/release/attestation-bench ../shared/vectors/nitro $(or $(BENCH_ITERATIONS),2000)
 
 # --- Fuzzing (see Fuzz/README.md): libFuzzer targets built from module sources with swiftc. ---
-FUZZ_SECONDS ?= 60
-FUZZ_SWIFTC  := swiftc -sanitize=fuzzer,address -parse-as-library -O
 HTTP_PARSER_SOURCES := $(addprefix Sources/HTTPServer/,HTTPRequestParser.swift HTTPParseError.swift \
   HTTPRequestHead.swift HTTPParserLimits.swift HTTPHeaders.swift HTTPMethod.swift HTTPStatus.swift)
 

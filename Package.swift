@@ -59,15 +59,19 @@ let package = Package(
             ]
         ),
 
+        // The exit-code convention both CLIs share (usage errors exit 2).
+        .target(
+            name: "CommandLineExit", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
         // Thin executables.
         .executableTarget(
             name: "cleanroomd",
-            dependencies: ["Server", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Server", "CommandLineExit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "cleanroom",
             dependencies: [
-                "Crypto", "Envelope", "AWS", "Attestation", "CleanRoom", "Training", "Enclave",
+                "Crypto", "Envelope", "AWS", "Attestation", "CleanRoom", "Training", "Enclave", "CommandLineExit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

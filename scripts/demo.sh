@@ -49,17 +49,31 @@ trap 'exit 130' INT TERM
 
 step() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$RESET"; }
 
+# typed ARGS...: the arguments as they would be typed at a shell prompt, quoted where they must be
+# (a space, a `?`, a quote), so that every printed command can be pasted as it is.
+typed() {
+  local arg out=""
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+      out+=" $arg"
+    else
+      out+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '%s' "${out# }"
+}
+
 # as PARTY CMD...: run CMD on PARTY's machine, printing it as that party would type it.
 as() {
   local party="$1"; shift
-  printf '%s%s$%s %s\n' "$CYAN" "$party" "$RESET" "$*"
+  printf '%s%s$%s %s\n' "$CYAN" "$party" "$RESET" "$(typed "$@")"
   CLEANROOM_HOME="$WORK/parties/$party" CLEANROOM_SERVER="$URL" "$@"
 }
 
 # quietly PARTY CMD...: like `as`, but captures stdout (JSON) for the script to read.
 quietly() {
   local party="$1"; shift
-  printf '%s%s$%s %s\n' "$CYAN" "$party" "$RESET" "$*" >&2
+  printf '%s%s$%s %s\n' "$CYAN" "$party" "$RESET" "$(typed "$@")" >&2
   CLEANROOM_HOME="$WORK/parties/$party" CLEANROOM_SERVER="$URL" "$@"
 }
 
@@ -77,7 +91,8 @@ URL="http://127.0.0.1:$PORT"
 DATA="$WORK/server"
 
 step "The operator starts cleanroomd on its embedded defaults (SQLite, file object store, local KMS, development attestation)"
-printf '%soperator$%s cleanroomd serve --data-dir %s --listen 127.0.0.1:%s &\n' "$CYAN" "$RESET" "$DATA" "$PORT"
+printf '%soperator$%s %s &\n' "$CYAN" "$RESET" \
+  "$(typed cleanroomd serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --access-log off)"
 cleanroomd serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --access-log off >"$WORK/cleanroomd.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
@@ -102,7 +117,7 @@ PARTIES=(first-bank shopmart metro-telecom)
 
 for party in "${PARTIES[@]}"; do
   step "${NAME[$party]} enrolls: keys made on its machine, registered with an operator-issued token"
-  printf '%soperator$%s cleanroomd admin enroll --data-dir %s\n' "$CYAN" "$RESET" "$DATA"
+  printf '%soperator$%s %s\n' "$CYAN" "$RESET" "$(typed cleanroomd admin enroll --data-dir "$DATA")"
   token="$(cleanroomd admin enroll --data-dir "$DATA" 2>/dev/null)"
   echo "${DIM}(token handed to ${NAME[$party]} out of band)${RESET}"
   as "$party" cleanroom keys init --result-key-bits 3072

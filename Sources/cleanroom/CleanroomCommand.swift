@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineExit
 import Foundation
 
 /// `cleanroom`: the party CLI. Each command group lives in its own file so that the
@@ -28,22 +29,6 @@ struct CleanroomCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Runs the command, mapping ArgumentParser's usage failures (its exit code 64) to the
-    /// documented exit code 2.
-    static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            if exitCode(for: error) == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
-            }
-            exit(withError: error)
-        }
-    }
+    /// Runs the command; usage failures exit with the documented 2 (ArgumentParser's own is 64).
+    static func main() async { await mainExitingTwoOnUsageErrors() }
 }

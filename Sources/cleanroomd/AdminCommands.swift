@@ -15,7 +15,10 @@ struct EnrollCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enroll",
         abstract: "Print a single-use enrollment token for a party to register with.",
-        discussion: "Exit codes: 0 the token was printed, 1 the data directory could not be used.")
+        discussion: """
+            Exit codes: 0 the token was printed, 1 the data directory could not be used (its operator \
+            credential is not valid), 2 a usage error (no cleanroomd data directory at --data-dir).
+            """)
 
     @Option(name: .customLong("data-dir"), help: "The server's data directory (default: $CLEANROOM_DATA_DIR or ./data).")
     var dataDir: String?
@@ -36,7 +39,9 @@ struct EnrollCommand: AsyncParsableCommand {
         let (credentials, _) = try data.bootstrap()
         let store = try GovernanceSetup.openStore(dataDirectory: data, operatorToken: credentials.token)
         guard let caller = try store.authenticate(bearer: credentials.token), caller.isOperator else {
-            throw CleanExit.message("the operator credential in \(data.operatorCredentialsURL.path) is not valid")
+            FileHandle.standardError.write(
+                Data("error: the operator credential in \(data.operatorCredentialsURL.path) is not valid\n".utf8))
+            throw ExitCode(1)
         }
         let (token, record) = try store.createEnrollmentToken(caller: caller, lifetime: expiresIn)
         if json {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineExit
 
 /// `cleanroomd`: the clean room server. Thin wiring over the `Server` module.
 @main
@@ -6,7 +7,11 @@ struct CleanroomdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cleanroomd",
         abstract: "The cleanroom server: REST API, job orchestrator, key-release gate and audit log.",
+        discussion: "Exit codes: 0 success, 1 a failure (the reason is printed), 2 a usage error.",
         subcommands: [ServeCommand.self, AdminCommand.self, AuditCommand.self],
         defaultSubcommand: ServeCommand.self
     )
+
+    /// Runs the command; usage failures exit with the documented 2 (ArgumentParser's own is 64).
+    static func main() async { await mainExitingTwoOnUsageErrors() }
 }

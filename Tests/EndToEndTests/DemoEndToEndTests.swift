@@ -28,6 +28,11 @@ import Testing
                         "cleanroom verify"] {
             #expect(shown.contains("$ \(command)"), "the demo does not show `\(command)`")
         }
+        // They paste as printed: arguments with a space or a `?` are quoted for the shell.
+        #expect(shown.contains("--name 'First Bank' --party-id first-bank"), "\(shown.prefix(3000))")
+        #expect(shown.contains("--name 'Metro Telecom' --party-id metro-telecom"))
+        #expect(shown.contains("--columns 'customer_hash:string,monthly_spend:float,visits_per_month:float,"))
+        #expect(shown.contains("cleanroomd serve --data-dir \(work.path)/server --listen 127.0.0.1:"))
         #expect(result.stdoutText.components(separatedBy: "VERIFIED").count - 1 == 3)
         // Each approval let the policy's enclave image decrypt that party's data keys.
         #expect(result.stdoutText.components(separatedBy: "now releases data keys to enclave image").count - 1 == 3)

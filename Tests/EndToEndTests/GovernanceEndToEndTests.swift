@@ -193,7 +193,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: root) }
         let missing = root.appendingPathComponent("typo")
         let result = try CLI.run("cleanroomd", ["admin", "enroll", "--data-dir", missing.path], expectStatus: nil)
-        #expect(result.status != 0)
+        #expect(result.status == 2, "a usage error: \(result.stderrText)")
         #expect(result.stdoutText.isEmpty, "a token was printed for a directory no server uses")
         #expect(result.stderrText.contains("no cleanroomd data directory at \(missing.path)"), "\(result.stderrText)")
         #expect(!FileManager.default.fileExists(atPath: missing.path))

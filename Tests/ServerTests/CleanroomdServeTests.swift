@@ -40,6 +40,24 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))
     }
 
+    @Test func usageErrorsExitWithTwoAndSayWhatIsWrong() async throws {
+        let cleanroomd = try TestEnvironment.executable("cleanroomd")
+        let missing = try TestEnvironment.temporaryDirectory("usage").appendingPathComponent("typo").path
+        for (arguments, message) in [
+            (["serve", "--bogus"], "Unknown option '--bogus'"),
+            (["serve", "--enclave", "cloud"], "--enclave must be local or nitro, not cloud"),
+            (["serve", "--enclave-eif", "x.eif"], "--enclave-eif needs --enclave nitro"),
+            (["admin", "enroll", "--data-dir", missing], "no cleanroomd data directory at \(missing)"),
+            (["audit", "verify", "--data-dir", missing], "no database at \(missing)"),
+        ] {
+            let result = try await runProcess(cleanroomd, arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderrText)")
+            #expect(result.stderrText.contains(message), "\(arguments): \(result.stderrText)")
+            #expect(result.stdout.isEmpty, "\(arguments)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: missing), "a refused command created nothing")
+    }
+
     @Test func plainHTTPOnANonLoopbackAddressIsRefusedUnlessInsecureHTTP() async throws {
         let dir = try TestEnvironment.temporaryDirectory("refuse")
         let refused = try await runProcess(
