@@ -54,7 +54,6 @@ extension ServerApp {
             services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
             logger: logger)
         for id in try jobs.failInterruptedJobs() { status("job \(id) was interrupted by the last stop: marked failed") }
-        jobs.services.standby?.start()
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
             governance: governance, storage: storage, jobs: jobs)
@@ -68,12 +67,14 @@ extension ServerApp {
         let server = try HTTPServer(configuration: httpConfiguration, router: router, logger: logger, accessLog: sink)
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         try server.start()
+        jobs.services.standby?.start()  // once nothing can fail startup: a failed start leaves no enclave
         let scheme = tls == nil ? "http" : "https"
         let shown = ListenAddress(host: configuration.listen.host, port: server.port)
         status("listening on \(scheme)://\(shown) (data directory \(dataDirectory.path))")
         let signal = await signals.wait()
         status("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"), draining in-flight requests")
         context.readiness.beginDraining()
+        jobs.services.standby?.beginStopping()  // the jobs cancelled next launch no replacements
         if !jobs.runningJobs.isEmpty {
             status("cancelling \(jobs.runningJobs.count) running job(s); their enclaves are stopped")
             try? await GovernanceRoutes.blocking { jobs.cancelAll(reason: "the server is shutting down", timeout: 10) }

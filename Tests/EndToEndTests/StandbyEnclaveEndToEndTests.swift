@@ -57,9 +57,12 @@ import Testing
             #expect(f.serverLog().contains("reason=it has exited"), "\(f.serverLog())")
             #expect(try await JobAPIEndToEndTests.outputs(f, retry, as: JobAPIFixture.bank).count == 3)
 
-            // No standby outlives the server.
+            // No standby outlives the server: the server ends it before it exits (a local enclave
+            // would also exit by itself once its parent is gone; a Nitro enclave would not).
             let third = try await Self.standby(f, excluding: second)
             try await f.stop(leaveEnclaves: true)
+            #expect(f.serverLog().contains("standby enclave stopped"), "\(f.serverLog())")
+            #expect(f.serverLog().contains("enclave=local pid \(third)"))
             #expect(try await f.waitForEnclaveExit(third, timeout: 10), "the standby outlived the server")
         }
     }

@@ -108,16 +108,54 @@ import Testing
         #expect(!processExists(old))
     }
 
-    @Test func stopTerminatesAStandbyStillBeingLaunchedAndNoneIsLaunchedAfter() throws {
+    @Test func stopTerminatesAStandbyStillBeingLaunchedAndNothingIsLaunchedAfter() throws {
         let world = try World(delay: 0.3)
         world.standby.start()
         world.standby.stop()  // while the child has not connected yet: stop waits for it, then ends it
         let child = try #require(world.children.first, "the launch in flight completed before stop returned")
         #expect(!processExists(child), "stop left the standby it was launching running")
-        // A job after stop gets an enclave of its own, and its end launches no standby.
-        let job = try world.standby.launch(jobID: "j")
+        // After stop no enclave starts at all: a job is refused with the reason.
+        #expect(throws: EnclaveLaunchError(.stopping, "the server is shutting down; start the job again after it restarts")) {
+            try world.standby.launch(jobID: "j")
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(world.children.count == 1)
+    }
+
+    @Test func aJobWaitingForTheStandbyWhenStoppingBeginsStartsNoEnclave() throws {
+        let world = try World(delay: 0.5)
+        world.standby.start()
+        let outcome = LockedList()
+        let job = Thread {
+            do {
+                let enclave = try world.standby.launch(jobID: "j")
+                outcome.append("launched")
+                enclave.terminate()
+            } catch let error as EnclaveLaunchError {
+                outcome.append(error.code.rawValue)
+            } catch {
+                outcome.append("\(error)")
+            }
+        }
+        job.start()
+        Thread.sleep(forTimeInterval: 0.1)  // the job now waits for the standby being launched
+        world.standby.beginStopping()  // as the server does before cancelling its jobs
+        let deadline = Date().addingTimeInterval(5)
+        while outcome.values.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(outcome.values == ["enclave.server_stopping"])
+        world.standby.stop()
+        Thread.sleep(forTimeInterval: 0.3)
+        let children = world.children
+        #expect(children.count == 1, "only the standby was ever started")
+        #expect(children.allSatisfy { !processExists($0) })
+    }
+
+    @Test func beforeStartNothingIsLaunchedAhead() throws {
+        let world = try World()
+        let job = try world.standby.launch(jobID: "j")  // a launch of its own: nothing is on standby
+        #expect(world.children.count == 1)
         job.terminate()
-        Thread.sleep(forTimeInterval: 0.5)
-        #expect(world.children.count == 2)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(world.children.count == 1, "a job's end launched a standby for a launcher never started")
     }
 }

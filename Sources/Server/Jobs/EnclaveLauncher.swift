@@ -48,6 +48,7 @@ public struct EnclaveLaunchError: Error, Sendable, Equatable, CustomStringConver
         public static let nitroCLIFailed = Code(rawValue: "enclave.nitro_cli_failed")
         public static let socket = Code(rawValue: "enclave.socket")
         public static let configuration = Code(rawValue: "enclave.configuration")
+        public static let stopping = Code(rawValue: "enclave.server_stopping")
     }
 
     public let code: Code

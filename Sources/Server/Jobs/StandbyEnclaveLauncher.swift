@@ -17,7 +17,8 @@ import Logging
 ///
 /// A taken standby is replaced when its job's enclave is terminated (the job's end), not while the
 /// job runs, so the replacement does not compete with the job for CPU. Jobs that overlap get fresh
-/// launches. `stop()` terminates the standby and launches no more.
+/// launches. Nothing is launched before `start()`; `beginStopping()` launches no more, and `stop()`
+/// also terminates the standby, waiting for one still being launched.
 public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable {
     private enum Standby {
         case none
@@ -30,6 +31,7 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
     private let logger: Logger
     private let condition = NSCondition()
     private var standby: Standby = .none
+    private var started = false
     private var stopped = false
 
     /// Wraps `inner`, whose enclaves run the image at `imagePath` (the local enclave program or the EIF).
@@ -39,10 +41,23 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
         self.logger = logger
     }
 
-    /// Launches the first standby (in the background).
-    public func start() { replenish() }
+    /// Launches the first standby (in the background), and from now on a replacement whenever a
+    /// job's enclave ends.
+    public func start() {
+        condition.withLock { started = true }
+        replenish()
+    }
 
-    /// Terminates the standby, if any (waiting for one being launched); no standby is launched after this.
+    /// From now on no standby is launched and no job gets an enclave (the server is shutting down:
+    /// called before its jobs are cancelled, whose ends would otherwise launch replacements).
+    public func beginStopping() {
+        condition.withLock {
+            stopped = true
+            condition.broadcast()
+        }
+    }
+
+    /// `beginStopping`, then terminates the standby, waiting for one still being launched.
     public func stop() {
         let waiting: (any EnclaveInstance)? = condition.withLock {
             stopped = true
@@ -51,11 +66,14 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
             if case .ready(let instance, _) = standby { return instance }
             return nil
         }
-        waiting?.terminate()
+        if let waiting {
+            waiting.terminate()
+            logger.info("standby enclave stopped", metadata: ["enclave": "\(waiting.summary)"])
+        }
     }
 
     public func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance {
-        if let taken = take() {
+        if let taken = try take() {
             let (instance, image) = taken
             if let reason = unusable(instance, launchedFrom: image) {
                 logger.info("standby enclave not used", metadata: ["job": "\(jobID)", "reason": "\(reason)"])
@@ -68,14 +86,16 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
         return ReplacedWhenEnded(try inner.launch(jobID: jobID)) { [self] in replenish() }
     }
 
-    /// Takes the ready standby, waiting for one being launched (it is further along than a fresh launch).
-    private func take() -> (any EnclaveInstance, FileIdentity?)? {
-        condition.withLock {
-            while case .launching = standby { condition.wait() }
-            guard case .ready(let instance, let image) = standby else { return nil }
-            standby = .none
-            return (instance, image)
-        }
+    /// Takes the ready standby, waiting for one being launched (it is further along than a fresh
+    /// launch); nil if there is none. Refuses once stopping began: no enclave starts after that.
+    private func take() throws(EnclaveLaunchError) -> (any EnclaveInstance, FileIdentity?)? {
+        condition.lock()
+        defer { condition.unlock() }
+        while !stopped, case .launching = standby { condition.wait() }
+        guard !stopped else { throw EnclaveLaunchError(.stopping, "the server is shutting down; start the job again after it restarts") }
+        guard case .ready(let instance, let image) = standby else { return nil }
+        standby = .none
+        return (instance, image)
     }
 
     /// Why a standby must not be handed to a job, or nil if it may.
@@ -98,7 +118,7 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
     /// Launches a standby on a thread of its own unless one is ready or launching.
     private func replenish() {
         let go = condition.withLock { () -> Bool in
-            guard !stopped, case .none = standby else { return false }
+            guard started, !stopped, case .none = standby else { return false }
             standby = .launching
             return true
         }
