@@ -21,15 +21,22 @@ import Testing
         return (folder, binary)
     }
 
-    /// Waits until the server has exactly one enclave child other than `excluding`; returns its pid.
+    /// Waits until the server has exactly one enclave child other than `excluding` and has logged it
+    /// ready (connected and waiting for a job); returns its pid.
     static func standby(_ f: Fixture, excluding old: pid_t? = nil) async throws -> pid_t {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let live = try await f.enclaveProcesses().filter { $0.state != "Z" && $0.pid != old }
-            if live.count == 1 { return live[0].pid }
+            if live.count == 1,
+                f.serverLog().split(separator: "\n").contains(where: {
+                    $0.contains("standby enclave ready") && $0.contains("enclave=local pid \(live[0].pid) ")
+                })
+            {
+                return live[0].pid
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestEnvironmentError("no standby enclave appeared: \(try await f.enclaveProcesses())\n\(f.serverLog())")
+        throw TestEnvironmentError("no standby enclave became ready: \(try await f.enclaveProcesses())\n\(f.serverLog())")
     }
 
     @Test func aJobTakesTheStandbyWhichIsReplacedAtTheJobsEndAndADeadStandbyIsNeverUsed() async throws {

@@ -139,6 +139,7 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
                 standby = launched.map { .ready($0, image: image) } ?? .none
                 condition.broadcast()
             }
+            if let launched { logger.info("standby enclave ready", metadata: ["enclave": "\(launched.summary)"]) }
         }
         thread.start()
     }
