@@ -59,11 +59,6 @@ extension ChildProcess {
     public static func pythonOffPool(_ script: String, _ args: [String] = [], environment: [String: String] = [:]) async throws
         -> (status: Int32, stdout: String, stderr: String)
     {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try python(script, args, environment: environment) })
-            }
-            thread.start()
-        }
+        try await offPool { try python(script, args, environment: environment) }
     }
 }

@@ -4,18 +4,6 @@ import Foundation
     import Glibc
 #endif
 
-/// Runs blocking work (child processes, blocking socket reads) on a thread of its own, so a test
-/// never blocks a thread of the concurrency pool that an in-process server may need.
-public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-}
-
 /// A real `cleanroomd serve` child process on a loopback address, for tests over real sockets: its
 /// own data directory, its stderr and stdout appended to files across restarts, restartable on the
 /// same data directory (and port), and killed if it is still running when released.

@@ -1,6 +1,5 @@
 import ArgumentParser
 import CommandLineExit
-import Foundation
 
 /// `cleanroom`: the party CLI. Each command group lives in its own file so that the
 /// features (encryption, training, attestation, governance, jobs) stay apart.

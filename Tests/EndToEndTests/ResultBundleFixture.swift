@@ -142,12 +142,8 @@ struct ResultBundleFixture {
     /// Runs `cleanroom ARGS` on a dedicated thread (never blocking the test pool); the caller checks the status.
     func cli(_ arguments: [String]) async throws -> ProcessResult {
         let home = self.home.path
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try CLI.run("cleanroom", arguments, environment: ["CLEANROOM_HOME": home], expectStatus: nil)
-                })
-            }
+        return try await offPool {
+            try CLI.run("cleanroom", arguments, environment: ["CLEANROOM_HOME": home], expectStatus: nil)
         }
     }
 
