@@ -49,7 +49,7 @@ struct KeysInitCommand: AsyncParsableCommand {
 
 /// `cleanroom keys show`: the public halves and the signing key's fingerprint.
 struct KeysShowCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the public keys and fingerprint.")
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the public keys and their fingerprints (compare them with the ones policy summaries show).")
 
     @OptionGroup var options: GovernanceOptions
 
@@ -57,8 +57,12 @@ struct KeysShowCommand: AsyncParsableCommand {
         try await runReporting {
             let keys = try LocalKeys(options)
             try options.output(
-                "signing key fingerprint \(keys.fingerprint)\n\(keys.signingPublicPEM)\(keys.resultPublicPEM)",
-                json: ["signingKeyFingerprint": keys.fingerprint, "signingKey": keys.signingPublicPEM, "resultKey": keys.resultPublicPEM])
+                "signing key fingerprint \(keys.fingerprint)\nresult key fingerprint \(keys.resultFingerprint)\n"
+                    + "\(keys.signingPublicPEM)\(keys.resultPublicPEM)",
+                json: [
+                    "signingKeyFingerprint": keys.fingerprint, "resultKeyFingerprint": keys.resultFingerprint,
+                    "signingKey": keys.signingPublicPEM, "resultKey": keys.resultPublicPEM,
+                ])
         }
     }
 }
@@ -68,7 +72,10 @@ struct LocalKeys {
     let signing: P256.Signing.PrivateKey
     let signingPublicPEM: String
     let resultPublicPEM: String
+    /// SHA-256 of the signing key's DER SubjectPublicKeyInfo (the policy's `signingKeyFingerprint`).
     let fingerprint: String
+    /// SHA-256 of the result key's DER SubjectPublicKeyInfo.
+    let resultFingerprint: String
 
     init(_ options: GovernanceOptions) throws {
         guard let signingPEM = try? String(contentsOf: options.signingKeyURL, encoding: .utf8),
@@ -78,6 +85,37 @@ struct LocalKeys {
         signingPublicPEM = try signing.publicKey.pemRepresentation
         resultPublicPEM = try RSA.PrivateKey(pemRepresentation: resultPEM).publicKey.pemRepresentation
         fingerprint = Hex.encode(SHA256.hash(try signing.publicKey.derRepresentation))
+        resultFingerprint = try Self.resultFingerprint(ofPEM: resultPublicPEM)
+    }
+
+    /// SHA-256 of an RSA public key's DER SubjectPublicKeyInfo, as `keys show` and policy summaries print it.
+    static func resultFingerprint(ofPEM pem: String) throws -> String {
+        Hex.encode(SHA256.hash(try RSA.PublicKey(pemRepresentation: pem).derRepresentation))
+    }
+
+    /// Checks that `policy` names `partyId` with exactly these keys: the approval key (its PEM and
+    /// its fingerprint) and the result key. The server fills both in from its party records, so a
+    /// policy naming another result key would have this party's outputs encrypted to a key it does
+    /// not hold, and its approval would vouch for that.
+    func checkNamed(in policy: JSONValue, as partyId: String) throws {
+        guard let me = policy["parties"]?.arrayValue?.first(where: { $0["id"]?.stringValue == partyId }) else {
+            throw CLIError("the policy does not name your party \(partyId)")
+        }
+        let signingDER = try? me["signingKey"]?.stringValue.map { try P256.Signing.PublicKey(pemRepresentation: $0).derRepresentation }
+        guard me["signingKeyFingerprint"]?.stringValue == fingerprint,
+            let signingDER, Hex.encode(SHA256.hash(signingDER)) == fingerprint
+        else {
+            throw CLIError(
+                "the policy names a different approval key for \(partyId) than this machine's (yours: \(fingerprint.prefix(16))…); "
+                    + "it was not built from your registration: ask the operator why, and do not approve it")
+        }
+        let named = me["resultKey"]?.stringValue.flatMap { try? Self.resultFingerprint(ofPEM: $0) }
+        guard named == resultFingerprint else {
+            throw CLIError(
+                "the policy names a different result key for \(partyId) than this machine's "
+                    + "(policy: \(named.map { "\($0.prefix(16))…" } ?? "none readable"), yours: \(resultFingerprint.prefix(16))…): "
+                    + "your outputs would be encrypted to a key you do not hold; ask the operator why, and do not approve it")
+        }
     }
 }
 

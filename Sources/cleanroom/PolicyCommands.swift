@@ -81,10 +81,19 @@ struct PolicyProposeCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReporting {
             let policy = try readPolicyFile(file)
-            let (client, _) = try options.client()
+            let (client, profile) = try options.client()
             let path = collaboration.map { "/v1/collaborations/\($0)/policies" } ?? "/v1/collaborations"
             let reply = try await client.call("POST", path, json: ["policy": foundationObject(policy)])
             let fetched = try FetchedCollaboration(reply)
+            // The server fills in every party's keys; this party's must be the ones on this machine
+            // (when they are here: `approve` checks them in any case).
+            do {
+                if let partyId = profile.partyId, let keys = try? LocalKeys(options) {
+                    try keys.checkNamed(in: fetched.policy, as: partyId)
+                }
+            } catch let error as CLIError {
+                throw CLIError("proposed as collaboration \(fetched.id) (digest \(fetched.digest)), but \(error.description)")
+            }
             try options.output(
                 "collaboration \(fetched.id) version \(fetched.version)\npolicy digest \(fetched.digest)",
                 json: ["id": fetched.id, "digest": fetched.digest, "version": fetched.version, "members": reply["members"] ?? []])
@@ -190,12 +199,8 @@ struct PolicyApproveCommand: AsyncParsableCommand {
             if let expectedDigest, expectedDigest != fetched.digest {
                 throw CLIError("the current policy digest is \(fetched.digest), not \(expectedDigest): not approving")
             }
-            // The policy must name this party with this machine's key.
-            let me = fetched.policy["parties"]?.arrayValue?.first { $0["id"]?.stringValue == partyId }
-            guard let me else { throw CLIError("the policy does not name your party \(partyId)") }
-            guard me["signingKeyFingerprint"]?.stringValue == keys.fingerprint else {
-                throw CLIError("the policy names a different approval key for \(partyId) than this machine's: not approving")
-            }
+            // The policy must name this party with this machine's keys: the approval vouches for them.
+            try keys.checkNamed(in: fetched.policy, as: partyId)
             if !options.json {
                 print(PolicySummary(fetched.policy).text)
                 print("\npolicy digest \(fetched.digest)")
@@ -345,7 +350,10 @@ struct PolicySummary {
         if let description = policy["description"]?.stringValue { lines.append("  \(description)") }
         lines.append("Parties:")
         for party in policy["parties"]?.arrayValue ?? [] {
-            lines.append("  - \(party["id"]?.stringValue ?? "") (\(party["name"]?.stringValue ?? "")), approval key \(party["signingKeyFingerprint"]?.stringValue?.prefix(16) ?? "?")…")
+            let resultKey = party["resultKey"]?.stringValue.flatMap { try? LocalKeys.resultFingerprint(ofPEM: $0) }
+            lines.append(
+                "  - \(party["id"]?.stringValue ?? "") (\(party["name"]?.stringValue ?? "")), approval key "
+                    + "\(party["signingKeyFingerprint"]?.stringValue?.prefix(16) ?? "?")…, result key \(resultKey?.prefix(16) ?? "?")…")
         }
         lines.append("Datasets:")
         for dataset in policy["datasets"]?.arrayValue ?? [] {

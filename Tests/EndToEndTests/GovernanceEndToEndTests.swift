@@ -188,6 +188,78 @@ import Testing
         #expect(try machines[1].json(["kms", "show"])["enclaveImages"] as? [String] == [image])
     }
 
+    /// The operator gives a party's registration another result key before a policy is proposed: the
+    /// server copies it into the policy, so every output granted to that party would be encrypted
+    /// to the operator's key, and an approval would vouch for that. The party's CLI refuses to
+    /// propose or approve such a policy, saying why; the other parties see the key's fingerprint in
+    /// the summary. (Found by an adversarial review: `approve` used to check only the approval key.)
+    @Test func aPolicyNamingAnotherResultKeyForAPartyIsNeitherProposedNorApprovedByIt() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-result-key-swap")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
+        try server.start()
+        defer { server.stop() }
+        var machines: [PartyMachine] = []
+        var datasets: [String] = []
+        for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
+            let machine = try Self.onboard(name, server: server, root: root)
+            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 50, seed: i + 1), root: root))
+            machines.append(machine)
+        }
+        let victim = machines[0], accomplice = machines[2]
+        let keys = try machines.map { try $0.json(["keys", "show"]) }
+        let resultFingerprints = try keys.map { try #require($0["resultKeyFingerprint"] as? String) }
+        #expect(Set(resultFingerprints).count == 3 && resultFingerprints.allSatisfy { $0.count == 64 })
+
+        // The operator (here: a party it controls) swaps the victim's result key in the store.
+        let database = server.dataDirectory.appendingPathComponent("cleanroom.sqlite").path
+        let swapped = try ProcessRunner.python(
+            """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1])
+            c.execute("UPDATE party SET resultKey = (SELECT resultKey FROM party WHERE id = ?) WHERE id = ?", (sys.argv[2], sys.argv[3]))
+            c.commit()
+            """, [database, accomplice.partyId, victim.partyId])
+        #expect(swapped.status == 0, "\(swapped.stderrText)")
+
+        var policy = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("policies/examples/hospitals-union.json")))
+            as! [String: Any]
+        policy["parties"] = machines.map { ["id": $0.partyId] }
+        var datasetEntries = policy["datasets"] as! [[String: Any]]
+        for i in datasetEntries.indices {
+            datasetEntries[i]["id"] = datasets[i]
+            datasetEntries[i]["owner"] = machines[i].partyId
+        }
+        policy["datasets"] = datasetEntries
+        policy["outputs"] = machines.map { ["recipient": $0.partyId, "artifacts": ["model", "metrics"]] }
+        let policyFile = root.appendingPathComponent("policy.json")
+        try JSONSerialization.data(withJSONObject: policy).write(to: policyFile)
+
+        // The victim's proposal is made (the server took it) but its CLI fails, naming the problem.
+        let proposed = try victim.cli(["policy", "propose", policyFile.path], expectStatus: 1)
+        #expect(proposed.stderrText.contains("different result key for \(victim.partyId)"), "\(proposed.stderrText)")
+        #expect(proposed.stderrText.contains("yours: \(resultFingerprints[0].prefix(16))"), "\(proposed.stderrText)")
+        #expect(proposed.stderrText.contains("do not approve it"), "\(proposed.stderrText)")
+        let listed = try victim.json(["policy", "list"])
+        let collaboration = try #require(
+            (listed["items"] as? [[String: Any]])?.first?["id"] as? String, "\(listed)")
+
+        // Another party sees, in the summary it approves, which result key each party is named with.
+        let summary = try machines[1].cli(["policy", "show", collaboration]).stdoutText
+        #expect(summary.contains("\(victim.partyId) (St Mary), approval key \(victim.fingerprint.prefix(16))…, result key \(resultFingerprints[2].prefix(16))…"), "\(summary)")
+        #expect(summary.contains("result key \(resultFingerprints[1].prefix(16))…"), "\(summary)")
+        _ = try machines[1].json(["policy", "approve", collaboration, "--yes"])
+
+        // The victim's approval is refused before anything is signed or sent.
+        let refused = try victim.cli(["policy", "approve", collaboration, "--yes"], expectStatus: 1)
+        #expect(refused.stderrText.contains("different result key for \(victim.partyId)"), "\(refused.stderrText)")
+        #expect(refused.stdoutText.isEmpty, "no summary is offered for approval: \(refused.stdoutText)")
+        let state = try machines[1].json(["policy", "show", collaboration])
+        let approvers = (state["approvals"] as? [[String: Any]] ?? []).compactMap { $0["partyId"] as? String }
+        #expect(approvers == [machines[1].partyId], "\(approvers)")
+    }
+
     @Test func enrollRefusesADirectoryNoServerUsesAndCreatesNothing() throws {
         let root = try TestEnvironment.temporaryDirectory("enroll")
         defer { try? FileManager.default.removeItem(at: root) }
