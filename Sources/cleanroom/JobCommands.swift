@@ -22,13 +22,17 @@ struct JobStartCommand: AsyncParsableCommand {
         abstract: "Start a job on a collaboration (every party must have approved its current policy).",
         discussion: """
             The server refuses with the reason (a missing or revoked approval, an expired policy, a used-up run \
-            limit, a dataset not uploaded) and starts nothing. With --watch the command follows the job as \
-            `job watch` does.
+            limit, a dataset not uploaded) and starts nothing. With --digest it starts the job only if that is \
+            still the current policy (`policy_changed` otherwise), so a revision made since you reviewed the \
+            policy never runs in your name. With --watch the command follows the job as `job watch` does.
             """)
 
     @OptionGroup var options: GovernanceOptions
 
     @Argument(help: "The collaboration id.") var collaboration: String
+
+    @Option(name: .customLong("digest"), help: "Start only if the current policy digest is this one.")
+    var expectedDigest: String?
 
     @Flag(name: .customLong("watch"), help: "Follow the job's progress until it ends.")
     var watch = false
@@ -36,7 +40,8 @@ struct JobStartCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReporting {
             let (client, _) = try options.client()
-            let job = try await client.call("POST", JobRoutes.start(collaboration: collaboration), json: [String: Any]())
+            let body: [String: Any] = expectedDigest.map { ["policyDigest": $0] } ?? [:]
+            let job = try await client.call("POST", JobRoutes.start(collaboration: collaboration), json: body)
             guard let id = job["id"] as? String else { throw CLIError("the server's answer has no job id") }
             if watch {
                 if !options.json { print("job \(id) started (policy \(job["policyDigest"] ?? ""))") }

@@ -150,9 +150,32 @@ import Testing
             #expect(try key.json()["enclaveImages"] as? [String] == [], "\(key)")
             try await expectRefused("the approval revoked", reason: "approval revoked")
 
-            // With the approval given again the same start succeeds (the refusals were about the approval).
+            // With the approval given again, a start whose body is not the documented one is refused
+            // and starts nothing (each used to start a job that counted against the run limit), as is
+            // a start pinned to another digest than the current policy's.
             try await f.approve(Self.retailer, collaboration, digest: digest)
-            let job = try await f.startJob(collaboration)
+            for (body, detail) in [
+                ("{\"a\":", "JSON"), ("[]", "expected"), ("{\"a\":1,\"a\":2}", "duplicate"),
+                ("{\"maxRuns\":99}", "unknown field maxRuns"), ("{\"policyDigest\":\"abc\"}", "64 hex digits"),
+            ] {
+                let raw = try await f.http("POST", "/v1/collaborations/\(collaboration)/jobs", as: Self.bank, raw: body)
+                #expect(raw.status == 400, "\(body): \(raw.bodyText)")
+                #expect(Fixture.error(raw)?.code == "invalid_json", "\(body): \(raw.bodyText)")
+                #expect(Fixture.error(raw)?.message.contains(detail) == true, "\(body): \(raw.bodyText)")
+            }
+            let other = String(repeating: "ab", count: 32)
+            let pinned = try await f.cli(Self.bank, ["job", "start", collaboration, "--digest", other])
+            #expect(pinned.status == 1, "\(pinned)")
+            #expect(pinned.stderr.contains("policy_changed: the collaboration's current policy is \(digest), not \(other)"), "\(pinned)")
+            let none = try await f.http("GET", "/v1/collaborations/\(collaboration)/jobs", as: Self.bank)
+            #expect(
+                ((try JSONSerialization.jsonObject(with: Data(none.body)) as? [String: Any])?["items"] as? [Any])?.isEmpty == true,
+                "\(none.bodyText)")
+            #expect(try await f.audit(collaboration).filter { $0.action.hasPrefix("job.") }.isEmpty)
+
+            // The same start pinned to the current digest succeeds (the refusals were about the approval).
+            let started = try await f.cli(Self.bank, ["job", "start", collaboration, "--digest", digest, "--json"])
+            let job = try #require(try started.json()["id"] as? String, "\(started)")
             let ended = try await f.waitForJob(job)
             #expect(ended["status"] as? String == "succeeded", "\(ended)\n\(f.serverLog())")
         }

@@ -441,12 +441,14 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
 
     // MARK: Raw HTTP
 
-    /// One request on a fresh connection, as `party` (its bearer credential).
+    /// One request on a fresh connection, as `party` (its bearer credential), with a JSON body made
+    /// from `json` or sent as `raw` bytes.
     func http(
-        _ method: String, _ path: String, as party: Int?, headers: [(String, String)] = [], json: [String: Any]? = nil
+        _ method: String, _ path: String, as party: Int?, headers: [(String, String)] = [], json: [String: Any]? = nil,
+        raw: String? = nil
     ) async throws -> RawHTTPResponse {
         let token = party.map { parties[$0].credential }
-        let body = try json.map { try JSONSerialization.data(withJSONObject: $0) }
+        let body = try raw.map { Data($0.utf8) } ?? json.map { try JSONSerialization.data(withJSONObject: $0) }
         return try await offPool { try self.httpSync(method, path, token: token, headers: headers, body: body) }
     }
 

@@ -155,6 +155,37 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(later.refusal(later.members[0].caller) == "policy_expired")
     }
 
+    /// A suspended party can no longer watch, cancel or download, so no job runs on its data or for
+    /// it, even on a policy it approved before (an adversarial review found one that did).
+    @Test func aSuspendedMemberStopsJobStarts() throws {
+        let world = try JobStoreWorld(maxRuns: 2)
+        for member in world.members { try world.approve(member) }
+        let op = Caller(principal: try world.store.ensureOperatorCredential(secret: "operator-secret"), party: nil)
+        _ = try world.store.suspendParty(id: world.members[1].id, caller: op)
+        #expect(world.refusal(world.members[0].caller) == "member_suspended")
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: world.members[0].caller).isEmpty)
+        // A suspended outsider does not matter.
+        let other = try JobStoreWorld(maxRuns: 2)
+        for member in other.members { try other.approve(member) }
+        let otherOp = Caller(principal: try other.store.ensureOperatorCredential(secret: "operator-secret"), party: nil)
+        _ = try other.store.suspendParty(id: other.outsider.id, caller: otherOp)
+        #expect(other.refusal(other.members[0].caller) == nil)
+    }
+
+    /// A start can be pinned to the digest the caller reviewed: another one is refused and starts nothing.
+    @Test func aStartPinnedToAnotherDigestIsRefused() throws {
+        let world = try JobStoreWorld(maxRuns: 2)
+        for member in world.members { try world.approve(member) }
+        let other = String(repeating: "0", count: 64)
+        #expect(throws: DomainError(.conflict, "policy_changed", "the collaboration's current policy is \(world.digest), not \(other): review it before starting a job")) {
+            try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller, expectedDigest: other)
+        }
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: world.members[0].caller).isEmpty)
+        let plan = try world.jobs.startJob(
+            collaborationId: world.collaborationId, caller: world.members[0].caller, expectedDigest: world.digest.uppercased())
+        #expect(Hex.encode(plan.policyDigest) == world.digest)
+    }
+
     @Test func nonMemberSeesNothing() throws {
         let world = try JobStoreWorld()
         for member in world.members { try world.approve(member) }

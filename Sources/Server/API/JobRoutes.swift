@@ -1,5 +1,6 @@
 import AWS
 import CleanRoom
+import Crypto
 import Foundation
 import HTTPServer
 
@@ -19,8 +20,9 @@ struct JobRoutes {
         let operations: [String: @Sendable (JobManager, Request, Caller) async throws -> Response] = [
             "startJob": { manager, request, caller in
                 let collaborationId = try request.pathParameters.require("collaborationId")
-                _ = try await request.body.collect(upTo: 1 << 16)  // `{}` or empty; nothing is configurable yet
-                let job = try await manager.start(collaborationId: collaborationId, caller: caller)
+                let body = try await GovernanceRoutes.decode(StartJobBody.self, request, allowEmpty: true)
+                let job = try await manager.start(
+                    collaborationId: collaborationId, caller: caller, expectedDigest: body?.policyDigest)
                 return try Response.json(JobBody(job), status: .created)
             },
             "listJobs": { manager, request, caller in
@@ -77,6 +79,35 @@ struct JobRoutes {
                 }
                 return try await operation(manager, request, caller)
             }
+        }
+    }
+
+    /// `POST /v1/collaborations/{id}/jobs`: empty, `{}`, or the digest of the policy the caller
+    /// reviewed, which must still be the current one (`policy_changed` otherwise). Any other field is
+    /// refused, so a misspelt option never starts a job that counts against the run limit.
+    struct StartJobBody: Decodable {
+        let policyDigest: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case policyDigest }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            if let unknown = container.allKeys.first(where: { CodingKeys(rawValue: $0.stringValue) == nil }) {
+                throw DomainError(
+                    .invalidInput, "invalid_json", "unknown field \(unknown.stringValue): a job start takes only policyDigest")
+            }
+            policyDigest = try container.decodeIfPresent(String.self, forKey: AnyKey(CodingKeys.policyDigest.rawValue))
+            if let policyDigest, policyDigest.count != 64 || Hex.decode(policyDigest) == nil {
+                throw DomainError(.invalidInput, "invalid_json", "policyDigest must be 64 hex digits (a SHA-256)")
+            }
+        }
+
+        struct AnyKey: CodingKey {
+            let stringValue: String
+            var intValue: Int? { nil }
+            init(_ string: String) { stringValue = string }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
         }
     }
 

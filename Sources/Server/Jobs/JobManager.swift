@@ -68,9 +68,11 @@ public final class JobManager: @unchecked Sendable {
     public static func approvalBundleKey(jobID: String) -> String { "jobs/\(jobID)/approval-bundle.json" }
 
     /// Records a job (refused with a precise reason unless every start condition holds) and runs it.
-    public func start(collaborationId: String, caller: Caller) async throws -> Job {
+    public func start(collaborationId: String, caller: Caller, expectedDigest: String? = nil) async throws -> Job {
         let jobs = self.jobs
-        let plan = try await GovernanceRoutes.blocking { try jobs.startJob(collaborationId: collaborationId, caller: caller) }
+        let plan = try await GovernanceRoutes.blocking {
+            try jobs.startJob(collaborationId: collaborationId, caller: caller, expectedDigest: expectedDigest)
+        }
         let recorder = AttestationRecorder(inner: VerifyingAttestationGate(verifier: services.verifier))
         let keys = AuditedKeyRelease(
             inner: KMSKeyRelease(objects: objects, decrypt: services.decrypt), jobs: jobs, jobID: plan.jobID,

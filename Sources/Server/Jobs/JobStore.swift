@@ -20,12 +20,25 @@ public struct JobStore: Sendable {
     }
 
     /// Records a new job (state `pending`) and returns what the runner needs.
-    public func startJob(collaborationId: String, caller: Caller) throws -> JobPlan {
+    public func startJob(collaborationId: String, caller: Caller, expectedDigest: String? = nil) throws -> JobPlan {
         guard let partyId = caller.partyId, try store.isMember(partyId: partyId, collaborationId: collaborationId) else {
             throw DomainError(.notFound, "not_found", "no such collaboration")
         }
         return try store.pool.write { db in
             let bundle = try store.validatedBundle(db, collaborationId: collaborationId)
+            if let expectedDigest, expectedDigest.lowercased() != bundle.policy.digest {
+                throw DomainError(
+                    .conflict, "policy_changed",
+                    "the collaboration's current policy is \(bundle.policy.digest), not \(expectedDigest): review it before starting a job")
+            }
+            // A suspended party cannot act on the job (watch, cancel, download), so none runs on its data or for it.
+            for member in bundle.approvals.map(\.partyId) {
+                if let party = try Party.fetchOne(db, key: member), party.status == .suspended {
+                    throw DomainError(
+                        .conflict, "member_suspended",
+                        "party \(member) is suspended, so no job uses its data or delivers to it: ask the operator why, or propose a policy without it")
+                }
+            }
             let policyBytes = Array(bundle.policy.canonical.utf8)
             let policy: JobPolicy
             do {
