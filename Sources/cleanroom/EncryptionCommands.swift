@@ -1,5 +1,4 @@
 import AWS
-import AWS
 import ArgumentParser
 import Crypto
 import Envelope
@@ -362,6 +361,7 @@ final class OutputFile {
             temporaryPath = nil
         } else {
             temporaryPath = tempPath
+            PendingFiles.shared.add(tempPath)
         }
     }
 
@@ -390,6 +390,7 @@ final class OutputFile {
             guard rename(temporaryPath, target) == 0 else {
                 throw IOFailure("could not move the output into place: \(String(cString: strerror(errno)))")
             }
+            PendingFiles.shared.remove(temporaryPath)
         } else {
             defer { _ = Glibc.close(descriptor) }
             guard lseek(descriptor, 0, SEEK_SET) == 0 else { throw IOFailure("could not rewind the spool file") }
@@ -409,8 +410,71 @@ final class OutputFile {
     /// Discards everything written.
     func abandon() {
         _ = Glibc.close(descriptor)
-        if let temporaryPath { unlink(temporaryPath) }
+        if let temporaryPath {
+            unlink(temporaryPath)
+            PendingFiles.shared.remove(temporaryPath)
+        }
     }
+}
+
+/// The temporary files of outputs not yet committed or abandoned. Once there is one, SIGINT and
+/// SIGTERM remove them all before the command exits (130 or 143), so an interrupted download or
+/// decryption leaves no partial, unauthenticated plaintext behind.
+///
+/// The signal handler may only make async-signal-safe calls, so the paths live in a fixed table of
+/// C strings it reads without a lock (each slot is one pointer-sized store); a removed path's string
+/// is never freed, since the handler may be reading it (a few per command).
+final class PendingFiles: @unchecked Sendable {
+    static let shared = PendingFiles()
+    static let capacity = 64
+    private let lock = NSLock()
+    private var installed = false
+
+    func add(_ path: String) {
+        lock.withLock {
+            if !installed {
+                installed = true
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = pendingFilesInterrupted
+                sigemptyset(&action.sa_mask)
+                sigaction(SIGINT, &action, nil)
+                sigaction(SIGTERM, &action, nil)
+            }
+            // More than `capacity` at once is not a case any command has; such a file is just not tracked.
+            if let free = (0..<Self.capacity).first(where: { pendingFileSlots[$0] == nil }) { pendingFileSlots[free] = strdup(path) }
+        }
+    }
+
+    func remove(_ path: String) {
+        lock.withLock {
+            if let slot = (0..<Self.capacity).first(where: { pendingFileSlots[$0].map { String(cString: $0) } == path }) {
+                pendingFileSlots[slot] = nil
+            }
+        }
+    }
+}
+
+/// `PendingFiles`' table (nil: a free slot).
+nonisolated(unsafe) private let pendingFileSlots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+    let slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: PendingFiles.capacity)
+    slots.initialize(repeating: nil, count: PendingFiles.capacity)
+    return slots
+}()
+
+/// SIGINT/SIGTERM while outputs are pending: unlink them, say so, exit. Async-signal-safe calls only.
+private func pendingFilesInterrupted(_ signal: Int32) {
+    var removed = false
+    for slot in 0..<PendingFiles.capacity {
+        if let path = pendingFileSlots[slot] {
+            unlink(path)
+            removed = true
+        }
+    }
+    if removed {
+        let message: StaticString = "\ninterrupted: the unfinished output was removed; nothing of it was written\n"
+        _ = write(STDERR_FILENO, message.utf8Start, message.utf8CodeUnitCount)
+    }
+    _exit(signal == SIGINT ? 130 : 143)
 }
 
 struct IOFailure: Error, CustomStringConvertible {

@@ -42,9 +42,10 @@ struct OutputDownloadCommand: AsyncParsableCommand {
         discussion: """
             Each output is streamed from the server and decrypted on this machine with your party's RSA result \
             key (raw RSA keyring, OAEP-SHA256). An output is written only if its whole message authenticated and \
-            its ciphertext matches the SHA-256 the server lists; otherwise nothing of it is written and the \
-            command exits 1. The folder also receives the policy, the approval bundle and the signed receipt: \
-            run `cleanroom verify DIR` next.
+            its ciphertext matches the SHA-256 the server lists; otherwise (or when interrupted) nothing of it is \
+            written and the command exits 1. The folder also receives the policy, the approval bundle and the \
+            signed receipt: run `cleanroom verify DIR` next. DIR must be new, empty, or this job's bundle (then \
+            the outputs downloaded now are added to it or replaced), so results of two jobs never mix.
             """)
 
     @OptionGroup var options: GovernanceOptions
@@ -57,26 +58,43 @@ struct OutputDownloadCommand: AsyncParsableCommand {
     @Option(name: .customLong("only"), help: "Download only this artifact (model, metrics, scores:own); repeatable.")
     var only: [String] = []
 
+    static let artifacts = ["model", "metrics", "scores:own"]
+
+    func validate() throws {
+        if out == "-" {
+            throw ValidationError(
+                "--out is the bundle's folder, not a file: download into a folder, then print one output with "
+                    + "`cleanroom output decrypt DIR/metrics.esdk --out -`")
+        }
+        if let unknown = only.first(where: { !Self.artifacts.contains($0) }) {
+            throw ValidationError("--only \(unknown) is not an artifact: use \(Self.artifacts.joined(separator: ", "))")
+        }
+    }
+
     func run() async throws {
         try await runReporting {
             let (client, profile) = try options.client()
             guard let partyId = profile.partyId else { throw CLIError("the profile has no party id: register first", exitCode: 2) }
             let key = try ResultKey.load(options)
             let folder = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let existing = try Self.checkFolder(folder, job: job)
 
             let jobInfo = try await client.call("GET", JobRoutes.job(job))
             guard let status = jobInfo["status"] as? String, let collaboration = jobInfo["collaborationId"] as? String,
                 let policyDigest = jobInfo["policyDigest"] as? String
             else { throw CLIError("the server's job answer lacks its status, collaboration or policy digest") }
-            guard status == "succeeded" else {
-                throw CLIError("job \(job) is \(status): outputs are delivered when it has succeeded (`cleanroom job watch \(job)`)")
-            }
+            guard status == "succeeded" else { throw CLIError(Self.notDelivered(job, status: status, error: jobInfo["error"])) }
             let listed = (try await client.call("GET", JobRoutes.outputs(job))["items"] as? [[String: Any]] ?? [])
                 .filter { only.isEmpty || only.contains($0["name"] as? String ?? "") }
             guard !listed.isEmpty else {
                 throw CLIError(only.isEmpty ? "job \(job) delivered no output to your party" : "job \(job) has no output \(only.joined(separator: ", ")) for your party")
             }
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            } catch {
+                throw CLIError("cannot create the folder \(folder.path): \(Self.reason(error))", exitCode: 2)
+            }
+            Self.removeLeftovers(in: folder)
 
             // What `verify` needs: the policy, the approval bundle and the receipt, byte for byte.
             let fetched = try FetchedCollaboration(try await client.call("GET", JobRoutes.collaboration(collaboration)))
@@ -90,7 +108,8 @@ struct OutputDownloadCommand: AsyncParsableCommand {
             let receipt = try await client.bytes(JobRoutes.receipt(job), limit: SignedReceipt.maxBytes)
             try VerificationBundle.write(receipt, to: folder.appendingPathComponent(VerificationBundle.receiptFile))
 
-            var outputs: [VerificationBundle.Output] = []
+            // Outputs downloaded earlier into this job's bundle stay listed unless downloaded again.
+            var outputs = existing?.outputs ?? []
             for item in listed {
                 guard let id = item["id"] as? String, let name = item["name"] as? String, let sha256 = item["sha256"] as? String
                 else { throw CLIError("the server listed an output without id, name or sha256") }
@@ -102,9 +121,10 @@ struct OutputDownloadCommand: AsyncParsableCommand {
                 let result = try await ResultDecryption.decrypt(
                     chunks: response.body, key: key, partyId: partyId, jobID: job,
                     ciphertextTo: folder.appendingPathComponent(names.ciphertext),
-                    plaintextTo: folder.appendingPathComponent(names.plaintext),
+                    plaintextTo: folder.appendingPathComponent(names.plaintext).path,
                     expectedSHA256: sha256, progress: progress, label: "output \(name)")
                 progress.finish()
+                outputs.removeAll { $0.name == name }
                 outputs.append(
                     VerificationBundle.Output(
                         id: id, name: name, recipient: partyId, sha256: result.sha256, size: result.ciphertextBytes,
@@ -114,13 +134,70 @@ struct OutputDownloadCommand: AsyncParsableCommand {
                 }
             }
             let manifest = VerificationBundle.Manifest(
-                job: job, collaboration: collaboration, party: partyId, policyDigest: policyDigest, outputs: outputs)
+                job: job, collaboration: collaboration, party: partyId, policyDigest: policyDigest,
+                outputs: outputs.sorted { $0.name < $1.name })
             try VerificationBundle.writeManifest(manifest, to: folder)
             let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(manifest))
             try options.output(
                 "saved to \(folder.path); check it offline with `cleanroom verify \(folder.path)`",
                 json: ["folder": folder.path, "manifest": encoded])
         }
+    }
+
+    /// Why a job has nothing to download, and what to do.
+    static func notDelivered(_ job: String, status: String, error: Any?) -> String {
+        let reason = (error as? [String: Any]).map { " (\($0["code"] ?? ""): \($0["message"] ?? ""))" } ?? ""
+        switch status {
+        case "failed": return "job \(job) failed\(reason), so it delivered no outputs: start a new job when the cause is fixed"
+        case "cancelled": return "job \(job) was cancelled\(reason), so it delivered no outputs"
+        default: return "job \(job) is \(status): outputs are delivered once it has succeeded; follow it with `cleanroom job watch \(job)`"
+        }
+    }
+
+    /// Checks that `folder` may receive this job's bundle: it does not exist yet, or it is an empty
+    /// folder, or it holds this job's bundle (returned). Anything else would mix results.
+    static func checkFolder(_ folder: URL, job: String) throws -> VerificationBundle.Manifest? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) else { return nil }
+        guard isDirectory.boolValue else {
+            throw CLIError("--out \(folder.path) is a file: give a folder (new or empty) for the bundle", exitCode: 2)
+        }
+        let entries: [String]
+        do {
+            entries = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !isLeftover($0) }
+        } catch {
+            throw CLIError("cannot read the folder \(folder.path): \(reason(error))", exitCode: 2)
+        }
+        if entries.isEmpty { return nil }
+        guard entries.contains(VerificationBundle.manifestFile),
+            let manifest = try? VerificationBundle.readManifest(folder), manifest.job == job
+        else {
+            let what = (try? VerificationBundle.readManifest(folder)).map { "the bundle of job \($0.job)" } ?? "other files"
+            throw CLIError(
+                "\(folder.path) holds \(what): download job \(job) into a new or empty folder, so results of two jobs never mix",
+                exitCode: 2)
+        }
+        return manifest
+    }
+
+    /// A temporary file an interrupted download left (`.NAME.cleanroom-XXXXXX`, see `OutputFile`).
+    static func isLeftover(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let range = name.range(of: ".cleanroom-", options: .backwards) else { return false }
+        return name[range.upperBound...].count == 6
+    }
+
+    static func removeLeftovers(in folder: URL) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where isLeftover(name) {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        }
+    }
+
+    /// The system's reason for a file error, without Foundation's domain and code.
+    static func reason(_ error: any Error) -> String {
+        if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return (error as NSError).localizedDescription
     }
 }
 
@@ -134,9 +211,14 @@ struct OutputDecryptCommand: AsyncParsableCommand {
 
     @Argument(help: "The output ciphertext (an Encryption SDK message).") var file: String
 
-    @Option(name: .customLong("out"), help: "Where to write the plaintext.") var out: String
+    @Option(name: .customLong("out"), help: "Where to write the plaintext (- for standard output, after the whole message authenticated).")
+    var out: String
 
     @Option(name: .customLong("party"), help: "Your party id (default: the profile's).") var party: String?
+
+    func validate() throws {
+        if out == "-", options.json { throw ValidationError("--json cannot be used with --out - (the plaintext is the standard output)") }
+    }
 
     func run() async throws {
         try await runReporting {
@@ -148,7 +230,8 @@ struct OutputDecryptCommand: AsyncParsableCommand {
             let reader = ChunkReader(handle: handle, progress: ProgressBar(total: 0, enabled: false))
             let result = try await ResultDecryption.decrypt(
                 chunks: ByteStream(next: { try reader.next() }), key: key, partyId: partyId, jobID: nil, ciphertextTo: nil,
-                plaintextTo: URL(fileURLWithPath: out), expectedSHA256: nil, progress: nil, label: file)
+                plaintextTo: out, expectedSHA256: nil, progress: nil, label: file)
+            if out == "-" { return }  // the plaintext was the output
             try options.output(
                 "\(out): \(ProgressBar.bytes(result.plaintextBytes)) decrypted and authenticated",
                 json: ["file": out, "plaintextBytes": result.plaintextBytes, "ciphertextSHA256": result.sha256])
@@ -172,7 +255,7 @@ enum ResultKey {
 
 /// Decrypts an output as it streams in: ciphertext and plaintext go to temporary files that are
 /// renamed into place only after the whole message authenticated (and its SHA-256 matched);
-/// on any failure both are deleted, so nothing unauthenticated is ever left on disk.
+/// on any failure or interruption both are deleted, so nothing unauthenticated is ever left on disk.
 enum ResultDecryption {
     /// The raw RSA keyring namespace outputs are encrypted under (the enclave's `ResultKeyring`);
     /// the key name is the recipient party id.
@@ -185,19 +268,45 @@ enum ResultDecryption {
     }
 
     static func decrypt(
-        chunks: ByteStream, key: RSA.PrivateKey, partyId: String, jobID: String?, ciphertextTo: URL?, plaintextTo: URL,
+        chunks: ByteStream, key: RSA.PrivateKey, partyId: String, jobID: String?, ciphertextTo: URL?, plaintextTo: String,
         expectedSHA256: String?, progress: ProgressBar?, label: String
     ) async throws -> Result {
-        let keyring = try RawRSAKeyring(keyNamespace: keyNamespace, keyName: partyId, privateKey: key)
-        let decryptor = MessageDecryptor(keyring: keyring, policy: .committingOnly)
         let plaintextFile: OutputFile
         let ciphertextFile: OutputFile?
         do {
-            plaintextFile = try OutputFile(path: plaintextTo.path)
+            plaintextFile = try OutputFile(path: plaintextTo)
             ciphertextFile = try ciphertextTo.map { try OutputFile(path: $0.path) }
         } catch {
-            throw CLIError("cannot write into \(plaintextTo.deletingLastPathComponent().path): \(error)", exitCode: 2)
+            throw CLIError("cannot write \(plaintextTo): \(error)", exitCode: 2)
         }
+        do {
+            let result = try await open(
+                chunks: chunks, key: key, partyId: partyId, jobID: jobID, expectedSHA256: expectedSHA256, label: label,
+                ciphertext: { chunk in
+                    progress?.advance(Int64(chunk.count))
+                    try ciphertextFile?.write(chunk)
+                },
+                plaintext: { try plaintextFile.write($0) })
+            try ciphertextFile?.commit()
+            try plaintextFile.commit()
+            return result
+        } catch {
+            plaintextFile.abandon()
+            ciphertextFile?.abandon()
+            throw error
+        }
+    }
+
+    /// Decrypts and authenticates a result message, handing each ciphertext chunk and each
+    /// plaintext piece to the closures as it goes; succeeds only when the whole message
+    /// authenticated, its SHA-256 is `expectedSHA256` (if given) and its context names this party
+    /// (and job, if given). The plaintext handed over before a failure must be discarded.
+    static func open(
+        chunks: ByteStream, key: RSA.PrivateKey, partyId: String, jobID: String?, expectedSHA256: String?, label: String,
+        ciphertext: ([UInt8]) throws -> Void, plaintext: ([UInt8]) throws -> Void
+    ) async throws -> Result {
+        let keyring = try RawRSAKeyring(keyNamespace: keyNamespace, keyName: partyId, privateKey: key)
+        let decryptor = MessageDecryptor(keyring: keyring, policy: .committingOnly)
         var hash = SHA256()
         var ciphertextBytes: Int64 = 0
         var plaintextBytes: Int64 = 0
@@ -205,11 +314,10 @@ enum ResultDecryption {
             for try await chunk in chunks {
                 hash.update(chunk)
                 ciphertextBytes += Int64(chunk.count)
-                progress?.advance(Int64(chunk.count))
-                try ciphertextFile?.write(chunk)
-                let plaintext = try await decryptor.update(chunk)
-                plaintextBytes += Int64(plaintext.bytes.count)
-                try plaintextFile.write(plaintext.bytes)
+                try ciphertext(chunk)
+                let piece = try await decryptor.update(chunk)
+                plaintextBytes += Int64(piece.bytes.count)
+                try plaintext(piece.bytes)
             }
             let verified = try decryptor.finish()
             let digest = Hex.encode(hash.finalize())
@@ -221,12 +329,8 @@ enum ResultDecryption {
                     throw CLIError("\(label): the message is for \(contextKey) \(actual), not \(expected): nothing written")
                 }
             }
-            try ciphertextFile?.commit()
-            try plaintextFile.commit()
             return Result(sha256: digest, ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes)
         } catch {
-            plaintextFile.abandon()
-            ciphertextFile?.abandon()
             switch error {
             case let error as CLIError: throw error
             case let error as EnvelopeError:

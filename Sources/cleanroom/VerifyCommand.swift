@@ -1,3 +1,4 @@
+import AWS
 import ArgumentParser
 import Attestation
 import CleanRoom
@@ -18,6 +19,9 @@ struct VerifyCommand: AsyncParsableCommand {
               receipt:     signed by the receipt key that the attestation's user_data binds to this job and policy.
               approvals:   every party approved this digest with the key the policy names, unexpired; the bundle is the receipt's.
               outputs:     the receipt lists exactly what the policy grants; each ciphertext in DIR has the receipt's SHA-256.
+              decrypted:   each decrypted file is the decryption of its ciphertext (with your party's result key, \
+            found as the other commands find it: --home, --profile). Without the key, decrypted files are reported \
+            as not checked; so are your outputs missing from DIR and files in DIR that are not part of the bundle.
             The trusted root is AWS's Nitro Enclaves Root-G1 unless --root names another: a local-mode server's \
             development root is DATA_DIR/development-ca/root.pem, and results under it are marked DEVELOPMENT. \
             Exit codes: 0 verified, 1 a check failed, 2 the bundle or a flag cannot be used.
@@ -32,8 +36,29 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(name: .customLong("policy"), help: "Use this policy file (canonical JSON) instead of DIR/policy.json.")
     var policy: String?
 
+    @Option(name: .customLong("home"), help: "Folder of profiles and keys, for the result key (default: $CLEANROOM_HOME, else ~/.cleanroom).")
+    var home: String?
+
+    @Option(name: .customLong("profile"), help: "Profile whose result key checks the decrypted files (default: $CLEANROOM_PROFILE, else \"default\").")
+    var profile: String?
+
     @Flag(name: .customLong("json"), help: "Print JSON instead of text.")
     var json = false
+
+    /// The party's result key, when the profile has one and names the bundle's party.
+    func resultKey() -> BundleVerifier.PartyKey {
+        var arguments: [String] = []
+        if let home { arguments += ["--home", home] }
+        if let profile { arguments += ["--profile", profile] }
+        guard let options = try? GovernanceOptions.parse(arguments) else { return .none("the key folder could not be located") }
+        guard let key = try? ResultKey.load(options) else {
+            return .none("no result key in \(options.keysURL.path): pass --home/--profile of the party's keys")
+        }
+        guard let party = (try? options.loadProfile())?.partyId else {
+            return .none("the profile \(options.profileName) names no party")
+        }
+        return .key(party: party, key)
+    }
 
     func run() async throws {
         let trustedRoot: TrustedRoot
@@ -56,8 +81,8 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         let report: BundleVerifier.Report
         do {
-            report = try BundleVerifier(
-                folder: URL(fileURLWithPath: folder), root: trustedRoot, policyPath: policy
+            report = try await BundleVerifier(
+                folder: URL(fileURLWithPath: folder), root: trustedRoot, policyPath: policy, resultKey: resultKey()
             ).verify()
         } catch let failure as BundleVerifier.Failure {
             if json {
@@ -81,7 +106,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     private func printJSON(_ object: [String: Any]) {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         print(String(decoding: data, as: UTF8.self))
     }
 }
@@ -92,6 +117,19 @@ struct BundleVerifier {
     let folder: URL
     let root: TrustedRoot
     let policyPath: String?
+    var resultKey: PartyKey = .none("no result key was given")
+
+    /// The verifying party's result key, or why there is none.
+    enum PartyKey {
+        case key(party: String, RSA.PrivateKey)
+        case none(String)
+    }
+
+    /// What became of an output's decrypted file.
+    enum PlaintextCheck: String {
+        case verified, absent
+        case unchecked = "not checked"
+    }
 
     struct Failure: Error {
         let check: String
@@ -106,14 +144,19 @@ struct BundleVerifier {
         var development: Bool
         var lines: [(check: String, detail: String)]
         var outputs: [VerificationBundle.Output]
+        var plaintext: [String: PlaintextCheck]
+        /// What DIR holds or lacks that was not verified: said, never passed over.
+        var notes: [String]
+        var notInBundle: [String]
+        var uncheckedFiles: [String]
 
         var text: String {
             var out = ["bundle for job \(job), party \(party), policy \(policyDigest)"]
             for line in lines { out.append("  ✓ \(line.check.padding(toLength: 12, withPad: " ", startingAt: 0)) \(line.detail)") }
-            out.append(
-                development
-                    ? "VERIFIED (DEVELOPMENT attestation: a local-mode enclave, not a real Nitro Enclave)"
-                    : "VERIFIED")
+            for note in notes { out.append("  ! \(note)") }
+            var verdict = development ? "VERIFIED (DEVELOPMENT attestation: a local-mode enclave, not a real Nitro Enclave)" : "VERIFIED"
+            if !notes.isEmpty { verdict += "; only what is marked ✓ was checked" }
+            out.append(verdict)
             return out.joined(separator: "\n")
         }
 
@@ -121,12 +164,18 @@ struct BundleVerifier {
             [
                 "verified": true, "job": job, "party": party, "policyDigest": policyDigest, "development": development,
                 "checks": Dictionary(lines.map { ($0.check, $0.detail) }, uniquingKeysWith: { a, _ in a }),
-                "outputs": outputs.map { ["name": $0.name, "sha256": $0.sha256, "file": $0.plaintext] },
+                "outputs": outputs.map {
+                    [
+                        "name": $0.name, "sha256": $0.sha256, "ciphertextFile": $0.ciphertext, "file": $0.plaintext,
+                        "plaintext": (plaintext[$0.name] ?? .unchecked).rawValue,
+                    ]
+                },
+                "notes": notes, "notInBundle": notInBundle, "uncheckedFiles": uncheckedFiles,
             ]
         }
     }
 
-    func verify() throws -> Report {
+    func verify() async throws -> Report {
         let manifest = try VerificationBundle.readManifest(folder)
         var lines: [(String, String)] = []
 
@@ -262,10 +311,78 @@ struct BundleVerifier {
             "outputs",
             "the receipt lists exactly what the policy grants; your \(mine.isEmpty ? "(none)" : mine) match its SHA-256"
         ))
+
+        // Decrypted files: each must be its ciphertext's decryption; say what could not be checked.
+        var notes: [String] = []
+        var plaintext: [String: PlaintextCheck] = [:]
+        let plaintextNote: String?
+        switch resultKey {
+        case .key(let party, let key) where party == manifest.party:
+            for output in manifest.outputs {
+                plaintext[output.name] = try await checkPlaintext(output, job: receipt.jobID, party: party, key: key)
+            }
+            plaintextNote = nil
+        case .key(let party, _):
+            plaintextNote = "the bundle is party \(manifest.party)'s and your key is \(party)'s"
+        case .none(let reason):
+            plaintextNote = reason
+        }
+        let checked = manifest.outputs.filter { plaintext[$0.name] == .verified }.map(\.plaintext)
+        if !checked.isEmpty {
+            lines.append(("decrypted", "\(checked.joined(separator: ", ")) are the decryptions of their ciphertexts"))
+        }
+        let present = manifest.outputs.filter { plaintext[$0.name] != .absent && Self.exists(folder.appendingPathComponent($0.plaintext)) }
+        let unchecked = present.filter { plaintext[$0.name] != .verified }.map(\.plaintext)
+        if let plaintextNote, !unchecked.isEmpty {
+            notes.append("decrypted files not checked (\(plaintextNote)): \(unchecked.joined(separator: ", "))")
+        }
+        let notInBundle = receipt.outputs.filter { entry in
+            entry.recipient == manifest.party && !manifest.outputs.contains { $0.name == entry.name }
+        }.map(\.name).sorted()
+        if !notInBundle.isEmpty {
+            notes.append("your outputs \(notInBundle.joined(separator: ", ")) are in the receipt but not in this bundle (not checked)")
+        }
+        let known = Set(
+            [VerificationBundle.manifestFile, VerificationBundle.policyFile, VerificationBundle.approvalBundleFile, VerificationBundle.receiptFile]
+                + manifest.outputs.flatMap { [$0.ciphertext, $0.plaintext] })
+        let stray = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { !known.contains($0) && !OutputDownloadCommand.isLeftover($0) }.sorted()
+        if !stray.isEmpty {
+            notes.append("files in \(folder.path) that are not part of this bundle (not checked): \(stray.joined(separator: ", "))")
+        }
         return Report(
             job: receipt.jobID, party: manifest.party, policyDigest: policyDigest, development: attested.isDevelopment,
-            lines: lines, outputs: manifest.outputs)
+            lines: lines, outputs: manifest.outputs, plaintext: plaintext, notes: notes, notInBundle: notInBundle,
+            uncheckedFiles: stray)
     }
+
+    /// Whether an output's decrypted file is exactly the decryption of its (already verified) ciphertext.
+    func checkPlaintext(_ output: VerificationBundle.Output, job: String, party: String, key: RSA.PrivateKey) async throws -> PlaintextCheck {
+        let file = folder.appendingPathComponent(output.plaintext)
+        guard output.plaintext != output.ciphertext, !output.plaintext.contains("/"), !output.plaintext.hasPrefix("."),
+            let fileDigest = Self.sha256(ofFileAt: file)
+        else { return .absent }
+        guard let handle = FileHandle(forReadingAtPath: folder.appendingPathComponent(output.ciphertext).path) else { return .absent }
+        defer { try? handle.close() }
+        let reader = ChunkReader(handle: handle, progress: ProgressBar(total: 0, enabled: false))
+        var hash = SHA256()
+        do {
+            _ = try await ResultDecryption.open(
+                chunks: ByteStream(next: { try reader.next() }), key: key, partyId: party, jobID: job, expectedSHA256: nil,
+                label: output.ciphertext, ciphertext: { _ in }, plaintext: { hash.update($0) })
+        } catch let error as CLIError {
+            throw Failure(check: "decrypted", code: "output.undecryptable", message: error.description)
+        }
+        guard hash.finalize() == fileDigest else {
+            throw Failure(
+                check: "decrypted", code: "output.plaintext_mismatch",
+                message: "\(output.plaintext) is not the decryption of \(output.ciphertext) (output \(output.name)): "
+                    + "download the output again or decrypt it with `cleanroom output decrypt`")
+        }
+        return .verified
+    }
+
+    static func exists(_ url: URL) -> Bool { FileManager.default.fileExists(atPath: url.path) }
 
     /// The policy's measurement sets as PCR sets.
     static func allowedPCRSets(_ policy: JobPolicy) throws -> [PCRSet] {

@@ -110,6 +110,115 @@ import Testing
         #expect(verified.stdoutText.contains("VERIFIED"))
     }
 
+    /// The bundle's folder must be new, empty, or this job's own bundle (downloads add to it), so
+    /// results of two jobs never mix; a bad `--out` or `--only` is a usage error that creates nothing.
+    /// (A review downloaded into a folder holding another job's model and `verify` then passed.)
+    @Test func theFolderMustBeNewEmptyOrThisJobsOwnBundle() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let (peer, _) = try Self.serve(fixture, modelFile: fixture.file("model.esdk"))
+        defer { Self.stop(peer) }
+        let out = fixture.root.appendingPathComponent("downloaded")
+        func listing(_ url: URL) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).sorted() }
+
+        // A leftover of an interrupted download counts as nothing and is cleared.
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try Data("partial".utf8).write(to: out.appendingPathComponent(".model.json.cleanroom-AbC123"))
+        let first = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "metrics"])
+        #expect(first.status == 0, "\(first.stderrText)")
+        #expect(!listing(out).contains { $0.hasPrefix(".") }, "\(listing(out))")
+        // The same job's bundle takes more of its outputs: the manifest lists both, and both verify.
+        let second = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
+        #expect(second.status == 0, "\(second.stderrText)")
+        let verified = try await fixture.cli(["verify", out.path, "--root", fixture.developmentRoot.path])
+        #expect(verified.status == 0, "\(verified.stderrText)")
+        #expect(verified.stdoutText.contains("your metrics, model match its SHA-256"), "\(verified.stdoutText)")
+        #expect(verified.stdoutText.contains("✓ decrypted    metrics.json, model.json are the decryptions"), "\(verified.stdoutText)")
+
+        // Another job's bundle, or other files, are refused and left as they were.
+        let other = fixture.root.appendingPathComponent("other-job")
+        try FileManager.default.copyItem(at: out, to: other)
+        let manifestURL = other.appendingPathComponent("manifest.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
+        manifest["job"] = "job-fedcba9876543210"
+        try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+        let before = listing(other)
+        let mixed = try await fixture.cli(["output", "download", fixture.jobID, "--out", other.path, "--only", "metrics"])
+        #expect(mixed.status == 2, "\(mixed)")
+        #expect(mixed.stderrText.contains("holds the bundle of job job-fedcba9876543210: download job \(fixture.jobID) into a new or empty folder"), "\(mixed.stderrText)")
+        #expect(listing(other) == before)
+        let cluttered = fixture.root.appendingPathComponent("cluttered")
+        try FileManager.default.createDirectory(at: cluttered, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: cluttered.appendingPathComponent("model.json"))
+        let refused = try await fixture.cli(["output", "download", fixture.jobID, "--out", cluttered.path])
+        #expect(refused.status == 2 && refused.stderrText.contains("holds other files"), "\(refused)")
+        #expect(listing(cluttered) == ["model.json"])
+
+        // Usage errors say what to give instead, and create nothing.
+        let file = fixture.root.appendingPathComponent("a-file")
+        try Data().write(to: file)
+        for (arguments, message) in [
+            (["--out", file.path], "--out \(file.path) is a file: give a folder"),
+            (["--out", "-"], "--out is the bundle's folder, not a file"),
+            (["--out", out.path + "-x", "--only", "modle"], "--only modle is not an artifact: use model, metrics, scores:own"),
+        ] {
+            let result = try await fixture.cli(["output", "download", fixture.jobID] + arguments)
+            #expect(result.status == 2, "\(arguments): \(result)")
+            #expect(result.stderrText.contains(message), "\(arguments): \(result.stderrText)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path + "-x"))
+        // So does a refusal by the server: no empty folder is left behind.
+        let missing = fixture.root.appendingPathComponent("never")
+        let unknown = try await fixture.cli(["output", "download", "job-0000000000000000", "--out", missing.path])
+        #expect(unknown.status == 1, "\(unknown)")
+        #expect(!FileManager.default.fileExists(atPath: missing.path))
+    }
+
+    /// Interrupted (SIGINT) while an output is being decrypted, the command removes what it had
+    /// written so far, says so, and exits 130. (A review found 77 MB of hidden partial files left.)
+    @Test func anInterruptedDecryptionLeavesNothingBehind() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let fifo = fixture.root.appendingPathComponent("incoming.esdk")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let folder = fixture.root.appendingPathComponent("plain")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("cleanroom"))
+        process.arguments = [
+            "output", "decrypt", fifo.path, "--out", folder.appendingPathComponent("model.json").path, "--party", "alpha",
+        ]
+        process.environment = ["CLEANROOM_HOME": fixture.home.path]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let ciphertext = Array(try Data(contentsOf: fixture.file("model.esdk")))
+        let listing = try await offPool { () throws -> [String] in
+            let writer = try FileHandle(forWritingTo: fifo)  // opens once the command opened its end
+            writer.write(Data(ciphertext[0..<(ciphertext.count / 2)]))
+            // Wait for the command to have written part of the plaintext to its temporary file.
+            let deadline = Date().addingTimeInterval(20)
+            var names: [String] = []
+            while Date() < deadline {
+                names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+                if names.contains(where: { $0.hasPrefix(".model.json.cleanroom-") }) { break }
+                usleep(20_000)
+            }
+            process.interrupt()
+            let exitDeadline = Date().addingTimeInterval(10)
+            while process.isRunning, Date() < exitDeadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }  // fails the status check below
+            process.waitUntilExit()
+            try writer.close()
+            return names
+        }
+        #expect(listing.contains { $0.hasPrefix(".model.json.cleanroom-") }, "the command wrote its temporary file: \(listing)")
+        #expect(process.terminationStatus == 130)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(stderr.contains("interrupted: the unfinished output was removed"), "\(stderr)")
+    }
+
     @Test func tamperedCiphertextIsRefusedAndNothingIsWritten() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }

@@ -20,6 +20,72 @@ import Testing
         #expect(object["policyDigest"] as? String == fixture.policyDigest)
     }
 
+    /// The decrypted files are checked too, with the party's result key: each must be exactly its
+    /// ciphertext's decryption. An adversarial review found `verify` saying VERIFIED over an edited
+    /// `metrics.json`, since only the ciphertexts were hashed.
+    @Test func decryptedFilesAreCheckedAgainstTheirCiphertextsWithThePartysKey() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        try Data(fixture.model).write(to: fixture.file("model.json"))
+        try Data(fixture.metrics).write(to: fixture.file("metrics.json"))
+        let profiles = fixture.home.appendingPathComponent("profiles")
+        try FileManager.default.createDirectory(at: profiles, withIntermediateDirectories: true)
+        try Data(#"{"partyId":"alpha"}"#.utf8).write(to: profiles.appendingPathComponent("default.json"))
+        let root = fixture.developmentRoot.path
+
+        let good = try await fixture.cli(["verify", fixture.bundle.path, "--root", root])
+        #expect(good.status == 0, "\(good.stderrText)")
+        #expect(good.stdoutText.contains("✓ decrypted    model.json, metrics.json are the decryptions of their ciphertexts"), "\(good.stdoutText)")
+        #expect(!good.stdoutText.contains("!"), "\(good.stdoutText)")
+        let json = try await fixture.cli(["verify", fixture.bundle.path, "--root", root, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        let outputs = try #require(object["outputs"] as? [[String: Any]])
+        #expect(outputs.map { $0["plaintext"] as? String } == ["verified", "verified"], "\(outputs)")
+        #expect(outputs.map { $0["ciphertextFile"] as? String } == ["model.esdk", "metrics.esdk"])
+
+        // Without the party's key nothing is claimed about the decrypted files.
+        let elsewhere = fixture.root.appendingPathComponent("no-keys")
+        let keyless = try await fixture.cli(["verify", fixture.bundle.path, "--root", root, "--home", elsewhere.path])
+        #expect(keyless.status == 0, "\(keyless.stderrText)")
+        #expect(keyless.stdoutText.contains("! decrypted files not checked (no result key in \(elsewhere.path)/keys/default"), "\(keyless.stdoutText)")
+        #expect(keyless.stdoutText.contains("): model.json, metrics.json"), "\(keyless.stdoutText)")
+        #expect(keyless.stdoutText.hasSuffix("; only what is marked ✓ was checked\n"), "\(keyless.stdoutText)")
+        let keylessJSON = try await fixture.cli(["verify", fixture.bundle.path, "--root", root, "--home", elsewhere.path, "--json"])
+        let keylessOutputs = (try JSONSerialization.jsonObject(with: keylessJSON.stdout) as? [String: Any])?["outputs"] as? [[String: Any]]
+        #expect(keylessOutputs?.map { $0["plaintext"] as? String } == ["not checked", "not checked"], "\(keylessJSON.stdoutText)")
+
+        // An edited decrypted file fails, naming it.
+        try Data(#"{"metrics":"fake"}"#.utf8).write(to: fixture.file("metrics.json"))
+        let edited = try await fixture.cli(["verify", fixture.bundle.path, "--root", root])
+        #expect(edited.status == 1)
+        #expect(
+            edited.stderrText.contains("verification FAILED at decrypted: output.plaintext_mismatch: metrics.json is not the decryption of metrics.esdk"),
+            "\(edited.stderrText)")
+        #expect(!edited.stdoutText.contains("VERIFIED"))
+    }
+
+    /// Outputs of the party missing from the bundle, and files that are not the bundle's (another
+    /// job's results copied in, say), are named as not checked instead of passed over.
+    @Test func whatTheBundleLacksOrHoldsBesidesIsNamedAsNotChecked() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let url = fixture.file("manifest.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        manifest["outputs"] = (manifest["outputs"] as! [[String: Any]]).filter { $0["name"] as? String == "metrics" }
+        try JSONSerialization.data(withJSONObject: manifest).write(to: url)
+        try Data("id,score\n1,0.5\n".utf8).write(to: fixture.file("scores-own.csv"))
+
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText.contains("! your outputs model are in the receipt but not in this bundle (not checked)"), "\(result.stdoutText)")
+        #expect(
+            result.stdoutText.contains("that are not part of this bundle (not checked): model.esdk, scores-own.csv"), "\(result.stdoutText)")
+        let json = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        #expect(object["notInBundle"] as? [String] == ["model"])
+        #expect(object["uncheckedFiles"] as? [String] == ["model.esdk", "scores-own.csv"])
+    }
+
     @Test func tamperedReceiptFailsTheSignatureCheck() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
