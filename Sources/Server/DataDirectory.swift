@@ -18,6 +18,36 @@ public struct DataDirectory: Sendable {
     /// Creates the directory (0700) if needed and tightens its mode if it is wider. Then reads
     /// the operator credentials, or creates them on first start (0600, written atomically) —
     /// the seam where the domain's credential store picks up the operator's first credential.
+    /// Takes the data directory for one serving process (`DATA/cleanroomd.lock`, an exclusive
+    /// `flock` held until the process exits, with its pid for the message). A second `cleanroomd
+    /// serve` on the same directory would run its own jobs, standby enclave and startup recovery
+    /// against the same database and objects; it is refused instead. Taken before `bootstrap`, so
+    /// a refused second server writes nothing (it creates the directory, 0700, if it is missing).
+    public func lockForServing() throws -> ServingLock {
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } else if !isDir.boolValue {
+            throw ConfigurationError("data directory \(path) is not a directory")
+        }
+        let lockPath = url.appendingPathComponent("cleanroomd.lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ConfigurationError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            let holder = count > 0 ? String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            throw ConfigurationError(
+                "another cleanroomd\(holder.isEmpty ? "" : " (pid \(holder))") is serving the data directory \(path): "
+                    + "stop it first, or give this one its own --data-dir")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        return ServingLock(descriptor: fd)
+    }
+
     public func bootstrap() throws -> (credentials: OperatorCredentials, created: Bool) {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
@@ -118,4 +148,19 @@ enum Base64URL {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
+}
+
+/// The data directory held for one serving process; released when the process exits (or `release`).
+public final class ServingLock: @unchecked Sendable {
+    private var descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    public func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
 }

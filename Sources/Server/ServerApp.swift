@@ -35,6 +35,8 @@ extension ServerApp {
             try tls?.validate()  // before anything is written: a bad setting changes nothing
         }
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
+        let servingLock = try dataDirectory.lockForServing()
+        defer { servingLock.release() }
         var (credentials, created) = try dataDirectory.bootstrap()
         let (withKeys, addedKeys) = try credentials.withAccessKeyPair()
         if addedKeys {

@@ -58,6 +58,39 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: missing), "a refused command created nothing")
     }
 
+    /// A second server on a data directory another one serves would run its own jobs, standby
+    /// enclave and startup recovery (failing the first one's running jobs as interrupted) against
+    /// the same database: it is refused, naming the first one's pid, and changes nothing; once
+    /// the first has stopped, the directory serves again. (A review started two by accident.)
+    static func health(_ server: CleanroomdProcess) async throws -> Int {
+        let port = server.port
+        return try await offPool {
+            let client = try RawHTTPClient(port: port)
+            try client.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            return try client.readResponse().status
+        }
+    }
+
+    @Test func aSecondServerOnTheSameDataDirectoryIsRefused() async throws {
+        let first = try await CleanroomdProcess.start(arguments: ["--access-log", "off", "--no-enclave-standby"])
+        let credentials = first.dataDirectory.appendingPathComponent("operator-credentials.json")
+        let before = try Data(contentsOf: credentials)
+        let second = try await runProcess(
+            try TestEnvironment.executable("cleanroomd"),
+            ["serve", "--data-dir", first.dataDirectory.path, "--listen", "127.0.0.1:0", "--no-enclave-standby"])
+        #expect(second.status == 1, "\(second.stderrText)")
+        #expect(
+            second.stderrText.contains("another cleanroomd (pid \(first.pid ?? 0)) is serving the data directory \(first.dataDirectory.path)"),
+            "\(second.stderrText)")
+        #expect(!second.stderrText.contains("listening on"))
+        #expect(try Data(contentsOf: credentials) == before)
+        #expect(try await Self.health(first) == 200)
+        #expect(await first.stopped() == 0)
+        try first.start(arguments: ["--access-log", "off", "--no-enclave-standby"])
+        #expect(try await Self.health(first) == 200)
+        #expect(await first.stopped() == 0)
+    }
+
     @Test func plainHTTPOnANonLoopbackAddressIsRefusedUnlessInsecureHTTP() async throws {
         let dir = try TestEnvironment.temporaryDirectory("refuse")
         let refused = try await runProcess(
