@@ -361,7 +361,7 @@ final class OutputFile {
             temporaryPath = nil
         } else {
             temporaryPath = tempPath
-            PendingFiles.shared.add(tempPath)
+            Interruption.deleteIfInterrupted(tempPath)
         }
     }
 
@@ -390,7 +390,7 @@ final class OutputFile {
             guard rename(temporaryPath, target) == 0 else {
                 throw IOFailure("could not move the output into place: \(String(cString: strerror(errno)))")
             }
-            PendingFiles.shared.remove(temporaryPath)
+            Interruption.keep(temporaryPath)
         } else {
             defer { _ = Glibc.close(descriptor) }
             guard lseek(descriptor, 0, SEEK_SET) == 0 else { throw IOFailure("could not rewind the spool file") }
@@ -412,60 +412,75 @@ final class OutputFile {
         _ = Glibc.close(descriptor)
         if let temporaryPath {
             unlink(temporaryPath)
-            PendingFiles.shared.remove(temporaryPath)
+            Interruption.keep(temporaryPath)
         }
     }
 }
 
-/// The temporary files of outputs not yet committed or abandoned. Once there is one, SIGINT and
-/// SIGTERM remove them all before the command exits (130 or 143), so an interrupted download or
-/// decryption leaves no partial, unauthenticated plaintext behind.
+/// What a command does when it is interrupted (SIGINT, SIGTERM) before it ends: remove the
+/// temporary files of outputs not yet committed, so an interrupted download or decryption leaves
+/// no partial, unauthenticated plaintext behind, and say what the interruption means (`job watch`:
+/// the job keeps running). Then it exits 130 (SIGINT) or 143 (SIGTERM).
 ///
-/// The signal handler may only make async-signal-safe calls, so the paths live in a fixed table of
-/// C strings it reads without a lock (each slot is one pointer-sized store); a removed path's string
-/// is never freed, since the handler may be reading it (a few per command).
-final class PendingFiles: @unchecked Sendable {
-    static let shared = PendingFiles()
+/// The signal handler may only make async-signal-safe calls, so the paths and the message live in
+/// a fixed table of C strings it reads without a lock (each slot is one pointer-sized store); a
+/// string once published is never freed, since the handler may be reading it (a few per command).
+enum Interruption {
     static let capacity = 64
-    private let lock = NSLock()
-    private var installed = false
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var installed = false
 
-    func add(_ path: String) {
+    /// Deletes `path` if the command is interrupted, until `keep(path)`.
+    static func deleteIfInterrupted(_ path: String) {
         lock.withLock {
-            if !installed {
-                installed = true
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = pendingFilesInterrupted
-                sigemptyset(&action.sa_mask)
-                sigaction(SIGINT, &action, nil)
-                sigaction(SIGTERM, &action, nil)
-            }
+            installIfNeeded()
             // More than `capacity` at once is not a case any command has; such a file is just not tracked.
-            if let free = (0..<Self.capacity).first(where: { pendingFileSlots[$0] == nil }) { pendingFileSlots[free] = strdup(path) }
+            if let free = (0..<capacity).first(where: { interruptionSlots[$0] == nil }) { interruptionSlots[free] = strdup(path) }
         }
     }
 
-    func remove(_ path: String) {
+    /// `path` was committed (or removed): leave it alone.
+    static func keep(_ path: String) {
         lock.withLock {
-            if let slot = (0..<Self.capacity).first(where: { pendingFileSlots[$0].map { String(cString: $0) } == path }) {
-                pendingFileSlots[slot] = nil
+            if let slot = (0..<capacity).first(where: { interruptionSlots[$0].map { String(cString: $0) } == path }) {
+                interruptionSlots[slot] = nil
             }
         }
+    }
+
+    /// Prints `message` (a line, on stderr) if the command is interrupted.
+    static func explain(_ message: String) {
+        lock.withLock {
+            installIfNeeded()
+            interruptionMessage = strdup("\n" + message + "\n")
+        }
+    }
+
+    /// Called with the lock held.
+    private static func installIfNeeded() {
+        guard !installed else { return }
+        installed = true
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = interrupted
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
     }
 }
 
-/// `PendingFiles`' table (nil: a free slot).
-nonisolated(unsafe) private let pendingFileSlots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
-    let slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: PendingFiles.capacity)
-    slots.initialize(repeating: nil, count: PendingFiles.capacity)
+/// `Interruption`'s files (nil: a free slot) and message.
+nonisolated(unsafe) private let interruptionSlots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+    let slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: Interruption.capacity)
+    slots.initialize(repeating: nil, count: Interruption.capacity)
     return slots
 }()
+nonisolated(unsafe) private var interruptionMessage: UnsafeMutablePointer<CChar>?
 
-/// SIGINT/SIGTERM while outputs are pending: unlink them, say so, exit. Async-signal-safe calls only.
-private func pendingFilesInterrupted(_ signal: Int32) {
+/// SIGINT/SIGTERM: unlink the pending files, say so and what it means, exit. Async-signal-safe calls only.
+private func interrupted(_ signal: Int32) {
     var removed = false
-    for slot in 0..<PendingFiles.capacity {
-        if let path = pendingFileSlots[slot] {
+    for slot in 0..<Interruption.capacity {
+        if let path = interruptionSlots[slot] {
             unlink(path)
             removed = true
         }
@@ -474,6 +489,7 @@ private func pendingFilesInterrupted(_ signal: Int32) {
         let message: StaticString = "\ninterrupted: the unfinished output was removed; nothing of it was written\n"
         _ = write(STDERR_FILENO, message.utf8Start, message.utf8CodeUnitCount)
     }
+    if let message = interruptionMessage { _ = write(STDERR_FILENO, message, strlen(message)) }
     _exit(signal == SIGINT ? 130 : 143)
 }
 

@@ -1,11 +1,12 @@
 import AWS
 import ArgumentParser
+import CleanRoom
 import Foundation
 
 /// `cleanroom job`: start a collaboration's job, follow it live, read its state, cancel it.
 struct JobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "job", abstract: "Jobs: start, watch (live progress), status, cancel.",
+        commandName: "job", abstract: "Jobs: start, watch (live progress), status, list, cancel.",
         discussion: """
             A job runs the collaboration's current policy once every party has approved it. Exit codes: 0 success \
             (for watch: the job succeeded), 1 refused by the server or the job failed or was cancelled, 2 usage, \
@@ -44,7 +45,11 @@ struct JobStartCommand: AsyncParsableCommand {
             let job = try await client.call("POST", JobRoutes.start(collaboration: collaboration), json: body)
             guard let id = job["id"] as? String else { throw CLIError("the server's answer has no job id") }
             if watch {
-                if !options.json { print("job \(id) started (policy \(job["policyDigest"] ?? ""))") }
+                if options.json {
+                    JobProgressRenderer(mode: .json, jobID: id).printJSON(event: "job", data: job)
+                } else {
+                    print("job \(id) started (policy \(job["policyDigest"] ?? ""))")
+                }
                 try await JobWatcher(client: client, jobID: id, json: options.json).run()
             } else {
                 try options.output(
@@ -135,27 +140,35 @@ struct JobCancelCommand: AsyncParsableCommand {
     }
 }
 
-/// Follows one job's event stream to its end and renders it.
+/// Follows one job's event stream to its end and renders it. A broken stream, or a server that is
+/// briefly unreachable (a restart), is resumed from the last event seen (`Last-Event-ID`) for up to
+/// `patience` without any contact; then the watch ends saying the job may still be running.
 struct JobWatcher {
     let client: GovernanceClient
     let jobID: String
     let json: Bool
-    /// Reconnections after the stream broke before the job ended.
-    var maxReconnects = 5
+    /// How long to keep trying without reaching the server.
+    var patience: Duration = .seconds(60)
 
     func run() async throws {
-        let renderer = JobProgressRenderer(mode: json ? .json : (isatty(1) != 0 ? .terminal : .lines))
+        let renderer = JobProgressRenderer(mode: json ? .json : (isatty(1) != 0 ? .terminal : .lines), jobID: jobID)
+        Interruption.explain("stopped watching; job \(jobID) keeps running (`cleanroom job cancel \(jobID)` stops it)")
         var lastEventID: String?
         var final: (state: String, error: String?)?
         var attempts = 0
+        var lastContact = ContinuousClock.now
+        var said = false
         while final == nil {
             do {
                 var headers: [(name: String, value: String)] = []
                 if let lastEventID { headers.append(("Last-Event-ID", lastEventID)) }
                 let response = try await client.stream(
                     JobRoutes.events(jobID), accept: "text/event-stream", headers: headers, client: GovernanceClient.streamingHTTP)
+                lastContact = .now
+                attempts = 0
                 var parser = ServerSentEventParser()
                 streaming: for try await chunk in response.body {
+                    lastContact = .now
                     for event in try parser.feed(chunk) {
                         if let id = event.id { lastEventID = id }
                         if let state = renderer.render(event) {
@@ -165,6 +178,15 @@ struct JobWatcher {
                         }
                     }
                 }
+                if final == nil {
+                    // The stream ended without a terminal state: ask for the state, then reconnect.
+                    let status = try await client.call("GET", JobRoutes.job(jobID))
+                    if let state = status["status"] as? String, terminalJobStates.contains(state) {
+                        final = (state, jobError(status))
+                        renderer.renderFinal(state: state, error: jobError(status))
+                        break
+                    }
+                }
             } catch let error as GovernanceClient.APIFailure where error.status != 0 {
                 renderer.finish()
                 throw error
@@ -172,22 +194,21 @@ struct JobWatcher {
                 renderer.finish()
                 throw error
             } catch {
-                // A broken stream: fall through to the status check and reconnect.
+                // A broken stream or an unreachable server: try again below.
             }
             if final != nil { break }
-            // The stream ended without a terminal state: ask for the state, then reconnect.
-            let status = try await client.call("GET", JobRoutes.job(jobID))
-            if let state = status["status"] as? String, terminalJobStates.contains(state) {
-                final = (state, jobError(status))
-                renderer.renderFinal(state: state, error: jobError(status))
-                break
+            guard ContinuousClock.now - lastContact < patience else {
+                renderer.finish()
+                throw CLIError(
+                    "lost the connection to the server; job \(jobID) may still be running: "
+                        + "`cleanroom job watch \(jobID)` follows it again", exitCode: 3)
+            }
+            if !said, !json {
+                renderer.note("the connection to the server broke; reconnecting…")
+                said = true
             }
             attempts += 1
-            guard attempts <= maxReconnects else {
-                renderer.finish()
-                throw CLIError("the event stream of job \(jobID) keeps breaking; try `cleanroom job watch \(jobID)` again", exitCode: 3)
-            }
-            try await Task.sleep(nanoseconds: UInt64(attempts) * 500_000_000)
+            try await Task.sleep(for: .milliseconds(min(5000, 250 * attempts)))
         }
         renderer.finish()
         guard let final else { return }
@@ -201,25 +222,50 @@ struct JobWatcher {
 }
 
 /// Renders job events: one redrawn line on a terminal, plain lines otherwise, or JSON lines.
+///
+/// Progress comes as fast as training iterates (hundreds of events a second); a terminal's line is
+/// redrawn at most ten times a second and plain lines are printed at most once a second per phase,
+/// besides each phase's first and last event. JSON lines carry every event, each with the job id,
+/// the event id and the time it arrived.
 final class JobProgressRenderer {
     enum Mode { case terminal, lines, json }
     let mode: Mode
+    let jobID: String
     private var state = "pending"
     private var drewLine = false
     private let start = Date()
+    private var lastPhase = ""
+    private var lastDrawn = Date.distantPast
 
-    init(mode: Mode) { self.mode = mode }
+    init(mode: Mode, jobID: String) {
+        self.mode = mode
+        self.jobID = jobID
+    }
+
+    /// Prints one JSON line for an event (`--json`).
+    func printJSON(event: String, data: Any, id: String? = nil) {
+        var line: [String: Any] = ["event": event, "data": data, "jobId": jobID, "receivedAt": RFC3339.format(Int64(Date().timeIntervalSince1970))]
+        if let id { line["id"] = id }
+        if let bytes = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            print(String(decoding: bytes, as: UTF8.self))
+            fflush(nil)
+        }
+    }
+
+    /// A remark about the watch itself (not the job), on stderr.
+    func note(_ text: String) {
+        if mode == .terminal, drewLine {
+            print("")
+            drewLine = false
+        }
+        fflush(nil)
+        FileHandle.standardError.write(Data("\(text)\n".utf8))
+    }
 
     /// Renders one event; returns the final state when the event ends the job.
     func render(_ event: ServerSentEvent) -> (state: String, error: String?)? {
         let object = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
-        if mode == .json {
-            let line: [String: Any] = ["event": event.name, "data": object.isEmpty ? event.data as Any : object]
-            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                print(String(decoding: data, as: UTF8.self))
-                fflush(nil)
-            }
-        }
+        if mode == .json { printJSON(event: event.name, data: object.isEmpty ? event.data as Any : object, id: event.id) }
         switch event.name {
         case "state":
             guard let newState = object["state"] as? String else { return nil }
@@ -234,8 +280,16 @@ final class JobProgressRenderer {
             let total = (object["total"] as? NSNumber)?.intValue ?? 0
             let loss = (object["loss"] as? NSNumber)?.doubleValue
             let message = object["message"] as? String ?? ""
+            // Each phase's first and last event always shows; the ones between, at a bounded rate.
+            let edge = phase != lastPhase || (total > 0 && iteration >= total)
+            let interval = mode == .terminal ? 0.1 : 1.0
+            guard edge || Date().timeIntervalSince(lastDrawn) >= interval else { return nil }
+            lastPhase = phase
+            lastDrawn = Date()
+            // A message that starts with the phase's name already says it ("resuming from …").
+            let label = message.hasPrefix(phase) ? message : ([phase, message].filter { !$0.isEmpty }.joined(separator: " "))
             if mode == .terminal {
-                var text = "\(state) · \(phase)"
+                var text = "\(state) · \(message.hasPrefix(phase) ? "" : phase)"
                 if total > 0 {
                     let width = 24
                     let filled = min(width, width * iteration / total)
@@ -247,10 +301,9 @@ final class JobProgressRenderer {
                 text += String(format: "  %.0fs", Date().timeIntervalSince(start))
                 line(text, permanent: false)
             } else {
-                var text = "progress \(phase)"
+                var text = "progress \(label)"
                 if total > 0 { text += " \(iteration)/\(total)" }
                 if let loss { text += String(format: " loss=%.6f", loss) }
-                if !message.isEmpty { text += " \(message)" }
                 line(text, permanent: true)
             }
             return nil
@@ -264,9 +317,7 @@ final class JobProgressRenderer {
         if mode == .json {
             var data: [String: Any] = ["state": state]
             if let error { data["error"] = error }
-            if let bytes = try? JSONSerialization.data(withJSONObject: ["event": "state", "data": data], options: [.sortedKeys]) {
-                print(String(decoding: bytes, as: UTF8.self))
-            }
+            printJSON(event: "state", data: data)
         } else {
             line("state \(state)\(error.map { " — \($0)" } ?? "")", permanent: true)
         }

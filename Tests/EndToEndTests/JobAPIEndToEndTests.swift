@@ -271,6 +271,24 @@ import Testing
             defer { watch.kill() }
             #expect(try await f.waitFor("progress training", in: out), "\(f.serverLog())")
             #expect(try await f.enclaveProcesses().count == 1)
+            // Plain lines come at most once a second per phase, not once per event.
+            let lines = ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(lines.filter { $0.hasPrefix("progress training") }.count <= 2, "\(lines)")
+
+            // A second watcher, in JSON, is interrupted (Ctrl-C): it says the job goes on, and it does.
+            let (interrupted, jsonOut, jsonErr) = try f.spawnCLI(Self.bank, ["job", "watch", job, "--json"], name: "watch-interrupt")
+            defer { interrupted.kill() }
+            #expect(try await f.waitFor("\"progress\"", in: jsonOut), "\(f.serverLog())")
+            interrupted.kill(SIGINT)
+            #expect(try await offPool { interrupted.wait() } == 130)
+            let said = (try? String(contentsOf: jsonErr, encoding: .utf8)) ?? ""
+            #expect(said.contains("stopped watching; job \(job) keeps running (`cleanroom job cancel \(job)` stops it)"), "\(said)")
+            let events = ((try? String(contentsOf: jsonOut, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            #expect(!events.isEmpty && events.allSatisfy { $0["jobId"] as? String == job && $0["receivedAt"] is String }, "\(events)")
+            #expect(events.contains { $0["id"] is String }, "\(events)")
+            #expect(try await f.enclaveProcesses().count == 1, "the job goes on")
 
             let cancelled = try await f.cli(Self.bank, ["job", "cancel", job, "--json"])
             #expect(cancelled.status == 0, "\(cancelled)")
@@ -378,18 +396,22 @@ import Testing
             #expect(checkpointStored, "no checkpoint was stored while the job trained")
 
             // The operator's server dies (SIGKILL: no shutdown code runs). The enclave loses its
-            // channel and exits by itself; the watcher reports the server unreachable (exit 3).
+            // channel and exits by itself; the watcher says it lost the connection and keeps trying.
             try await f.stop(signal: SIGKILL, leaveEnclaves: true)
             #expect(try await f.waitForEnclaveExit(enclave.pid, timeout: 15), "the enclave outlived its server")
-            let watchStatus = try await offPool { watch.wait() }
-            let watchErr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
-            #expect(watchStatus == 3, "\(watchErr)")
+            #expect(try await f.waitFor("reconnecting", in: err, timeout: 15))
+            #expect(watch.isRunning, "the watcher gave up while the server was away")
 
-            // Restarted on the same data directory, the server fails the interrupted job cleanly.
+            // Restarted on the same data directory, the server fails the interrupted job cleanly,
+            // and the watcher, back in touch, reports that and exits 1 (it used to exit 3 at once).
             try await f.start()
             let ended = try await f.waitForJob(job, timeout: 5)
             #expect(ended["status"] as? String == "failed", "\(ended)")
             #expect(Self.errorCode(ended) == "job.interrupted", "\(ended)")
+            let watchStatus = try await offPool { watch.wait() }
+            let watchErr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+            #expect(watchStatus == 1, "\(watchErr)")
+            #expect(watchErr.hasSuffix("error: job \(job) failed: job.interrupted: \(Self.errorMessage(ended))\n"), "\(watchErr)")
             let watched = try await f.cli(Self.retailer, ["job", "watch", job])
             #expect(watched.status == 1, "\(watched)")
             #expect(watched.stderr.hasPrefix("error: job \(job) failed: job.interrupted: "), "\(watched)")
@@ -416,15 +438,17 @@ import Testing
     @Test func operatorForgedPartyKeyCannotMakeTheEnclaveUseThatPartysData() async throws {
         try await Fixture.with { f in
             let victim = f.parties[Self.retailer]
-            // The operator makes a signing key of its own, then — with the server stopped — swaps it
-            // in for the retailer's in the database and mints itself a credential of the retailer's
-            // principal (only hashes are stored, so it adds its own).
+            // The operator makes keys of its own, then — with the server stopped — swaps them in for
+            // the retailer's in the database (the result key too, so that the retailer's outputs would
+            // be encrypted to it) and mints itself a credential of the retailer's principal (only
+            // hashes are stored, so it adds its own).
             let operatorHome = f.root.appendingPathComponent("operator-machine")
             let keys = try await f.cli(home: operatorHome, ["keys", "init", "--result-key-bits", "3072", "--json"])
             #expect(keys.status == 0, "\(keys)")
             let shown = try await f.cli(home: operatorHome, ["keys", "show", "--json"]).json()
             let forgedKey = try #require(shown["signingKey"] as? String)
             let forgedFingerprint = try #require(shown["signingKeyFingerprint"] as? String)
+            let forgedResultKey = try #require(shown["resultKey"] as? String)
             #expect(forgedFingerprint != victim.fingerprint)
             let forgedCredential = "operator-forged-\(UUID().uuidString)"
 
@@ -433,11 +457,11 @@ import Testing
                 """
                 import hashlib, sqlite3, sys, time
                 db = sqlite3.connect(sys.argv[1])
-                party, key, fingerprint, secret = sys.argv[2:6]
+                party, key, fingerprint, secret, result = sys.argv[2:7]
                 (principal,) = db.execute(
                     "SELECT id FROM principal WHERE partyId = ? ORDER BY createdAt LIMIT 1", (party,)).fetchone()
-                changed = db.execute("UPDATE party SET signingKey = ?, signingKeyFingerprint = ? WHERE id = ?",
-                                     (key, fingerprint, party)).rowcount
+                changed = db.execute("UPDATE party SET signingKey = ?, signingKeyFingerprint = ?, resultKey = ? WHERE id = ?",
+                                     (key, fingerprint, result, party)).rowcount
                 db.execute("INSERT INTO credential (id, principalId, secretHash, createdAt) VALUES (?, ?, ?, ?)",
                            ("cr-forged", principal, hashlib.sha256(secret.encode()).hexdigest(), int(time.time())))
                 db.commit()
@@ -446,7 +470,7 @@ import Testing
                 [
                     f.dataDirectory.appendingPathComponent("cleanroom.sqlite").path, victim.id, forgedKey,
                     forgedFingerprint,
-                    forgedCredential,
+                    forgedCredential, forgedResultKey,
                 ])
             #expect(edit.status == 0, "\(edit)")
             let principal = try #require(edit.stdout.split(separator: " ").first.map(String.init))
