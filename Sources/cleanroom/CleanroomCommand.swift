@@ -9,7 +9,7 @@ struct CleanroomCommand: AsyncParsableCommand {
         commandName: "cleanroom",
         abstract: "Work with a cleanroom server and its encrypted data from a party's own machine.",
         discussion: """
-            Exit codes: 0 success, 1 a check, authentication or format failure, 2 a usage error,
+            Exit codes: 0 success, 1 a check, authentication or format failure, 2 a usage error, \
             3 the server cannot be reached.
             """,
         subcommands: [

@@ -14,7 +14,7 @@ struct GovernanceOptions: ParsableArguments {
     @Option(name: .customLong("home"), help: "Folder of profiles and keys (default: $CLEANROOM_HOME, else ~/.cleanroom).")
     var home: String?
 
-    @Flag(name: .customLong("json"), help: "Print JSON instead of text (no progress bar).")
+    @Flag(name: .customLong("json"), help: "Print JSON instead of text (and no progress bar).")
     var json = false
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }

@@ -260,6 +260,32 @@ import Testing
         }
     }
 
+    // MARK: 3c. Progress shows the training loss only to parties granted the metrics
+
+    /// The last training loss is the model's training log-loss, which the metrics report: a party the
+    /// policy grants no `metrics` sees the progress without it (an adversarial review found every
+    /// member's event stream carried it).
+    @Test func progressShowsTheTrainingLossOnlyToPartiesGrantedTheMetrics() async throws {
+        try await Fixture.with { f in
+            let (collaboration, digest) = try await f.propose(rounds: 3, retailerArtifacts: ["scores:own"])
+            for party in f.parties.indices { try await f.approve(party, collaboration, digest: digest) }
+            let job = try await f.startJob(collaboration)
+            let ended = try await f.waitForJob(job)
+            #expect(ended["status"] as? String == "succeeded", "\(ended)\n\(f.serverLog())")
+            let bank = try await f.http("GET", "/v1/jobs/\(job)/events", as: Self.bank)
+            let retailer = try await f.http("GET", "/v1/jobs/\(job)/events", as: Self.retailer)
+            for response in [bank, retailer] {
+                #expect(response.status == 200)
+                #expect(response.bodyText.contains(#""phase":"training""#), "\(response.bodyText.prefix(600))")
+            }
+            #expect(bank.bodyText.contains(#""loss":"#), "\(bank.bodyText.prefix(600))")
+            #expect(!retailer.bodyText.contains(#""loss""#), "\(retailer.bodyText.prefix(600))")
+            // The same events otherwise, in the same order with the same ids.
+            let ids = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("id: ") } }
+            #expect(ids(bank.bodyText) == ids(retailer.bodyText))
+        }
+    }
+
     // MARK: 4. Cancel mid-run
 
     @Test func cancelMidTrainingEndsTheJobAndTheEnclaveAndWatchReportsIt() async throws {

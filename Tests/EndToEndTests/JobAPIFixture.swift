@@ -307,8 +307,9 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     // MARK: Policies and jobs
 
     /// The collaboration policy: an inner join of the bank's and the retailer's data on the
-    /// customer hash; the bank gets model, metrics and its own scores, the retailer the metrics.
-    func policy(rounds: Int, maxRuns: Int = 3) -> [String: Any] {
+    /// customer hash; the bank gets model, metrics and its own scores, the retailer the metrics
+    /// (or `retailerArtifacts`).
+    func policy(rounds: Int, maxRuns: Int = 3, retailerArtifacts: [String] = ["metrics"]) -> [String: Any] {
         let zeros = String(repeating: "0", count: 96)
         func columns(_ spec: String) -> [[String: Any]] {
             spec.split(separator: ",").map { item in
@@ -343,7 +344,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
                 as [String: Any],
             "outputs": [
                 ["recipient": parties[Self.bank].id, "artifacts": ["model", "metrics", "scores:own"]],
-                ["recipient": parties[Self.retailer].id, "artifacts": ["metrics"]],
+                ["recipient": parties[Self.retailer].id, "artifacts": retailerArtifacts],
             ],
             "constraints": [
                 "minRowsPerParty": customers / 8, "minJoinedRows": customers / 8, "expiresAt": "2030-12-31T00:00:00Z",
@@ -353,9 +354,12 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
     }
 
     /// The bank proposes the policy with `cleanroom policy propose`; returns (collaboration, digest).
-    func propose(rounds: Int, maxRuns: Int = 3) async throws -> (collaboration: String, digest: String) {
+    func propose(rounds: Int, maxRuns: Int = 3, retailerArtifacts: [String] = ["metrics"]) async throws
+        -> (collaboration: String, digest: String)
+    {
         let file = root.appendingPathComponent("policy-\(UUID().uuidString).json")
-        try JSONSerialization.data(withJSONObject: policy(rounds: rounds, maxRuns: maxRuns), options: [.prettyPrinted])
+        try JSONSerialization.data(
+            withJSONObject: policy(rounds: rounds, maxRuns: maxRuns, retailerArtifacts: retailerArtifacts), options: [.prettyPrinted])
             .write(to: file)
         let proposed = try await cli(Self.bank, ["policy", "propose", file.path, "--json"])
         guard proposed.status == 0, let object = try? proposed.json(), let id = object["id"] as? String,

@@ -42,7 +42,8 @@ struct APIAuthorizer: Sendable {
         guard caller.roles.contains(where: route.roles.contains) else {
             throw DomainError(
                 .forbidden, "forbidden",
-                "\(route.operation) requires one of the roles \(route.roles.map(\.rawValue).joined(separator: ", "))")
+                "\(route.operation) requires one of the roles \(route.roles.map(\.rawValue).joined(separator: ", ")); "
+                    + "your credential has \(caller.roles.map(\.rawValue).sorted().joined(separator: ", ")): ask your party's admin for the role")
         }
         return caller
     }

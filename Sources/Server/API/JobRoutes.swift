@@ -118,8 +118,12 @@ struct JobRoutes {
 
     /// `text/event-stream`: the job's state changes and progress (replayed from the start, or after
     /// `Last-Event-ID`), live until the job ends; a comment line every 15 s while nothing happens.
+    /// The training loss is left out of the progress of a party the policy grants no `metrics`:
+    /// the last one is the model's training log-loss, which the metrics report.
     static func events(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Response {
         let job = try await job(manager, request, caller)
+        let seesLoss = try await GovernanceRoutes.blocking { try manager.jobs.grantedArtifacts(of: job, caller: caller) }
+            .contains("metrics")
         let lastEventID = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
@@ -157,7 +161,7 @@ struct JobRoutes {
                 for await item in items {
                     switch item {
                     case .event(let id, let event) where id > lastEventID:
-                        try await writer.write(Array(event.serverSentEvent(id: id).utf8))
+                        try await writer.write(Array((seesLoss ? event : event.withoutLoss).serverSentEvent(id: id).utf8))
                     case .event: continue
                     case .heartbeat: try await writer.write(Array(": keep-alive\n\n".utf8))
                     }

@@ -120,7 +120,7 @@ public final class JobManager: @unchecked Sendable {
         let jobs = self.jobs
         let job = try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
         guard let state = JobState(rawValue: job.status), !state.isTerminal else {
-            throw DomainError(.conflict, "job_finished", "job \(jobID) has already \(job.status); there is nothing to cancel")
+            throw DomainError(.conflict, "job_finished", "job \(jobID) already ended (\(job.status)); there is nothing to cancel")
         }
         try await GovernanceRoutes.blocking { try jobs.auditCancelRequest(job: job, caller: caller) }
         let reason = "cancelled by \(caller.partyId ?? "a member party")"

@@ -31,6 +31,13 @@ public enum JobEvent: Sendable, Equatable {
         return "id: \(id)\nevent: \(name)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
     }
 
+    /// The event without a training loss (for a party not granted the metrics).
+    public var withoutLoss: JobEvent {
+        guard case .progress(var event) = self, event.loss != nil else { return self }
+        event.loss = nil
+        return .progress(event)
+    }
+
     var isTerminal: Bool {
         if case .state(let state, _) = self { return state.isTerminal }
         return false

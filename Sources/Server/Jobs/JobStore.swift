@@ -178,6 +178,15 @@ public struct JobStore: Sendable {
         return job
     }
 
+    /// The artifacts (`model`, `metrics`, `scores:own`) the job's policy grants the caller's party.
+    public func grantedArtifacts(of job: Job, caller: Caller) throws -> Set<String> {
+        guard let partyId = caller.partyId,
+            let policy = try store.pool.read({ db in try PolicyVersion.fetchOne(db, key: job.policyDigest) }),
+            let parsed = try? JobPolicy(bytes: Array(policy.canonical.utf8))
+        else { return [] }
+        return Set(parsed.outputs.filter { $0.recipient == partyId }.flatMap(\.artifacts))
+    }
+
     /// The outputs of a job addressed to the caller's party (others' outputs are invisible).
     public func outputs(jobID: String, caller: Caller) throws -> [Output] {
         let job = try job(id: jobID, caller: caller)
