@@ -95,6 +95,13 @@ struct JobStatusCommand: AsyncParsableCommand {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", JobRoutes.job(job))
             var text = "job \(job): \(reply["status"] ?? "?")"
+            if let progress = reply["progress"] as? [String: Any], let phase = progress["phase"] as? String {
+                text += " · \(phase)"
+                if let total = (progress["total"] as? NSNumber)?.intValue, total > 0 {
+                    text += " \((progress["iteration"] as? NSNumber)?.intValue ?? 0)/\(total)"
+                }
+                if let message = progress["message"] as? String, !message.isEmpty { text += " (\(message))" }
+            }
             if let error = jobError(reply) { text += "\n  \(error)" }
             try options.output(text, json: reply)
         }

@@ -30,7 +30,16 @@ struct OutputListCommand: AsyncParsableCommand {
             let lines = items.map {
                 "\($0["id"] ?? "")  \($0["name"] ?? "")  \(ProgressBar.bytes(($0["size"] as? NSNumber)?.int64Value ?? 0))  sha256 \($0["sha256"] ?? "")"
             }
-            try options.output(lines.isEmpty ? "no outputs for your party in job \(job)" : lines.joined(separator: "\n"), json: reply)
+            var empty = "no outputs for your party in job \(job)"
+            if lines.isEmpty, !options.json {
+                // Say why: the job has not delivered (yet), or the policy grants this party nothing.
+                let status = try await client.call("GET", JobRoutes.job(job))
+                let state = status["status"] as? String ?? "?"
+                empty = state == "succeeded"
+                    ? "job \(job) delivered no output to your party: the policy grants it none"
+                    : OutputDownloadCommand.notDelivered(job, status: state, error: status["error"])
+            }
+            try options.output(lines.isEmpty ? empty : lines.joined(separator: "\n"), json: reply)
         }
     }
 }

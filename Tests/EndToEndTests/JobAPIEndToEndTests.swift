@@ -316,6 +316,15 @@ import Testing
             #expect(events.contains { $0["id"] is String }, "\(events)")
             #expect(try await f.enclaveProcesses().count == 1, "the job goes on")
 
+            // Its status shows how far it got (never the loss); its outputs say why there are none yet.
+            let running = try await f.cli(Self.retailer, ["job", "status", job])
+            #expect(running.status == 0 && running.stdout.hasPrefix("job \(job): running · training "), "\(running)")
+            let statusJSON = try await f.cli(Self.retailer, ["job", "status", job, "--json"]).json()
+            let progress = try #require(statusJSON["progress"] as? [String: Any], "\(statusJSON)")
+            #expect(progress["phase"] as? String == "training" && progress["loss"] == nil, "\(progress)")
+            let none = try await f.cli(Self.retailer, ["output", "list", job])
+            #expect(none.stdout == "job \(job) is running: outputs are delivered once it has succeeded; follow it with `cleanroom job watch \(job)`\n", "\(none)")
+
             let cancelled = try await f.cli(Self.bank, ["job", "cancel", job, "--json"])
             #expect(cancelled.status == 0, "\(cancelled)")
             #expect(try cancelled.json()["status"] as? String == "cancelled", "\(cancelled)")

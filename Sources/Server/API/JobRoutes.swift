@@ -1,6 +1,7 @@
 import AWS
 import CleanRoom
 import Crypto
+import Enclave
 import Foundation
 import HTTPServer
 
@@ -30,10 +31,11 @@ struct JobRoutes {
                 let jobs = try await GovernanceRoutes.blocking {
                     try manager.jobs.jobs(collaborationId: collaborationId, caller: caller)
                 }
-                return try Response.json(ItemList(items: jobs.map(JobBody.init)))
+                return try Response.json(ItemList(items: jobs.map { JobBody($0) }))
             },
             "getJob": { manager, request, caller in
-                try Response.json(JobBody(try await Self.job(manager, request, caller)))
+                let job = try await Self.job(manager, request, caller)
+                return try Response.json(JobBody(job, progress: manager.hub.latestProgress(jobID: job.id)))
             },
             "watchJob": { manager, request, caller in
                 try await Self.events(manager, request, caller)
@@ -217,15 +219,23 @@ struct JobRoutes {
     }
 }
 
-/// A job as the API shows it.
+/// A job as the API shows it; a single job while it runs also shows its latest progress (phase,
+/// iteration; never the training loss, which the event stream shows to parties granted the metrics).
 struct JobBody: Encodable {
     struct Failure: Encodable {
         let code, message: String
     }
+    struct Progress: Encodable {
+        let phase: String
+        let iteration, total: UInt32
+        let message: String
+    }
     let id, collaborationId, policyDigest, status, createdAt, updatedAt: String
     let error: Failure?
+    let progress: Progress?
 
-    init(_ job: Job) {
+    init(_ job: Job, progress latest: ProgressEvent? = nil) {
+        progress = latest.map { Progress(phase: $0.phase, iteration: $0.iteration, total: $0.total, message: $0.message) }
         id = job.id
         collaborationId = job.collaborationId
         policyDigest = job.policyDigest

@@ -95,6 +95,15 @@ public final class JobProgressHub: @unchecked Sendable {
         }
     }
 
+    /// The job's latest progress while this server runs it (nil once it ended, or before any).
+    public func latestProgress(jobID: String) -> ProgressEvent? {
+        lock.withLock {
+            guard let feed = feeds[jobID], !feed.finished else { return nil }
+            for (_, event) in feed.events.reversed() { if case .progress(let progress) = event { return progress } }
+            return nil
+        }
+    }
+
     /// The job's events so far, then live ones until the job ends.
     public func subscribe(jobID: String) -> AsyncStream<(Int, JobEvent)> {
         subscribe(jobID: jobID, createFeed: true)!
