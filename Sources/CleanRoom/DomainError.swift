@@ -28,7 +28,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 
-    static func notFound(_ what: String) -> DomainError {
+    /// `404 not_found`, "no such WHAT": the same for another party's object as for a missing one.
+    public static func notFound(_ what: String) -> DomainError {
         DomainError(.notFound, "not_found", "no such \(what)")
     }
 

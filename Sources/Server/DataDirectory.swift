@@ -15,21 +15,13 @@ public struct DataDirectory: Sendable {
     /// A file or folder inside the data directory.
     public func file(_ relativePath: String) -> URL { url.appendingPathComponent(relativePath) }
 
-    /// Creates the directory (0700) if needed and tightens its mode if it is wider. Then reads
-    /// the operator credentials, or creates them on first start (0600, written atomically) —
-    /// the seam where the domain's credential store picks up the operator's first credential.
     /// Takes the data directory for one serving process (`DATA/cleanroomd.lock`, an exclusive
     /// `flock` held until the process exits, with its pid for the message). A second `cleanroomd
     /// serve` on the same directory would run its own jobs, standby enclave and startup recovery
     /// against the same database and objects; it is refused instead. Taken before `bootstrap`, so
     /// a refused second server writes nothing (it creates the directory, 0700, if it is missing).
     public func lockForServing() throws -> ServingLock {
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } else if !isDir.boolValue {
-            throw ConfigurationError("data directory \(path) is not a directory")
-        }
+        try createIfMissing()
         let lockPath = url.appendingPathComponent("cleanroomd.lock").path
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigurationError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
@@ -48,14 +40,11 @@ public struct DataDirectory: Sendable {
         return ServingLock(descriptor: fd)
     }
 
+    /// Creates the directory (0700) if needed and tightens its mode if it is wider. Then reads
+    /// the operator credentials, or creates them on first start (0600, written atomically) —
+    /// the seam where the domain's credential store picks up the operator's first credential.
     public func bootstrap() throws -> (credentials: OperatorCredentials, created: Bool) {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw ConfigurationError("data directory \(path) is not a directory") }
-        } else {
-            try FileManager.default.createDirectory(
-                at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        }
+        try createIfMissing()
         var st = stat()
         guard stat(path, &st) == 0 else { throw ConfigurationError("cannot stat data directory \(path)") }
         if st.st_mode & 0o077 != 0 {
@@ -70,6 +59,16 @@ public struct DataDirectory: Sendable {
         let credentials = OperatorCredentials(token: OperatorCredentials.generateToken())
         try credentials.write(to: operatorCredentialsURL)
         return (credentials, true)
+    }
+
+    /// Creates the directory (0700) unless it exists; refuses a path that is not a directory.
+    private func createIfMissing() throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ConfigurationError("data directory \(path) is not a directory") }
+        } else {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
     }
 }
 

@@ -337,6 +337,10 @@ final class OutputFile {
     private let target: String?
     private let temporaryPath: String?
     private let descriptor: Int32
+    /// Set once `descriptor` is closed (its number may then belong to another file or socket).
+    private var closed = false
+    /// Set once the file is in place (`abandon` then removes it there).
+    private var committed = false
 
     init(path: String) throws {
         var template: [CChar]
@@ -384,15 +388,21 @@ final class OutputFile {
     /// Makes the output visible.
     func commit() throws {
         if let target, let temporaryPath {
-            guard fsync(descriptor) == 0, Glibc.close(descriptor) == 0 else {
+            let flushed = fsync(descriptor) == 0
+            closed = true
+            guard Glibc.close(descriptor) == 0, flushed else {
                 throw IOFailure("could not flush the output: \(String(cString: strerror(errno)))")
             }
             guard rename(temporaryPath, target) == 0 else {
                 throw IOFailure("could not move the output into place: \(String(cString: strerror(errno)))")
             }
+            committed = true
             Interruption.keep(temporaryPath)
         } else {
-            defer { _ = Glibc.close(descriptor) }
+            defer {
+                closed = true
+                _ = Glibc.close(descriptor)
+            }
             guard lseek(descriptor, 0, SEEK_SET) == 0 else { throw IOFailure("could not rewind the spool file") }
             var chunk = [UInt8](repeating: 0, count: EncryptionCLI.chunkSize)
             while true {
@@ -407,12 +417,17 @@ final class OutputFile {
         }
     }
 
-    /// Discards everything written.
+    /// Discards everything written, even once committed.
     func abandon() {
-        _ = Glibc.close(descriptor)
-        if let temporaryPath {
+        if !closed {
+            closed = true
+            _ = Glibc.close(descriptor)
+        }
+        if let temporaryPath, !committed {
             unlink(temporaryPath)
             Interruption.keep(temporaryPath)
+        } else if let target, committed {
+            unlink(target)  // one of several outputs that must appear together failed after this one
         }
     }
 }
@@ -426,6 +441,7 @@ final class OutputFile {
 /// a fixed table of C strings it reads without a lock (each slot is one pointer-sized store); a
 /// string once published is never freed, since the handler may be reading it (a few per command).
 enum Interruption {
+    /// Slots in the table (the handler repeats the number as a literal).
     static let capacity = 64
     private static let lock = NSLock()
     nonisolated(unsafe) private static var installed = false
@@ -460,9 +476,15 @@ enum Interruption {
     private static func installIfNeeded() {
         guard !installed else { return }
         installed = true
+        // Globals are initialized lazily, on first use: that first use (an allocation, a one-time
+        // lock) must happen here, never inside the handler.
+        _ = interruptionSlots
+        _ = interruptionMessage
         var action = sigaction()
         action.__sigaction_handler.sa_handler = interrupted
         sigemptyset(&action.sa_mask)
+        sigaddset(&action.sa_mask, SIGINT)  // one handler never interrupts the other
+        sigaddset(&action.sa_mask, SIGTERM)
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
     }
@@ -479,11 +501,8 @@ nonisolated(unsafe) private var interruptionMessage: UnsafeMutablePointer<CChar>
 /// SIGINT/SIGTERM: unlink the pending files, say so and what it means, exit. Async-signal-safe calls only.
 private func interrupted(_ signal: Int32) {
     var removed = false
-    for slot in 0..<Interruption.capacity {
-        if let path = interruptionSlots[slot] {
-            unlink(path)
-            removed = true
-        }
+    for slot in 0..<64 {  // Interruption.capacity, as a literal: no lazy global inside the handler
+        if let path = interruptionSlots[slot], unlink(path) == 0 { removed = true }
     }
     if removed {
         let message: StaticString = "\ninterrupted: the unfinished output was removed; nothing of it was written\n"

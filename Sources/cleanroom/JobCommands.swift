@@ -165,7 +165,11 @@ struct JobWatcher {
         var attempts = 0
         var lastContact = ContinuousClock.now
         var said = false
+        // Streams that ended without a new event: a server that answers but never moves on (a job
+        // it no longer runs, a proxy's page) must not keep the watch going forever.
+        var fruitless = 0
         while final == nil {
+            let seenBefore = lastEventID
             do {
                 var headers: [(name: String, value: String)] = []
                 if let lastEventID { headers.append(("Last-Event-ID", lastEventID)) }
@@ -204,7 +208,8 @@ struct JobWatcher {
                 // A broken stream or an unreachable server: try again below.
             }
             if final != nil { break }
-            guard ContinuousClock.now - lastContact < patience else {
+            fruitless = lastEventID == seenBefore ? fruitless + 1 : 0
+            guard ContinuousClock.now - lastContact < patience, fruitless <= 20 else {
                 renderer.finish()
                 throw CLIError(
                     "lost the connection to the server; job \(jobID) may still be running: "
@@ -296,7 +301,7 @@ final class JobProgressRenderer {
             // A message that starts with the phase's name already says it ("resuming from …").
             let label = message.hasPrefix(phase) ? message : ([phase, message].filter { !$0.isEmpty }.joined(separator: " "))
             if mode == .terminal {
-                var text = "\(state) · \(message.hasPrefix(phase) ? "" : phase)"
+                var text = "\(state) · \(label)"
                 if total > 0 {
                     let width = 24
                     let filled = min(width, width * iteration / total)
@@ -304,7 +309,6 @@ final class JobProgressRenderer {
                     text += " \(iteration)/\(total)"
                 }
                 if let loss { text += String(format: "  loss %.5f", loss) }
-                if !message.isEmpty { text += "  \(message)" }
                 text += String(format: "  %.0fs", Date().timeIntervalSince(start))
                 line(text, permanent: false)
             } else {

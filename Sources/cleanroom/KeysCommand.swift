@@ -101,19 +101,31 @@ struct LocalKeys {
         guard let me = policy["parties"]?.arrayValue?.first(where: { $0["id"]?.stringValue == partyId }) else {
             throw CLIError("the policy does not name your party \(partyId)")
         }
-        let signingDER = try? me["signingKey"]?.stringValue.map { try P256.Signing.PublicKey(pemRepresentation: $0).derRepresentation }
-        guard me["signingKeyFingerprint"]?.stringValue == fingerprint,
-            let signingDER, Hex.encode(SHA256.hash(signingDER)) == fingerprint
-        else {
+        try check(
+            signingKey: me["signingKey"]?.stringValue, fingerprint: me["signingKeyFingerprint"]?.stringValue,
+            resultKey: me["resultKey"]?.stringValue, of: partyId, in: "the policy")
+    }
+
+    /// The same check against the server's record of the party (`GET /v1/parties/me`), from which
+    /// it fills in policies.
+    func checkRegistration(_ party: [String: Any], as partyId: String) throws {
+        try check(
+            signingKey: party["signingKey"] as? String, fingerprint: party["signingKeyFingerprint"] as? String,
+            resultKey: party["resultKey"] as? String, of: partyId, in: "the server's registration")
+    }
+
+    private func check(signingKey: String?, fingerprint named: String?, resultKey: String?, of partyId: String, in source: String) throws {
+        let signingDER = try? signingKey.map { try P256.Signing.PublicKey(pemRepresentation: $0).derRepresentation }
+        guard named == fingerprint, let signingDER, Hex.encode(SHA256.hash(signingDER)) == fingerprint else {
             throw CLIError(
-                "the policy names a different approval key for \(partyId) than this machine's (yours: \(fingerprint.prefix(16))…); "
+                "\(source) names a different approval key for \(partyId) than this machine's (yours: \(fingerprint.prefix(16))…); "
                     + "it was not built from your registration: ask the operator why, and do not approve it")
         }
-        let named = me["resultKey"]?.stringValue.flatMap { try? Self.resultFingerprint(ofPEM: $0) }
-        guard named == resultFingerprint else {
+        let result = resultKey.flatMap { try? Self.resultFingerprint(ofPEM: $0) }
+        guard result == resultFingerprint else {
             throw CLIError(
-                "the policy names a different result key for \(partyId) than this machine's "
-                    + "(policy: \(named.map { "\($0.prefix(16))…" } ?? "none readable"), yours: \(resultFingerprint.prefix(16))…): "
+                "\(source) names a different result key for \(partyId) than this machine's "
+                    + "(\(source == "the policy" ? "policy" : "server"): \(result.map { "\($0.prefix(16))…" } ?? "none readable"), yours: \(resultFingerprint.prefix(16))…): "
                     + "your outputs would be encrypted to a key you do not hold; ask the operator why, and do not approve it")
         }
     }

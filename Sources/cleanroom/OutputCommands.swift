@@ -86,7 +86,7 @@ struct OutputDownloadCommand: AsyncParsableCommand {
             guard let partyId = profile.partyId else { throw CLIError("the profile has no party id: register first", exitCode: 2) }
             let key = try ResultKey.load(options)
             let folder = URL(fileURLWithPath: out)
-            let existing = try Self.checkFolder(folder, job: job)
+            let existing = try Self.checkFolder(folder, job: job, party: partyId)
 
             let jobInfo = try await client.call("GET", JobRoutes.job(job))
             guard let status = jobInfo["status"] as? String, let collaboration = jobInfo["collaborationId"] as? String,
@@ -104,6 +104,17 @@ struct OutputDownloadCommand: AsyncParsableCommand {
                 throw CLIError("cannot create the folder \(folder.path): \(Self.reason(error))", exitCode: 2)
             }
             Self.removeLeftovers(in: folder)
+            // The manifest comes first and is rewritten after each output, so that a download that
+            // fails or is interrupted part way leaves a folder this command recognizes and completes.
+            var outputs = existing?.outputs ?? []
+            func writeManifest() throws {
+                try VerificationBundle.writeManifest(
+                    VerificationBundle.Manifest(
+                        job: job, collaboration: collaboration, party: partyId, policyDigest: policyDigest,
+                        outputs: outputs.sorted { $0.name < $1.name }),
+                    to: folder)
+            }
+            try writeManifest()
 
             // What `verify` needs: the policy, the approval bundle and the receipt, byte for byte.
             let fetched = try FetchedCollaboration(try await client.call("GET", JobRoutes.collaboration(collaboration)))
@@ -118,7 +129,6 @@ struct OutputDownloadCommand: AsyncParsableCommand {
             try VerificationBundle.write(receipt, to: folder.appendingPathComponent(VerificationBundle.receiptFile))
 
             // Outputs downloaded earlier into this job's bundle stay listed unless downloaded again.
-            var outputs = existing?.outputs ?? []
             for item in listed {
                 guard let id = item["id"] as? String, let name = item["name"] as? String, let sha256 = item["sha256"] as? String
                 else { throw CLIError("the server listed an output without id, name or sha256") }
@@ -138,14 +148,12 @@ struct OutputDownloadCommand: AsyncParsableCommand {
                     VerificationBundle.Output(
                         id: id, name: name, recipient: partyId, sha256: result.sha256, size: result.ciphertextBytes,
                         ciphertext: names.ciphertext, plaintext: names.plaintext))
+                try writeManifest()
                 if !options.json {
                     print("\(name): \(names.plaintext) (\(ProgressBar.bytes(result.plaintextBytes)) decrypted, ciphertext sha256 \(result.sha256.prefix(16))…)")
                 }
             }
-            let manifest = VerificationBundle.Manifest(
-                job: job, collaboration: collaboration, party: partyId, policyDigest: policyDigest,
-                outputs: outputs.sorted { $0.name < $1.name })
-            try VerificationBundle.writeManifest(manifest, to: folder)
+            let manifest = try VerificationBundle.readManifest(folder)
             let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(manifest))
             try options.output(
                 "saved to \(folder.path); check it offline with `cleanroom verify \(folder.path)`",
@@ -163,9 +171,9 @@ struct OutputDownloadCommand: AsyncParsableCommand {
         }
     }
 
-    /// Checks that `folder` may receive this job's bundle: it does not exist yet, or it is an empty
-    /// folder, or it holds this job's bundle (returned). Anything else would mix results.
-    static func checkFolder(_ folder: URL, job: String) throws -> VerificationBundle.Manifest? {
+    /// Checks that `folder` may receive this job's bundle for `party`: it does not exist yet, or it
+    /// is an empty folder, or it holds that bundle (returned). Anything else would mix results.
+    static func checkFolder(_ folder: URL, job: String, party: String) throws -> VerificationBundle.Manifest? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) else { return nil }
         guard isDirectory.boolValue else {
@@ -179,9 +187,9 @@ struct OutputDownloadCommand: AsyncParsableCommand {
         }
         if entries.isEmpty { return nil }
         guard entries.contains(VerificationBundle.manifestFile),
-            let manifest = try? VerificationBundle.readManifest(folder), manifest.job == job
+            let manifest = try? VerificationBundle.readManifest(folder), manifest.job == job, manifest.party == party
         else {
-            let what = (try? VerificationBundle.readManifest(folder)).map { "the bundle of job \($0.job)" } ?? "other files"
+            let what = (try? VerificationBundle.readManifest(folder)).map { "party \($0.party)'s bundle of job \($0.job)" } ?? "other files"
             throw CLIError(
                 "\(folder.path) holds \(what): download job \(job) into a new or empty folder, so results of two jobs never mix",
                 exitCode: 2)

@@ -82,13 +82,18 @@ struct PolicyProposeCommand: AsyncParsableCommand {
         try await runReporting {
             let policy = try readPolicyFile(file)
             let (client, profile) = try options.client()
+            // The server fills in every party's keys from its records; this party's must be the ones
+            // on this machine (when they are here: `approve` checks them in any case). Checked before
+            // proposing, so nothing is proposed with them wrong, and after, on the policy itself.
+            let keys = try? LocalKeys(options)
+            if let keys, let partyId = profile.partyId {
+                try keys.checkRegistration(try await client.call("GET", "/v1/parties/me"), as: partyId)
+            }
             let path = collaboration.map { "/v1/collaborations/\($0)/policies" } ?? "/v1/collaborations"
             let reply = try await client.call("POST", path, json: ["policy": foundationObject(policy)])
             let fetched = try FetchedCollaboration(reply)
-            // The server fills in every party's keys; this party's must be the ones on this machine
-            // (when they are here: `approve` checks them in any case).
             do {
-                if let partyId = profile.partyId, let keys = try? LocalKeys(options) {
+                if let partyId = profile.partyId, let keys {
                     try keys.checkNamed(in: fetched.policy, as: partyId)
                 }
             } catch let error as CLIError {

@@ -53,8 +53,13 @@ struct VerificationBundle {
             guard manifest.format == format else {
                 throw CLIError("\(folder.path)/\(manifestFile) has format \(manifest.format), not \(format)", exitCode: 2)
             }
-            for output in manifest.outputs where output.ciphertext.contains("/") || output.ciphertext.hasPrefix(".") {
-                throw CLIError("\(manifestFile) names a ciphertext file outside the bundle: \(output.ciphertext)")
+            for output in manifest.outputs {
+                for name in [output.ciphertext, output.plaintext] where name.contains("/") || name.hasPrefix(".") || name.isEmpty {
+                    throw CLIError("\(manifestFile) names a file outside the bundle: \(name)")
+                }
+                if output.plaintext == output.ciphertext {
+                    throw CLIError("\(manifestFile) names \(output.ciphertext) as both the ciphertext and the plaintext of \(output.name)")
+                }
             }
             return manifest
         } catch let error as CLIError {

@@ -346,7 +346,7 @@ struct BundleVerifier {
             [VerificationBundle.manifestFile, VerificationBundle.policyFile, VerificationBundle.approvalBundleFile, VerificationBundle.receiptFile]
                 + manifest.outputs.flatMap { [$0.ciphertext, $0.plaintext] })
         let stray = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { !known.contains($0) && !OutputDownloadCommand.isLeftover($0) }.sorted()
+            .filter { !known.contains($0) }.sorted()
         if !stray.isEmpty {
             notes.append("files in \(folder.path) that are not part of this bundle (not checked): \(stray.joined(separator: ", "))")
         }
@@ -359,9 +359,7 @@ struct BundleVerifier {
     /// Whether an output's decrypted file is exactly the decryption of its (already verified) ciphertext.
     func checkPlaintext(_ output: VerificationBundle.Output, job: String, party: String, key: RSA.PrivateKey) async throws -> PlaintextCheck {
         let file = folder.appendingPathComponent(output.plaintext)
-        guard output.plaintext != output.ciphertext, !output.plaintext.contains("/"), !output.plaintext.hasPrefix("."),
-            let fileDigest = Self.sha256(ofFileAt: file)
-        else { return .absent }
+        guard let fileDigest = Self.sha256(ofFileAt: file) else { return .absent }
         guard let handle = FileHandle(forReadingAtPath: folder.appendingPathComponent(output.ciphertext).path) else { return .absent }
         defer { try? handle.close() }
         let reader = ChunkReader(handle: handle, progress: ProgressBar(total: 0, enabled: false))
@@ -370,8 +368,13 @@ struct BundleVerifier {
             _ = try await ResultDecryption.open(
                 chunks: ByteStream(next: { try reader.next() }), key: key, partyId: party, jobID: job, expectedSHA256: nil,
                 label: output.ciphertext, ciphertext: { _ in }, plaintext: { hash.update($0) })
-        } catch let error as CLIError {
-            throw Failure(check: "decrypted", code: "output.undecryptable", message: error.description)
+        } catch is CLIError {
+            // The ciphertext is the one the enclave made (its digest matched the receipt): it was
+            // encrypted to another result key than this party's.
+            throw Failure(
+                check: "decrypted", code: "output.undecryptable",
+                message: "\(output.ciphertext) (output \(output.name)) does not decrypt with your result key: it was encrypted "
+                    + "to another key than the one on this machine (compare `cleanroom keys show` with the policy's result key)")
         }
         guard hash.finalize() == fileDigest else {
             throw Failure(

@@ -236,14 +236,17 @@ import Testing
         let policyFile = root.appendingPathComponent("policy.json")
         try JSONSerialization.data(withJSONObject: policy).write(to: policyFile)
 
-        // The victim's proposal is made (the server took it) but its CLI fails, naming the problem.
+        // The victim's CLI compares the server's record of its party with its own keys before it
+        // proposes anything: it refuses, naming the problem, and nothing is proposed.
         let proposed = try victim.cli(["policy", "propose", policyFile.path], expectStatus: 1)
-        #expect(proposed.stderrText.contains("different result key for \(victim.partyId)"), "\(proposed.stderrText)")
+        #expect(
+            proposed.stderrText.contains("the server's registration names a different result key for \(victim.partyId)"),
+            "\(proposed.stderrText)")
         #expect(proposed.stderrText.contains("yours: \(resultFingerprints[0].prefix(16))"), "\(proposed.stderrText)")
-        #expect(proposed.stderrText.contains("do not approve it"), "\(proposed.stderrText)")
-        let listed = try victim.json(["policy", "list"])
-        let collaboration = try #require(
-            (listed["items"] as? [[String: Any]])?.first?["id"] as? String, "\(listed)")
+        #expect((try victim.json(["policy", "list"])["items"] as? [Any])?.isEmpty == true)
+
+        // Another party proposes it; the server fills in the key it now holds for the victim.
+        let collaboration = try #require(try machines[1].json(["policy", "propose", policyFile.path])["id"] as? String)
 
         // Another party sees, in the summary it approves, which result key each party is named with.
         let summary = try machines[1].cli(["policy", "show", collaboration]).stdoutText
@@ -253,7 +256,7 @@ import Testing
 
         // The victim's approval is refused before anything is signed or sent.
         let refused = try victim.cli(["policy", "approve", collaboration, "--yes"], expectStatus: 1)
-        #expect(refused.stderrText.contains("different result key for \(victim.partyId)"), "\(refused.stderrText)")
+        #expect(refused.stderrText.contains("the policy names a different result key for \(victim.partyId)"), "\(refused.stderrText)")
         #expect(refused.stdoutText.isEmpty, "no summary is offered for approval: \(refused.stdoutText)")
         let state = try machines[1].json(["policy", "show", collaboration])
         let approvers = (state["approvals"] as? [[String: Any]] ?? []).compactMap { $0["partyId"] as? String }

@@ -145,7 +145,7 @@ import Testing
         let before = listing(other)
         let mixed = try await fixture.cli(["output", "download", fixture.jobID, "--out", other.path, "--only", "metrics"])
         #expect(mixed.status == 2, "\(mixed)")
-        #expect(mixed.stderrText.contains("holds the bundle of job job-fedcba9876543210: download job \(fixture.jobID) into a new or empty folder"), "\(mixed.stderrText)")
+        #expect(mixed.stderrText.contains("holds party alpha's bundle of job job-fedcba9876543210: download job \(fixture.jobID) into a new or empty folder"), "\(mixed.stderrText)")
         #expect(listing(other) == before)
         let cluttered = fixture.root.appendingPathComponent("cluttered")
         try FileManager.default.createDirectory(at: cluttered, withIntermediateDirectories: true)
@@ -228,13 +228,20 @@ import Testing
         var bytes = Array(try Data(contentsOf: fixture.file("model.esdk")))
         bytes[bytes.count - 3] ^= 0x01
         try Data(bytes).write(to: tampered)
-        let (peer, _) = try Self.serve(fixture, modelFile: tampered)
-        defer { Self.stop(peer) }
+        let (peer, _) = try Self.serve(fixture, modelFile: tampered)  // stopped below (it also exits with the test process)
         let out = fixture.root.appendingPathComponent("downloaded")
         let result = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
         #expect(result.status == 1)
         #expect(result.stderrText.contains("output model does not decrypt and authenticate"), "\(result.stderrText)")
         let written = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
         #expect(!written.contains { $0.hasPrefix("model") || $0.hasPrefix(".model") }, "written: \(written)")
+
+        // The folder a failed download left is still this job's bundle: the retry completes it.
+        Self.stop(peer)
+        let (good, _) = try Self.serve(fixture, modelFile: fixture.file("model.esdk"))
+        defer { Self.stop(good) }
+        let retried = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path, "--only", "model"])
+        #expect(retried.status == 0, "\(retried.stderrText)")
+        #expect(Array(try Data(contentsOf: out.appendingPathComponent("model.json"))) == fixture.model)
     }
 }

@@ -184,6 +184,14 @@ final class JobStoreWorld: @unchecked Sendable {
         let plan = try world.jobs.startJob(
             collaborationId: world.collaborationId, caller: world.members[0].caller, expectedDigest: world.digest.uppercased())
         #expect(Hex.encode(plan.policyDigest) == world.digest)
+
+        // The pinned digest is checked first: before approvals are missing for a digest nobody approved yet.
+        let unapproved = try JobStoreWorld(maxRuns: 2)
+        let stale = String(repeating: "1", count: 64)
+        #expect(throws: DomainError(.conflict, "policy_changed", "the collaboration's current policy is \(unapproved.digest), not \(stale): review it before starting a job")) {
+            try unapproved.jobs.startJob(collaborationId: unapproved.collaborationId, caller: unapproved.members[0].caller, expectedDigest: stale)
+        }
+        #expect(unapproved.refusal(unapproved.members[0].caller) == "approval_missing")
     }
 
     @Test func nonMemberSeesNothing() throws {

@@ -19,8 +19,6 @@ struct APIAuthorizer: Sendable {
     }
 
     static let unauthenticated = DomainError(.unauthenticated, "unauthorized", "missing or invalid credentials")
-    /// The 404 of a scope: the same for an object of another party as for a missing one.
-    static func notFound(_ what: String) -> DomainError { DomainError(.notFound, "not_found", "no such \(what)") }
 
     /// The authenticated caller, or nil for public and enrollment-token routes (whose handler checks the token).
     func authorize(_ request: Request) async throws -> Caller? {
@@ -62,15 +60,15 @@ struct APIAuthorizer: Sendable {
                 throw DomainError(.forbidden, "forbidden", "\(route.operation) is for a party's principals")
             }
         case .ownParty:
-            guard let partyId = request.pathParameters["partyId"], partyId == caller.partyId else { throw Self.notFound("party") }
+            guard let partyId = request.pathParameters["partyId"], partyId == caller.partyId else { throw DomainError.notFound("party") }
         case .ownDataset:
             guard let id = request.pathParameters["datasetId"], caller.partyId != nil,
                 (try? await GovernanceRoutes.blocking({ try store.dataset(id: id, caller: caller) })) != nil
-            else { throw Self.notFound("dataset") }
+            else { throw DomainError.notFound("dataset") }
         case .member, .ownApproval:
             guard let id = request.pathParameters["collaborationId"], let partyId = caller.partyId,
                 try await GovernanceRoutes.blocking({ try store.isMember(partyId: partyId, collaborationId: id) })
-            else { throw Self.notFound("collaboration") }
+            else { throw DomainError.notFound("collaboration") }
             if route.scope == .ownApproval {
                 guard let approvalId = request.pathParameters["approvalId"],
                     try await GovernanceRoutes.blocking({
@@ -78,14 +76,14 @@ struct APIAuthorizer: Sendable {
                             $0.id == approvalId && $0.partyId == partyId
                         }
                     })
-                else { throw Self.notFound("approval") }
+                else { throw DomainError.notFound("approval") }
             }
         case .jobMember, .ownOutput:
             // JobStore answers not_found for jobs of other collaborations and outputs of other parties.
             let jobs = JobStore(store: store)
-            guard let jobId = request.pathParameters["jobId"], caller.partyId != nil else { throw Self.notFound("job") }
+            guard let jobId = request.pathParameters["jobId"], caller.partyId != nil else { throw DomainError.notFound("job") }
             if route.scope == .ownOutput {
-                guard let outputId = request.pathParameters["outputId"] else { throw Self.notFound("output") }
+                guard let outputId = request.pathParameters["outputId"] else { throw DomainError.notFound("output") }
                 _ = try await GovernanceRoutes.blocking { try jobs.output(jobID: jobId, outputID: outputId, caller: caller) }
             } else {
                 _ = try await GovernanceRoutes.blocking { try jobs.job(id: jobId, caller: caller) }

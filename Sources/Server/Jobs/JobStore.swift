@@ -25,12 +25,16 @@ public struct JobStore: Sendable {
             throw DomainError(.notFound, "not_found", "no such collaboration")
         }
         return try store.pool.write { db in
-            let bundle = try store.validatedBundle(db, collaborationId: collaborationId)
-            if let expectedDigest, expectedDigest.lowercased() != bundle.policy.digest {
+            // A start pinned to a digest is about that policy: whether it is still the current one
+            // comes before anything about the current one's approvals.
+            if let expectedDigest, let current = try Collaboration.fetchOne(db, key: collaborationId)?.currentDigest,
+                expectedDigest.lowercased() != current
+            {
                 throw DomainError(
                     .conflict, "policy_changed",
-                    "the collaboration's current policy is \(bundle.policy.digest), not \(expectedDigest): review it before starting a job")
+                    "the collaboration's current policy is \(current), not \(expectedDigest): review it before starting a job")
             }
+            let bundle = try store.validatedBundle(db, collaborationId: collaborationId)
             // A suspended party cannot act on the job (watch, cancel, download), so none runs on its data or for it.
             for member in bundle.approvals.map(\.partyId) {
                 if let party = try Party.fetchOne(db, key: member), party.status == .suspended {
