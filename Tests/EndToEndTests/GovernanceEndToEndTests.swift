@@ -102,6 +102,23 @@ import Testing
         return datasetId
     }
 
+    /// The hospitals example policy with the parties and datasets the server assigned; each party
+    /// receives the model and the metrics.
+    static func hospitalsPolicy(_ machines: [PartyMachine], datasets: [String]) throws -> [String: Any] {
+        var policy = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("policies/examples/hospitals-union.json")))
+            as! [String: Any]
+        policy["parties"] = machines.map { ["id": $0.partyId] }
+        var datasetEntries = policy["datasets"] as! [[String: Any]]
+        for i in datasetEntries.indices {
+            datasetEntries[i]["id"] = datasets[i]
+            datasetEntries[i]["owner"] = machines[i].partyId
+        }
+        policy["datasets"] = datasetEntries
+        policy["outputs"] = machines.map { ["recipient": $0.partyId, "artifacts": ["model", "metrics"]] }
+        return policy
+    }
+
     @Test func threePartiesRegisterUploadOneProposesAllApprove() throws {
         let root = try TestEnvironment.temporaryDirectory("e2e-governance")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -119,17 +136,7 @@ import Testing
         }
 
         // The hospitals example, with the ids the server assigned.
-        var policy = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("policies/examples/hospitals-union.json")))
-            as! [String: Any]
-        policy["parties"] = machines.map { ["id": $0.partyId] }
-        var datasetEntries = policy["datasets"] as! [[String: Any]]
-        for i in datasetEntries.indices {
-            datasetEntries[i]["id"] = datasets[i]
-            datasetEntries[i]["owner"] = machines[i].partyId
-        }
-        policy["datasets"] = datasetEntries
-        policy["outputs"] = machines.map { ["recipient": $0.partyId, "artifacts": ["model", "metrics"]] }
+        var policy = try Self.hospitalsPolicy(machines, datasets: datasets)
         let policyFile = root.appendingPathComponent("policy.json")
         try JSONSerialization.data(withJSONObject: policy, options: [.prettyPrinted]).write(to: policyFile)
 
@@ -222,17 +229,7 @@ import Testing
             """, [database, accomplice.partyId, victim.partyId])
         #expect(swapped.status == 0, "\(swapped.stderrText)")
 
-        var policy = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: TestEnvironment.repoRoot.appendingPathComponent("policies/examples/hospitals-union.json")))
-            as! [String: Any]
-        policy["parties"] = machines.map { ["id": $0.partyId] }
-        var datasetEntries = policy["datasets"] as! [[String: Any]]
-        for i in datasetEntries.indices {
-            datasetEntries[i]["id"] = datasets[i]
-            datasetEntries[i]["owner"] = machines[i].partyId
-        }
-        policy["datasets"] = datasetEntries
-        policy["outputs"] = machines.map { ["recipient": $0.partyId, "artifacts": ["model", "metrics"]] }
+        let policy = try Self.hospitalsPolicy(machines, datasets: datasets)
         let policyFile = root.appendingPathComponent("policy.json")
         try JSONSerialization.data(withJSONObject: policy).write(to: policyFile)
 

@@ -155,7 +155,7 @@ import Testing
             // a start pinned to another digest than the current policy's.
             try await f.approve(Self.retailer, collaboration, digest: digest)
             for (body, detail) in [
-                ("{\"a\":", "JSON"), ("[]", "expected"), ("{\"a\":1,\"a\":2}", "duplicate"),
+                ("{\"a\":", "JSON"), ("[]", "must be a JSON object"), ("{\"a\":1,\"a\":2}", "duplicate"),
                 ("{\"maxRuns\":99}", "unknown field maxRuns"), ("{\"policyDigest\":\"abc\"}", "64 hex digits"),
             ] {
                 let raw = try await f.http("POST", "/v1/collaborations/\(collaboration)/jobs", as: Self.bank, raw: body)

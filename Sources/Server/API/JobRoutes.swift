@@ -21,9 +21,8 @@ struct JobRoutes {
         let operations: [String: @Sendable (JobManager, Request, Caller) async throws -> Response] = [
             "startJob": { manager, request, caller in
                 let collaborationId = try request.pathParameters.require("collaborationId")
-                let body = try await GovernanceRoutes.decode(StartJobBody.self, request, allowEmpty: true)
                 let job = try await manager.start(
-                    collaborationId: collaborationId, caller: caller, expectedDigest: body?.policyDigest)
+                    collaborationId: collaborationId, caller: caller, expectedDigest: try await Self.pinnedDigest(request))
                 return try Response.json(JobBody(job), status: .created)
             },
             "listJobs": { manager, request, caller in
@@ -84,33 +83,29 @@ struct JobRoutes {
         }
     }
 
-    /// `POST /v1/collaborations/{id}/jobs`: empty, `{}`, or the digest of the policy the caller
-    /// reviewed, which must still be the current one (`policy_changed` otherwise). Any other field is
-    /// refused, so a misspelt option never starts a job that counts against the run limit.
-    struct StartJobBody: Decodable {
-        let policyDigest: String?
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case policyDigest }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: AnyKey.self)
-            if let unknown = container.allKeys.first(where: { CodingKeys(rawValue: $0.stringValue) == nil }) {
-                throw DomainError(
-                    .invalidInput, "invalid_json", "unknown field \(unknown.stringValue): a job start takes only policyDigest")
-            }
-            policyDigest = try container.decodeIfPresent(String.self, forKey: AnyKey(CodingKeys.policyDigest.rawValue))
-            if let policyDigest, policyDigest.count != 64 || Hex.decode(policyDigest) == nil {
-                throw DomainError(.invalidInput, "invalid_json", "policyDigest must be 64 hex digits (a SHA-256)")
-            }
+    /// The body of `POST /v1/collaborations/{id}/jobs`: empty, `{}`, or the digest of the policy the
+    /// caller reviewed (returned), which must still be the current one (`policy_changed` otherwise).
+    /// Anything else is a 400, so a misspelt option never starts a job that counts against the run limit.
+    static func pinnedDigest(_ request: Request) async throws -> String? {
+        let bytes = try await request.body.collect(upTo: 1 << 16)
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return nil }
+        let body: JSONValue
+        do {
+            body = try JSONParser.parse(bytes)
+        } catch let error as JSONParser.Error {
+            throw DomainError(.invalidInput, "invalid_json", error.description)
         }
-
-        struct AnyKey: CodingKey {
-            let stringValue: String
-            var intValue: Int? { nil }
-            init(_ string: String) { stringValue = string }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
+        guard case .object(let members) = body else {
+            throw DomainError(.invalidInput, "invalid_json", "the body must be a JSON object: {} or {\"policyDigest\": \"…\"}")
         }
+        if let (unknown, _) = members.first(where: { $0.0 != "policyDigest" }) {
+            throw DomainError(.invalidInput, "invalid_json", "unknown field \(unknown): a job start takes only policyDigest")
+        }
+        guard let digest = body["policyDigest"] else { return nil }
+        guard let text = digest.stringValue, text.count == 64, Hex.decode(text) != nil else {
+            throw DomainError(.invalidInput, "invalid_json", "policyDigest must be 64 hex digits (a SHA-256)")
+        }
+        return text
     }
 
     static func job(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Job {
