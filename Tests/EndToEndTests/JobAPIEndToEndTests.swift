@@ -80,6 +80,22 @@ import Testing
             let listedSHA = bankOutputs.first { $0["id"] as? String == bankModel }?["sha256"] as? String
             #expect(own.header("x-content-sha256") == listedSHA)
             #expect(Int(own.header("content-length") ?? "") == own.body.count && !own.body.isEmpty)
+            #expect(own.header("accept-ranges") == "bytes")
+            // An interrupted download resumes with a byte range; past the end is 416.
+            let size = own.body.count
+            for (range, slice) in [("bytes=10-19", 10..<20), ("bytes=\(size - 7)-", (size - 7)..<size), ("bytes=-5", (size - 5)..<size)] {
+                let part = try await f.http(
+                    "GET", "/v1/jobs/\(job)/outputs/\(bankModel)/content", as: Self.bank, headers: [("Range", range)])
+                #expect(part.status == 206, "\(range): \(part.status)")
+                #expect(Array(part.body) == Array(own.body[slice]), "\(range)")
+                #expect(part.header("content-range") == "bytes \(slice.lowerBound)-\(slice.upperBound - 1)/\(size)", "\(range)")
+            }
+            let beyond = try await f.http(
+                "GET", "/v1/jobs/\(job)/outputs/\(bankModel)/content", as: Self.bank, headers: [("Range", "bytes=\(size)-")])
+            #expect(beyond.status == 416 && beyond.header("content-range") == "bytes */\(size)", "\(beyond.status)")
+            let ignored = try await f.http(
+                "GET", "/v1/jobs/\(job)/outputs/\(bankModel)/content", as: Self.bank, headers: [("Range", "bytes=0-1,5-9")])
+            #expect(ignored.status == 200 && ignored.body == own.body)
             // The retailer downloads and decrypts its own metrics with the CLI.
             let retailerDownload = try await f.cli(
                 Self.retailer,

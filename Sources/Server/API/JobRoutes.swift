@@ -166,16 +166,32 @@ struct JobRoutes {
             })
     }
 
-    /// Streams one output's ciphertext to its recipient, audited as `output.download`.
+    /// Streams one output's ciphertext to its recipient, audited as `output.download`. A single
+    /// `Range: bytes=…` resumes an interrupted download (206 with `Content-Range`; 416 past the end).
     static func download(_ manager: JobManager, _ request: Request, _ caller: Caller) async throws -> Response {
         let job = try await job(manager, request, caller)
         let outputId = try request.pathParameters.require("outputId")
         let output = try await GovernanceRoutes.blocking {
             try manager.jobs.output(jobID: job.id, outputID: outputId, caller: caller)
         }
+        var range: ByteRange?
+        switch request.headers["Range"].map({ requestedRange($0, size: output.size) }) ?? .whole {
+        case .whole: range = nil
+        case .range(let requested): range = requested
+        case .unsatisfiable:
+            var response = Response.errorJSON(
+                status: .rangeNotSatisfiable, code: "range_not_satisfiable",
+                message: "the output has \(output.size) bytes; a range must start before that")
+            response.headers.set("Content-Range", "bytes */\(output.size)")
+            return response
+        }
         let download: ObjectDownload
         do {
-            download = try await manager.objects.get(key: output.objectKey)
+            if let range {
+                download = try await manager.objects.get(key: output.objectKey, range: range)
+            } else {
+                download = try await manager.objects.get(key: output.objectKey)
+            }
         } catch {
             throw DomainError(.internalError, "object_store_failed", "the output could not be read; try again")
         }
@@ -183,15 +199,50 @@ struct JobRoutes {
             try manager.jobs.auditDownload(output: output, collaborationId: job.collaborationId, caller: caller)
         }
         let filename = output.name.replacingOccurrences(of: ":", with: "-") + ".esdk"
+        var headers: HTTPHeaders = [
+            "Content-Type": "application/octet-stream", "Content-Disposition": "attachment; filename=\"\(filename)\"",
+            "X-Content-SHA256": output.sha256, "Accept-Ranges": "bytes",
+        ]
+        let length = range.map { Int($0.length ?? (output.size - $0.offset)) } ?? Int(download.info.size)
+        if let range {
+            headers.set("Content-Range", "bytes \(range.offset)-\(range.offset + Int64(length) - 1)/\(output.size)")
+        }
         return Response(
-            status: .ok,
-            headers: [
-                "Content-Type": "application/octet-stream", "Content-Disposition": "attachment; filename=\"\(filename)\"",
-                "X-Content-SHA256": output.sha256,
-            ],
-            body: .stream(length: Int(download.info.size)) { writer in
+            status: range == nil ? .ok : .partialContent, headers: headers,
+            body: .stream(length: length) { writer in
                 for try await chunk in download.body { try await writer.write(chunk) }
             })
+    }
+
+    enum RangeRequest: Equatable {
+        case whole, range(ByteRange), unsatisfiable
+    }
+
+    /// The one byte range a `Range` header asks for (`bytes=FIRST-`, `bytes=FIRST-LAST`,
+    /// `bytes=-SUFFIX`), clamped to the object. A header that is not a single byte range is ignored
+    /// (the whole object is served, as RFC 9110 §14.2 allows); a range starting past the end is unsatisfiable.
+    static func requestedRange(_ header: String, size: Int64) -> RangeRequest {
+        let value = header.trimmingCharacters(in: .whitespaces)
+        guard value.hasPrefix("bytes="), !value.contains(",") else { return .whole }
+        let spec = value.dropFirst("bytes=".count).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard spec.count == 2 else { return .whole }
+        let first = Int64(spec[0].trimmingCharacters(in: .whitespaces)), last = Int64(spec[1].trimmingCharacters(in: .whitespaces))
+        let offset: Int64, end: Int64
+        switch (first, last) {
+        case (nil, let suffix?) where spec[0].isEmpty && suffix > 0:
+            offset = max(0, size - suffix)
+            end = size - 1
+        case (let first?, nil) where spec[1].isEmpty && first >= 0:
+            offset = first
+            end = size - 1
+        case (let first?, let last?) where first >= 0 && last >= first:
+            offset = first
+            end = min(last, size - 1)
+        default:
+            return .whole
+        }
+        guard offset < size else { return .unsatisfiable }
+        return .range(ByteRange(offset: offset, length: end - offset + 1))
     }
 
     /// A small stored document of a job, byte for byte (verifiers hash it).
