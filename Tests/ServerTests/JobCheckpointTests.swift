@@ -14,13 +14,14 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
     let lock = NSLock()
     var stored: [[UInt8]] = []
     var grants: [CheckpointGrant] = []
-    var tamper: (@Sendable (CheckpointGrant) -> CheckpointGrant)?
+    /// Rewrites a grant, given the attestation document of the enclave it goes to.
+    var tamper: (@Sendable (CheckpointGrant, [UInt8]) -> CheckpointGrant)?
 
     init(_ inner: any CheckpointService) { self.inner = inner }
 
     func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant {
         var grant = try inner.grant(plan: plan, attestationDocument: attestationDocument)
-        if let tamper = lock.withLock({ self.tamper }) { grant = tamper(grant) }
+        if let tamper = lock.withLock({ self.tamper }) { grant = tamper(grant, attestationDocument) }
         lock.withLock { grants.append(grant) }
         return grant
     }
@@ -197,7 +198,7 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
         #expect(Self.notes(planted).contains { $0.contains("KMS did not release the stored checkpoint's key") }, "\(Self.notes(planted))")
 
         // A dishonest server hands A's sealed checkpoint with a key the new enclave does get: the enclave refuses it.
-        setup.checkpoints.tamper = { grant in
+        setup.checkpoints.tamper = { grant, _ in
             var grant = grant
             grant.sealedCheckpoint = sealedA
             return grant
@@ -207,6 +208,38 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
         #expect(
             Self.notes(tampered).contains { $0.contains("checkpoint refused") && $0.contains("another policy") },
             "\(Self.notes(tampered))")
+        #expect(enclaveChildren().isEmpty)
+    }
+
+    /// A dishonest server cannot learn the key checkpoints are sealed under. It hands the enclave a
+    /// checkpoint key of its own choosing, wrapped to the enclave's attested public key as KMS
+    /// would (the enclave cannot tell them apart), yet the checkpoints it then stores do not open
+    /// with that key: they are sealed under a key that also needs the datasets' keys. (A review
+    /// read a job's model out of its checkpoints that way, and planted a forged one.)
+    @Test func aCheckpointKeyTheServerChoseDoesNotOpenTheCheckpoints() async throws {
+        let setup = try Setup()
+        try await setup.prepare()
+        let chosen = try SecureBytes(randomCount: 32)
+        setup.checkpoints.tamper = { grant, document in
+            var grant = grant
+            guard let der = try? AttestationDocument(bytes: document).publicKey, let key = try? RSA.PublicKey(derRepresentation: der),
+                let wrapped = try? CMS.EnvelopedData.encrypt(
+                    chosen, recipientKey: key, subjectKeyIdentifier: SHA256.hash((try? key.derRepresentation) ?? []))
+            else { return grant }
+            grant.ciphertextForRecipient = wrapped
+            return grant
+        }
+        _ = try await setup.runAndKill()
+        let grant = try #require(setup.checkpoints.lock.withLock { setup.checkpoints.grants.last })
+        #expect(grant.ciphertextForRecipient.count > 0)
+        let sealed = try #require(setup.checkpoints.lock.withLock { setup.checkpoints.stored.last })
+        let binding = SealedCheckpoint.Binding(
+            policyDigest: setup.world.plan.policyDigest, measurement: setup.world.attestor.measurements.pcr0)
+        #expect(throws: EnclaveError.self, "the server's own key opens the checkpoint") {
+            try SealedCheckpoint.open(sealed, dataKey: chosen, binding: binding)
+        }
+        let withoutData = try SealedCheckpoint.sealingKey(checkpointKey: chosen, datasetKeys: [], policyDigest: binding.policyDigest)
+        #expect(throws: EnclaveError.self) { try SealedCheckpoint.open(sealed, dataKey: withoutData, binding: binding) }
         #expect(enclaveChildren().isEmpty)
     }
 

@@ -1,10 +1,10 @@
 import Crypto
 import Foundation
 
-/// What a workload needs to checkpoint a long training run: the checkpoint data key (released by
-/// KMS to this attested enclave, never seen by the server), the binding every checkpoint is
-/// sealed to, and the opened checkpoint of an earlier run to resume from, if the server sent one
-/// and it opened.
+/// What a workload needs to checkpoint a long training run: the sealing key (derived from the
+/// checkpoint data key KMS released to this attested enclave and the datasets' keys, never known
+/// to the server), the binding every checkpoint is sealed to, and the opened checkpoint of an
+/// earlier run to resume from, if the server sent one and it opened.
 public final class CheckpointSupport: @unchecked Sendable {
     /// The iteration the resumed state was taken after.
     public let resumeIteration: UInt32?

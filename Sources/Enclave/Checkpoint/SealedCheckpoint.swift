@@ -1,9 +1,10 @@
 import Crypto
 
 /// A training checkpoint sealed inside the enclave for storage outside it (DESIGN §7): AES-256-GCM
-/// under a key derived from the checkpoint data key that KMS releases only to an attested enclave,
-/// authenticated together with the policy digest and the sealing enclave's measurement (PCR0), so
-/// that a checkpoint opens only for the same policy in an enclave of the same image.
+/// under a key derived from the checkpoint data key that KMS releases only to an attested enclave
+/// and from the datasets' data keys (`sealingKey`), authenticated together with the policy digest
+/// and the sealing enclave's measurement (PCR0), so that a checkpoint opens only for the same
+/// policy and data in an enclave of the same image.
 ///
 /// Layout: `CRCK`, version 1, iteration (UInt32 big-endian), 12-byte nonce, ciphertext, 16-byte
 /// tag. The iteration is in the clear (progress events reveal it anyway) but authenticated.
@@ -40,6 +41,29 @@ public enum SealedCheckpoint {
     public static func iteration(of sealed: [UInt8]) -> UInt32? {
         guard sealed.count >= minimumBytes, Array(sealed[0..<4]) == magic, sealed[4] == version else { return nil }
         return sealed[5..<9].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    /// The key checkpoints are sealed under: the checkpoint data key and every dataset's data key
+    /// (in policy order), with the policy digest as salt. The enclave cannot tell a checkpoint key
+    /// KMS released from one the server chose and wrapped to the enclave's public key (it is in the
+    /// attestation document); the dataset keys the server cannot know or choose, since a wrong one
+    /// does not decrypt its dataset (key commitment, and the ciphertext digest the policy names).
+    /// So no checkpoint is ever sealed under a key the operator knows.
+    public static func sealingKey(
+        checkpointKey: SecureBytes, datasetKeys: [SecureBytes], policyDigest: [UInt8]
+    ) throws(EnclaveError) -> SecureBytes {
+        var material = checkpointKey.copyBytes()
+        for key in datasetKeys {
+            material += [UInt8(truncatingIfNeeded: key.count >> 8), UInt8(truncatingIfNeeded: key.count)] + key.copyBytes()
+        }
+        defer { for index in material.indices { material[index] = 0 } }
+        do {
+            return try HKDF.deriveKey(
+                inputKeyMaterial: SecureBytes(material), salt: policyDigest, info: label + Array(" sealing key".utf8),
+                outputByteCount: 32, hash: .sha256)
+        } catch {
+            throw EnclaveError(.internal, "could not derive the checkpoint key")
+        }
     }
 
     static func encryptionKey(_ dataKey: SecureBytes) throws -> SecureBytes {

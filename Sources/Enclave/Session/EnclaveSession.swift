@@ -136,7 +136,9 @@ public final class EnclaveSession: @unchecked Sendable {
         }
 
         // 3b. Checkpoint key and an earlier run's checkpoint, if the server stores checkpoints.
-        let checkpoints = try receiveCheckpoints(rsaKey: rsaKey, policyDigest: begin.policyDigest, document: document)
+        let checkpoints = try receiveCheckpoints(
+            rsaKey: rsaKey, policyDigest: begin.policyDigest, document: document,
+            datasetKeys: spec.datasets.compactMap { releasedKeys[$0.datasetID]?.key })
 
         // 4. Data.
         try workload.prepare(admission: admission, progress: { [self] event in try? send(.progress(event)) })
@@ -195,11 +197,13 @@ public final class EnclaveSession: @unchecked Sendable {
 
 extension EnclaveSession {
     /// After the key releases: an optional `checkpointKey` (the data key as KMS released it to this
-    /// enclave), then an optional `checkpointResume`. A checkpoint that does not open — another
-    /// policy, another enclave image, another key, altered bytes — is refused: the refusal is
-    /// reported as progress and training starts from the beginning.
+    /// enclave), then an optional `checkpointResume`. Checkpoints are sealed under a key derived from
+    /// it and the datasets' keys (`SealedCheckpoint.sealingKey`), never the key the server handed
+    /// over. A checkpoint that does not open — another policy, other data, another enclave image,
+    /// another key, altered bytes — is refused: the refusal is reported as progress and training
+    /// starts from the beginning.
     fileprivate func receiveCheckpoints(
-        rsaKey: RSA.PrivateKey, policyDigest: [UInt8], document: [UInt8]
+        rsaKey: RSA.PrivateKey, policyDigest: [UInt8], document: [UInt8], datasetKeys: [SecureBytes]
     ) throws(EnclaveError) -> CheckpointSupport? {
         let first = try receive("the first dataset")
         guard case .checkpointKey(let cms) = first else {
@@ -208,7 +212,9 @@ extension EnclaveSession {
         }
         let dataKey: SecureBytes
         do {
-            dataKey = try CMS.EnvelopedData(berEncoded: cms).decrypt(with: rsaKey)
+            let released = try CMS.EnvelopedData(berEncoded: cms).decrypt(with: rsaKey)
+            dataKey = try SealedCheckpoint.sealingKey(
+                checkpointKey: released, datasetKeys: datasetKeys, policyDigest: policyDigest)
         } catch {
             throw EnclaveError(.keyRelease, "the checkpoint key does not open with this enclave's key")
         }
