@@ -1,6 +1,8 @@
 import Attestation
+import Crypto
 import Enclave
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 @testable import Server
@@ -54,7 +56,7 @@ func processExists(_ pid: pid_t) -> Bool {
         let made = LockedCounter()
         var configuration = launcher(try TestEnvironment.python()).configuration
         configuration.leadingArguments = ["-c", script]
-        configuration.attestor = {
+        configuration.attestor = { _ in
             made.increment()
             Thread.sleep(forTimeInterval: 0.3)
             return FixedAttestor(document: [0xD2, made.value])
@@ -76,12 +78,42 @@ func processExists(_ pid: pid_t) -> Bool {
         }
     }
 
+    /// What is measured is the file the child runs, not what is at its path by then: a binary
+    /// renamed over the path right after the spawn (the moment a review's race won, so that its
+    /// own enclave got the allowed binary's PCR0 and the keys) changes nothing.
+    @Test func theMeasurementIsOfTheFileTheChildRunsNotOfWhatIsAtItsPathNow() throws {
+        let folder = try TestEnvironment.temporaryDirectory("measured-enclave")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let running = folder.appendingPathComponent("cleanroom-enclave").path
+        let other = folder.appendingPathComponent("other-enclave").path
+        let original = try Data(contentsOf: URL(fileURLWithPath: try TestEnvironment.executable("cleanroom-enclave")))
+        try original.write(to: URL(fileURLWithPath: running))
+        try (original + Data("another image".utf8)).write(to: URL(fileURLWithPath: other))
+        #expect(chmod(running, 0o755) == 0 && chmod(other, 0o755) == 0)
+
+        let measured = Mutex<[UInt8]?>(nil)
+        var configuration = launcher(running, ["--attestor", "development"]).configuration
+        configuration.attestor = { path in
+            // The swap, at the worst moment: the child started, the measurement not yet made.
+            guard rename(other, running) == 0 else { throw AttestationError(.measurementFailed, "rename failed") }
+            let measurements = try DevelopmentMeasurements(executableAt: path)
+            measured.withLock { $0 = measurements.pcr0 }
+            return FixedAttestor(document: [0xD2])
+        }
+        let enclave = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+        defer { enclave.terminate() }
+        let attest = try #require(enclave.localAttestation)
+        _ = try attest([1], [2], [3])
+        #expect(measured.withLock { $0 } == SHA384.hash(Array(original)), "the running binary's PCR0")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: running)) != original, "the path now holds the other binary")
+    }
+
     @Test func attestorFailureIsTheAttestationsFailure() throws {
         let script = "import socket, sys, time\npath = sys.argv[sys.argv.index('--connect') + 1][len('unix:'):]\n"
             + "s = socket.socket(socket.AF_UNIX); s.connect(path)\ntime.sleep(60)\n"
         var configuration = launcher(try TestEnvironment.python()).configuration
         configuration.leadingArguments = ["-c", script]
-        configuration.attestor = { throw AttestationError(.measurementFailed, "cannot open the enclave executable") }
+        configuration.attestor = { _ in throw AttestationError(.measurementFailed, "cannot open the enclave executable") }
         let enclave = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
         defer { enclave.terminate() }
         let attest = try #require(enclave.localAttestation)

@@ -230,7 +230,7 @@ final class JobWorld: @unchecked Sendable {
         configuration.terminateGrace = .milliseconds(500)
         let attestor = executable == enclavePath
             ? self.attestor : try! DevelopmentAttestor.open(dataDirectory: directory.path, enclaveExecutable: executable)
-        configuration.attestor = { attestor }
+        configuration.attestor = { _ in attestor }
         return LocalEnclaveLauncher(configuration: configuration)
     }
 

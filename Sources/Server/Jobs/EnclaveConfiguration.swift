@@ -110,9 +110,9 @@ extension JobManager.Services {
             configuration.extraArguments = ["--attestor", "development"]
             configuration.logPath = dataDirectory.file("enclave.log").path
             let dataPath = dataDirectory.path
-            configuration.attestor = {
-                // Measured at every launch: a changed binary gets a changed PCR0 (and no keys).
-                try DevelopmentAttestor.open(dataDirectory: dataPath, enclaveExecutable: binary)
+            configuration.attestor = { running in
+                // Measured at every launch, the file the child runs: a changed binary gets a changed PCR0 (and no keys).
+                try DevelopmentAttestor.open(dataDirectory: dataPath, enclaveExecutable: running)
             }
             launcher = LocalEnclaveLauncher(configuration: configuration)
             verifier = AttestationVerifier(trustedRoots: [ca.trustedRoot])

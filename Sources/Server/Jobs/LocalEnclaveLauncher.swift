@@ -35,8 +35,11 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         /// Makes the development attestor that answers this launch's attestation request (opens
         /// the CA, measures the binary: a changed binary gets a changed PCR0). Called for every
         /// launch, on its own thread as soon as the child is spawned, so the measurement overlaps
-        /// the child's start and key generation instead of following them.
-        public var attestor: (@Sendable () throws -> any Attestor)?
+        /// the child's start and key generation instead of following them. Its argument is the
+        /// file the child actually runs (`/proc/PID/exe`), not `executablePath`: a file renamed
+        /// over that path after the spawn must not be what is measured (a review swapped the
+        /// allowed binary back right after its own was started, and its own got the keys).
+        public var attestor: (@Sendable (_ runningExecutable: String) throws -> any Attestor)?
 
         public init(executablePath: String) {
             self.executablePath = executablePath
@@ -76,8 +79,10 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         let child = try ChildProcess.launch(
             executable: configuration.executablePath, arguments: arguments(socketPath: socketPath),
             environment: configuration.environment, outputPath: configuration.logPath)
+        // posix_spawn returns once the child has executed the file, so this names what it runs.
+        let running = "/proc/\(child.pid)/exe"
         let attestation: LocalAttestation? = configuration.attestor.map { make in
-            let prepared = PreparedAttestor(making: make)
+            let prepared = PreparedAttestor(making: { try make(running) })
             return { publicKey, userData, nonce in
                 try prepared.get().attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
             }
