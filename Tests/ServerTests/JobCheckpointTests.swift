@@ -134,6 +134,10 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
         let checkpointed = try await setup.runAndKill()
         #expect(checkpointed >= 6 && checkpointed < UInt32(Self.rounds), "checkpointed after round \(checkpointed)")
 
+        // Only the latest checkpoint is kept: each one stored removes the one it supersedes.
+        #expect(setup.checkpoints.count >= 3)
+        #expect(try await setup.objects.versions(key: setup.objectKey).count == 1)
+
         // What the server stores is ciphertext: the KMS blob and the sealed checkpoint, nothing else.
         let object = try #require(try await setup.storedObject())
         let sealed = try #require(setup.checkpoints.lock.withLock { setup.checkpoints.stored.last })

@@ -25,6 +25,10 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
     /// The CiphertextBlob of the key each running job's enclave holds, by job id.
     private let lock = NSLock()
     private var blobs: [String: [UInt8]] = [:]
+    /// The version of each checkpoint object this server last stored or read: it goes once a newer
+    /// one is stored, so a long run keeps one checkpoint, not every one (a review found 1148
+    /// versions, 924 MB, after 12 s of a 20,000-round job).
+    private var latestVersions: [String: String] = [:]
 
     static let magic: [UInt8] = Array("CRCS".utf8)
     /// Largest stored checkpoint object read back.
@@ -109,8 +113,18 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
         object += blob + sealed
         let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
         let bytes = object
-        if case .failure(let error) = BlockingTask.run({ try await objects.put(key: key, body: ByteStream(bytes: bytes)) }) {
-            throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(error)")
+        let stored: ObjectInfo
+        switch BlockingTask.run({ try await objects.put(key: key, body: ByteStream(bytes: bytes)) }) {
+        case .success(let info): stored = info
+        case .failure(let error): throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(error)")
+        }
+        // The one it supersedes is removed (a failure to remove it costs space, not the job).
+        let superseded = lock.withLock { () -> String? in
+            defer { latestVersions[key] = stored.versionId }
+            return latestVersions[key]
+        }
+        if let superseded, superseded != stored.versionId {
+            _ = BlockingTask.run { try await objects.delete(key: key, versionId: superseded) }
         }
     }
 
@@ -118,6 +132,7 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
         lock.withLock { _ = blobs.removeValue(forKey: plan.jobID) }
         guard succeeded else { return }
         let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
+        lock.withLock { _ = latestVersions.removeValue(forKey: key) }
         _ = BlockingTask.run { try await objects.delete(key: key) }
     }
 
@@ -131,6 +146,7 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
             } catch let error as ObjectStoreError where error.code == .notFound {
                 return nil
             }
+            if let version = download.info.versionId { self.lock.withLock { self.latestVersions[key] = version } }
             do {
                 return try await download.body.collect(limit: limit)
             } catch let error as HTTPClientError where error.code == .bodyTooLarge {
