@@ -247,6 +247,26 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
         #expect(enclaveChildren().isEmpty)
     }
 
+    /// A run that starts over (here: the server offers no checkpoint) removes only the versions it
+    /// stored itself: the checkpoint an earlier run left stays until a run succeeds, in case this
+    /// one dies before it gets as far.
+    @Test func aRunThatStartsOverKeepsTheEarlierRunsCheckpoint() async throws {
+        let setup = try Setup()
+        try await setup.prepare()
+        _ = try await setup.runAndKill()
+        let earlier = try await setup.objects.versions(key: setup.objectKey)
+        #expect(earlier.count == 1)
+        setup.checkpoints.tamper = { grant, _ in
+            var grant = grant
+            grant.sealedCheckpoint = nil
+            return grant
+        }
+        _ = try await setup.runAndKill(after: setup.checkpoints.count + 3)
+        let versions = try await setup.objects.versions(key: setup.objectKey)
+        #expect(versions.count == 2, "the earlier run's and this run's latest: \(versions.map(\.versionId))")
+        #expect(versions.contains { $0.versionId == earlier.first?.versionId })
+    }
+
     @Test func checkpointKeyIsNotReleasedToAnEnclaveOfAnotherImage() async throws {
         // A second enclave binary (another measurement) that the policy allows but the checkpoint key does not.
         let scratch = try TestEnvironment.temporaryDirectory("other-enclave")

@@ -44,17 +44,25 @@ public enum SealedCheckpoint {
     }
 
     /// The key checkpoints are sealed under: the checkpoint data key and every dataset's data key
-    /// (in policy order), with the policy digest as salt. The enclave cannot tell a checkpoint key
-    /// KMS released from one the server chose and wrapped to the enclave's public key (it is in the
-    /// attestation document); the dataset keys the server cannot know or choose, since a wrong one
-    /// does not decrypt its dataset (key commitment, and the ciphertext digest the policy names).
-    /// So no checkpoint is ever sealed under a key the operator knows.
+    /// (each with its dataset id, by id), with the policy digest as salt. The enclave cannot tell a
+    /// checkpoint key KMS released from one the server chose and wrapped to the enclave's public key
+    /// (it is in the attestation document); the dataset keys the server cannot know or choose, since
+    /// a wrong one does not decrypt its dataset (key commitment, and the ciphertext digest the policy
+    /// names) and the job fails before it trains. So no checkpoint is ever sealed under a key the
+    /// operator knows, unless it colludes with every dataset's owner (who know their data keys).
     public static func sealingKey(
-        checkpointKey: SecureBytes, datasetKeys: [SecureBytes], policyDigest: [UInt8]
+        checkpointKey: SecureBytes, datasetKeys: [(id: String, key: SecureBytes)], policyDigest: [UInt8]
     ) throws(EnclaveError) -> SecureBytes {
-        var material = checkpointKey.copyBytes()
-        for key in datasetKeys {
-            material += [UInt8(truncatingIfNeeded: key.count >> 8), UInt8(truncatingIfNeeded: key.count)] + key.copyBytes()
+        var material: [UInt8] = []
+        material.reserveCapacity(2 + checkpointKey.count + datasetKeys.reduce(0) { $0 + 4 + $1.id.utf8.count + $1.key.count })
+        func append(_ bytes: UnsafeRawBufferPointer) {
+            material += [UInt8(truncatingIfNeeded: bytes.count >> 8), UInt8(truncatingIfNeeded: bytes.count)]
+            material.append(contentsOf: bytes)
+        }
+        checkpointKey.withUnsafeBytes(append)
+        for (id, key) in datasetKeys.sorted(by: { $0.id < $1.id }) {
+            Array(id.utf8).withUnsafeBytes(append)
+            key.withUnsafeBytes(append)
         }
         defer { for index in material.indices { material[index] = 0 } }
         do {

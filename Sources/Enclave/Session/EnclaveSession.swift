@@ -136,9 +136,10 @@ public final class EnclaveSession: @unchecked Sendable {
         }
 
         // 3b. Checkpoint key and an earlier run's checkpoint, if the server stores checkpoints.
+        // Every dataset's key was released above (the loop takes exactly one per dataset).
         let checkpoints = try receiveCheckpoints(
             rsaKey: rsaKey, policyDigest: begin.policyDigest, document: document,
-            datasetKeys: spec.datasets.compactMap { releasedKeys[$0.datasetID]?.key })
+            datasetKeys: releasedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value.key) })
 
         // 4. Data.
         try workload.prepare(admission: admission, progress: { [self] event in try? send(.progress(event)) })
@@ -203,7 +204,7 @@ extension EnclaveSession {
     /// another key, altered bytes — is refused: the refusal is reported as progress and training
     /// starts from the beginning.
     fileprivate func receiveCheckpoints(
-        rsaKey: RSA.PrivateKey, policyDigest: [UInt8], document: [UInt8], datasetKeys: [SecureBytes]
+        rsaKey: RSA.PrivateKey, policyDigest: [UInt8], document: [UInt8], datasetKeys: [(id: String, key: SecureBytes)]
     ) throws(EnclaveError) -> CheckpointSupport? {
         let first = try receive("the first dataset")
         guard case .checkpointKey(let cms) = first else {

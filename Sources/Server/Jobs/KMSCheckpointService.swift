@@ -25,9 +25,12 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
     /// The CiphertextBlob of the key each running job's enclave holds, by job id.
     private let lock = NSLock()
     private var blobs: [String: [UInt8]] = [:]
-    /// The version of each checkpoint object this server last stored or read: it goes once a newer
-    /// one is stored, so a long run keeps one checkpoint, not every one (a review found 1148
-    /// versions, 924 MB, after 12 s of a 20,000-round job).
+    /// The version of the checkpoint object each running job stored last, by job id: it goes once
+    /// the job stores a newer one, so a long run keeps its latest checkpoint, not every one (a
+    /// review found 1148 versions, 924 MB, after 12 s of a 20,000-round job). Only a job's own
+    /// versions go: the one an earlier run left stays until this run succeeds, since this run may
+    /// have started over from nothing (a key KMS did not release, another image) and be killed
+    /// before it gets as far; and a job never deletes another running job's version.
     private var latestVersions: [String: String] = [:]
 
     static let magic: [UInt8] = Array("CRCS".utf8)
@@ -120,8 +123,8 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
         }
         // The one it supersedes is removed (a failure to remove it costs space, not the job).
         let superseded = lock.withLock { () -> String? in
-            defer { latestVersions[key] = stored.versionId }
-            return latestVersions[key]
+            defer { latestVersions[plan.jobID] = stored.versionId }
+            return latestVersions[plan.jobID]
         }
         if let superseded, superseded != stored.versionId {
             _ = BlockingTask.run { try await objects.delete(key: key, versionId: superseded) }
@@ -129,10 +132,12 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
     }
 
     public func ended(plan: JobPlan, succeeded: Bool) {
-        lock.withLock { _ = blobs.removeValue(forKey: plan.jobID) }
+        lock.withLock {
+            _ = blobs.removeValue(forKey: plan.jobID)
+            _ = latestVersions.removeValue(forKey: plan.jobID)
+        }
         guard succeeded else { return }
         let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
-        lock.withLock { _ = latestVersions.removeValue(forKey: key) }
         _ = BlockingTask.run { try await objects.delete(key: key) }
     }
 
@@ -146,7 +151,6 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
             } catch let error as ObjectStoreError where error.code == .notFound {
                 return nil
             }
-            if let version = download.info.versionId { self.lock.withLock { self.latestVersions[key] = version } }
             do {
                 return try await download.body.collect(limit: limit)
             } catch let error as HTTPClientError where error.code == .bodyTooLarge {
