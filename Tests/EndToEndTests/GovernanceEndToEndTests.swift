@@ -102,6 +102,21 @@ import Testing
         return datasetId
     }
 
+    /// Onboards St Mary, Riverside and Northgate, each uploading `rows` rows (through the CLI under
+    /// its KMS key when `viaKMS(index)`, else with AWS's Python SDK); their machines and dataset ids.
+    static func threeHospitals(
+        server: CleanroomdProcess, root: URL, rows: Int, viaKMS: (Int) -> Bool
+    ) throws -> (machines: [PartyMachine], datasets: [String]) {
+        var machines: [PartyMachine] = []
+        var datasets: [String] = []
+        for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
+            let machine = try onboard(name, server: server, root: root)
+            datasets.append(try upload(machine, csv: csv(rows: rows, seed: i + 1), root: root, viaKMS: viaKMS(i)))
+            machines.append(machine)
+        }
+        return (machines, datasets)
+    }
+
     /// The hospitals example policy with the parties and datasets the server assigned; each party
     /// receives the model and the metrics.
     static func hospitalsPolicy(_ machines: [PartyMachine], datasets: [String]) throws -> [String: Any] {
@@ -126,14 +141,8 @@ import Testing
         try server.start()
         defer { server.stop() }
 
-        var machines: [PartyMachine] = []
-        var datasets: [String] = []
-        for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
-            let machine = try Self.onboard(name, server: server, root: root)
-            // Two parties encrypt with the CLI under their KMS keys, one with AWS's Python SDK.
-            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 200, seed: i + 1), root: root, viaKMS: i < 2))
-            machines.append(machine)
-        }
+        // Two parties encrypt with the CLI under their KMS keys, one with AWS's Python SDK.
+        let (machines, datasets) = try Self.threeHospitals(server: server, root: root, rows: 200, viaKMS: { $0 < 2 })
 
         // The hospitals example, with the ids the server assigned.
         var policy = try Self.hospitalsPolicy(machines, datasets: datasets)
@@ -206,13 +215,7 @@ import Testing
         let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         defer { server.stop() }
-        var machines: [PartyMachine] = []
-        var datasets: [String] = []
-        for (i, name) in ["St Mary", "Riverside", "Northgate"].enumerated() {
-            let machine = try Self.onboard(name, server: server, root: root)
-            datasets.append(try Self.upload(machine, csv: Self.csv(rows: 50, seed: i + 1), root: root))
-            machines.append(machine)
-        }
+        let (machines, datasets) = try Self.threeHospitals(server: server, root: root, rows: 50, viaKMS: { _ in false })
         let victim = machines[0], accomplice = machines[2]
         let keys = try machines.map { try $0.json(["keys", "show"]) }
         let resultFingerprints = try keys.map { try #require($0["resultKeyFingerprint"] as? String) }
