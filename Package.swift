@@ -25,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CSystemIO", path: "Sources/CSystemIO"),
 
         // Child processes: posix_spawn with a clean signal mask, reaped, terminated as a group.
-        .target(name: "Spawn"),
+        .target(name: "Spawn", dependencies: ["CSystemIO"]),
         // HTTP/1.1 over raw POSIX sockets (epoll), TLS via OpenSSL.
         .target(name: "HTTPServer", dependencies: ["COpenSSL", "CSystemIO", .product(name: "Logging", package: "swift-log")]),
         // Thin safe Swift over OpenSSL 3.

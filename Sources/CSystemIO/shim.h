@@ -1,5 +1,5 @@
-// Linux I/O headers that Swift's Glibc module does not import: epoll and eventfd, for the
-// HTTP server's event loops.
+// Linux I/O headers and calls that Swift's Glibc module does not import: epoll and eventfd, for
+// the HTTP server's event loops; memfd_create, for the sealed copy of the enclave binary.
 #ifndef CSYSTEMIO_SHIM_H
 #define CSYSTEMIO_SHIM_H
 
@@ -13,6 +13,11 @@
 // accept4(2) is declared only under _GNU_SOURCE; call it through syscall(2).
 static inline int csystemio_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+// memfd_create(2) is declared only under _GNU_SOURCE; call it through syscall(2).
+static inline int csystemio_memfd_create(const char *name, unsigned int flags) {
+    return (int)syscall(SYS_memfd_create, name, flags);
 }
 
 #endif

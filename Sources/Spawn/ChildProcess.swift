@@ -73,9 +73,11 @@ public final class ChildProcess: Sendable {
     /// Starts `executable` with `arguments` and exactly `environment` (nothing inherited).
     /// stdin is /dev/null; stdout and stderr go where `stdout` and `stderr` say. With
     /// `ownProcessGroup`, the child leads a new process group, which `terminate` signals whole.
+    /// `argv0` is the child's `argv[0]` (by default `executable`): the name a program started from
+    /// a `SealedExecutable`'s path goes by.
     public static func spawn(
-        executable: String, arguments: [String], environment: [String: String], stdout: Output = .inherit,
-        stderr: Output = .stdout, ownProcessGroup: Bool = true
+        executable: String, argv0: String? = nil, arguments: [String], environment: [String: String],
+        stdout: Output = .inherit, stderr: Output = .stdout, ownProcessGroup: Bool = true
     ) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -105,7 +107,7 @@ public final class ChildProcess: Sendable {
         posix_spawnattr_setflags(
             &attributes, Int16((ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv = ([executable] + arguments).map { strdup($0) }
+        let argv = ([argv0 ?? executable] + arguments).map { strdup($0) }
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
         defer {
             argv.forEach { free($0) }

@@ -15,6 +15,13 @@ import Foundation
 import Glibc
 #endif
 
+// Local mode starts this program from a sealed in-memory copy (`/proc/self/fd/N`), for which the
+// kernel names the process after the descriptor's number. Take the name `exec` of a path gives
+// (argv[0]'s last component, at most 15 bytes), which `ps`, `pgrep` and operators look for.
+if let name = CommandLine.arguments.first?.split(separator: "/").last {
+    try? Data(name.utf8.prefix(15)).write(to: URL(fileURLWithPath: "/proc/self/comm"))
+}
+
 func fail(_ message: String, status: Int32) -> Never {
     FileHandle.standardError.write(Data("cleanroom-enclave: \(message)\n".utf8))
     exit(status)

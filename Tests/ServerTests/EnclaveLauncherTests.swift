@@ -108,6 +108,47 @@ func processExists(_ pid: pid_t) -> Bool {
         #expect(try Data(contentsOf: URL(fileURLWithPath: running)) != original, "the path now holds the other binary")
     }
 
+    /// A program at the path that runs its own code and then executes the allowed binary (here
+    /// `env`, which does just that) is measured as itself. Measured as the child's /proc/PID/exe once
+    /// it has executed the allowed one, it had that binary's PCR0 and got the keys.
+    @Test func aProgramThatExecutesTheAllowedBinaryIsMeasuredAsItself() throws {
+        let allowed = try TestEnvironment.executable("cleanroom-enclave")
+        let stub = "/usr/bin/env"
+        let measured = Mutex<[UInt8]?>(nil)
+        var configuration = launcher(stub, ["--attestor", "development"]).configuration
+        configuration.leadingArguments = [allowed]
+        configuration.attestor = { path in
+            Thread.sleep(forTimeInterval: 0.3)  // long after the stub executed the allowed binary
+            let measurements = try DevelopmentMeasurements(executableAt: path)
+            measured.withLock { $0 = measurements.pcr0 }
+            return FixedAttestor(document: [0xD2])
+        }
+        let enclave = try LocalEnclaveLauncher(configuration: configuration).launch(jobID: "j")
+        defer { enclave.terminate() }
+        let local = try #require(enclave as? LocalEnclave)
+        let attest = try #require(enclave.localAttestation)
+        _ = try attest([1], [2], [3])
+        let stubImage = try Data(contentsOf: URL(fileURLWithPath: stub).resolvingSymlinksInPath())
+        #expect(measured.withLock { $0 } == SHA384.hash(Array(stubImage)), "the stub's PCR0")
+        #expect(measured.withLock { $0 } != SHA384.hash(Array(try Data(contentsOf: URL(fileURLWithPath: allowed)))))
+        // The allowed binary did run (it connected), under its own name.
+        let name = try String(contentsOfFile: "/proc/\(local.child.pid)/comm", encoding: .utf8)
+        #expect(name == "cleanroom-encla\n")
+    }
+
+    /// The child runs from a sealed in-memory copy, yet goes by the binary's path and name.
+    @Test func theEnclaveRunsFromASealedCopyUnderItsOwnName() throws {
+        let binary = try TestEnvironment.executable("cleanroom-enclave")
+        let enclave = try launcher(binary, ["--attestor", "development"]).launch(jobID: "j")
+        defer { enclave.terminate() }
+        let pid = try #require(enclave as? LocalEnclave).child.pid
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+        #expect(executable.hasPrefix("/memfd:cleanroom-enclave"), "\(executable)")
+        let argv = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")).split(separator: 0)
+        #expect(argv.first.map { String(decoding: $0, as: UTF8.self) } == binary)
+        #expect(try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) == "cleanroom-encla\n")
+    }
+
     @Test func attestorFailureIsTheAttestationsFailure() throws {
         let script = "import socket, sys, time\npath = sys.argv[sys.argv.index('--connect') + 1][len('unix:'):]\n"
             + "s = socket.socket(socket.AF_UNIX); s.connect(path)\ntime.sleep(60)\n"

@@ -102,3 +102,41 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
     func get() -> Value { lock.withLock { value } }
     func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }
+
+/// `SealedExecutable`: a copy that neither the source nor its holder can change, that runs.
+@Suite struct SealedExecutableTests {
+    @Test func theCopyRunsAndStaysAsItWasCopied() throws {
+        let dir = try TestEnvironment.temporaryDirectory("sealed-executable")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("tool").path
+        try FileManager.default.copyItem(atPath: "/bin/echo", toPath: source)
+        let original = try Data(contentsOf: URL(fileURLWithPath: source))
+        let image = try SealedExecutable(copying: source)
+        try Data("replaced".utf8).write(to: URL(fileURLWithPath: source))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image.path)) == original, "the copy, not the file now at the path")
+
+        // Sealed: no write, no truncation, and the seals cannot be lifted.
+        let reopened = open(image.path, O_WRONLY)
+        #expect(reopened < 0 || (write(reopened, "x", 1) < 0 && errno == EPERM), "written through another descriptor")
+        if reopened >= 0 { close(reopened) }
+        #expect(ftruncate(image.fileDescriptor, 0) != 0 && errno == EPERM)
+        #expect(pwrite(image.fileDescriptor, "x", 1, 0) < 0 && errno == EPERM)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image.path)) == original)
+
+        let log = dir.appendingPathComponent("out").path
+        let child = try ChildProcess.spawn(
+            executable: image.path, argv0: "named-tool", arguments: ["from", "memory"], environment: [:],
+            stdout: .file(log, append: false))
+        #expect(child.waitForExit() == .exited(0))
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "from memory\n")
+    }
+
+    @Test func aMissingSourceIsAClearError() {
+        #expect(throws: ChildProcess.SpawnError.self) { try SealedExecutable(copying: "/nonexistent/tool") }
+        do {
+            _ = try SealedExecutable(copying: "/nonexistent/tool")
+        } catch {
+            #expect(error.description.contains("cannot open /nonexistent/tool"))
+        }
+    }
+}

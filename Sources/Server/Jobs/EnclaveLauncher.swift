@@ -67,11 +67,12 @@ extension ChildProcess {
     /// its own process group, its stdout and stderr appended to `outputPath` (else inherited); a
     /// failure to start is the launch's `spawnFailed`.
     static func launch(
-        executable: String, arguments: [String], environment: [String: String], outputPath: String?
+        executable: String, argv0: String? = nil, arguments: [String], environment: [String: String],
+        outputPath: String?
     ) throws(EnclaveLaunchError) -> ChildProcess {
         do {
             return try spawn(
-                executable: executable, arguments: arguments, environment: environment,
+                executable: executable, argv0: argv0, arguments: arguments, environment: environment,
                 stdout: outputPath.map { .file($0, append: true) } ?? .inherit)
         } catch {
             throw EnclaveLaunchError(.spawnFailed, error.description)

@@ -36,9 +36,10 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         /// the CA, measures the binary: a changed binary gets a changed PCR0). Called for every
         /// launch, on its own thread as soon as the child is spawned, so the measurement overlaps
         /// the child's start and key generation instead of following them. Its argument is the
-        /// file the child actually runs (`/proc/PID/exe`), not `executablePath`: a file renamed
-        /// over that path after the spawn must not be what is measured (a review swapped the
-        /// allowed binary back right after its own was started, and its own got the keys).
+        /// path of the sealed in-memory copy of `executablePath` that the child was started from
+        /// (a `SealedExecutable`), not `executablePath`: reviews renamed another binary over the
+        /// path right after the spawn, and started one that executes the allowed binary after
+        /// running its own code; measured by path or by `/proc/PID/exe`, each got the keys.
         public var attestor: (@Sendable (_ runningExecutable: String) throws -> any Attestor)?
 
         public init(executablePath: String) {
@@ -76,13 +77,21 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         }
         defer { close(listener) }
 
+        // The child runs a sealed copy of the binary, and the attestor measures that copy: the
+        // file at the path may be replaced at any moment, and a program there could run its own
+        // code and then execute the allowed binary, so neither the path nor the child's
+        // /proc/PID/exe later names what started.
+        let image: SealedExecutable
+        do {
+            image = try SealedExecutable(copying: configuration.executablePath)
+        } catch {
+            throw EnclaveLaunchError(.spawnFailed, error.description)
+        }
         let child = try ChildProcess.launch(
-            executable: configuration.executablePath, arguments: arguments(socketPath: socketPath),
+            executable: image.path, argv0: configuration.executablePath, arguments: arguments(socketPath: socketPath),
             environment: configuration.environment, outputPath: configuration.logPath)
-        // posix_spawn returns once the child has executed the file, so this names what it runs.
-        let running = "/proc/\(child.pid)/exe"
         let attestation: LocalAttestation? = configuration.attestor.map { make in
-            let prepared = PreparedAttestor(making: { try make(running) })
+            let prepared = PreparedAttestor(making: { try make(image.path) })  // keeps the copy open until measured
             return { publicKey, userData, nonce in
                 try prepared.get().attestationDocument(publicKey: publicKey, userData: userData, nonce: nonce)
             }
