@@ -53,6 +53,33 @@ public final class JobProgressHub: @unchecked Sendable {
         var nextID = 1
         var subscribers: [UUID: AsyncStream<(Int, JobEvent)>.Continuation] = [:]
         var finished = false
+        /// How many of `events` are progress events.
+        var progressCount = 0
+
+        /// Numbers and records `event`, dropping the oldest progress event past `progressHistory`;
+        /// returns its id and the subscribers to deliver it to (a terminal event ends the feed).
+        mutating func record(
+            _ event: JobEvent, progressHistory: Int
+        ) -> (id: Int, subscribers: [AsyncStream<(Int, JobEvent)>.Continuation]) {
+            let id = nextID
+            nextID += 1
+            events.append((id, event))
+            if case .progress = event {
+                progressCount += 1
+                if progressCount > progressHistory,
+                    let first = events.firstIndex(where: { if case .progress = $0.1 { true } else { false } })
+                {
+                    events.remove(at: first)
+                    progressCount -= 1
+                }
+            }
+            let receivers = Array(subscribers.values)
+            if event.isTerminal {
+                finished = true
+                subscribers = [:]
+            }
+            return (id, receivers)
+        }
     }
 
     private let lock = NSLock()
@@ -65,30 +92,11 @@ public final class JobProgressHub: @unchecked Sendable {
 
     /// Publishes an event; a terminal state ends every subscription after delivery.
     public func publish(jobID: String, _ event: JobEvent) {
-        lock.lock()
-        var feed = feeds[jobID] ?? Feed()
-        guard !feed.finished else {
-            lock.unlock()
-            return
+        // Recorded in place in the dictionary: a feed taken out and put back would copy its events.
+        let delivery = lock.withLock {
+            feeds[jobID]?.finished == true ? nil : feeds[jobID, default: Feed()].record(event, progressHistory: progressHistory)
         }
-        let id = feed.nextID
-        feed.nextID += 1
-        feed.events.append((id, event))
-        if case .progress = event {
-            let progressCount = feed.events.filter { if case .progress = $0.1 { true } else { false } }.count
-            if progressCount > progressHistory,
-                let first = feed.events.firstIndex(where: { if case .progress = $0.1 { true } else { false } })
-            {
-                feed.events.remove(at: first)
-            }
-        }
-        let subscribers = Array(feed.subscribers.values)
-        if event.isTerminal {
-            feed.finished = true
-            feed.subscribers = [:]
-        }
-        feeds[jobID] = feed
-        lock.unlock()
+        guard let (id, subscribers) = delivery else { return }
         for continuation in subscribers {
             continuation.yield((id, event))
             if event.isTerminal { continuation.finish() }
