@@ -12,7 +12,8 @@ enum JobRoutes {
     static func outputContent(_ id: String, _ output: String) -> String { "/v1/jobs/\(id)/outputs/\(output)/content" }
     static func receipt(_ id: String) -> String { "/v1/jobs/\(id)/receipt" }
     static func approvalBundle(_ id: String) -> String { "/v1/jobs/\(id)/approval-bundle" }
-    static func collaboration(_ id: String) -> String { "/v1/collaborations/\(id)" }
+    /// The policy the job ran, canonical text, even after the collaboration's policy was revised.
+    static func policy(_ id: String) -> String { "/v1/jobs/\(id)/policy" }
 }
 
 /// A failed job's `error` (`{"code", "message"}`) as one line, `code: message`.

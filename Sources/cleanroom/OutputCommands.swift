@@ -116,13 +116,13 @@ struct OutputDownloadCommand: AsyncParsableCommand {
             }
             try writeManifest()
 
-            // What `verify` needs: the policy, the approval bundle and the receipt, byte for byte.
-            let fetched = try FetchedCollaboration(try await client.call("GET", JobRoutes.collaboration(collaboration)))
-            if fetched.digest == policyDigest {
-                try VerificationBundle.write(Array(CanonicalJSON.string(fetched.policy).utf8), to: folder.appendingPathComponent(VerificationBundle.policyFile))
-            } else if !options.json {
-                FileHandle.standardError.write(Data("warning: the collaboration's policy changed since this job; put the job's policy (digest \(policyDigest)) in \(VerificationBundle.policyFile) before `verify`\n".utf8))
+            // What `verify` needs: the policy the job ran (also after a revision of the
+            // collaboration's), the approval bundle and the receipt, byte for byte.
+            let policy = try await client.bytes(JobRoutes.policy(job), limit: PolicyDocument.maxBytes)
+            guard Hex.encode(SHA256.hash(policy)) == policyDigest else {
+                throw CLIError("the server's policy for job \(job) does not hash to the job's policy digest \(policyDigest)")
             }
+            try VerificationBundle.write(policy, to: folder.appendingPathComponent(VerificationBundle.policyFile))
             let bundle = try await client.bytes(JobRoutes.approvalBundle(job), limit: ApprovalBundle.maxBytes)
             try VerificationBundle.write(bundle, to: folder.appendingPathComponent(VerificationBundle.approvalBundleFile))
             let receipt = try await client.bytes(JobRoutes.receipt(job), limit: SignedReceipt.maxBytes)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import TestSupport
 import Testing
@@ -96,13 +97,27 @@ import Testing
             let ignored = try await f.http(
                 "GET", "/v1/jobs/\(job)/outputs/\(bankModel)/content", as: Self.bank, headers: [("Range", "bytes=0-1,5-9")])
             #expect(ignored.status == 200 && ignored.body == own.body)
-            // The retailer downloads and decrypts its own metrics with the CLI.
+            // The bank revises the policy; the retailer then downloads and decrypts its own metrics
+            // with the CLI, and verifies them against the policy the job ran (a review found the
+            // bundle of a job whose collaboration had moved on could not be verified at all).
+            let (_, revised) = try await f.propose(rounds: 5, revising: collaboration)
+            #expect(revised != digest)
             let retailerDownload = try await f.cli(
                 Self.retailer,
                 ["output", "download", job, "--out", f.root.appendingPathComponent("retailer-results").path])
-            #expect(retailerDownload.status == 0, "\(retailerDownload)")
+            #expect(retailerDownload.status == 0 && retailerDownload.stderr.isEmpty, "\(retailerDownload)")
             let metrics = f.root.appendingPathComponent("retailer-results/metrics.json")
             #expect(FileManager.default.fileExists(atPath: metrics.path))
+            let policyFile = f.root.appendingPathComponent("retailer-results/policy.json")
+            #expect(Hex.encode(SHA256.hash(Array(try Data(contentsOf: policyFile)))) == digest)
+            let verified = try await f.cli(
+                Self.retailer,
+                ["verify", f.root.appendingPathComponent("retailer-results").path,
+                 "--root", f.dataDirectory.appendingPathComponent("development-ca/root.pem").path])
+            #expect(verified.status == 0 && verified.stdout.contains("VERIFIED"), "\(verified)")
+            let ranPolicy = try await f.http("GET", "/v1/jobs/\(job)/policy", as: Self.retailer)
+            #expect(ranPolicy.status == 200 && ranPolicy.header("x-policy-digest") == digest)
+            #expect(Array(ranPolicy.body) == Array(try Data(contentsOf: policyFile)))
 
             // The audit log both parties can read: one key release per dataset, to the allowed PCR0;
             // the downloads that happened (by whom, of what); not the refused one.

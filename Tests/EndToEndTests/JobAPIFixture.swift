@@ -353,15 +353,17 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
         ]
     }
 
-    /// The bank proposes the policy with `cleanroom policy propose`; returns (collaboration, digest).
-    func propose(rounds: Int, maxRuns: Int = 3, retailerArtifacts: [String] = ["metrics"]) async throws
-        -> (collaboration: String, digest: String)
-    {
+    /// The bank proposes the policy with `cleanroom policy propose` (as a revision of `revising`'s
+    /// policy when given); returns (collaboration, digest).
+    func propose(
+        rounds: Int, maxRuns: Int = 3, retailerArtifacts: [String] = ["metrics"], revising: String? = nil
+    ) async throws -> (collaboration: String, digest: String) {
         let file = root.appendingPathComponent("policy-\(UUID().uuidString).json")
         try JSONSerialization.data(
             withJSONObject: policy(rounds: rounds, maxRuns: maxRuns, retailerArtifacts: retailerArtifacts), options: [.prettyPrinted])
             .write(to: file)
-        let proposed = try await cli(Self.bank, ["policy", "propose", file.path, "--json"])
+        let proposed = try await cli(
+            Self.bank, ["policy", "propose", file.path, "--json"] + (revising.map { ["--collaboration", $0] } ?? []))
         guard proposed.status == 0, let object = try? proposed.json(), let id = object["id"] as? String,
             let digest = object["digest"] as? String
         else { throw TestEnvironmentError("policy propose failed: \(proposed)") }

@@ -35,8 +35,9 @@ import Testing
         server.serve_forever()
         """
 
-    /// Starts the peer serving `fixture`'s job with `model` as the model output's content.
-    static func serve(_ fixture: ResultBundleFixture, modelFile: URL) throws -> (Process, String) {
+    /// Starts the peer serving `fixture`'s job with `model` as the model output's content (and
+    /// `policyFile` as the policy the job ran, else the fixture's).
+    static func serve(_ fixture: ResultBundleFixture, modelFile: URL, policyFile: URL? = nil) throws -> (Process, String) {
         let sha = { (url: URL) in Hex.encode(SHA256.hash(Array(try Data(contentsOf: url)))) }
         let size = { (url: URL) in try Data(contentsOf: url).count }
         let job = fixture.jobID
@@ -47,7 +48,6 @@ import Testing
             try JSONSerialization.data(withJSONObject: object).write(to: url)
             return url.path
         }
-        let policy = try String(contentsOf: fixture.file("policy.json"), encoding: .utf8)
         let routes: [String: [String]] = [
             "/v1/jobs/\(job)": ["application/json", try document("job.json", [
                 "id": job, "collaborationId": "collab-1", "policyDigest": fixture.policyDigest, "status": "succeeded",
@@ -57,9 +57,7 @@ import Testing
                 ["id": "out-2", "name": "metrics", "sha256": try sha(fixture.file("metrics.esdk")),
                  "size": try size(fixture.file("metrics.esdk"))],
             ]])],
-            "/v1/collaborations/collab-1": ["application/json", try document("collaboration.json", [
-                "id": "collab-1", "currentDigest": fixture.policyDigest, "canonicalPolicy": policy, "version": 1,
-            ])],
+            "/v1/jobs/\(job)/policy": ["application/json", policyFile?.path ?? fixture.file("policy.json").path],
             "/v1/jobs/\(job)/approval-bundle": ["application/json", fixture.file("approval-bundle.json").path],
             "/v1/jobs/\(job)/receipt": ["application/json", fixture.file("receipt.json").path],
             "/v1/jobs/\(job)/outputs/out-1/content": ["application/octet-stream", modelFile.path],
@@ -108,6 +106,27 @@ import Testing
         let verified = try await fixture.cli(["verify", out.path, "--root", fixture.developmentRoot.path])
         #expect(verified.status == 0, "\(verified.stderrText)")
         #expect(verified.stdoutText.contains("VERIFIED"))
+    }
+
+    /// The policy the job ran comes from the server, which is not trusted: one that does not hash
+    /// to the job's digest is refused, and the bundle gets no policy.json.
+    @Test func aPolicyThatIsNotTheJobsIsRefused() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        let other = fixture.root.appendingPathComponent("other-policy.json")
+        var text = try String(contentsOf: fixture.file("policy.json"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"maxRuns\":", with: "\"maxRuns\": ")
+        try Data(text.utf8).write(to: other)
+        let (peer, _) = try Self.serve(fixture, modelFile: fixture.file("model.esdk"), policyFile: other)
+        defer { Self.stop(peer) }
+        let out = fixture.root.appendingPathComponent("downloaded")
+        let result = try await fixture.cli(["output", "download", fixture.jobID, "--out", out.path])
+        #expect(result.status == 1)
+        #expect(
+            result.stderrText.contains("the server's policy for job \(fixture.jobID) does not hash to the job's policy digest"),
+            "\(result.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("policy.json").path))
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("model.json").path))
     }
 
     /// The bundle's folder must be new, empty, or this job's own bundle (downloads add to it), so

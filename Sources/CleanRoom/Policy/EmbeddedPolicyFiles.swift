@@ -577,6 +577,18 @@ public enum EmbeddedPolicyFiles {
         "partner"
       ],
       "scope": "job-member"
+    },
+    {
+      "operation": "getJobPolicy",
+      "method": "GET",
+      "path": "/v1/jobs/{jobId}/policy",
+      "roles": [
+        "party-admin",
+        "owner",
+        "reviewer",
+        "partner"
+      ],
+      "scope": "job-member"
     }
   ]
 }

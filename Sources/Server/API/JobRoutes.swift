@@ -7,7 +7,7 @@ import HTTPServer
 
 /// The job operations of the permission table (issue #8): start, list, status, live progress
 /// (Server-Sent Events), cancel, outputs (listed and streamed to their recipient only), the
-/// receipt, the attestation document and the approval bundle a job's enclave received.
+/// receipt, the attestation document, and the policy and approval bundle a job's enclave received.
 struct JobRoutes {
     /// nil when this server runs no jobs (then every job operation answers 503 `jobs_unavailable`).
     let manager: JobManager?
@@ -61,6 +61,13 @@ struct JobRoutes {
                 return try await Self.document(
                     manager, StoredJobSink.attestationKey(jobID: job.id), job: job, type: "application/cbor",
                     what: "attestation document")
+            },
+            "getJobPolicy": { manager, request, caller in
+                let job = try await Self.job(manager, request, caller)
+                let canonical = try await GovernanceRoutes.blocking { try manager.jobs.policy(of: job) }
+                return Response(
+                    status: .ok, headers: ["Content-Type": "application/json", "X-Policy-Digest": job.policyDigest],
+                    body: .bytes(Array(canonical.utf8)))
             },
             "getApprovalBundle": { manager, request, caller in
                 let job = try await Self.job(manager, request, caller)

@@ -182,6 +182,15 @@ public struct JobStore: Sendable {
         return job
     }
 
+    /// The canonical text of the policy version the job ran (its SHA-256 is `job.policyDigest`),
+    /// whatever the collaboration's policy is now: what `verify` checks the job's results against.
+    public func policy(of job: Job) throws -> String {
+        guard let policy = try store.pool.read({ db in try PolicyVersion.fetchOne(db, key: job.policyDigest) }) else {
+            throw DomainError(.internalError, "policy_missing", "the policy job \(job.id) ran is not in the database")
+        }
+        return policy.canonical
+    }
+
     /// The artifacts (`model`, `metrics`, `scores:own`) the job's policy grants the caller's party.
     public func grantedArtifacts(of job: Job, caller: Caller) throws -> Set<String> {
         guard let partyId = caller.partyId,
