@@ -114,7 +114,7 @@ import TestSupport
         let again = try PolicyDocument(bytes: Array(reformatted))
         #expect(document.digest == again.digest)
         #expect(document.digest.count == 64)
-        #expect(CanonicalJSON.string(document.json).contains("\"tolerance\":0.000001"))
+        #expect(CanonicalJSON.string(document.json).contains("\"tol\":0.000001"))
         let changed = try PolicyDocument(json: Self.editing(["constraints", "maxRuns"], .number(4))(document.json))
         #expect(changed.digest != document.digest)
     }

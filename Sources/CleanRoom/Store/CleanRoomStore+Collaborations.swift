@@ -85,6 +85,11 @@ extension CleanRoomStore {
         if let expiry = document.expiresAt, expiry <= now {
             throw refuse("policy_expired", "constraints.expiresAt", "is in the past")
         }
+        if let reason = configuration.trainingCheck?(document) {
+            throw DomainError(
+                .invalidInput, "invalid_policy", "the policy's training section cannot run: \(reason)",
+                details: [.init(field: "training", message: reason)])
+        }
         return document
     }
 

@@ -29,16 +29,27 @@ public final class TrainingWorkload: EnclaveWorkload {
         self.admission = admission
         self.progress = progress
         tables = Array(repeating: nil, count: admission.datasets.count)
+        job = try Self.trainingJob(policy: admission.policy, datasets: admission.datasets)
+    }
+
+    /// Refuses a policy whose training section the trainer does not accept (an unknown or
+    /// out-of-range hyperparameter, an objective the algorithm lacks, …). The server runs this when a
+    /// policy is proposed, so such a policy is refused then, not after every approval and a run.
+    public static func checkTraining(_ policy: JobPolicy) throws(EnclaveError) {
+        _ = try trainingJob(policy: policy, datasets: policy.datasets)
+    }
+
+    /// The trainer for `policy`, its datasets in stream order.
+    static func trainingJob(policy: JobPolicy, datasets: [JobPolicy.Dataset]) throws(EnclaveError) -> TrainingJob {
         do {
-            job = try TrainingJob(spec: Self.spec(for: admission))
+            return try TrainingJob(spec: spec(policy: policy, datasets: datasets))
         } catch {
             throw EnclaveError(.policyInvalid, "the policy's training section cannot run: \(error)")
         }
     }
 
     /// The training description the policy makes, with one schema per dataset in stream order.
-    static func spec(for admission: Admission) throws(EnclaveError) -> TrainingSpec {
-        let policy = admission.policy
+    static func spec(policy: JobPolicy, datasets: [JobPolicy.Dataset]) -> TrainingSpec {
         let algorithm: Algorithm =
             switch policy.training.algorithm {
             case .logisticRegression: .logistic
@@ -58,8 +69,8 @@ public final class TrainingWorkload: EnclaveWorkload {
         }
         if algorithm == .gbdt, let objective = policy.training.objective { parameters["objective"] = objective }
         let join: JoinSpec? =
-            admission.datasets.count < 2 ? nil : (policy.join.type == .inner ? .inner(key: policy.join.key ?? "") : .union)
-        let schemas = admission.datasets.map { dataset in
+            datasets.count < 2 ? nil : (policy.join.type == .inner ? .inner(key: policy.join.key ?? "") : .union)
+        let schemas = datasets.map { dataset in
             TableSchema(
                 columns: dataset.columns.map { column in
                     let type: ColumnType =

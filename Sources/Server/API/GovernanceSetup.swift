@@ -1,5 +1,6 @@
 import AWS
 import CleanRoom
+import Enclave
 import Foundation
 import LocalServices
 import Logging
@@ -18,6 +19,14 @@ public enum GovernanceSetup {
         let signer = try P256AuditSigner.loadOrCreate(path: dataDirectory.file(auditKeyFile).path)
         var configuration = CleanRoomStore.Configuration()
         configuration.auditSigner = signer
+        configuration.trainingCheck = { document in
+            do throws(EnclaveError) {
+                try TrainingWorkload.checkTraining(try JobPolicy(bytes: document.canonical))
+                return nil
+            } catch {
+                return error.message
+            }
+        }
         let store = try CleanRoomStore(path: dataDirectory.file(databaseFile).path, configuration: configuration)
         if let operatorToken { try store.ensureOperatorCredential(secret: operatorToken) }
         return store
