@@ -336,6 +336,13 @@ struct BundleVerifier {
         if let plaintextNote, !unchecked.isEmpty {
             notes.append("decrypted files not checked (\(plaintextNote)): \(unchecked.joined(separator: ", "))")
         }
+        let missing = manifest.outputs.filter { !Self.exists(folder.appendingPathComponent($0.plaintext)) }
+        for output in missing { plaintext[output.name] = .absent }
+        if !missing.isEmpty {
+            notes.append(
+                "decrypted files missing (only their ciphertexts were checked; `cleanroom output decrypt` remakes them): "
+                    + missing.map(\.plaintext).joined(separator: ", "))
+        }
         let notInBundle = receipt.outputs.filter { entry in
             entry.recipient == manifest.party && !manifest.outputs.contains { $0.name == entry.name }
         }.map(\.name).sorted()

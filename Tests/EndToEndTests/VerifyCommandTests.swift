@@ -86,6 +86,22 @@ import Testing
         #expect(object["uncheckedFiles"] as? [String] == ["model.esdk", "scores-own.csv"])
     }
 
+    /// A decrypted file missing from the bundle is said to be missing, in the text as in `--json`
+    /// (a review deleted model.json and the text report mentioned nothing).
+    @Test func aMissingDecryptedFileIsNamed() async throws {
+        let fixture = try await ResultBundleFixture()
+        defer { fixture.remove() }
+        try Data(fixture.metrics).write(to: fixture.file("metrics.json"))  // and no model.json
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText.contains("! decrypted files missing (only their ciphertexts were checked"), "\(result.stdoutText)")
+        #expect(result.stdoutText.contains("): model.json\n"), "\(result.stdoutText)")
+        let json = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        let model = (object["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "model" }
+        #expect(model?["plaintext"] as? String == "absent")
+    }
+
     @Test func tamperedReceiptFailsTheSignatureCheck() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
