@@ -195,8 +195,16 @@ struct PolicyApproveCommand: AsyncParsableCommand {
     @Flag(name: .customLong("yes"), help: "Do not ask for confirmation.")
     var yes = false
 
+    func validate() throws {
+        guard (1...3650).contains(expiresInDays) else {
+            throw ValidationError("--expires-in is a number of days from 1 to 3650, not \(expiresInDays)")
+        }
+    }
+
     func run() async throws {
         try await runReporting {
+            // Refused before anything is fetched or shown: off a terminal nobody can answer the question.
+            if !yes, isatty(0) == 0 { throw CLIError("not a terminal: pass --yes to approve without confirmation", exitCode: 2) }
             let keys = try LocalKeys(options)
             let (client, profile) = try options.client()
             guard let partyId = profile.partyId else { throw CLIError("the profile has no party id: register first", exitCode: 2) }
@@ -211,7 +219,6 @@ struct PolicyApproveCommand: AsyncParsableCommand {
                 print("\npolicy digest \(fetched.digest)")
             }
             if !yes {
-                guard isatty(0) != 0 else { throw CLIError("not a terminal: pass --yes to approve without confirmation", exitCode: 2) }
                 print("Approve this policy for \(partyId)? [y/N] ", terminator: "")
                 guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
                     throw CLIError("not approved")

@@ -153,6 +153,13 @@ import Testing
         let collaboration = try #require(proposed["id"] as? String)
         let digest = try #require(proposed["digest"] as? String)
 
+        // Usage errors, refused before anything is signed or shown: a lifetime out of range, and no
+        // --yes where nobody can answer the question (the tests' stdin is not a terminal).
+        let zeroDays = try machines[1].cli(["policy", "approve", collaboration, "--yes", "--expires-in", "0"], expectStatus: 2)
+        #expect(zeroDays.stderrText.contains("--expires-in is a number of days from 1 to 3650"), "\(zeroDays.stderrText)")
+        let unattended = try machines[1].cli(["policy", "approve", collaboration], expectStatus: 2)
+        #expect(unattended.stdoutText.isEmpty && unattended.stderrText.contains("pass --yes"), "\(unattended.stderrText)")
+
         // Each party reads the summary and approves with its own key.
         let shown = try machines[1].cli(["policy", "show", collaboration])
         #expect(shown.stdoutText.contains("Who receives what"))
