@@ -17,7 +17,8 @@ struct EnrollCommand: AsyncParsableCommand {
         abstract: "Print a single-use enrollment token for a party to register with.",
         discussion: """
             Exit codes: 0 the token was printed, 1 the data directory could not be used (its operator \
-            credential is not valid), 2 a usage error (no cleanroomd data directory at --data-dir).
+            credential is not valid), 2 a usage error (no cleanroomd data directory at --data-dir, \
+            --expires-in out of range).
             """)
 
     @Option(name: .customLong("data-dir"), help: "The server's data directory (default: $CLEANROOM_DATA_DIR or ./data).")
@@ -28,6 +29,12 @@ struct EnrollCommand: AsyncParsableCommand {
 
     @Flag(name: .customLong("json"), help: "Print JSON: {\"token\", \"id\", \"expiresAt\"}.")
     var json = false
+
+    func validate() throws {
+        guard (60...2_592_000).contains(expiresIn) else {
+            throw ValidationError("--expires-in is a number of seconds from 60 to 2592000 (30 days), not \(expiresIn)")
+        }
+    }
 
     func run() async throws {
         let data = DataDirectory(path: dataDir ?? ProcessInfo.processInfo.environment["CLEANROOM_DATA_DIR"] ?? "data")

@@ -47,13 +47,20 @@ import TestSupport
             (["serve", "--bogus"], "Unknown option '--bogus'"),
             (["serve", "--enclave", "cloud"], "--enclave must be local or nitro, not cloud"),
             (["serve", "--enclave-eif", "x.eif"], "--enclave-eif needs --enclave nitro"),
+            (["serve", "--data-dir", missing, "--enclave-binary", missing + "/cleanroom-enclave"],
+             "--enclave-binary \(missing)/cleanroom-enclave is not an executable file"),
+            (["serve", "--data-dir", missing, "--listen", "127.0.0.1"], "listen address 127.0.0.1 is not HOST:PORT"),
             (["admin", "enroll", "--data-dir", missing], "no cleanroomd data directory at \(missing)"),
+            (["admin", "enroll", "--data-dir", missing, "--expires-in", "10"], "--expires-in is a number of seconds from 60"),
             (["audit", "verify", "--data-dir", missing], "no database at \(missing)"),
         ] {
             let result = try await runProcess(cleanroomd, arguments)
             #expect(result.status == 2, "\(arguments): \(result.stderrText)")
             #expect(result.stderrText.contains(message), "\(arguments): \(result.stderrText)")
             #expect(result.stdout.isEmpty, "\(arguments)")
+            // The usage shown is the subcommand's, also for what is found after parsing.
+            let command = "cleanroomd " + arguments.prefix { !$0.hasPrefix("-") }.joined(separator: " ")
+            #expect(result.stderrText.contains("Usage: \(command) "), "\(arguments): \(result.stderrText)")
         }
         #expect(!FileManager.default.fileExists(atPath: missing), "a refused command created nothing")
     }

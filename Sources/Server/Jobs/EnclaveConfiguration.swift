@@ -50,6 +50,9 @@ public struct EnclaveConfiguration: Sendable, Equatable {
             ] where given {
                 throw ConfigurationError("\(name) needs --enclave nitro")
             }
+            if let binary, !FileManager.default.isExecutableFile(atPath: binary) {
+                throw ConfigurationError("--enclave-binary \(binary) is not an executable file: give the path of cleanroom-enclave")
+            }
             binaryPath = binary
         case .nitro:
             if binary != nil { throw ConfigurationError("--enclave-binary is for --enclave local; give --enclave-eif") }
