@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import CommandLineExit
 
 /// `cleanroomd`: the clean room server. Thin wiring over the `Server` module.
@@ -13,5 +14,10 @@ struct CleanroomdCommand: AsyncParsableCommand {
     )
 
     /// Runs the command; usage failures exit with the documented 2 (ArgumentParser's own is 64).
-    static func main() async { await mainExitingTwoOnUsageErrors() }
+    /// Every file the server makes is its own alone (0600, folders 0700): the database and its
+    /// WAL, the object store, logs; some of it is key material or credentials.
+    static func main() async {
+        umask(0o077)
+        await mainExitingTwoOnUsageErrors()
+    }
 }

@@ -38,6 +38,14 @@ import TestSupport
         defer { server.stopInBackground() }
         #expect(server.port > 0)
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))
+        // Everything it made is its own alone, the database and its WAL included (they were 0644).
+        let made = try FileManager.default.subpathsOfDirectory(atPath: server.dataDirectory.path)
+        for path in made + [""] {
+            var info = stat()
+            guard lstat(server.dataDirectory.path + "/" + path, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
+            #expect(info.st_mode & 0o077 == 0, "\(path): \(String(info.st_mode & 0o777, radix: 8))")
+        }
+        #expect(made.contains("cleanroom.sqlite") && made.contains("cleanroom.sqlite-wal"), "\(made)")
     }
 
     @Test func usageErrorsExitWithTwoAndSayWhatIsWrong() async throws {
