@@ -25,7 +25,7 @@ public struct GBDTParameters: Sendable, Equatable, Codable {
         self.init()
         self.objective = objective
         var reader = ParameterReader(settings)
-        numRound = try reader.int("num_round", default: numRound, in: 1...100_000)
+        numRound = try reader.int("num_round", default: numRound, in: 1...100_000, aliases: ["num_rounds"])
         maxDepth = try reader.int("max_depth", default: maxDepth, in: 1...16)
         eta = try reader.double("eta", default: eta, in: 0...1, aliases: ["learning_rate"])
         lambda = try reader.double("lambda", default: lambda, in: 0...1e9, aliases: ["reg_lambda"])
@@ -34,7 +34,7 @@ public struct GBDTParameters: Sendable, Equatable, Codable {
         subsample = try reader.double("subsample", default: subsample, in: 1e-6...1)
         colsampleBytree = try reader.double("colsample_bytree", default: colsampleBytree, in: 1e-6...1)
         maxBin = try reader.int("max_bin", default: maxBin, in: 3...256)
-        if let text = reader.take("base_score") {
+        if let text = try reader.take("base_score") {
             guard let value = Double(text), value.isFinite else {
                 throw TrainingError(.invalidParameter, "parameter 'base_score' must be a number")
             }
@@ -64,7 +64,7 @@ public struct LinearParameters: Sendable, Equatable, Codable {
         self.objective = objective
         var reader = ParameterReader(settings)
         lambda = try reader.double("lambda", default: lambda, in: 0...1e9, aliases: ["reg_lambda"])
-        maxIterations = try reader.int("max_iter", default: maxIterations, in: 1...100_000)
+        maxIterations = try reader.int("max_iter", default: maxIterations, in: 1...100_000, aliases: ["iterations"])
         tolerance = try reader.double("tol", default: tolerance, in: 0...1)
         try reader.finish()
     }
@@ -76,15 +76,17 @@ struct ParameterReader {
 
     init(_ settings: [String: String]) { self.settings = settings }
 
-    mutating func take(_ name: String, aliases: [String] = []) -> String? {
-        for key in [name] + aliases {
-            if let value = settings.removeValue(forKey: key) { return value }
+    /// The value of `name` or of one of its aliases; the same parameter given under two names is an error.
+    mutating func take(_ name: String, aliases: [String] = []) throws -> String? {
+        let given = ([name] + aliases).filter { settings[$0] != nil }
+        guard given.count <= 1 else {
+            throw TrainingError(.invalidParameter, "parameter '\(name)' is given twice, as \(given.map { "'\($0)'" }.joined(separator: " and "))")
         }
-        return nil
+        return given.first.flatMap { settings.removeValue(forKey: $0) }
     }
 
-    mutating func int(_ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let text = take(name) else { return value }
+    mutating func int(_ name: String, default value: Int, in range: ClosedRange<Int>, aliases: [String] = []) throws -> Int {
+        guard let text = try take(name, aliases: aliases) else { return value }
         guard let parsed = Int(text), range.contains(parsed) else {
             throw TrainingError(
                 .invalidParameter, "parameter '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound)")
@@ -95,7 +97,7 @@ struct ParameterReader {
     mutating func double(
         _ name: String, default value: Double, in range: ClosedRange<Double>, aliases: [String] = []
     ) throws -> Double {
-        guard let text = take(name, aliases: aliases) else { return value }
+        guard let text = try take(name, aliases: aliases) else { return value }
         guard let parsed = Double(text), parsed.isFinite, range.contains(parsed) else {
             throw TrainingError(.invalidParameter, "parameter '\(name)' must be a number in [\(range.lowerBound), \(range.upperBound)]")
         }

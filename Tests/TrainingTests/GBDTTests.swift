@@ -122,6 +122,14 @@ import Testing
         #expect(first.metrics.train.auc! > validation.auc!)
     }
 
+    /// The names a policy may use (`num_rounds`, `learning_rate`, `iterations`) are the trainer's
+    /// own aliases, so `cleanroom train --param` takes them as a policy does.
+    @Test func thePolicysParameterNamesAreAliases() throws {
+        #expect(try GBDTParameters(["num_rounds": "7", "learning_rate": "0.2"], objective: .binaryLogistic)
+            == GBDTParameters(["num_round": "7", "eta": "0.2"], objective: .binaryLogistic))
+        #expect(try LinearParameters(["iterations": "9"], objective: .binaryLogistic).maxIterations == 9)
+    }
+
     @Test func rejectsBadParametersAndLabels() throws {
         #expect(throws: TrainingError(.invalidParameter, "unknown parameter 'depth'")) {
             try TrainingJob(spec: TrainingSpec(label: "y", algorithm: .gbdt, parameters: ["depth": "3"]))
@@ -131,6 +139,9 @@ import Testing
         }
         #expect(throws: TrainingError.self) {
             try TrainingJob(spec: TrainingSpec(label: "y", algorithm: .logistic, parameters: ["max_depth": "2"]))
+        }
+        #expect(throws: TrainingError(.invalidParameter, "parameter 'num_round' is given twice, as 'num_round' and 'num_rounds'")) {
+            try TrainingJob(spec: TrainingSpec(label: "y", algorithm: .gbdt, parameters: ["num_round": "3", "num_rounds": "4"]))
         }
         let table = try TrainingFixtures.table([1, 2, 3], [0, 2, 1])
         #expect(throws: TrainingError(.invalidLabel, "binary:logistic needs labels 0 and 1")) {

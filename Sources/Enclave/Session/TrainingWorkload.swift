@@ -57,9 +57,7 @@ public final class TrainingWorkload: EnclaveWorkload {
             case .gradientBoostedTrees: .gbdt
             }
         var parameters: [String: String] = [:]
-        let renamed = ["num_rounds": "num_round", "learning_rate": "eta", "iterations": "max_iter"]
-        for (name, value) in policy.training.hyperparameters ?? [:] {
-            let key = renamed[name] ?? name
+        for (key, value) in policy.training.hyperparameters ?? [:] {  // the trainer knows the policy's aliases
             switch value {
             case .number(let number):
                 parameters[key] = number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
