@@ -50,7 +50,10 @@ struct GovernanceClient: Sendable {
         guard (200..<300).contains(response.status) else {
             let error = object?["error"] as? [String: Any]
             var message = error?["message"] as? String ?? String(decoding: bytes.prefix(500), as: UTF8.self)
-            if let details = error?["details"] as? [[String: Any]], !details.isEmpty {
+            // Each detail on a line of its own, unless the message already says it (one detail, in the message).
+            let details = error?["details"] as? [[String: Any]] ?? []
+            let said = details.count == 1 && message.contains(details[0]["message"] as? String ?? "\u{0}")
+            if !details.isEmpty, !said {
                 message += "\n" + details.map { "  \($0["field"] ?? ""): \($0["message"] ?? "")" }.joined(separator: "\n")
             }
             throw APIFailure(status: response.status, code: error?["code"] as? String ?? "http_\(response.status)", message: message)

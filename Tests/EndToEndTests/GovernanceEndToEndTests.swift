@@ -149,6 +149,29 @@ import Testing
         let policyFile = root.appendingPathComponent("policy.json")
         try JSONSerialization.data(withJSONObject: policy, options: [.prettyPrinted]).write(to: policyFile)
 
+        // Refusals read as one line each (the detail that repeats the message is not printed again),
+        // and a policy the trainer would refuse is refused now, not when a job runs.
+        var broken = policy
+        var parties = try #require(broken["parties"] as? [[String: Any]])
+        parties[1]["id"] = "nobody"
+        broken["parties"] = parties
+        let brokenFile = root.appendingPathComponent("broken-policy.json")
+        try JSONSerialization.data(withJSONObject: broken).write(to: brokenFile)
+        let unknownParty = try machines[0].cli(["policy", "propose", brokenFile.path], expectStatus: 1)
+        #expect(
+            unknownParty.stderrText == "error: unknown_party: parties[1].id names nobody, which is not an active registered party\n",
+            "\(unknownParty.stderrText)")
+        broken = policy
+        var training = try #require(broken["training"] as? [String: Any])
+        training["hyperparameters"] = ["l2": 1.0]
+        broken["training"] = training
+        try JSONSerialization.data(withJSONObject: broken).write(to: brokenFile)
+        let unknownParameter = try machines[0].cli(["policy", "propose", brokenFile.path], expectStatus: 1)
+        #expect(
+            unknownParameter.stderrText
+                == "error: invalid_policy: the policy's training section cannot run: invalid_parameter: unknown parameter 'l2'\n",
+            "\(unknownParameter.stderrText)")
+
         let proposed = try machines[0].json(["policy", "propose", policyFile.path])
         let collaboration = try #require(proposed["id"] as? String)
         let digest = try #require(proposed["digest"] as? String)

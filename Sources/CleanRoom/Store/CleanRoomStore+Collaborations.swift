@@ -86,9 +86,7 @@ extension CleanRoomStore {
             throw refuse("policy_expired", "constraints.expiresAt", "is in the past")
         }
         if let reason = configuration.trainingCheck?(document) {
-            throw DomainError(
-                .invalidInput, "invalid_policy", "the policy's training section cannot run: \(reason)",
-                details: [.init(field: "training", message: reason)])
+            throw DomainError(.invalidInput, "invalid_policy", reason, details: [.init(field: "training", message: reason)])
         }
         return document
     }

@@ -16,9 +16,9 @@ public final class CleanRoomStore: Sendable {
         public var checkpointInterval: Int64 = 32
         /// Migrations other modules append (identifiers must be unique and never reused).
         public var additionalMigrations: [(String, @Sendable (Database) throws -> Void)] = []
-        /// Why a completed, schema-valid policy's training section cannot run, or nil if it can (the
-        /// server asks the enclave's trainer), so that such a policy is refused when proposed
-        /// rather than after every approval and a run.
+        /// Why a completed, schema-valid policy's training section cannot run (the message of the
+        /// `invalid_policy` refusal), or nil if it can. The server asks the enclave's trainer, so such
+        /// a policy is refused when proposed rather than after every approval and a run.
         public var trainingCheck: (@Sendable (PolicyDocument) -> String?)?
 
         public init() {}
