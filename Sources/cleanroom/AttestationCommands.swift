@@ -60,9 +60,13 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
                 file == "-"
                 ? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
                 : [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        } catch {
+            throw usage("cannot read the attestation document \(file): \(error.localizedDescription)")
+        }
+        do {
             rootPEM = try String(contentsOf: URL(fileURLWithPath: root), encoding: .utf8)
         } catch {
-            throw usage("cannot read input: \(error.localizedDescription)")
+            throw usage("cannot read the trusted root --root \(root): \(error.localizedDescription)")
         }
         let trustedRoot: TrustedRoot
         do {

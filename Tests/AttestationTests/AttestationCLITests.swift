@@ -27,6 +27,17 @@ import Testing
         #expect(result.stdoutText.contains(v.expected.nonce_hex!))
     }
 
+    /// A file that cannot be read is a usage error naming which one: the document or the root.
+    @Test func anUnreadableFileIsNamed() throws {
+        let v = NitroVector.production
+        let noRoot = try run(["attestation", "verify", docPath(v), "--root", "/nonexistent/root.pem"])
+        #expect(noRoot.status == 2)
+        #expect(noRoot.stderrText.contains("cannot read the trusted root --root /nonexistent/root.pem"), "\(noRoot.stderrText)")
+        let noDocument = try run(["attestation", "verify", "/nonexistent/doc.cose", "--root", rootPath])
+        #expect(noDocument.status == 2)
+        #expect(noDocument.stderrText.contains("cannot read the attestation document /nonexistent/doc.cose"), "\(noDocument.stderrText)")
+    }
+
     @Test func verifyExitsOneWithTheFailingCheck() throws {
         let v = NitroVector.production
         let at = ["--at", "\(v.verifyAt.seconds)"]
