@@ -154,18 +154,29 @@ struct PolicyDiffCommand: AsyncParsableCommand {
     @Argument(help: "The collaboration id.") var collaboration: String
     @Argument(help: "A policy JSON file.") var file: String
 
+    @Flag(name: .customLong("all"), help: "Also list the fields the server filled in that the file leaves out (party keys, dataset digests).")
+    var all = false
+
     func run() async throws {
         try await runReporting {
             let (client, _) = try options.client()
             let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
             let local = try readPolicyFile(file)
-            let changes = PolicyDiff.changes(from: fetched.policy, to: local)
-            let text = changes.isEmpty
+            let every = PolicyDiff.changes(from: fetched.policy, to: local)
+            // A proposal leaves these to the server, which fills them in from its records: that a
+            // file lacks them is no difference worth reading past (a review found ~20 such lines
+            // around the one real change).
+            let filled = every.filter { $0.kind == "removed" && PolicyDiff.isFilledByServer($0.path) }.map(\.path)
+            let changes = all ? every : every.filter { !($0.kind == "removed" && filled.contains($0.path)) }
+            var text = changes.isEmpty
                 ? "no differences"
                 : changes.map { "\($0.kind) \($0.path): \($0.before ?? "–") → \($0.after ?? "–")" }.joined(separator: "\n")
+            if !all, !filled.isEmpty {
+                text += "\n(\(filled.count) fields the server filled in, party keys and dataset digests, are not in the file; --all lists them)"
+            }
             try options.output(
                 text,
-                json: ["digest": fetched.digest, "localDigest": PolicyDocument.digest(of: local),
+                json: ["digest": fetched.digest, "localDigest": PolicyDocument.digest(of: local), "filledByServer": filled,
                        "changes": changes.map { ["path": $0.path, "kind": $0.kind, "before": $0.before as Any? ?? NSNull(), "after": $0.after as Any? ?? NSNull()] as [String: Any] }])
         }
     }
@@ -401,6 +412,16 @@ struct PolicySummary {
 
 /// Field-level differences between two JSON documents (paths like `training.features[2]`).
 enum PolicyDiff {
+    /// Whether `path` is a field the server fills in from its records when a policy is proposed
+    /// (each party's name and keys, each dataset's ciphertext digest and object version).
+    static func isFilledByServer(_ path: String) -> Bool {
+        let parts = path.split(separator: ".")
+        guard parts.count == 2 else { return false }
+        if parts[0].hasPrefix("parties[") { return ["name", "signingKey", "signingKeyFingerprint", "resultKey"].contains(parts[1]) }
+        if parts[0].hasPrefix("datasets[") { return ["sha256", "objectVersion"].contains(parts[1]) }
+        return false
+    }
+
     struct Change {
         let path: String
         let kind: String  // added, removed, changed

@@ -196,10 +196,22 @@ import Testing
         let approvals = try #require(state["approvals"] as? [[String: Any]])
         #expect(Set(approvals.compactMap { $0["partyId"] as? String }) == Set(machines.map(\.partyId)))
 
-        // A diff against the proposed file shows only what the server filled in.
+        // A diff against the proposed file: no differences, only a count of what the server filled
+        // in (--all lists those); a real change stands alone.
         let diff = try machines[0].json(["policy", "diff", collaboration, policyFile.path])
-        let changed = (diff["changes"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
-        #expect(changed.allSatisfy { $0.hasPrefix("parties[") || $0.hasPrefix("datasets[") }, "\(changed)")
+        #expect((diff["changes"] as? [Any])?.isEmpty == true, "\(diff)")
+        let filled = try #require(diff["filledByServer"] as? [String])
+        #expect(filled.contains("parties[0].resultKey") && filled.contains("datasets[0].sha256"), "\(filled)")
+        let everything = try machines[0].json(["policy", "diff", collaboration, policyFile.path, "--all"])
+        let listed = (everything["changes"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+        #expect(Set(listed) == Set(filled), "\(listed)")
+        var revised = policy
+        revised["name"] = "a revised name"
+        let revisedFile = root.appendingPathComponent("revised-policy.json")
+        try JSONSerialization.data(withJSONObject: revised).write(to: revisedFile)
+        let one = try machines[0].cli(["policy", "diff", collaboration, revisedFile.path])
+        #expect(one.stdoutText.hasPrefix("changed name: "), "\(one.stdoutText)")
+        #expect(one.stdoutText.split(separator: "\n").count == 2, "the change and the note: \(one.stdoutText)")
 
         // Every party verifies the collaboration's audit trail; the operator verifies the whole log.
         for machine in machines {
