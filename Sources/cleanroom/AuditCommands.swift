@@ -14,8 +14,8 @@ struct PartyAuditVerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Fetch a collaboration's audit proof and verify it: entries, chain links and signed checkpoints.",
         discussion: """
-            The server's audit key is pinned in the profile the first time (or given with --audit-key); a later
-            proof signed by another key fails. Exit codes: 0 verified, 1 tampering or a refused request,
+            The server's audit key is pinned in the profile the first time (or given with --audit-key); a later \
+            proof signed by another key fails. Exit codes: 0 verified, 1 tampering or a refused request, \
             2 usage, 3 server unreachable.
             """)
 

@@ -58,16 +58,16 @@ struct DatasetUploadCommand: AsyncParsableCommand {
         commandName: "upload",
         abstract: "Encrypt a CSV on this machine and stream it to the server, with a progress bar on a terminal.",
         discussion: """
-            The CSV is encrypted here, frame by frame as it is read, into an AWS Encryption SDK message (suite
-            0x0478) under a data key from your party's KMS key — the server's local KMS endpoint by default
-            (--kms-endpoint, or AWS KMS) with your registration's access key; a key is created on first use
-            and remembered in the profile (--kms-key-id to choose one). A key created here has a policy that
-            lets only you use it, and lets the clean room decrypt a data key only for an attested enclave
-            image you allowed: those of the policies you approve (`cleanroom policy approve`), --enclave-image,
-            or `cleanroom kms allow-image`. The encryption context names the
-            dataset, your party and your approval key's fingerprint (cleanroom:dataset, cleanroom:party,
-            cleanroom:owner-key). The server never sees the plaintext or the data key.
-            With --ciphertext, FILE is already such a message (for example made with AWS's own tools) and is
+            The CSV is encrypted here, frame by frame as it is read, into an AWS Encryption SDK message (suite \
+            0x0478) under a data key from your party's KMS key — the server's local KMS endpoint by default \
+            (--kms-endpoint, or AWS KMS) with your registration's access key; a key is created on first use \
+            and remembered in the profile (--kms-key-id to choose one). A key created here has a policy that \
+            lets only you use it, and lets the clean room decrypt a data key only for an attested enclave \
+            image you allowed: those of the policies you approve (`cleanroom policy approve`), --enclave-image, \
+            or `cleanroom kms allow-image`. The encryption context names the \
+            dataset, your party and your approval key's fingerprint (cleanroom:dataset, cleanroom:party, \
+            cleanroom:owner-key). The server never sees the plaintext or the data key. \
+            With --ciphertext, FILE is already such a message (for example made with AWS's own tools) and is \
             streamed unchanged. The dataset becomes available only when the whole message has arrived.
             """)
 

@@ -187,9 +187,9 @@ struct PolicyApproveCommand: AsyncParsableCommand {
         commandName: "approve",
         abstract: "Show what is being approved, then sign the policy digest locally and submit the approval.",
         discussion: """
-            The policy is fetched, its digest recomputed locally (RFC 8785 + SHA-256), and a readable summary
-            printed: parties, datasets, join, training, enclave measurements and who receives what. Without
-            --yes it asks for confirmation on a terminal. The signature (ECDSA P-256) covers
+            The policy is fetched, its digest recomputed locally (RFC 8785 + SHA-256), and a readable summary \
+            printed: parties, datasets, join, training, enclave measurements and who receives what. Without \
+            --yes it asks for confirmation on a terminal. The signature (ECDSA P-256) covers \
             "cleanroom-approval-v1", the digest, your party id and the expiry.
             """)
 
@@ -197,7 +197,7 @@ struct PolicyApproveCommand: AsyncParsableCommand {
 
     @Argument(help: "The collaboration id.") var collaboration: String
 
-    @Option(name: .customLong("expires-in"), help: "How long the approval stays valid, in days.")
+    @Option(name: .customLong("expires-in"), help: "How long the approval stays valid, in days (1 to 3650).")
     var expiresInDays = 30
 
     @Option(name: .customLong("digest"), help: "Approve only if the current digest is this one.")

@@ -11,7 +11,8 @@ struct TrainCommand: AsyncParsableCommand {
         discussion: """
             Parameters use XGBoost's names. gbdt: num_round, max_depth, eta, lambda, gamma, min_child_weight, \
             subsample, colsample_bytree, max_bin, base_score, objective (binary:logistic | reg:squarederror). \
-            logistic and linear: lambda (scikit-learn's 1/C), max_iter, tol.
+            logistic and linear: lambda (scikit-learn's 1/C), max_iter, tol. A policy's names num_rounds, \
+            learning_rate and iterations work too. \
             The model is written in XGBoost's JSON format (load it with xgboost.Booster(model_file=...)).
             """)
 

@@ -72,7 +72,7 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Verify every audit entry's hash and link and every signed checkpoint.",
         discussion: """
-            Detects edited, removed, reordered or rewritten entries. Exit codes: 0 the log verifies,
+            Detects edited, removed, reordered or rewritten entries. Exit codes: 0 the log verifies, \
             1 it does not (the first broken entry is named), 2 a usage error.
             """)
 
