@@ -27,7 +27,7 @@ struct PartyAuditVerifyCommand: AsyncParsableCommand {
     var auditKey: String?
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, profile) = try options.client()
             let reply = try await client.call("GET", "/v1/collaborations/\(collaboration)/audit")
             let data = try JSONSerialization.data(withJSONObject: reply)

@@ -31,7 +31,7 @@ struct DatasetCreateCommand: AsyncParsableCommand {
     var columns: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let parsed: [[String: Any]] = try columns.split(separator: ",").map { item in
                 let parts = item.split(separator: ":", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2, !parts[0].isEmpty else {
@@ -100,7 +100,7 @@ struct DatasetUploadCommand: AsyncParsableCommand {
     var keyReleasePrincipal: String?
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, profile) = try options.client()
             guard let handle = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)", exitCode: 2) }
             let size = Int((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.intValue ?? 0)
@@ -268,7 +268,7 @@ struct DatasetListCommand: AsyncParsableCommand {
     @OptionGroup var options: GovernanceOptions
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", "/v1/datasets")
             let items = reply["items"] as? [[String: Any]] ?? []
@@ -286,7 +286,7 @@ struct DatasetShowCommand: AsyncParsableCommand {
     @Argument(help: "The dataset id.") var dataset: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", "/v1/datasets/\(dataset)")
             let text = ["id", "name", "status", "size", "sha256", "objectVersion", "suite", "uploadedAt"]
@@ -304,7 +304,7 @@ struct DatasetWithdrawCommand: AsyncParsableCommand {
     @Argument(help: "The dataset id.") var dataset: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("DELETE", "/v1/datasets/\(dataset)")
             try options.output("dataset \(dataset) withdrawn", json: reply)

@@ -115,19 +115,33 @@ enum SecureFile {
 }
 
 /// Runs a command body, turning failures into one line on stderr and the documented exit code.
-func runReporting(_ body: () async throws -> Void) async throws {
+///
+/// With `json`, a failure is also printed to stdout as one JSON object, `{"error": {"code",
+/// "message", "status"?}}`, so a script reading `--json` output gets the reason's code (the
+/// server's, e.g. `run_limit_reached`; `usage`, `refused` or `unreachable` for the CLI's own).
+func runReporting(json: Bool = false, _ body: () async throws -> Void) async throws {
+    func report(code: String, message: String, status: Int? = nil, line: String, exit: Int32) -> ExitCode {
+        FileHandle.standardError.write(Data("error: \(line)\n".utf8))
+        if json {
+            var object: [String: Any] = ["code": code, "message": message]
+            if let status { object["status"] = status }
+            let data = (try? JSONSerialization.data(withJSONObject: ["error": object], options: [.sortedKeys])) ?? Data()
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+        return ExitCode(exit)
+    }
     do {
         try await body()
     } catch let error as CLIError {
-        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-        throw ExitCode(error.exitCode)
+        let code = error.exitCode == 2 ? "usage" : error.exitCode == 3 ? "unreachable" : "refused"
+        throw report(code: code, message: error.description, line: error.description, exit: error.exitCode)
     } catch let error as GovernanceClient.APIFailure {
-        FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
-        throw ExitCode(error.status == 0 ? 3 : 1)
+        throw report(
+            code: error.code, message: error.message, status: error.status == 0 ? nil : error.status,
+            line: "\(error.code): \(error.message)", exit: error.status == 0 ? 3 : 1)
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode(1)
+        throw report(code: "failed", message: "\(error)", line: "\(error)", exit: 1)
     }
 }

@@ -39,7 +39,7 @@ struct JobStartCommand: AsyncParsableCommand {
     var watch = false
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let body: [String: Any] = expectedDigest.map { ["policyDigest": $0] } ?? [:]
             let job = try await client.call("POST", JobRoutes.start(collaboration: collaboration), json: body)
@@ -76,7 +76,7 @@ struct JobWatchCommand: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             try await JobWatcher(client: client, jobID: job, json: options.json).run()
         }
@@ -91,7 +91,7 @@ struct JobStatusCommand: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", JobRoutes.job(job))
             var text = "job \(job): \(reply["status"] ?? "?")"
@@ -116,7 +116,7 @@ struct JobListCommand: AsyncParsableCommand {
     @Argument(help: "The collaboration id.") var collaboration: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", JobRoutes.start(collaboration: collaboration))
             let items = reply["items"] as? [[String: Any]] ?? []
@@ -139,7 +139,7 @@ struct JobCancelCommand: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("POST", JobRoutes.cancel(job), json: [String: Any]())
             try options.output("job \(job): \(reply["status"] ?? "cancelling")", json: reply)

@@ -176,7 +176,7 @@ struct KMSShowCommand: AsyncParsableCommand {
     @OptionGroup var kmsOptions: PartyKMSOptions
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: kmsOptions.options.json) {
             let (kms, key) = try kmsOptions.open()
             let (document, managed) = try await kms.policy(of: key)
             var value: [String: Any] = ["keyId": key, "policy": document, "managed": managed != nil]
@@ -217,7 +217,7 @@ struct KMSAllowImageCommand: AsyncParsableCommand {
     var keyReleasePrincipal: String?
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: kmsOptions.options.json) {
             let (kms, key) = try kmsOptions.open()
             var added: [String] = []
             guard
@@ -252,7 +252,7 @@ struct KMSRemoveImageCommand: AsyncParsableCommand {
     @Argument(help: "Enclave images: PCR0 as 96 hex digits.") var images: [String]
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: kmsOptions.options.json) {
             let (kms, key) = try kmsOptions.open()
             var removed: [String] = []
             guard let policy = try await kms.update(key, { removed = try $0.disallow(PartyKMS.images(images)) }) else {

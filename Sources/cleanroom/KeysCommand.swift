@@ -27,7 +27,7 @@ struct KeysInitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let fm = FileManager.default
             if fm.fileExists(atPath: options.signingKeyURL.path) || fm.fileExists(atPath: options.resultKeyURL.path) {
                 throw CLIError("keys already exist in \(options.keysURL.path); refusing to overwrite them")
@@ -54,7 +54,7 @@ struct KeysShowCommand: AsyncParsableCommand {
     @OptionGroup var options: GovernanceOptions
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let keys = try LocalKeys(options)
             try options.output(
                 "signing key fingerprint \(keys.fingerprint)\nresult key fingerprint \(keys.resultFingerprint)\n"
@@ -150,7 +150,7 @@ struct RegisterCommand: AsyncParsableCommand {
     var partyId: String?
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let keys = try LocalKeys(options)
             var profile = try options.loadProfile()
             let server = try options.serverURL(profile)

@@ -23,7 +23,7 @@ struct OutputListCommand: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", JobRoutes.outputs(job))
             let items = reply["items"] as? [[String: Any]] ?? []
@@ -81,7 +81,7 @@ struct OutputDownloadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, profile) = try options.client()
             guard let partyId = profile.partyId else { throw CLIError("the profile has no party id: register first", exitCode: 2) }
             let key = try ResultKey.load(options)
@@ -238,7 +238,7 @@ struct OutputDecryptCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             guard let partyId = try party ?? options.loadProfile().partyId else {
                 throw CLIError("no party id: pass --party or register first", exitCode: 2)
             }

@@ -79,7 +79,7 @@ struct PolicyProposeCommand: AsyncParsableCommand {
     var collaboration: String?
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let policy = try readPolicyFile(file)
             let (client, profile) = try options.client()
             // The server fills in every party's keys from its records; this party's must be the ones
@@ -112,7 +112,7 @@ struct PolicyListCommand: AsyncParsableCommand {
     @OptionGroup var options: GovernanceOptions
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let reply = try await client.call("GET", "/v1/collaborations")
             let items = reply["items"] as? [[String: Any]] ?? []
@@ -131,7 +131,7 @@ struct PolicyShowCommand: AsyncParsableCommand {
     @Argument(help: "The collaboration id.") var collaboration: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
             let approvals = try await client.call("GET", "/v1/collaborations/\(collaboration)/approvals")
@@ -158,7 +158,7 @@ struct PolicyDiffCommand: AsyncParsableCommand {
     var all = false
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, _) = try options.client()
             let fetched = try FetchedCollaboration(try await client.call("GET", "/v1/collaborations/\(collaboration)"))
             let local = try readPolicyFile(file)
@@ -213,7 +213,7 @@ struct PolicyApproveCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             // Refused before anything is fetched or shown: off a terminal nobody can answer the question.
             if !yes, isatty(0) == 0 { throw CLIError("not a terminal: pass --yes to approve without confirmation", exitCode: 2) }
             let keys = try LocalKeys(options)
@@ -305,7 +305,7 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
     @Argument(help: "The approval id.") var approval: String
 
     func run() async throws {
-        try await runReporting {
+        try await runReporting(json: options.json) {
             let (client, profile) = try options.client()
             let reply = try await client.call("DELETE", "/v1/collaborations/\(collaboration)/approvals/\(approval)")
             var text = "revoked approval \(approval)"

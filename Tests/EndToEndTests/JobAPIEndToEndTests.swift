@@ -153,6 +153,11 @@ import Testing
                 #expect(cli.status == 1, "\(when): \(cli)")
                 #expect(cli.stderr == expected, "\(when): \(cli)")
                 #expect(cli.stdout.isEmpty, "\(when): \(cli)")
+                // With --json the reason is also on stdout, as JSON a script can read.
+                let json = try await f.cli(Self.bank, ["job", "start", collaboration, "--json"])
+                #expect(json.status == 1 && json.stderr == expected, "\(when): \(json)")
+                let failure = try json.json()["error"] as? [String: Any]
+                #expect(failure?["code"] as? String == "approval_missing" && failure?["status"] as? Int == 409, "\(when): \(json)")
                 let raw = try await f.http(
                     "POST", "/v1/collaborations/\(collaboration)/jobs", as: Self.retailer, json: [:])
                 #expect(raw.status == 409, "\(when): \(raw.bodyText)")
