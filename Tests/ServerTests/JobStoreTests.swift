@@ -155,6 +155,26 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(later.refusal(later.members[0].caller) == "policy_expired")
     }
 
+    /// A second start while a job of the collaboration has not ended would repeat it (training is
+    /// seeded) and use up a run: it is refused, naming the job; once that job ended, a start works.
+    @Test func aStartWhileAJobIsUnderWayIsRefused() throws {
+        let world = try JobStoreWorld(maxRuns: 3)
+        for member in world.members { try world.approve(member) }
+        let first = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        for state in [JobState.pending, .attesting, .running, .delivering] {
+            if state != .pending { _ = try world.jobs.transition(jobID: first.jobID, to: state, failure: nil) }
+            #expect(throws: DomainError(
+                .conflict, "job_in_progress",
+                "job \(first.jobID) of this collaboration is still \(state.rawValue): watch it (cleanroom job watch \(first.jobID)) or cancel it before starting another")) {
+                try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[1].caller)
+            }
+        }
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: world.members[0].caller).count == 1)
+        _ = try world.jobs.transition(jobID: first.jobID, to: .failed, failure: JobFailure(code: "x", message: "y"))
+        let second = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[1].caller)
+        #expect(second.jobID != first.jobID)
+    }
+
     /// A suspended party can no longer watch, cancel or download, so no job runs on its data or for
     /// it, even on a policy it approved before (an adversarial review found one that did).
     @Test func aSuspendedMemberStopsJobStarts() throws {

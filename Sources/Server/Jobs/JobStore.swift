@@ -43,6 +43,15 @@ public struct JobStore: Sendable {
                         "party \(member) is suspended, so no job uses its data or delivers to it: ask the operator why, or propose a policy without it")
                 }
             }
+            // Another run of the same policy on the same data can only repeat the one under way
+            // (training is seeded), and would use up a run: a double-clicked start is refused.
+            if let running = try Job.filter(
+                Column("collaborationId") == collaborationId && Self.openStates.contains(Column("status"))
+            ).fetchOne(db) {
+                throw DomainError(
+                    .conflict, "job_in_progress",
+                    "job \(running.id) of this collaboration is still \(running.status): watch it (cleanroom job watch \(running.id)) or cancel it before starting another")
+            }
             let policyBytes = Array(bundle.policy.canonical.utf8)
             let policy: JobPolicy
             do {
@@ -218,10 +227,13 @@ public struct JobStore: Sendable {
         return output
     }
 
+    /// The states of a job that has not ended.
+    static let openStates = [JobState.pending, .attesting, .running, .delivering].map(\.rawValue)
+
     /// Jobs left in a non-terminal state (after a restart): they are failed cleanly, never hung.
     public func failInterruptedJobs() throws -> [String] {
         let open = try store.pool.read { db in
-            try Job.filter([JobState.pending, .attesting, .running, .delivering].map(\.rawValue).contains(Column("status")))
+            try Job.filter(Self.openStates.contains(Column("status")))
                 .fetchAll(db)
         }
         for job in open {
