@@ -175,6 +175,40 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(second.jobID != first.jobID)
     }
 
+    /// A job's members are the parties of the policy it ran. A revision that replaces a party keeps
+    /// the job, its outputs and documents the replaced party's, and shows the newcomer nothing of it
+    /// (a review found the newcomer reading the old policy and receipt, the replaced party locked out).
+    @Test func aRevisionDoesNotChangeWhoSeesAnEarlierJob() throws {
+        let world = try JobStoreWorld(maxRuns: 2)
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        let beta = world.members[1], gamma = world.outsider!
+        _ = try world.jobs.recordOutput(
+            jobID: plan.jobID, recipient: beta.id, name: "metrics", objectKey: "k", sha256: [UInt8](repeating: 1, count: 32), size: 1)
+
+        // Alpha revises the policy: Gamma instead of Beta.
+        let current = try #require(try world.store.policyVersion(digest: world.digest))
+        var revised = try JSONParser.parse(Array(current.canonical.utf8))
+        revised = revised.setting("parties", to: .array([world.members[0].id, gamma.id].map { .object([("id", .string($0))]) }))
+        revised = revised.setting("datasets", to: .array(Array((revised["datasets"]?.arrayValue ?? []).prefix(1))))
+        var training = revised["training"] ?? .object([])
+        training = training.setting("label", to: .string("y")).setting("features", to: .array([.string("id")]))
+        revised = revised.setting("training", to: training).setting("join", to: .object([("type", .string("union"))]))
+        revised = revised.setting(
+            "outputs",
+            to: .array([world.members[0].id, gamma.id].map { .object([("recipient", .string($0)), ("artifacts", .array([.string("metrics")]))]) }))
+        _ = try world.store.revisePolicy(collaborationId: world.collaborationId, policy: revised, caller: world.members[0].caller)
+        #expect(try !world.store.isMember(partyId: beta.id, collaborationId: world.collaborationId))
+        #expect(try world.store.isMember(partyId: gamma.id, collaborationId: world.collaborationId))
+
+        #expect(try world.jobs.job(id: plan.jobID, caller: beta.caller).id == plan.jobID)
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: beta.caller).map(\.name) == ["metrics"])
+        #expect(try world.jobs.job(id: plan.jobID, caller: world.members[0].caller).id == plan.jobID)
+        #expect(throws: DomainError(.notFound, "not_found", "no such job")) {
+            try world.jobs.job(id: plan.jobID, caller: gamma.caller)
+        }
+    }
+
     /// A suspended party can no longer watch, cancel or download, so no job runs on its data or for
     /// it, even on a policy it approved before (an adversarial review found one that did).
     @Test func aSuspendedMemberStopsJobStarts() throws {

@@ -120,6 +120,16 @@ struct JobRoutes {
         return try await GovernanceRoutes.blocking { try manager.jobs.job(id: id, caller: caller) }
     }
 
+    /// Event ids go up to 2^53 (a JSON-safe integer): a client's `Last-Event-ID` is read within
+    /// 0...2^53, and anything else replays from the start (a review crashed the server with
+    /// Int.max, whose successor overflowed).
+    static let maxEventID = 1 << 53
+
+    static func lastEventID(_ header: String?) -> Int {
+        guard let value = header.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), value >= 0 else { return 0 }
+        return min(value, maxEventID)
+    }
+
     /// `text/event-stream`: the job's state changes and progress (replayed from the start, or after
     /// `Last-Event-ID`), live until the job ends; a comment line every 15 s while nothing happens.
     /// The training loss is left out of the progress of a party the policy grants no `metrics`:
@@ -128,7 +138,7 @@ struct JobRoutes {
         let job = try await job(manager, request, caller)
         let seesLoss = try await GovernanceRoutes.blocking { try manager.jobs.grantedArtifacts(of: job, caller: caller) }
             .contains("metrics")
-        let lastEventID = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        let lastEventID = Self.lastEventID(request.headers["Last-Event-ID"])
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
         ]

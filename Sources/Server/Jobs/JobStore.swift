@@ -182,13 +182,24 @@ public struct JobStore: Sendable {
         }
     }
 
-    /// A job the caller's party is a member of; `not_found` otherwise (existence is not revealed).
+    /// A job whose policy names the caller's party; `not_found` otherwise (existence is not revealed).
+    /// A job's members are the parties of the policy it ran, not of the collaboration's policy now:
+    /// a revision that drops a party leaves it its jobs' results and receipts, and one that adds a
+    /// party shows it nothing of the jobs before it (a review found both the other way round).
     public func job(id: String, caller: Caller) throws -> Job {
         guard let partyId = caller.partyId,
             let job = try store.pool.read({ db in try Job.fetchOne(db, key: id) }),
-            try store.isMember(partyId: partyId, collaborationId: job.collaborationId)
+            try policyParties(digest: job.policyDigest).contains(partyId)
         else { throw DomainError(.notFound, "not_found", "no such job") }
         return job
+    }
+
+    /// The ids of the parties a stored policy version names.
+    func policyParties(digest: String) throws -> Set<String> {
+        guard let policy = try store.pool.read({ db in try PolicyVersion.fetchOne(db, key: digest) }),
+            let parties = (try? JSONParser.parse(Array(policy.canonical.utf8)))?["parties"]?.arrayValue
+        else { return [] }
+        return Set(parties.compactMap { $0["id"]?.stringValue })
     }
 
     /// The canonical text of the policy version the job ran (its SHA-256 is `job.policyDigest`),
