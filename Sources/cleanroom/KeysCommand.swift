@@ -97,13 +97,14 @@ struct LocalKeys {
     /// its fingerprint) and the result key. The server fills both in from its party records, so a
     /// policy naming another result key would have this party's outputs encrypted to a key it does
     /// not hold, and its approval would vouch for that.
-    func checkNamed(in policy: JSONValue, as partyId: String) throws {
+    /// `advice` ends a refusal: what to do about it.
+    func checkNamed(in policy: JSONValue, as partyId: String, advice: String = "ask the operator why, and do not approve it") throws {
         guard let me = policy["parties"]?.arrayValue?.first(where: { $0["id"]?.stringValue == partyId }) else {
             throw CLIError("the policy does not name your party \(partyId)")
         }
         try check(
             signingKey: me["signingKey"]?.stringValue, fingerprint: me["signingKeyFingerprint"]?.stringValue,
-            resultKey: me["resultKey"]?.stringValue, of: partyId, in: "the policy")
+            resultKey: me["resultKey"]?.stringValue, of: partyId, in: "the policy", advice: advice)
     }
 
     /// The same check against the server's record of the party (`GET /v1/parties/me`), from which
@@ -114,19 +115,22 @@ struct LocalKeys {
             resultKey: party["resultKey"] as? String, of: partyId, in: "the server's registration")
     }
 
-    private func check(signingKey: String?, fingerprint named: String?, resultKey: String?, of partyId: String, in source: String) throws {
+    private func check(
+        signingKey: String?, fingerprint named: String?, resultKey: String?, of partyId: String, in source: String,
+        advice: String = "ask the operator why, and do not approve it"
+    ) throws {
         let signingDER = try? signingKey.map { try P256.Signing.PublicKey(pemRepresentation: $0).derRepresentation }
         guard named == fingerprint, let signingDER, Hex.encode(SHA256.hash(signingDER)) == fingerprint else {
             throw CLIError(
                 "\(source) names a different approval key for \(partyId) than this machine's (yours: \(fingerprint.prefix(16))…); "
-                    + "it was not built from your registration: ask the operator why, and do not approve it")
+                    + "it was not built from your registration: \(advice)")
         }
         let result = resultKey.flatMap { try? Self.resultFingerprint(ofPEM: $0) }
         guard result == resultFingerprint else {
             throw CLIError(
                 "\(source) names a different result key for \(partyId) than this machine's "
                     + "(\(source == "the policy" ? "policy" : "server"): \(result.map { "\($0.prefix(16))…" } ?? "none readable"), yours: \(resultFingerprint.prefix(16))…): "
-                    + "your outputs would be encrypted to a key you do not hold; ask the operator why, and do not approve it")
+                    + "your outputs would be encrypted to a key you do not hold; \(advice)")
         }
     }
 }

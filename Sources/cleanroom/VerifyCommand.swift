@@ -45,8 +45,8 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(name: .customLong("json"), help: "Print JSON instead of text.")
     var json = false
 
-    /// The party's result key, when the profile has one and names the bundle's party.
-    func resultKey() -> BundleVerifier.PartyKey {
+    /// The party's keys, when the profile has them and names a party.
+    func partyKey() -> BundleVerifier.PartyKey {
         var arguments: [String] = []
         if let home { arguments += ["--home", home] }
         if let profile { arguments += ["--profile", profile] }
@@ -57,7 +57,7 @@ struct VerifyCommand: AsyncParsableCommand {
         guard let party = (try? options.loadProfile())?.partyId else {
             return .none("the profile \(options.profileName) names no party")
         }
-        return .key(party: party, key)
+        return .key(party: party, key, try? LocalKeys(options))
     }
 
     func run() async throws {
@@ -82,7 +82,7 @@ struct VerifyCommand: AsyncParsableCommand {
         let report: BundleVerifier.Report
         do {
             report = try await BundleVerifier(
-                folder: URL(fileURLWithPath: folder), root: trustedRoot, policyPath: policy, resultKey: resultKey()
+                folder: URL(fileURLWithPath: folder), root: trustedRoot, policyPath: policy, partyKey: partyKey()
             ).verify()
         } catch let failure as BundleVerifier.Failure {
             if json {
@@ -117,11 +117,12 @@ struct BundleVerifier {
     let folder: URL
     let root: TrustedRoot
     let policyPath: String?
-    var resultKey: PartyKey = .none("no result key was given")
+    var partyKey: PartyKey = .none("no keys were given")
 
-    /// The verifying party's result key, or why there is none.
+    /// The verifying party's result key and (when its approval key is there too) its keys, or why
+    /// there are none.
     enum PartyKey {
-        case key(party: String, RSA.PrivateKey)
+        case key(party: String, RSA.PrivateKey, LocalKeys?)
         case none(String)
     }
 
@@ -274,9 +275,31 @@ struct BundleVerifier {
                 check: "approvals", code: ReceiptError.Code.approvalBundleMismatch.rawValue,
                 message: "the approval bundle's SHA-256 is \(bundleDigest), the receipt says \(receipt.approvalBundleDigest)")
         }
+        // The bundle's approvals are checked with the keys the policy names, which the server filled
+        // in: the verifying party's own entry must carry its own keys, or "its" approval is not its own
+        // (an operator that swapped them, approved in its name and swapped them back).
+        var notes: [String] = []
+        var ownApproval = ""
+        switch partyKey {
+        case .key(let party, _, let keys?) where party == manifest.party:
+            do {
+                try keys.checkNamed(
+                    in: try JSONParser.parse(policyBytes), as: party,
+                    advice: "the approval in your name is not yours: ask the operator why, and do not trust these results")
+            } catch let error as CLIError {
+                throw Failure(check: "approvals", code: "approvals.not_your_keys", message: error.description)
+            }
+            ownApproval = "; yours (\(party)) is signed with this machine's key"
+        case .key(let party, _, nil) where party == manifest.party:
+            notes.append("your own approval was not checked against your keys (no approval key beside your result key)")
+        case .key(let party, _, _):
+            notes.append("your own approval was not checked against your keys (the bundle is party \(manifest.party)'s, your keys \(party)'s)")
+        case .none(let reason):
+            notes.append("your own approval was not checked against your keys (\(reason))")
+        }
         lines.append((
             "approvals",
-            "all \(policy.parties.count) parties approved (\(verifiedBundle.approvedKeyFingerprints.keys.sorted().joined(separator: ", "))); the bundle is the receipt's"
+            "all \(policy.parties.count) parties approved (\(verifiedBundle.approvedKeyFingerprints.keys.sorted().joined(separator: ", ")))\(ownApproval); the bundle is the receipt's"
         ))
 
         // Outputs: the receipt lists what the policy grants, no more, no less; our ciphertexts match it.
@@ -313,16 +336,15 @@ struct BundleVerifier {
         ))
 
         // Decrypted files: each must be its ciphertext's decryption; say what could not be checked.
-        var notes: [String] = []
         var plaintext: [String: PlaintextCheck] = [:]
         let plaintextNote: String?
-        switch resultKey {
-        case .key(let party, let key) where party == manifest.party:
+        switch partyKey {
+        case .key(let party, let key, _) where party == manifest.party:
             for output in manifest.outputs {
                 plaintext[output.name] = try await checkPlaintext(output, job: receipt.jobID, party: party, key: key)
             }
             plaintextNote = nil
-        case .key(let party, _):
+        case .key(let party, _, _):
             plaintextNote = "the bundle is party \(manifest.party)'s and your key is \(party)'s"
         case .none(let reason):
             plaintextNote = reason

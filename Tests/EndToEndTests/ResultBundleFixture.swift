@@ -25,7 +25,10 @@ struct ResultBundleFixture {
     let metrics = Array(#"{"auc":0.8123,"logloss":0.41,"rows":{"train":900,"validation":300}}"#.utf8)
     static let parties = ["alpha", "beta", "gamma"]
 
-    init() async throws {
+    /// `operatorApprovedForAlpha`: the operator swapped alpha's approval key before the proposal and
+    /// approved in its name, so the policy and the approval carry a key that is not the one on
+    /// alpha's machine (everything else is genuine).
+    init(operatorApprovedForAlpha: Bool = false) async throws {
         root = try TestEnvironment.temporaryDirectory("result-bundle")
         bundle = root.appendingPathComponent("bundle")
         home = root.appendingPathComponent("home")
@@ -38,6 +41,8 @@ struct ResultBundleFixture {
         let keyFolder = home.appendingPathComponent("keys/default")
         try FileManager.default.createDirectory(at: keyFolder, withIntermediateDirectories: true)
         try Data(try resultKey.pemRepresentation.copyBytes()).write(to: keyFolder.appendingPathComponent("result-key.pem"))
+        let alphasOwn = operatorApprovedForAlpha ? try P256.Signing.PrivateKey() : signing["alpha"]!
+        try Data(alphasOwn.pemRepresentation.copyBytes()).write(to: keyFolder.appendingPathComponent("signing-key.pem"))
 
         // The development CA that signs the attestation, and another one.
         let ca = try DevelopmentCA.openOrCreate(dataDirectory: root.appendingPathComponent("server").path)
@@ -51,10 +56,12 @@ struct ResultBundleFixture {
         var parties: [[String: Any]] = []
         for party in Self.parties {
             let key = try signing[party]!.publicKey
-            parties.append([
+            var entry: [String: Any] = [
                 "id": party, "signingKey": try key.pemRepresentation,
                 "signingKeyFingerprint": Hex.encode(SHA256.hash(try key.derRepresentation)),
-            ])
+            ]
+            if party == "alpha" { entry["resultKey"] = try resultKey.publicKey.pemRepresentation }
+            parties.append(entry)
         }
         let policyObject: [String: Any] = [
             "version": 1, "name": "fixture collaboration", "parties": parties,

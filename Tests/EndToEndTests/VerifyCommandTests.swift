@@ -102,6 +102,35 @@ import Testing
         #expect(model?["plaintext"] as? String == "absent")
     }
 
+    /// The approvals are checked with the keys the policy names, which the server fills in. An
+    /// operator that swapped a party's approval key and approved in its name makes a bundle whose
+    /// every signature holds; the party's own `verify` must not certify it (a review got VERIFIED,
+    /// "all 3 parties approved", for a party that approved nothing).
+    @Test func anApprovalInYourNameWithAnotherKeyFails() async throws {
+        let fixture = try await ResultBundleFixture(operatorApprovedForAlpha: true)
+        defer { fixture.remove() }
+        let profiles = fixture.home.appendingPathComponent("profiles")
+        try FileManager.default.createDirectory(at: profiles, withIntermediateDirectories: true)
+        try Data(#"{"partyId":"alpha"}"#.utf8).write(to: profiles.appendingPathComponent("default.json"))
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(
+            result.stderrText.contains("verification FAILED at approvals: approvals.not_your_keys: the policy names a different approval key for alpha than this machine's"),
+            "\(result.stderrText)")
+        #expect(result.stderrText.contains("the approval in your name is not yours"), "\(result.stderrText)")
+        #expect(!result.stdoutText.contains("VERIFIED"))
+        // Without the party's approval key at hand, the same bundle passes, saying what was not checked.
+        let elsewhere = fixture.root.appendingPathComponent("result-key-only")
+        try FileManager.default.createDirectory(at: elsewhere.appendingPathComponent("keys/default"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: fixture.home.appendingPathComponent("keys/default/result-key.pem"),
+            to: elsewhere.appendingPathComponent("keys/default/result-key.pem"))
+        try FileManager.default.copyItem(at: fixture.home.appendingPathComponent("profiles"), to: elsewhere.appendingPathComponent("profiles"))
+        let partial = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path, "--home", elsewhere.path])
+        #expect(partial.status == 0, "\(partial.stderrText)")
+        #expect(partial.stdoutText.contains("! your own approval was not checked against your keys (no approval key beside your result key)"), "\(partial.stdoutText)")
+    }
+
     @Test func tamperedReceiptFailsTheSignatureCheck() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
