@@ -178,7 +178,10 @@ public struct JSONSchemaValidator: Sendable {
                 }
             case "uniqueItems":
                 if case .array(let a) = value, argument.boolValue == true {
-                    for i in a.indices where a[..<i].contains(a[i]) {
+                    // By canonical text, in one pass: comparing each item with all before it took
+                    // seconds for tens of thousands of items (a review held the database's write lock so).
+                    var seen = Set<String>()
+                    for (i, item) in a.enumerated() where !seen.insert(CanonicalJSON.string(item)).inserted {
                         fail("must not repeat an item", "\(path)[\(i)]")
                     }
                 }

@@ -13,14 +13,9 @@ public struct CollaborationView: Sendable {
 extension CleanRoomStore {
     /// Completes a proposed policy from the server's records — each party's registered keys, each
     /// dataset's ciphertext digest and object version — and validates the result. Values a proposer
-    /// supplied must equal the records (a mismatch is refused, never overwritten).
+    /// supplied must equal the records (a mismatch is refused, never overwritten). `input` has
+    /// passed `checkShape`.
     func completePolicy(_ db: Database, json input: JSONValue, proposer: Party) throws -> PolicyDocument {
-        // Shape first, so the completion below can rely on it.
-        let shape = PolicyDocument.schemaValidator.validate(input)
-        if let first = shape.first {
-            throw DomainError(
-                .invalidInput, "invalid_policy", "the policy is not valid: \(first.field) \(first.message)", details: shape)
-        }
         func refuse(_ code: String, _ field: String, _ message: String) -> DomainError {
             DomainError(.invalidInput, code, "\(field) \(message)", details: [.init(field: field, message: message)])
         }
@@ -91,10 +86,21 @@ extension CleanRoomStore {
         return document
     }
 
+    /// The proposed policy's shape, checked before the write transaction that completes it (so a
+    /// bad proposal never holds the database's write lock), and which that completion relies on.
+    private func checkShape(_ input: JSONValue) throws {
+        let shape = PolicyDocument.schemaValidator.validate(input)
+        if let first = shape.first {
+            throw DomainError(
+                .invalidInput, "invalid_policy", "the policy is not valid: \(first.field) \(first.message)", details: shape)
+        }
+    }
+
     /// Proposes a new collaboration with `policy` (the proposer's party must be in it).
     public func propose(policy json: JSONValue, caller: Caller) throws -> CollaborationView {
         let proposer = try caller.requireParty()
         let id = try CryptoSupport.identifier("col-")
+        try checkShape(json)
         try write { db in
             let document = try completePolicy(db, json: json, proposer: proposer)
             if try PolicyVersion.fetchOne(db, key: document.digest) != nil {
@@ -128,6 +134,7 @@ extension CleanRoomStore {
     public func revisePolicy(collaborationId: String, policy json: JSONValue, caller: Caller) throws -> CollaborationView {
         let proposer = try caller.requireParty()
         _ = try collaboration(id: collaborationId, caller: caller)
+        try checkShape(json)
         try write { db in
             guard var collaboration = try Collaboration.fetchOne(db, key: collaborationId) else {
                 throw DomainError.notFound("collaboration")
