@@ -171,7 +171,11 @@ public final class Router: Sendable {
         }
         let rest = segments.dropFirst()
         if let child = node.literals[segment] { collect(node: child, segments: rest, params: params, into: &out) }
-        if let (name, child) = node.parameter, !segment.isEmpty, let decoded = PercentDecoding.decode(segment) {
+        // A parameter never holds a control character: ids have none, and a NUL cut it short where
+        // it reached SQLite (`job%00zz` found the job; a review).
+        if let (name, child) = node.parameter, !segment.isEmpty, let decoded = PercentDecoding.decode(segment),
+            !decoded.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
+        {
             var p = params
             p.values[name] = decoded
             collect(node: child, segments: rest, params: p, into: &out)

@@ -37,6 +37,9 @@ import Testing
         #expect(try await body(await router.respond(to: Request(method: .get, target: "/files/a/b/c"))) == "rest:a/b/c")
         #expect(await router.respond(to: Request(method: .get, target: "/v1/items/")).status == .notFound)
         #expect(await router.respond(to: Request(method: .get, target: "/v1/items/a/b")).status == .notFound)
+        for control in ["a%00zz", "%0a", "a%1Fb", "a%7F"] {
+            #expect(await router.respond(to: Request(method: .get, target: "/v1/items/\(control)")).status == .notFound, "\(control)")
+        }
     }
 
     @Test func headIsServedByTheGetRoute() async throws {
