@@ -1,3 +1,4 @@
+import CSystemIO
 import Synchronization
 
 #if canImport(Glibc)
@@ -71,13 +72,33 @@ public final class ChildProcess: Sendable {
     }
 
     /// Starts `executable` with `arguments` and exactly `environment` (nothing inherited).
-    /// stdin is /dev/null; stdout and stderr go where `stdout` and `stderr` say. With
-    /// `ownProcessGroup`, the child leads a new process group, which `terminate` signals whole.
-    /// `argv0` is the child's `argv[0]` (by default `executable`): the name a program started from
-    /// a `SealedExecutable`'s path goes by.
+    /// stdin is /dev/null; stdout and stderr go where `stdout` and `stderr` say; no other descriptor
+    /// of this process (or of whatever started it) reaches the child. With `ownProcessGroup`, the
+    /// child leads a new process group, which `terminate` signals whole.
     public static func spawn(
-        executable: String, argv0: String? = nil, arguments: [String], environment: [String: String],
+        executable: String, arguments: [String], environment: [String: String], stdout: Output = .inherit,
+        stderr: Output = .stdout, ownProcessGroup: Bool = true
+    ) throws(SpawnError) -> ChildProcess {
+        try spawn(
+            path: executable, argv0: executable, image: nil, arguments: arguments, environment: environment,
+            stdout: stdout, stderr: stderr, ownProcessGroup: ownProcessGroup)
+    }
+
+    /// Starts the program in `image`, exactly those bytes, as `argv0`: the child gets the sealed copy
+    /// as its descriptor 3 and executes `/proc/self/fd/3` (a script's interpreter then reads it
+    /// there too). Otherwise as `spawn(executable:…)`.
+    public static func spawn(
+        image: SealedExecutable, argv0: String, arguments: [String], environment: [String: String],
         stdout: Output = .inherit, stderr: Output = .stdout, ownProcessGroup: Bool = true
+    ) throws(SpawnError) -> ChildProcess {
+        try spawn(
+            path: "/proc/self/fd/3", argv0: argv0, image: image, arguments: arguments, environment: environment,
+            stdout: stdout, stderr: stderr, ownProcessGroup: ownProcessGroup)
+    }
+
+    private static func spawn(
+        path executable: String, argv0: String, image: SealedExecutable?, arguments: [String],
+        environment: [String: String], stdout: Output, stderr: Output, ownProcessGroup: Bool
     ) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -97,6 +118,10 @@ public final class ChildProcess: Sendable {
                 if fd == 2, stdout != .inherit { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
             }
         }
+        // Descriptors without close-on-exec (this process's, or inherited from its own parent)
+        // would otherwise reach the enclave; only 0–2, and the image as 3, do.
+        if let image { posix_spawn_file_actions_adddup2(&actions, image.fileDescriptor, 3) }
+        _ = csystemio_spawn_closefrom(&actions, image == nil ? 3 : 4)
         // Default signal dispositions, an empty mask, and (if asked) its own process group.
         var defaultSignals = sigset_t(), emptyMask = sigset_t()
         sigemptyset(&emptyMask)
@@ -107,7 +132,7 @@ public final class ChildProcess: Sendable {
         posix_spawnattr_setflags(
             &attributes, Int16((ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv = ([argv0 ?? executable] + arguments).map { strdup($0) }
+        let argv = ([argv0] + arguments).map { strdup($0) }
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
         defer {
             argv.forEach { free($0) }

@@ -10,13 +10,13 @@ import Glibc
 /// A path can change between reading it and executing it, and a program at a path can run its own
 /// code first and then execute another: hashing the path, or the child's `/proc/PID/exe` later,
 /// measures what is there then, not what started. A copy sealed against writes, growth and
-/// shrinking cannot change; `path` opens it (`/proc/self/fd/N`: in this process for measuring, and
-/// in a child spawned from here, which inherits the descriptor until its `exec`). The descriptor is
-/// close-on-exec, so no other child keeps it; it is closed when this object goes away.
+/// shrinking cannot change; `path` opens it in this process (for measuring), and
+/// `ChildProcess.spawn(image:…)` runs it. The descriptor is close-on-exec, so no other child gets
+/// it; it is closed when this object goes away.
 public final class SealedExecutable: Sendable {
     public let fileDescriptor: Int32
 
-    /// The path that opens the sealed copy, in this process and in a child being spawned.
+    /// The path that opens the sealed copy in this process.
     public var path: String { "/proc/self/fd/\(fileDescriptor)" }
 
     /// Copies the file at `source` (following symbolic links) and seals the copy.

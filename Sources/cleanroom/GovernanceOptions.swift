@@ -92,9 +92,12 @@ struct Profile: Codable {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     let exitCode: Int32
-    init(_ description: String, exitCode: Int32 = 1) {
+    /// The code `--json` reports (by default `usage`, `unreachable` or `refused`, after the exit code).
+    let code: String?
+    init(_ description: String, exitCode: Int32 = 1, code: String? = nil) {
         self.description = description
         self.exitCode = exitCode
+        self.code = code
     }
 }
 
@@ -118,7 +121,8 @@ enum SecureFile {
 ///
 /// With `json`, a failure is also printed to stdout as one JSON object, `{"error": {"code",
 /// "message", "status"?}}`, so a script reading `--json` output gets the reason's code (the
-/// server's, e.g. `run_limit_reached`; `usage`, `refused` or `unreachable` for the CLI's own).
+/// server's, e.g. `run_limit_reached`; for the CLI's own `usage`, `unreachable`, `refused`, a
+/// specific one such as `kms_not_updated`, or `failed` for anything unforeseen).
 func runReporting(json: Bool = false, _ body: () async throws -> Void) async throws {
     func report(code: String, message: String, status: Int? = nil, line: String, exit: Int32) -> ExitCode {
         FileHandle.standardError.write(Data("error: \(line)\n".utf8))
@@ -133,7 +137,7 @@ func runReporting(json: Bool = false, _ body: () async throws -> Void) async thr
     do {
         try await body()
     } catch let error as CLIError {
-        let code = error.exitCode == 2 ? "usage" : error.exitCode == 3 ? "unreachable" : "refused"
+        let code = error.code ?? (error.exitCode == 2 ? "usage" : error.exitCode == 3 ? "unreachable" : "refused")
         throw report(code: code, message: error.description, line: error.description, exit: error.exitCode)
     } catch let error as GovernanceClient.APIFailure {
         throw report(

@@ -285,7 +285,8 @@ struct PolicyApproveCommand: AsyncParsableCommand {
             return (text, json)
         } catch {
             throw CLIError(
-                "approved, but your KMS key's policy was not updated (\(error)): jobs will not get your data keys until `cleanroom kms allow-image \(images.joined(separator: " "))` succeeds")
+                "approved, but your KMS key's policy was not updated (\(error)): jobs will not get your data keys until `cleanroom kms allow-image \(images.joined(separator: " "))` succeeds",
+                code: "kms_not_updated")
         }
     }
 }
@@ -358,7 +359,8 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
             return (text, json)
         } catch {
             throw CLIError(
-                "revoked, but your KMS key's policy was not updated (\(error)): run `cleanroom kms remove-image \(remove.joined(separator: " "))`")
+                "revoked, but your KMS key's policy was not updated (\(error)): run `cleanroom kms remove-image \(remove.joined(separator: " "))`",
+                code: "kms_not_updated")
         }
     }
 }

@@ -180,6 +180,11 @@ import Testing
         // --yes where nobody can answer the question (the tests' stdin is not a terminal).
         let zeroDays = try machines[1].cli(["policy", "approve", collaboration, "--yes", "--expires-in", "0"], expectStatus: 2)
         #expect(zeroDays.stderrText.contains("--expires-in is a number of days from 1 to 3650"), "\(zeroDays.stderrText)")
+        let zeroDaysJSON = try machines[1].cli(
+            ["policy", "approve", collaboration, "--yes", "--expires-in", "0", "--json"], expectStatus: 2)
+        #expect(
+            zeroDaysJSON.stdoutText == #"{"error":{"code":"usage","message":"--expires-in is a number of days from 1 to 3650, not 0"}}"# + "\n",
+            "\(zeroDaysJSON.stdoutText)")
         let unattended = try machines[1].cli(["policy", "approve", collaboration], expectStatus: 2)
         #expect(unattended.stdoutText.isEmpty && unattended.stderrText.contains("pass --yes"), "\(unattended.stderrText)")
 

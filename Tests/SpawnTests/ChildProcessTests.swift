@@ -30,6 +30,23 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    /// Only stdin, stdout and stderr reach a child: a descriptor this process holds without
+    /// close-on-exec (or got from its own parent) does not (the enclave had two of its parent shell's).
+    @Test func noOtherDescriptorIsInherited() throws {
+        let dir = try TestEnvironment.temporaryDirectory("spawn-fds")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let leaked = open(dir.appendingPathComponent("held").path, O_CREAT | O_WRONLY, 0o600)  // no O_CLOEXEC
+        #expect(leaked > 2)
+        defer { close(leaked) }
+        let log = dir.appendingPathComponent("fds").path
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "ls /proc/$$/fd"], environment: [:], stdout: .file(log, append: false))
+        #expect(child.waitForExit() == .exited(0))
+        let listed = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        #expect(!listed.contains(leaked), "\(listed)")
+        #expect(Set(listed).isSubset(of: [0, 1, 2, 3]), "\(listed)")  // 3: the shell's own, if any
+    }
+
     @Test func theEnvironmentIsExactlyTheOneGiven() throws {
         let dir = try TestEnvironment.temporaryDirectory("spawn-env")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -125,10 +142,27 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
 
         let log = dir.appendingPathComponent("out").path
         let child = try ChildProcess.spawn(
-            executable: image.path, argv0: "named-tool", arguments: ["from", "memory"], environment: [:],
+            image: image, argv0: "named-tool", arguments: ["from", "memory"], environment: [:],
             stdout: .file(log, append: false))
         #expect(child.waitForExit() == .exited(0))
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "from memory\n")
+    }
+
+    /// A script runs from its sealed copy too: its interpreter reads it as the child's descriptor 3
+    /// (with the copy close-on-exec, the interpreter found it closed, and a wrapper script as the
+    /// enclave binary stopped working; a review).
+    @Test func aScriptRunsFromItsCopy() throws {
+        let dir = try TestEnvironment.temporaryDirectory("sealed-script")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("wrapper.sh").path
+        try Data("#!/bin/sh\necho \"$0 says $1\"\n".utf8).write(to: URL(fileURLWithPath: script))
+        #expect(chmod(script, 0o755) == 0)
+        let image = try SealedExecutable(copying: script)
+        let log = dir.appendingPathComponent("out").path
+        let child = try ChildProcess.spawn(
+            image: image, argv0: script, arguments: ["hello"], environment: [:], stdout: .file(log, append: false))
+        #expect(child.waitForExit() == .exited(0))
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "/proc/self/fd/3 says hello\n")
     }
 
     @Test func aMissingSourceIsAClearError() {

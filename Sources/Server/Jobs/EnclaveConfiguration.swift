@@ -50,8 +50,11 @@ public struct EnclaveConfiguration: Sendable, Equatable {
             ] where given {
                 throw ConfigurationError("\(name) needs --enclave nitro")
             }
-            if let binary, !FileManager.default.isExecutableFile(atPath: binary) {
-                throw ConfigurationError("--enclave-binary \(binary) is not an executable file: give the path of cleanroom-enclave")
+            if let binary {
+                var info = stat()
+                guard stat(binary, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(binary, X_OK) == 0 else {
+                    throw ConfigurationError("--enclave-binary \(binary) is not an executable file: give the path of cleanroom-enclave")
+                }
             }
             binaryPath = binary
         case .nitro:

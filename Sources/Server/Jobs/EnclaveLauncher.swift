@@ -67,12 +67,24 @@ extension ChildProcess {
     /// its own process group, its stdout and stderr appended to `outputPath` (else inherited); a
     /// failure to start is the launch's `spawnFailed`.
     static func launch(
-        executable: String, argv0: String? = nil, arguments: [String], environment: [String: String],
-        outputPath: String?
+        executable: String, arguments: [String], environment: [String: String], outputPath: String?
     ) throws(EnclaveLaunchError) -> ChildProcess {
         do {
             return try spawn(
-                executable: executable, argv0: argv0, arguments: arguments, environment: environment,
+                executable: executable, arguments: arguments, environment: environment,
+                stdout: outputPath.map { .file($0, append: true) } ?? .inherit)
+        } catch {
+            throw EnclaveLaunchError(.spawnFailed, error.description)
+        }
+    }
+
+    /// The same for the program in a sealed copy, run as `argv0`.
+    static func launch(
+        image: SealedExecutable, argv0: String, arguments: [String], environment: [String: String], outputPath: String?
+    ) throws(EnclaveLaunchError) -> ChildProcess {
+        do {
+            return try spawn(
+                image: image, argv0: argv0, arguments: arguments, environment: environment,
                 stdout: outputPath.map { .file($0, append: true) } ?? .inherit)
         } catch {
             throw EnclaveLaunchError(.spawnFailed, error.description)

@@ -88,7 +88,7 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
             throw EnclaveLaunchError(.spawnFailed, error.description)
         }
         let child = try ChildProcess.launch(
-            executable: image.path, argv0: configuration.executablePath, arguments: arguments(socketPath: socketPath),
+            image: image, argv0: configuration.executablePath, arguments: arguments(socketPath: socketPath),
             environment: configuration.environment, outputPath: configuration.logPath)
         let attestation: LocalAttestation? = configuration.attestor.map { make in
             let prepared = PreparedAttestor(making: { try make(image.path) })  // keeps the copy open until measured
