@@ -207,6 +207,13 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(throws: DomainError(.notFound, "not_found", "no such job")) {
             try world.jobs.job(id: plan.jobID, caller: gamma.caller)
         }
+        // The collaboration's job list shows the newcomer none of the earlier jobs; the dropped party
+        // is no longer a member, so it lists none either.
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: gamma.caller).isEmpty)
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: world.members[0].caller).map(\.id) == [plan.jobID])
+        #expect(throws: DomainError(.notFound, "not_found", "no such collaboration")) {
+            try world.jobs.jobs(collaborationId: world.collaborationId, caller: beta.caller)
+        }
     }
 
     /// A suspended party can no longer watch, cancel or download, so no job runs on its data or for

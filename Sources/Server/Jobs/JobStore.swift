@@ -44,9 +44,11 @@ public struct JobStore: Sendable {
                 }
             }
             // Another run of the same policy on the same data can only repeat the one under way
-            // (training is seeded), and would use up a run: a double-clicked start is refused.
+            // (training is seeded), and would use up a run: a double-clicked start is refused. (A job
+            // of an earlier version is another policy's, which the caller may not even see.)
             if let running = try Job.filter(
-                Column("collaborationId") == collaborationId && Self.openStates.contains(Column("status"))
+                Column("collaborationId") == collaborationId && Column("policyDigest") == bundle.policy.digest
+                    && Self.openStates.contains(Column("status"))
             ).fetchOne(db) {
                 throw DomainError(
                     .conflict, "job_in_progress",
