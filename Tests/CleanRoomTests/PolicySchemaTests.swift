@@ -95,18 +95,20 @@ import TestSupport
         #expect(try Self.violations(Self.editing(["join", "key"], .string("income"))) == ["datasets[1].columns"])
     }
 
-    /// uniqueItems names each repeat, whatever the items' kind; and a 40,000-item array (over
-    /// maxItems) is judged in one pass, not item against item (that took seconds per proposal, in
-    /// the database's write lock, in a review).
+    /// uniqueItems names each repeat, whatever the items' kind, in one pass (it compared each item
+    /// with all before it); an array over maxItems is refused as such, its items not judged one by
+    /// one (a 36,000-feature proposal took seconds, in the database's write lock, in a review).
     @Test func repeatedItemsAreNamedAtTheirPlace() throws {
-        let schema = try JSONParser.parse(Array(#"{"type": "array", "maxItems": 4096, "uniqueItems": true}"#.utf8))
+        let schema = try JSONParser.parse(
+            Array(#"{"type": "array", "maxItems": 4096, "uniqueItems": true, "items": {"type": "string", "pattern": "^f"}}"#.utf8))
         let validator = try JSONSchemaValidator(schema: schema)
-        let items: JSONValue = .array([.string("a"), .number(1), .string("a"), .object([("k", .number(1))]), .number(1.0),
-                                       .object([("k", .number(1))]), .array([.bool(true)])])
-        #expect(validator.validate(items).map(\.field) == ["$[2]", "$[4]", "$[5]"])
-        let many = JSONValue.array((0..<40_000).map { .string("f\($0)") } + [.string("f7")])
+        let items: JSONValue = .array([.string("fa"), .string("fb"), .string("fa"), .string("x"), .string("fb")])
+        #expect(validator.validate(items).map(\.description) == [
+            "$[2]: must not repeat an item", "$[4]: must not repeat an item", "$[3]: must match the pattern ^f",
+        ])
+        let many = JSONValue.array((0..<40_000).map { _ in .string("x") })
         let verdict = validator.validate(many)
-        #expect(verdict.map(\.field) == ["$", "$[40000]"], "\(verdict.prefix(3))")
+        #expect(verdict.map(\.description) == ["$: must have at most 4096 items"], "\(verdict.prefix(3))")
     }
 
     @Test func policyDocumentErrorCarriesCodeAndFields() throws {

@@ -29,20 +29,27 @@ public struct JSONSchemaValidator: Sendable {
     ]
 
     private let root: JSONValue
+    /// The schema's `pattern`s. Each validation compiles them once (compiling one per string
+    /// checked cost ~60 µs a string: seconds for a policy of tens of thousands of features).
+    private let patterns: [String]
 
     /// Builds a validator, refusing schemas that use keywords it does not implement.
     public init(schema: JSONValue) throws {
         root = schema
-        try Self.checkKeywords(schema, path: "#")
+        var patterns: [String] = []
+        try Self.checkKeywords(schema, path: "#", patterns: &patterns)
+        self.patterns = patterns
     }
 
-    private static func checkKeywords(_ schema: JSONValue, path: String) throws {
+    private static func checkKeywords(
+        _ schema: JSONValue, path: String, patterns: inout [String]
+    ) throws {
         if case .bool = schema { return }
         guard case .object(let members) = schema else { throw SchemaError(description: "\(path) is not a schema") }
         for (key, value) in members {
             if annotationKeywords.contains(key) {
                 if key == "$defs", case .object(let defs) = value {
-                    for (name, def) in defs { try checkKeywords(def, path: "\(path)/$defs/\(name)") }
+                    for (name, def) in defs { try checkKeywords(def, path: "\(path)/$defs/\(name)", patterns: &patterns) }
                 }
                 continue
             }
@@ -51,11 +58,13 @@ public struct JSONSchemaValidator: Sendable {
             }
             switch key {
             case "properties":
-                for (name, sub) in value.objectValue ?? [] { try checkKeywords(sub, path: "\(path)/properties/\(name)") }
+                for (name, sub) in value.objectValue ?? [] { try checkKeywords(sub, path: "\(path)/properties/\(name)", patterns: &patterns) }
             case "items", "additionalProperties", "not", "if", "then", "else", "propertyNames":
-                try checkKeywords(value, path: "\(path)/\(key)")
+                try checkKeywords(value, path: "\(path)/\(key)", patterns: &patterns)
             case "oneOf", "anyOf", "allOf":
-                for (i, sub) in (value.arrayValue ?? []).enumerated() { try checkKeywords(sub, path: "\(path)/\(key)/\(i)") }
+                for (i, sub) in (value.arrayValue ?? []).enumerated() {
+                    try checkKeywords(sub, path: "\(path)/\(key)/\(i)", patterns: &patterns)
+                }
             case "$ref":
                 guard let ref = value.stringValue, ref.hasPrefix("#/$defs/") else {
                     throw SchemaError(description: "\(path): only local \"#/$defs/…\" references are supported")
@@ -68,6 +77,7 @@ public struct JSONSchemaValidator: Sendable {
                 guard let pattern = value.stringValue, (try? Regex(pattern)) != nil else {
                     throw SchemaError(description: "\(path): pattern is not a valid regular expression")
                 }
+                patterns.append(pattern)
             default: break
             }
         }
@@ -76,7 +86,9 @@ public struct JSONSchemaValidator: Sendable {
     /// All violations of `document` (empty when it is valid), in document order.
     public func validate(_ document: JSONValue) -> [Violation] {
         var violations: [Violation] = []
-        validate(document, against: root, path: "$", into: &violations)
+        var compiled: [String: Regex<AnyRegexOutput>] = [:]
+        for pattern in patterns { compiled[pattern] = try? Regex(pattern) }
+        validate(document, against: root, path: "$", patterns: compiled, into: &violations)
         return violations
     }
 
@@ -100,7 +112,10 @@ public struct JSONSchemaValidator: Sendable {
         return matching.count == 1 ? matching[0] : nil
     }
 
-    private func validate(_ value: JSONValue, against schema: JSONValue, path: String, into out: inout [Violation]) {
+    private func validate(
+        _ value: JSONValue, against schema: JSONValue, path: String, patterns: [String: Regex<AnyRegexOutput>],
+        into out: inout [Violation]
+    ) {
         if case .bool(let allowed) = schema {
             if !allowed { out.append(Violation(field: path, message: "is not allowed here")) }
             return
@@ -109,10 +124,14 @@ public struct JSONSchemaValidator: Sendable {
         func fail(_ message: String, _ field: String? = nil) {
             out.append(Violation(field: field ?? path, message: message))
         }
+        // An array over its maxItems is refused as such; its items are not judged one by one.
+        var tooMany = false
+        if case .array(let a) = value, let limit = schema["maxItems"]?.numberValue { tooMany = Double(a.count) > limit }
         for (keyword, argument) in keywords {
+            if tooMany, keyword == "items" || keyword == "uniqueItems" { continue }
             switch keyword {
             case "$ref":
-                validate(value, against: resolve(argument.stringValue ?? ""), path: path, into: &out)
+                validate(value, against: resolve(argument.stringValue ?? ""), path: path, patterns: patterns, into: &out)
             case "type":
                 let allowed = argument.arrayValue?.compactMap(\.stringValue) ?? [argument.stringValue ?? ""]
                 let matches = allowed.contains { type in
@@ -130,7 +149,7 @@ public struct JSONSchemaValidator: Sendable {
                 guard case .object(let members) = value else { continue }
                 for (name, sub) in argument.objectValue ?? [] {
                     if let memberValue = members.first(where: { $0.0 == name })?.1 {
-                        validate(memberValue, against: sub, path: Self.child(path, name), into: &out)
+                        validate(memberValue, against: sub, path: Self.child(path, name), patterns: patterns, into: &out)
                     }
                 }
             case "required":
@@ -145,14 +164,14 @@ public struct JSONSchemaValidator: Sendable {
                     if case .bool(false) = argument {
                         fail("is not a known field", Self.child(path, name))
                     } else {
-                        validate(memberValue, against: argument, path: Self.child(path, name), into: &out)
+                        validate(memberValue, against: argument, path: Self.child(path, name), patterns: patterns, into: &out)
                     }
                 }
             case "propertyNames":
                 guard case .object(let members) = value else { continue }
                 for (name, _) in members {
                     var nameViolations: [Violation] = []
-                    validate(.string(name), against: argument, path: Self.child(path, name), into: &nameViolations)
+                    validate(.string(name), against: argument, path: Self.child(path, name), patterns: patterns, into: &nameViolations)
                     if !nameViolations.isEmpty { fail("is not an allowed field name", Self.child(path, name)) }
                 }
             case "minProperties":
@@ -166,7 +185,7 @@ public struct JSONSchemaValidator: Sendable {
             case "items":
                 guard case .array(let elements) = value else { continue }
                 for (i, element) in elements.enumerated() {
-                    validate(element, against: argument, path: "\(path)[\(i)]", into: &out)
+                    validate(element, against: argument, path: "\(path)[\(i)]", patterns: patterns, into: &out)
                 }
             case "minItems":
                 if case .array(let a) = value, Double(a.count) < (argument.numberValue ?? 0) {
@@ -194,7 +213,7 @@ public struct JSONSchemaValidator: Sendable {
                     fail("must be at most \(Int(argument.numberValue ?? 0)) characters long")
                 }
             case "pattern":
-                if case .string(let s) = value, let regex = try? Regex(argument.stringValue ?? ""),
+                if case .string(let s) = value, let regex = patterns[argument.stringValue ?? ""],
                     (try? regex.firstMatch(in: s)) == nil
                 {
                     fail("must match the pattern \(argument.stringValue ?? "")")
@@ -220,13 +239,13 @@ public struct JSONSchemaValidator: Sendable {
                     fail("must be less than \(CanonicalJSON.formatNumber(bound))")
                 }
             case "allOf":
-                for sub in argument.arrayValue ?? [] { validate(value, against: sub, path: path, into: &out) }
+                for sub in argument.arrayValue ?? [] { validate(value, against: sub, path: path, patterns: patterns, into: &out) }
             case "anyOf", "oneOf":
                 let branches = argument.arrayValue ?? []
                 var results: [[Violation]] = []
                 for sub in branches {
                     var branchViolations: [Violation] = []
-                    validate(value, against: sub, path: path, into: &branchViolations)
+                    validate(value, against: sub, path: path, patterns: patterns, into: &branchViolations)
                     results.append(branchViolations)
                 }
                 let passing = results.filter(\.isEmpty).count
@@ -245,15 +264,15 @@ public struct JSONSchemaValidator: Sendable {
                 }
             case "not":
                 var sub: [Violation] = []
-                validate(value, against: argument, path: path, into: &sub)
+                validate(value, against: argument, path: path, patterns: patterns, into: &sub)
                 if sub.isEmpty { fail("matches a form that is not allowed") }
             case "if":
                 var condition: [Violation] = []
-                validate(value, against: argument, path: path, into: &condition)
+                validate(value, against: argument, path: path, patterns: patterns, into: &condition)
                 if condition.isEmpty, let then = schema["then"] {
-                    validate(value, against: then, path: path, into: &out)
+                    validate(value, against: then, path: path, patterns: patterns, into: &out)
                 } else if !condition.isEmpty, let otherwise = schema["else"] {
-                    validate(value, against: otherwise, path: path, into: &out)
+                    validate(value, against: otherwise, path: path, patterns: patterns, into: &out)
                 }
             default: break  // annotations, and "then"/"else" which "if" handles
             }

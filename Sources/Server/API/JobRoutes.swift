@@ -120,14 +120,16 @@ struct JobRoutes {
         return try await GovernanceRoutes.blocking { try manager.jobs.job(id: id, caller: caller) }
     }
 
-    /// Event ids go up to 2^53 (a JSON-safe integer): a client's `Last-Event-ID` is read within
-    /// 0...2^53, and anything else replays from the start (a review crashed the server with
-    /// Int.max, whose successor overflowed).
+    /// Event ids go up to 2^53 (a JSON-safe integer). A client's `Last-Event-ID` of digits is read
+    /// as at most 2^53 - 1, so the id after it is still one (a review crashed the server with
+    /// Int.max, whose successor overflowed); anything else replays from the start.
     static let maxEventID = 1 << 53
 
     static func lastEventID(_ header: String?) -> Int {
-        guard let value = header.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), value >= 0 else { return 0 }
-        return min(value, maxEventID)
+        guard let text = header?.trimmingCharacters(in: .whitespaces), !text.isEmpty,
+            text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        else { return 0 }
+        return min(Int(text) ?? Int.max, maxEventID - 1)
     }
 
     /// `text/event-stream`: the job's state changes and progress (replayed from the start, or after
