@@ -164,6 +164,11 @@ final class FileBox: @unchecked Sendable {
     let fd: Int32
     init(fd: Int32) { self.fd = fd }
 
+    /// A reader that stops early (the key release reads a dataset's header and leaves the rest)
+    /// never reaches the end that closes the file: it closes when nothing holds it any more (three
+    /// descriptors a job stayed open, in a review).
+    deinit { close() }
+
     func close() {
         lock.lock()
         defer { lock.unlock() }
