@@ -105,6 +105,7 @@ import Testing
         ("[1,]", "unexpected character"),
         ("{\"a\":1}x", "unexpected data"),
         ("\"a\u{01}\"", "unescaped control character"),
+        (#""abc\u0000""#, "(NUL) in a string"),
         ("NaN", "unexpected character"),
         ("", "unexpected end of input"),
     ])

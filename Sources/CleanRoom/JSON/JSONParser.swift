@@ -205,6 +205,10 @@ public struct JSONParser {
                     scalars.append(Unicode.Scalar(scalar)!)
                 } else if (0xDC00...0xDFFF).contains(unit) {
                     throw error("lone low surrogate in a string")
+                } else if unit == 0 {
+                    // No field of ours holds a NUL, and SQLite and C APIs end a string at one (a
+                    // review's digest + \u0000 was looked up as the digest alone).
+                    throw error("\\u0000 (NUL) in a string")
                 } else {
                     scalars.append(Unicode.Scalar(unit)!)
                 }
