@@ -46,6 +46,11 @@ struct LocalKMSTests {
                 _ = try await kms.generateDataKey(keyID: "00000000-0000-0000-0000-000000000000", byteCount: 32, encryptionContext: [:])
                 Issue.record("unknown key accepted")
             } catch let e as KMSError { #expect(e.code == "NotFoundException") }
+            // A key id with a NUL after the real one is no key (SQLite would have ended it at the NUL).
+            do {
+                _ = try await kms.generateDataKey(keyID: key.keyId + "\u{0}zz", byteCount: 32, encryptionContext: [:])
+                Issue.record("a key id with a NUL found the key")
+            } catch let e as KMSError { #expect(e.code == "NotFoundException") }
             do {
                 _ = try await kms.decrypt(keyID: other.keyId, ciphertextBlob: dk.ciphertextBlob, encryptionContext: Self.context)
                 Issue.record("wrong key accepted")

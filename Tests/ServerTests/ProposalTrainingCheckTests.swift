@@ -39,6 +39,24 @@ import Testing
         #expect(accepted.status == 201, "\(accepted.json)")
     }
 
+    /// A request whose JSON holds a NUL is refused before it reaches SQLite, which ends a string at
+    /// the NUL (a review's digest + NUL was looked up as the digest, and answered as another policy's).
+    @Test func aNULInARequestIsRefused() async throws {
+        let fixture = try GovernanceFixture()
+        let alpha = try await fixture.register("Alpha")
+        let (collaboration, _, digest) = try await fixture.approvedCollaboration(alpha, name: "nul")
+        let reply = try await fixture.call(
+            .post, "/v1/collaborations/\(collaboration)/approvals", token: alpha.token,
+            json: ["policyDigest": digest + "\u{0}zz", "expiresAt": "2098-01-01T00:00:00Z", "signature": "AAAA"])
+        #expect(reply.status == 400 && reply.code == "invalid_json", "\(reply.json)")
+        #expect("\(reply.json)".contains("(NUL) in a string"), "\(reply.json)")
+        var policy = GovernanceFixture.policy(party: alpha.id, dataset: "ds-x", name: "p")
+        policy["description"] = "nul\u{0}here"
+        let proposal = try await fixture.call(.post, "/v1/collaborations", token: alpha.token, json: ["policy": policy])
+        #expect(proposal.status == 400 && proposal.code == "invalid_json", "\(proposal.json)")
+        #expect("\(proposal.json)".contains("(NUL) in a string"), "\(proposal.json)")
+    }
+
     /// The shipped example policies train as written.
     @Test(arguments: ["hospitals-union.json", "bank-retailer-inner-join.json"])
     func theExamplePoliciesTrainingSectionsRun(name: String) throws {

@@ -8,10 +8,18 @@ public struct JSONParser {
     public struct Limits: Sendable {
         public var maxBytes: Int
         public var maxDepth: Int
-        public init(maxBytes: Int = 1 << 20, maxDepth: Int = 64) {
+        /// Whether a string may hold U+0000 (`\u0000`). Request bodies may not: no field of ours
+        /// holds a NUL, and SQLite and C APIs end a string at one (a review's digest + NUL was looked
+        /// up as the digest). Documents already stored parse as they were stored.
+        public var allowsNUL: Bool
+        public init(maxBytes: Int = 1 << 20, maxDepth: Int = 64, allowsNUL: Bool = true) {
             self.maxBytes = maxBytes
             self.maxDepth = maxDepth
+            self.allowsNUL = allowsNUL
         }
+
+        /// An API request body's limits: no NUL.
+        public static let request = Limits(allowsNUL: false)
     }
 
     /// Why a document was refused, with the byte offset where parsing stopped.
@@ -205,9 +213,7 @@ public struct JSONParser {
                     scalars.append(Unicode.Scalar(scalar)!)
                 } else if (0xDC00...0xDFFF).contains(unit) {
                     throw error("lone low surrogate in a string")
-                } else if unit == 0 {
-                    // No field of ours holds a NUL, and SQLite and C APIs end a string at one (a
-                    // review's digest + \u0000 was looked up as the digest alone).
+                } else if unit == 0, !limits.allowsNUL {
                     throw error("\\u0000 (NUL) in a string")
                 } else {
                     scalars.append(Unicode.Scalar(unit)!)

@@ -106,6 +106,7 @@ public enum EmbeddedPolicyFiles {
           "artifacts": {
             "type": "array",
             "minItems": 1,
+            "maxItems": 3,
             "uniqueItems": true,
             "items": { "enum": ["model", "metrics", "scores:own"] }
           }

@@ -120,7 +120,8 @@ final class LocalKMSStore: Sendable {
     }
 
     func key(id: String) throws -> KeyRecord? {
-        try dbQueue.read { db in
+        guard !id.utf8.contains(0) else { return nil }  // SQLite would end the id at the NUL and find the key
+        return try dbQueue.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM kmsKey WHERE id = ?", arguments: [id]) else { return nil }
             return KeyRecord(
                 id: row["id"], description: row["description"], created: row["created"], enabled: row["enabled"],

@@ -73,7 +73,7 @@ struct GovernanceRoutes: RouteGroup {
             throw DomainError(.invalidInput, "invalid_json", "a JSON body is required")
         }
         do {
-            _ = try JSONParser.parse(bytes)  // strict I-JSON first: duplicates, depth, surrogates
+            _ = try JSONParser.parse(bytes, limits: .request)  // strict I-JSON first: duplicates, depth, surrogates, NUL
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as JSONParser.Error {
             throw DomainError(.invalidInput, "invalid_json", error.description)
@@ -311,7 +311,7 @@ struct GovernanceRoutes: RouteGroup {
         let bytes = try await request.body.collect(upTo: PolicyDocument.maxBytes + 1024)
         let json: JSONValue
         do {
-            json = try JSONParser.parse(bytes, limits: .init(maxBytes: PolicyDocument.maxBytes + 1024, maxDepth: 32))
+            json = try JSONParser.parse(bytes, limits: .init(maxBytes: PolicyDocument.maxBytes + 1024, maxDepth: 32, allowsNUL: false))
         } catch let error as JSONParser.Error {
             throw DomainError(.invalidInput, "invalid_json", error.description)
         }

@@ -98,7 +98,7 @@ struct JobRoutes {
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return nil }
         let body: JSONValue
         do {
-            body = try JSONParser.parse(bytes)
+            body = try JSONParser.parse(bytes, limits: .request)
         } catch let error as JSONParser.Error {
             throw DomainError(.invalidInput, "invalid_json", error.description)
         }
