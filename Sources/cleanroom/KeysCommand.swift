@@ -97,8 +97,11 @@ struct LocalKeys {
     /// its fingerprint) and the result key. The server fills both in from its party records, so a
     /// policy naming another result key would have this party's outputs encrypted to a key it does
     /// not hold, and its approval would vouch for that.
+    /// What to do about a policy or registration that names other keys, before approving.
+    static let beforeApproving = "ask the operator why, and do not approve it"
+
     /// `advice` ends a refusal: what to do about it.
-    func checkNamed(in policy: JSONValue, as partyId: String, advice: String = "ask the operator why, and do not approve it") throws {
+    func checkNamed(in policy: JSONValue, as partyId: String, advice: String = Self.beforeApproving) throws {
         guard let me = policy["parties"]?.arrayValue?.first(where: { $0["id"]?.stringValue == partyId }) else {
             throw CLIError("the policy does not name your party \(partyId)")
         }
@@ -117,7 +120,7 @@ struct LocalKeys {
 
     private func check(
         signingKey: String?, fingerprint named: String?, resultKey: String?, of partyId: String, in source: String,
-        advice: String = "ask the operator why, and do not approve it"
+        advice: String = Self.beforeApproving
     ) throws {
         let signingDER = try? signingKey.map { try P256.Signing.PublicKey(pemRepresentation: $0).derRepresentation }
         guard named == fingerprint, let signingDER, Hex.encode(SHA256.hash(signingDER)) == fingerprint else {

@@ -32,9 +32,16 @@ import TestSupport
 
     @Test func environmentVariablesSetTheListenAddressAndDataDirectory() async throws {
         let dir = try TestEnvironment.temporaryDirectory("env")
-        let server = try await CleanroomdProcess.start(
-            arguments: ["--access-log", "off"],
-            environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/from-environment"])
+        // Started under the usual permissive umask, so the file modes below are cleanroomd's own
+        // doing, whatever umask the test runner has.
+        let runnerMask = umask(0o022)
+        let server: CleanroomdProcess
+        do {
+            defer { umask(runnerMask) }
+            server = try await CleanroomdProcess.start(
+                arguments: ["--access-log", "off"],
+                environment: ["CLEANROOM_LISTEN": "127.0.0.1:0", "CLEANROOM_DATA_DIR": dir.path + "/from-environment"])
+        }
         defer { server.stopInBackground() }
         #expect(server.port > 0)
         #expect(FileManager.default.fileExists(atPath: server.dataDirectory.path + "/operator-credentials.json"))

@@ -206,11 +206,7 @@ struct JobRoutes {
         }
         let download: ObjectDownload
         do {
-            if let range {
-                download = try await manager.objects.get(key: output.objectKey, range: range)
-            } else {
-                download = try await manager.objects.get(key: output.objectKey)
-            }
+            download = try await manager.objects.get(key: output.objectKey, versionId: nil, range: range)
         } catch {
             throw DomainError(.internalError, "object_store_failed", "the output could not be read; try again")
         }
