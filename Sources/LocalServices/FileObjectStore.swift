@@ -1,4 +1,5 @@
 import AWS
+import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -101,7 +102,9 @@ public final class FileObjectStore: ObjectStore {
             await writer.drain()  // no write may still use the descriptor when it is closed
             throw error
         }
-        let digest = hasher.finalizeHex()
+        let sha256 = hasher.finalize()
+        try options.verifyContent?(sha256)
+        let digest = Hex.encode(sha256)
         var sse: String?
         var kmsKey: String?
         if case .kms(let keyId, _) = options.serverSideEncryption {
@@ -138,7 +141,7 @@ public final class FileObjectStore: ObjectStore {
 
     private func info(key: String, version: String, meta: Meta) -> ObjectInfo {
         ObjectInfo(
-            key: key, size: meta.size, etag: meta.sha256, versionId: version,
+            key: key, size: meta.size, etag: meta.sha256, sha256: meta.sha256, versionId: version,
             lastModified: Date(timeIntervalSince1970: Double(meta.created) / 1000),
             contentType: meta.contentType, serverSideEncryption: meta.serverSideEncryption, kmsKeyId: meta.kmsKeyId)
     }

@@ -122,6 +122,33 @@ struct S3ObjectStoreMotoTests {
         }
     }
 
+    /// The put's digest is of the whole object, single or multipart; a `verifyContent` refusal
+    /// stores nothing (the multipart upload is aborted, not completed).
+    @Test func contentRefusedByItsDigestIsNotStored() async throws {
+        struct Refused: Error {}
+        try await withMoto { moto, store in
+            let small = Self.pattern(1000, seed: 3)
+            let single = try await store.put(key: "small", body: ByteStream(bytes: small))
+            #expect(single.sha256 == PayloadHasher.hexDigest(small))
+            let total = 2 * store.partSize + 17
+            let expected = PayloadHasher.hexDigest(Self.generatedPrefix(total: total))
+            let seen = LockedBox<String?>(nil)
+            let multi = try await store.put(
+                key: "multi", body: Self.generated(total),
+                options: ObjectPutOptions(verifyContent: { digest in seen.withLock { $0 = hex(digest) } }))
+            #expect(multi.etag.hasSuffix("-3"))
+            #expect(multi.sha256 == expected)
+            #expect(seen.withLock { $0 } == expected)
+            let refuse = ObjectPutOptions(verifyContent: { _ in throw Refused() })
+            await #expect(throws: Refused.self) { _ = try await store.put(key: "refused-small", body: ByteStream(bytes: small), options: refuse) }
+            await #expect(throws: Refused.self) { _ = try await store.put(key: "refused-multi", body: Self.generated(total), options: refuse) }
+            #expect(try await store.list(prefix: "refused").isEmpty)
+            let uploads = try moto.boto(
+                #"print(len(client("s3").list_multipart_uploads(Bucket="cleanroom-test").get("Uploads", [])))"#)
+            #expect(uploads.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        }
+    }
+
     @Test func sseKMSHeadersAreSentAndEchoed() async throws {
         try await withMoto { moto, store in
             let keyId = try moto.boto(#"print(client("kms").create_key()["KeyMetadata"]["KeyId"])"#).stdout

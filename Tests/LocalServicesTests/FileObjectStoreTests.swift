@@ -1,4 +1,5 @@
 import AWS
+import Crypto
 import Foundation
 import Testing
 import TestSupport
@@ -30,6 +31,8 @@ struct FileObjectStoreTests {
             let info = try await store.put(key: "datasets/a b/ü.csv", body: ByteStream(bytes: data, chunkSize: 70_001))
             #expect(info.size == Int64(data.count))
             #expect(info.etag == PayloadHasher.hexDigest(data))
+            #expect(info.sha256 == PayloadHasher.hexDigest(data))
+            #expect(try await store.head(key: "datasets/a b/ü.csv").sha256 == info.sha256)
             let got = try await store.get(key: "datasets/a b/ü.csv")
             #expect(try await got.body.collect(limit: 10 << 20) == data)
             #expect(got.info.versionId == info.versionId)
@@ -102,6 +105,28 @@ struct FileObjectStoreTests {
             await #expect(throws: Boom.self) { _ = try await store.put(key: "new", body: failing) }
             #expect(try await store.head(key: "k") == old)
             #expect(try await store.list(prefix: "").map(\.key) == ["k"])
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("tmp").path).isEmpty)
+        }
+    }
+
+    /// `verifyContent` sees the digest of exactly what was written, and its refusal stores nothing
+    /// (how a job output whose digest is not the enclave's is kept out).
+    @Test func contentRefusedByItsDigestIsNotStored() async throws {
+        try await withStore { store, dir in
+            let data = Self.pattern(3 << 20 + 5)
+            let seen = LockedBox<[UInt8]?>(nil)
+            let accepted = try await store.put(
+                key: "ok", body: ByteStream(bytes: data, chunkSize: 65_537),
+                options: ObjectPutOptions(verifyContent: { digest in seen.withLock { $0 = digest } }))
+            #expect(seen.withLock { $0.map(Hex.encode) } == PayloadHasher.hexDigest(data))
+            #expect(accepted.sha256 == PayloadHasher.hexDigest(data))
+            let old = try await store.put(key: "k", body: ByteStream(bytes: Array("old".utf8)))
+            await #expect(throws: Boom.self) {
+                _ = try await store.put(
+                    key: "k", body: ByteStream(bytes: data), options: ObjectPutOptions(verifyContent: { _ in throw Boom() }))
+            }
+            #expect(try await store.head(key: "k") == old)
+            #expect(try await store.versions(key: "k").count == 1)
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("tmp").path).isEmpty)
         }
     }

@@ -5,6 +5,9 @@ import Foundation
 /// Contract shared by every implementation:
 /// - `put` streams its body in constant memory and makes the object visible only once it is
 ///   completely and durably written; a failed put leaves no trace.
+/// - `put` computes the content's SHA-256 on the way (one pass; callers need not hash again),
+///   returns it as `ObjectInfo.sha256`, and lets `ObjectPutOptions.verifyContent` refuse the
+///   content by it before the object becomes visible.
 /// - Every put creates a new version; `versionId` selects one, nil means the latest.
 /// - Errors are `ObjectStoreError`s with a code callers can branch on.
 public protocol ObjectStore: Sendable {
@@ -38,6 +41,9 @@ public struct ObjectInfo: Sendable, Equatable, Codable {
     public var size: Int64
     /// S3's ETag without quotes; the file store uses the SHA-256 of the content.
     public var etag: String
+    /// The content's SHA-256, lower-case hex: always returned by `put`; by `head`, `get` and
+    /// `list` where the store keeps it (the file store does, S3 does not).
+    public var sha256: String?
     public var versionId: String?
     public var lastModified: Date?
     public var contentType: String?
@@ -46,12 +52,14 @@ public struct ObjectInfo: Sendable, Equatable, Codable {
     public var kmsKeyId: String?
 
     public init(
-        key: String, size: Int64, etag: String, versionId: String? = nil, lastModified: Date? = nil,
-        contentType: String? = nil, serverSideEncryption: String? = nil, kmsKeyId: String? = nil
+        key: String, size: Int64, etag: String, sha256: String? = nil, versionId: String? = nil,
+        lastModified: Date? = nil, contentType: String? = nil, serverSideEncryption: String? = nil,
+        kmsKeyId: String? = nil
     ) {
         self.key = key
         self.size = size
         self.etag = etag
+        self.sha256 = sha256
         self.versionId = versionId
         self.lastModified = lastModified
         self.contentType = contentType
@@ -66,13 +74,22 @@ public struct ObjectPutOptions: Sendable {
     /// SSE-KMS: ask S3 to encrypt at rest under this KMS key (nil key: the bucket's AWS-managed key).
     public var serverSideEncryption: ServerSideEncryption?
 
+    /// Called once the whole body has arrived, with its SHA-256, before the object becomes
+    /// visible: if it throws, nothing is stored and `put` throws that error. The way to commit
+    /// content only if it has the digest a peer announced after sending it.
+    public var verifyContent: (@Sendable (_ sha256: [UInt8]) throws -> Void)?
+
     public enum ServerSideEncryption: Sendable, Equatable {
         case kms(keyId: String?, context: [String: String]?)
     }
 
-    public init(contentType: String? = nil, serverSideEncryption: ServerSideEncryption? = nil) {
+    public init(
+        contentType: String? = nil, serverSideEncryption: ServerSideEncryption? = nil,
+        verifyContent: (@Sendable (_ sha256: [UInt8]) throws -> Void)? = nil
+    ) {
         self.contentType = contentType
         self.serverSideEncryption = serverSideEncryption
+        self.verifyContent = verifyContent
     }
 }
 

@@ -1,8 +1,9 @@
 /// Cuts a byte stream into parts of exactly the buffer's capacity (the last may be shorter),
-/// copying each chunk once, into the part's `UploadBuffer`.
+/// copying each chunk once, into the part's `UploadBuffer`, and hashes the whole stream on the way.
 struct PartReader {
     let stream: ByteStream
     private var iterator: ByteStream.AsyncIterator
+    private let hasher = PayloadHasher()
     /// The unused tail of the last chunk read (at most one chunk).
     private var carry: ArraySlice<UInt8> = []
     private(set) var finished = false
@@ -25,6 +26,7 @@ struct PartReader {
                 finished = true
                 return
             }
+            hasher.update(chunk)
             let n = buffer.append(chunk[...])
             if n < chunk.count { carry = chunk[n...] }
         }
@@ -38,7 +40,14 @@ struct PartReader {
             finished = true
             return true
         }
+        hasher.update(chunk)
         carry = chunk[...]
         return false
+    }
+
+    /// The SHA-256 of the whole stream, once it has ended; the reader must not be used afterwards.
+    func sha256() -> [UInt8] {
+        precondition(finished, "the stream has not ended")
+        return hasher.finalize()
     }
 }

@@ -209,9 +209,12 @@ public final class S3ObjectStore: ObjectStore {
         let first = try UploadBuffer(capacity: partSize, gauge: uploadMemory)
         try await reader.fill(first)
         if try await reader.peekEnd() {
+            let sha256 = reader.sha256()
+            try options.verifyContent?(sha256)
             let r = try await send("PUT", path(key), headers: sseHeaders(options), buffer: first, key: key)
             _ = try await r.body.collect(limit: 1 << 20)  // the transfer is over: nothing reads `first` any more
             var i = info(key: key, response: r, size: Int64(first.count))
+            i.sha256 = hex(sha256)
             i.contentType = options.contentType
             return i
         }
@@ -237,6 +240,9 @@ public final class S3ObjectStore: ObjectStore {
                 _ = try await r.body.collect(limit: 1 << 20)
                 return Self.stripQuotes(r.header("ETag"))
             }
+            // Every part is uploaded, none is visible yet: the last moment to refuse the content.
+            let sha256 = reader.sha256()
+            try options.verifyContent?(sha256)
             var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
             for n in parts.etags.keys.sorted() {
                 xml += "<Part><PartNumber>\(n)</PartNumber><ETag>\"\(parts.etags[n]!.xmlEscaped)\"</ETag></Part>"
@@ -249,6 +255,7 @@ public final class S3ObjectStore: ObjectStore {
             let done = try await readXML(response)  // a 200 may still carry an <Error>
             var i = info(key: key, response: headers, size: parts.total)
             i.etag = Self.stripQuotes(done["ETag"])
+            i.sha256 = hex(sha256)
             i.contentType = options.contentType
             return i
         } catch {

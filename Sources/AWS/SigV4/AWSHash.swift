@@ -25,12 +25,4 @@ enum AWSHash {
 }
 
 /// Lower-case hex of bytes.
-func hex(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
+func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(Array(bytes)) }

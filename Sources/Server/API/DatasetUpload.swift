@@ -1,13 +1,13 @@
 import AWS
 import CleanRoom
 import Envelope
-import Crypto
 import Foundation
 import HTTPServer
 
 /// `PUT /v1/datasets/{id}/content`: streams an Encryption SDK message into the object store while
-/// validating its structure (`UploadValidator`) and hashing it, and makes the dataset visible in
-/// one transaction only when the whole message has arrived and the object is stored.
+/// validating its structure (`UploadValidator`), and makes the dataset visible in one transaction
+/// only when the whole message has arrived and the object is stored. The recorded SHA-256 is the
+/// one the store computed as it wrote the object.
 ///
 /// The object store pulls the body through `UploadPipe`; if the message is malformed or ends
 /// early, the pipe throws, so the store keeps nothing. A crash leaves a pending-upload record whose
@@ -28,7 +28,8 @@ struct DatasetUpload {
                 datasetId: datasetId, partyId: party.id, ownerKeyFingerprint: party.signingKeyFingerprint))
         do {
             let info = try await objects.put(key: pending.objectKey, body: ByteStream(next: { try await pipe.next() }))
-            let (digest, size, header) = try pipe.result()
+            let (size, header) = try pipe.result()
+            guard let digest = info.sha256 else { throw ObjectStoreError(.service, "the object store returned no digest") }
             let result = CompletedUpload(
                 objectKey: pending.objectKey, objectVersion: info.versionId ?? info.etag, size: size, sha256: digest,
                 suite: Int(header.suite.id), encryptionContext: header.encryptionContext.dictionary)
@@ -50,12 +51,11 @@ struct DatasetUpload {
     }
 }
 
-/// The request body as the object store pulls it: each chunk is validated and hashed on its
-/// way through; the end of the body is accepted only if the message is complete.
+/// The request body as the object store pulls it: each chunk is validated on its way through;
+/// the end of the body is accepted only if the message is complete.
 final class UploadPipe: @unchecked Sendable {  // used by one task at a time (the store's reader)
     private var iterator: RequestBody.AsyncIterator
     private var validator: UploadValidator
-    private var hash = SHA256()
     private var size: Int64 = 0
     private var finished = false
     private(set) var failure: UploadValidator.Failure?
@@ -81,7 +81,6 @@ final class UploadPipe: @unchecked Sendable {  // used by one task at a time (th
                 return nil
             }
             try validator.consume(chunk)
-            hash.update(chunk)
             size += Int64(chunk.count)
             return chunk
         } catch let error as UploadValidator.Failure {
@@ -90,11 +89,11 @@ final class UploadPipe: @unchecked Sendable {  // used by one task at a time (th
         }
     }
 
-    /// The digest, size and header of a complete message.
-    func result() throws -> (String, Int64, Envelope.MessageHeader) {
+    /// The size and header of a complete message.
+    func result() throws -> (Int64, Envelope.MessageHeader) {
         guard finished, let header = validator.header else {
             throw UploadValidator.Failure(code: "incomplete_upload", message: "the upload ended before the message did")
         }
-        return (Hex.encode(hash.finalize()), size, header)
+        return (size, header)
     }
 }

@@ -1,5 +1,4 @@
 import AWS
-import Crypto
 import Enclave
 import Foundation
 
@@ -9,9 +8,9 @@ import Foundation
 /// attestation document under `jobs/<job>/`.
 ///
 /// Each output streams straight into an object store put while it arrives (constant memory, no
-/// spool copy) and is hashed on the way; the put commits only after the SHA-256 matched the
-/// enclave's (a mismatch or an abort fails the put, which leaves no trace), and the output is
-/// recorded — visible — only after the object is durably stored.
+/// spool copy); the put, which hashes it on the way, commits only if its SHA-256 is the one the
+/// enclave sent at the output's end (a mismatch or an abort fails the put, which leaves no
+/// trace), and the output is recorded — visible — only after the object is durably stored.
 public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     let jobs: JobStore
     let objects: any ObjectStore
@@ -56,8 +55,9 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
         }
     }
 
-    /// One output arriving: each chunk is hashed and handed to a put that runs while the output
-    /// arrives; `finish` lets the put commit only if the digest matched, then records the output.
+    /// One output arriving: each chunk is handed to a put that runs while the output arrives;
+    /// `finish` tells the put the enclave's digest, which it must match to commit, then records
+    /// the output.
     final class StreamedOutput: OutputWriter {
         let sink: StoredJobSink
         let jobID: String
@@ -67,13 +67,18 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
         let channel = ByteChannel(limit: 4 << 20)
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
-        var hash = SHA256()
         var size: Int64 = 0
         var ended = false
 
         final class Outcome: @unchecked Sendable {
             var result: Result<ObjectInfo, any Error>?
+            /// The enclave's digest of the output, set before the stream ends (so before the put
+            /// reads it).
+            var expected: [UInt8]?
         }
+
+        /// The put's refusal when the output's digest is not the enclave's.
+        struct DigestMismatch: Error {}
 
         init(sink: StoredJobSink, jobID: String, descriptor: OutputDescriptor) {
             self.sink = sink
@@ -81,10 +86,14 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             self.descriptor = descriptor
             key = StoredJobSink.outputKey(jobID: jobID, recipient: descriptor.recipient, name: descriptor.name)
             let objects = sink.objects, key = self.key, channel = self.channel, done = self.done, outcome = self.outcome
+            let options = ObjectPutOptions(verifyContent: { sha256 in
+                guard sha256 == outcome.expected else { throw DigestMismatch() }
+            })
             Task.detached {
                 let result: Result<ObjectInfo, any Error>
                 do {
-                    result = .success(try await objects.put(key: key, body: ByteStream(next: { try await channel.next() })))
+                    result = .success(
+                        try await objects.put(key: key, body: ByteStream(next: { try await channel.next() }), options: options))
                 } catch {
                     result = .failure(error)
                 }
@@ -98,7 +107,6 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
 
         func write(_ chunk: [UInt8]) throws(JobFailure) {
             guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) data after its end") }
-            hash.update(chunk)
             size += Int64(chunk.count)
             guard channel.sendBlocking(chunk) else {
                 // The put stopped early: its error is the reason.
@@ -108,20 +116,20 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
 
         func finish(sha256: [UInt8]) throws(JobFailure) {
             guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) ended twice") }
-            let digest = hash.finalize()
-            guard digest == sha256 else {
-                abort()
-                throw JobFailure(code: "output.digest", message: "output \(descriptor.name) for \(descriptor.recipient) arrived damaged")
-            }
             ended = true
+            outcome.expected = sha256
             channel.finish()
             done.wait()
-            guard case .success = outcome.result else {
+            switch outcome.result {
+            case .success: break
+            case .failure(let error) where error is DigestMismatch:
+                throw JobFailure(code: "output.digest", message: "output \(descriptor.name) for \(descriptor.recipient) arrived damaged")
+            default:
                 throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
             }
             do {
                 _ = try sink.jobs.recordOutput(
-                    jobID: jobID, recipient: descriptor.recipient, name: descriptor.name, objectKey: key, sha256: digest,
+                    jobID: jobID, recipient: descriptor.recipient, name: descriptor.name, objectKey: key, sha256: sha256,
                     size: size)
             } catch {
                 throw JobFailure(code: "output.record", message: "could not record output \(descriptor.name)")
