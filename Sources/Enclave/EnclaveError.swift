@@ -11,6 +11,7 @@ public struct EnclaveError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let policyInvalid = Code(rawValue: "enclave.policy_invalid")
         public static let policyDigestMismatch = Code(rawValue: "enclave.policy_digest_mismatch")
         public static let policyExpired = Code(rawValue: "enclave.policy_expired")
+        public static let measurementNotAllowed = Code(rawValue: "enclave.measurement_not_allowed")
         public static let approvalInvalid = Code(rawValue: "enclave.approval_invalid")
         public static let approvalMissing = Code(rawValue: "enclave.approval_missing")
         public static let bindingMismatch = Code(rawValue: "enclave.binding_mismatch")

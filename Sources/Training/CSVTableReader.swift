@@ -102,6 +102,13 @@ public struct CSVTableReader {
     }
 
     /// Reads the header record from `pending` (skipping blank lines); nil while it is incomplete.
+    /// Whether an error may name a header cell: with a schema only a declared name, since the
+    /// first line of a file uploaded without its header holds data (in the enclave, the schema
+    /// and the declared names are public, the rest of the file is not).
+    private func canName(_ header: String) -> Bool {
+        schema == nil || schema?.type(of: header) != nil || overrides[header] != nil
+    }
+
     private mutating func readHeader(final: Bool) throws -> CSVTableBody? {
         var fields: [CSVRecordSplitter.Field] = []
         var names: [String] = []
@@ -121,7 +128,13 @@ public struct CSVTableReader {
                 for (k, field) in fields.enumerated() {
                     let name = String(decoding: CSVRecordSplitter.bytes(buf, field), as: UTF8.self)
                     if name.isEmpty { throw TrainingError(.malformedCSV, "header field \(k + 1) is empty") }
-                    if names.contains(name) { throw TrainingError(.unknownColumn, "column '\(name)' appears more than once") }
+                    if let earlier = names.firstIndex(of: name) {
+                        throw TrainingError(
+                            .unknownColumn,
+                            canName(name)
+                                ? "column '\(name)' appears more than once"
+                                : "header fields \(earlier + 1) and \(k + 1) have the same name")
+                    }
                     names.append(name)
                 }
                 return position

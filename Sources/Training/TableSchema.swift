@@ -50,8 +50,10 @@ public struct TableSchema: Sendable, Codable, Equatable {
             }
         }
         if !allowsExtraColumns {
-            for column in table.columns where !columns.contains(where: { $0.name == column.name }) {
-                throw TrainingError(.schemaViolation, "column '\(column.name)' fails rule 'declared': not in the schema")
+            // By position: an undeclared header cell may be data (a file uploaded without its header).
+            for (position, column) in table.columns.enumerated() where !columns.contains(where: { $0.name == column.name }) {
+                throw TrainingError(
+                    .schemaViolation, "header field \(position + 1) fails rule 'declared': its name is not in the schema")
             }
         }
         if table.rowCount < minimumRows {

@@ -1,3 +1,4 @@
+import Attestation
 import CleanRoom
 import Crypto
 import Foundation
@@ -27,7 +28,8 @@ import Training
         let policy = try policy()
         let spec = JobSpecification(policy: policy, approvalBundle: try fixture.fullBundle(policy), datasets: manifests)
         return try Admission.check(
-            spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: now)
+            spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
+            attestation: try fixture.ownAttestation(), now: now)
     }
 
     func manifest(_ id: String, _ party: String, _ sha: [UInt8]) -> DatasetManifest {
@@ -69,10 +71,64 @@ import Training
             policy: policy, approvalBundle: try fixture.fullBundle(policy),
             datasets: [manifest("alpha-data", "alpha", SessionFixture.placeholderDigests[0]), manifest("beta-data", "beta", betaSHA)])
         #expect {
-            try Admission.check(spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!, now: now)
+            try Admission.check(
+                spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
+                attestation: try fixture.ownAttestation(), now: now)
         } throws: { error in
             let error = error as? EnclaveError
             return error?.code == .policyInvalid && error?.message.contains("beta-data names no ciphertext sha256") == true
+        }
+    }
+
+    /// The policy runs only in the images it names, whatever the server's gate let through (in a
+    /// review, an enclave whose image another approved policy names ran this one).
+    @Test func anImageThePolicyDoesNotNameIsRefused() throws {
+        let other = DevelopmentAttestor(
+            ca: fixture.attestor.ca, measurements: DevelopmentMeasurements(pcr0: [UInt8](repeating: 0xAB, count: 48)))
+        let policy = try policy()
+        let spec = JobSpecification(
+            policy: policy, approvalBundle: try fixture.fullBundle(policy),
+            datasets: [manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)])
+        #expect {
+            try Admission.check(
+                spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
+                attestation: try fixture.ownAttestation(other), now: now)
+        } throws: { error in
+            let error = error as? EnclaveError
+            return error?.code == .measurementNotAllowed && error?.message.contains("PCR0 abababab") == true
+        }
+    }
+
+    /// A debug-mode enclave (PCR0 all zeros) runs the policy only if the policy allows debug, even
+    /// when its measurements list the zeros.
+    @Test func aDebugEnclaveIsRefusedUnlessThePolicyAllowsDebug() throws {
+        let debug = DevelopmentAttestor(
+            ca: fixture.attestor.ca, measurements: DevelopmentMeasurements(pcr0: [UInt8](repeating: 0, count: 48)))
+        let pcrs = debug.measurements.pcrs
+        for allowDebug in [false, true] {
+            let policy = try fixture.policy { policy in
+                var datasets = policy["datasets"] as! [[String: Any]]
+                datasets[0]["sha256"] = Hex.encode(alphaSHA)
+                datasets[1]["sha256"] = Hex.encode(betaSHA)
+                policy["datasets"] = datasets
+                policy["enclave"] = [
+                    "measurements": [["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]],
+                    "allowDebug": allowDebug,
+                ]
+            }
+            let spec = JobSpecification(
+                policy: policy, approvalBundle: try fixture.fullBundle(policy),
+                datasets: [manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)])
+            let check = {
+                try Admission.check(
+                    spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
+                    attestation: try fixture.ownAttestation(debug), now: now)
+            }
+            if allowDebug {
+                _ = try check()
+            } else {
+                #expect { try check() } throws: { ($0 as? EnclaveError)?.code == .measurementNotAllowed }
+            }
         }
     }
 

@@ -85,6 +85,26 @@ import Testing
         #expect(code { _ = try verify(policy, bundle) } == .approvalInvalid)
     }
 
+    /// A party the policy names without an approval key (a recipient only, say) could be approved
+    /// for by anyone: the operator, with its own key (found in a review).
+    @Test func aPartyNamedWithoutAnApprovalKeyIsRefused() throws {
+        let policy = try fixture.policy { policy in
+            var parties = policy["parties"] as! [[String: Any]]
+            parties[1]["signingKey"] = nil
+            parties[1]["signingKeyFingerprint"] = nil
+            policy["parties"] = parties
+        }
+        let operatorKey = try P256.Signing.PrivateKey()
+        let bundle = try fixture.bundle(policy) { [try fixture.alpha.approve($0), try fixture.beta.approve($0, with: operatorKey)] }
+        do {
+            _ = try verify(policy, bundle)
+            Issue.record("an approval by any key counted for a party named without one")
+        } catch {
+            #expect(error.code == .policyInvalid)
+            #expect(error.message.contains("no approval key for party beta"), "\(error.message)")
+        }
+    }
+
     @Test func forgedPartyKeyFailsTheOwnerKeyBinding() throws {
         // The operator replaced beta's key in the policy with its own and approved with it: the
         // approvals verify, but beta's dataset was encrypted naming beta's real key.

@@ -53,6 +53,12 @@ struct SessionFixture {
         return ["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]
     }
 
+    /// A document from the fixture's attestor, as the enclave's own (its PCRs are the policy's).
+    func ownAttestation(_ attestor: DevelopmentAttestor? = nil) throws -> AttestationDocument {
+        try AttestationDocument(
+            bytes: (attestor ?? self.attestor).attestationDocument(publicKey: nil, userData: nil, nonce: nil))
+    }
+
     /// Stand-in ciphertext digests of alpha's and beta's datasets, for tests that stream no data.
     static let placeholderDigests = [[UInt8](repeating: 0xA1, count: 32), [UInt8](repeating: 0xB2, count: 32)]
 
@@ -113,7 +119,7 @@ struct SessionFixture {
         }
         return try Admission.check(
             spec: JobSpecification(policy: policy, approvalBundle: try fullBundle(policy), datasets: manifests),
-            attestedPolicyDigest: Hex.decode(try Self.digest(policy))!, now: 1_800_000_000)
+            attestedPolicyDigest: Hex.decode(try Self.digest(policy))!, attestation: try ownAttestation(), now: 1_800_000_000)
     }
 
     /// A verifier trusting only the development root, now.

@@ -227,7 +227,20 @@ import Testing
         #expect {
             try CSVTableReader.read(Array("id,income,age,extra\nx,1.5,3,1\ny,1,2,3\n".utf8), schema: schema)
         } throws: { error in
-            (error as? TrainingError)?.message.contains("'extra' fails rule 'declared'") == true
+            (error as? TrainingError)?.message == "header field 4 fails rule 'declared': its name is not in the schema"
+        }
+        // A file uploaded without its header: its first line is data, and no error repeats it.
+        for (csv, expected) in [
+            ("x,1.5,1.5\ny,1,2\n", "header fields 2 and 3 have the same name"),
+            ("id,income,age,4556-7375\nx,1.5,3,1\n", "header field 4 fails rule 'declared': its name is not in the schema"),
+            ("id,id,age\nx,1.5,3\n", "column 'id' appears more than once"),
+        ] {
+            #expect {
+                try CSVTableReader.read(Array(csv.utf8), schema: schema)
+            } throws: { error in
+                let message = (error as? TrainingError)?.message ?? ""
+                return message.contains(expected) && !message.contains("1.5") && !message.contains("4556")
+            }
         }
         let table = try CSVTableReader.read(Array("id,income,age\nx,1.5,3\ny,,4\n".utf8), schema: schema)
         #expect(try table.column(named: "age").type == .integer)

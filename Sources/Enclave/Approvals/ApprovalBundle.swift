@@ -64,16 +64,22 @@ public struct ApprovalBundle: Codable, Sendable, Equatable {
         }
     }
 
-    /// Checks every approval (DESIGN §2.2, §2.3): the bundle is for `policyDigest`; each signature
-    /// verifies with its key over the domain-separated approval message; each key is the one the
-    /// policy names for that party (when it names one); no approval has expired at `now`; and
-    /// every party of the policy has at least one valid approval (unanimity). An approval that
-    /// fails any check is an error, not skipped: the server is supposed to send only valid ones.
+    /// Checks every approval (DESIGN §2.2, §2.3): the bundle is for `policyDigest`; the policy names
+    /// an approval key (PEM or fingerprint) for every party; each signature verifies with its key
+    /// over the domain-separated approval message; each key is the one the policy names for that
+    /// party; no approval has expired at `now`; and every party of the policy has at least one
+    /// valid approval (unanimity). An approval that fails any check is an error, not skipped: the
+    /// server is supposed to send only valid ones.
     public func verify(
         against policy: JobPolicy, policyDigest: String, now: Int64
     ) throws(EnclaveError) -> VerifiedApprovalBundle {
         guard self.policyDigest == policyDigest else {
             throw EnclaveError(.approvalInvalid, "the approval bundle is for another policy digest")
+        }
+        // Without a named key, any key's approval would count as the party's (in a review, the
+        // operator approved for a recipient-only party named without keys, and received its model).
+        for party in policy.parties where party.signingKey == nil && party.signingKeyFingerprint == nil {
+            throw EnclaveError(.policyInvalid, "the policy names no approval key for party \(party.id), so anyone could approve for it")
         }
         var keysByParty: [String: Set<String>] = [:]
         for (index, entry) in approvals.enumerated() {

@@ -1,9 +1,10 @@
+import Attestation
 import CleanRoom
 import Crypto
 
 /// A job specification the enclave accepted: the policy digest matched the attested one, the
-/// policy parsed and has not expired, every approval verified and covers every party, and the
-/// manifests match the policy's datasets one for one.
+/// policy parsed and has not expired, it allows the image this enclave runs, every approval
+/// verified and covers every party, and the manifests match the policy's datasets one for one.
 public struct Admission: Sendable {
     public let policy: JobPolicy
     public let policyDigest: String
@@ -13,9 +14,10 @@ public struct Admission: Sendable {
 
     public func dataset(_ id: String) -> JobPolicy.Dataset? { datasets.first { $0.id == id } }
 
-    /// Runs every admission check on `spec`.
+    /// Runs every admission check on `spec`; `attestation` is this enclave's own attestation
+    /// document (the one it sent the server).
     public static func check(
-        spec: JobSpecification, attestedPolicyDigest: [UInt8], now: Int64
+        spec: JobSpecification, attestedPolicyDigest: [UInt8], attestation: AttestationDocument, now: Int64
     ) throws(EnclaveError) -> Admission {
         let document: PolicyDocument
         do {
@@ -31,6 +33,7 @@ public struct Admission: Sendable {
             throw EnclaveError(.policyInvalid, "the policy's constraints.expiresAt is not an RFC 3339 time")
         }
         guard expiry > now else { throw EnclaveError(.policyExpired, "the policy expired at \(policy.constraints.expiresAt)") }
+        try checkImage(attestation, allowedBy: policy.enclave)
         let bundle = try ApprovalBundle(bytes: spec.approvalBundle)
         let approvals = try bundle.verify(against: policy, policyDigest: document.digest, now: now)
 
@@ -56,5 +59,25 @@ public struct Admission: Sendable {
             ordered.append(dataset)
         }
         return Admission(policy: policy, policyDigest: document.digest, approvals: approvals, datasets: ordered)
+    }
+
+    /// The parties approved running the policy only in the images it names: the server's key
+    /// release gate checks this too, and KMS allows every image of every policy an owner approved,
+    /// so without this check an operator could run the policy in another approved policy's image.
+    static func checkImage(_ attestation: AttestationDocument, allowedBy rules: JobPolicy.EnclaveRules) throws(EnclaveError) {
+        guard let sets = rules.pcrSets else {
+            throw EnclaveError(.policyInvalid, "a measurement set of the policy is not valid hex")
+        }
+        let pcrs = attestation.pcrs
+        if attestation.isDebugMode && !rules.allowDebug {
+            throw EnclaveError(
+                .measurementNotAllowed, "this enclave runs in debug mode (PCR0 all zeros) and the policy does not allow debug")
+        }
+        guard sets.contains(where: { $0.matches(pcrs) }) else {
+            let pcr0 = pcrs[0].map { Hex.encode($0) } ?? "absent"
+            throw EnclaveError(
+                .measurementNotAllowed,
+                "this enclave's image (PCR0 \(pcr0)) is none of the \(sets.count) the policy allows")
+        }
     }
 }

@@ -115,13 +115,19 @@ public final class EnclaveSession: @unchecked Sendable {
         } catch {
             throw EnclaveError(.attestation, "the attestor failed: \(error)")
         }
+        let attestation: AttestationDocument
+        do {
+            attestation = try AttestationDocument(bytes: document)
+        } catch {
+            throw EnclaveError(.attestation, "the attestor's document does not parse: \(error)")
+        }
         try send(.hello(EnclaveHello(attestationDocument: document, receiptPublicKey: receiptPublic)))
 
         // 2. Admission.
         let second = try receive("the job specification")
         guard case .jobSpec(let spec) = second else { throw unexpected(second, "jobSpec") }
         let admission = try Admission.check(
-            spec: spec, attestedPolicyDigest: begin.policyDigest, now: Int64(now().timeIntervalSince1970))
+            spec: spec, attestedPolicyDigest: begin.policyDigest, attestation: attestation, now: Int64(now().timeIntervalSince1970))
         try send(.accepted(approvalBundleDigest: SHA256.hash(spec.approvalBundle)))
 
         // 3. Keys.
@@ -156,6 +162,10 @@ public final class EnclaveSession: @unchecked Sendable {
             var received: UInt64 = 0
             let ingest = try workload.beginDataset(
                 index: index, dataset: admission.datasets[index], key: key, byteCount: manifest.byteCount)
+            // A fault in the data (decryption, binding, CSV, schema) is held back until the whole
+            // ciphertext is hashed: about a ciphertext the policy does not name, the only thing said
+            // is that it is not the one named — nothing about its contents.
+            var fault: EnclaveError?
             loop: while true {
                 let chunk = try receive("data of \(manifest.datasetID)")
                 switch chunk {
@@ -165,7 +175,12 @@ public final class EnclaveSession: @unchecked Sendable {
                         throw EnclaveError(.ciphertextMismatch, "dataset \(manifest.datasetID) is longer than its manifest says")
                     }
                     hash.update(bytes)
-                    try await ingest.consume(bytes)
+                    guard fault == nil else { continue }
+                    do {
+                        try await ingest.consume(bytes)
+                    } catch {
+                        fault = error
+                    }
                 case .datasetEnd(let id) where id == manifest.datasetID:
                     break loop
                 default:
@@ -176,6 +191,7 @@ public final class EnclaveSession: @unchecked Sendable {
                 throw EnclaveError(
                     .ciphertextMismatch, "dataset \(manifest.datasetID) does not match the ciphertext digest the policy names")
             }
+            if let fault { throw fault }
             try await ingest.finish()
         }
 
