@@ -257,6 +257,13 @@ struct BundleVerifier {
             "chains to \(root.name)\(attested.isDevelopment ? " (DEVELOPMENT)" : ""); PCR0 \(pcr0.prefix(16))… is allowed by the policy"
         ))
         lines.append(("receipt", "signed by the attested enclave's key for job \(receipt.jobID)"))
+        // The enclave refuses an expired policy by its own clock; here by the attested time.
+        guard let expiry = RFC3339.parse(policy.constraints.expiresAt), expiry > Int64(attested.timestamp / 1000) else {
+            throw Failure(
+                check: "policy", code: "policy.expired",
+                message: "the policy expired at \(policy.constraints.expiresAt), before the job ran (attested at "
+                    + "\(RFC3339.format(Int64(attested.timestamp / 1000))))")
+        }
 
         // Approvals: unanimity, each with the policy's key, unexpired at the attested time; and it is the receipt's bundle.
         let bundleBytes = try VerificationBundle.read(folder, VerificationBundle.approvalBundleFile, limit: ApprovalBundle.maxBytes)

@@ -28,7 +28,8 @@ struct ResultBundleFixture {
     /// `operatorApprovedForAlpha`: the operator swapped alpha's approval key before the proposal and
     /// approved in its name, so the policy and the approval carry a key that is not the one on
     /// alpha's machine (everything else is genuine).
-    init(operatorApprovedForAlpha: Bool = false) async throws {
+    /// `policyExpiresAt`: the policy's `constraints.expiresAt`.
+    init(operatorApprovedForAlpha: Bool = false, policyExpiresAt: String = "2030-01-01T00:00:00Z") async throws {
         root = try TestEnvironment.temporaryDirectory("result-bundle")
         bundle = root.appendingPathComponent("bundle")
         home = root.appendingPathComponent("home")
@@ -79,7 +80,7 @@ struct ResultBundleFixture {
                 ["recipient": "beta", "artifacts": ["metrics"]],
                 ["recipient": "gamma", "artifacts": ["metrics"]],
             ],
-            "constraints": ["expiresAt": "2030-01-01T00:00:00Z", "maxRuns": 1],
+            "constraints": ["expiresAt": policyExpiresAt, "maxRuns": 1],
         ]
         let canonical = CanonicalJSON.string(try JSONParser.parse(Array(try JSONSerialization.data(withJSONObject: policyObject))))
         policyDigest = Hex.encode(SHA256.hash(Array(canonical.utf8)))

@@ -202,6 +202,18 @@ import Testing
         #expect(result.stderrText.contains("receipt.approval_bundle_mismatch"), "\(result.stderrText)")
     }
 
+    /// A job that ran after its policy expired (by the attested time) is not verified, whatever
+    /// the enclave's clock said.
+    @Test func aJobAttestedAfterItsPolicyExpiredFails() async throws {
+        let fixture = try await ResultBundleFixture(policyExpiresAt: "2026-01-01T00:00:00Z")
+        defer { fixture.remove() }
+        let result = try await fixture.cli(["verify", fixture.bundle.path, "--root", fixture.developmentRoot.path])
+        #expect(result.status == 1)
+        #expect(
+            result.stderrText.contains("verification FAILED at policy: policy.expired: the policy expired at 2026-01-01T00:00:00Z"),
+            "\(result.stderrText)")
+    }
+
     @Test func editedPolicyIsRefused() async throws {
         let fixture = try await ResultBundleFixture()
         defer { fixture.remove() }
