@@ -101,7 +101,6 @@ public struct CSVTableReader {
         return table
     }
 
-    /// Reads the header record from `pending` (skipping blank lines); nil while it is incomplete.
     /// Whether an error may name a header cell: with a schema only a declared name, since the
     /// first line of a file uploaded without its header holds data (in the enclave, the schema
     /// and the declared names are public, the rest of the file is not).
@@ -109,6 +108,12 @@ public struct CSVTableReader {
         schema == nil || schema?.type(of: header) != nil || overrides[header] != nil
     }
 
+    /// How errors call the column of header cell `index` (0-based).
+    private func errorName(_ header: String, at index: Int) -> String {
+        canName(header) ? "column '\(header)'" : "header field \(index + 1)"
+    }
+
+    /// Reads the header record from `pending` (skipping blank lines); nil while it is incomplete.
     private mutating func readHeader(final: Bool) throws -> CSVTableBody? {
         var fields: [CSVRecordSplitter.Field] = []
         var names: [String] = []
@@ -129,11 +134,12 @@ public struct CSVTableReader {
                     let name = String(decoding: CSVRecordSplitter.bytes(buf, field), as: UTF8.self)
                     if name.isEmpty { throw TrainingError(.malformedCSV, "header field \(k + 1) is empty") }
                     if let earlier = names.firstIndex(of: name) {
-                        throw TrainingError(
-                            .unknownColumn,
-                            canName(name)
-                                ? "column '\(name)' appears more than once"
-                                : "header fields \(earlier + 1) and \(k + 1) have the same name")
+                        // An undeclared name is refused as such (saying which cells are equal would
+                        // tell something about a first line that may be data).
+                        throw canName(name)
+                            ? TrainingError(.unknownColumn, "column '\(name)' appears more than once")
+                            : TrainingError(
+                                .schemaViolation, "header field \(earlier + 1) fails rule 'declared': \(TableSchema.undeclared)")
                     }
                     names.append(name)
                 }
@@ -144,7 +150,9 @@ public struct CSVTableReader {
         guard let consumed else { return nil }
         pending.removeFirst(consumed)
         let kinds = names.map { CSVColumnKind(declared: overrides[$0] ?? schema?.type(of: $0)) }
-        let body = CSVTableBody(names: names, parser: CSVBlockParser(kinds: kinds, limits: limits), sizeHint: sizeHint)
+        let body = CSVTableBody(
+            names: names, errorNames: names.enumerated().map { errorName($1, at: $0) },
+            parser: CSVBlockParser(kinds: kinds, limits: limits), sizeHint: sizeHint)
         self.body = body
         return body
     }
@@ -155,6 +163,8 @@ public struct CSVTableReader {
 /// reader's thread while the next blocks parse, so the end of the input leaves little to do.
 final class CSVTableBody {
     private let names: [String]
+    /// What errors call each column (`column 'name'`, or `header field k` for a name that may be data).
+    private let errorNames: [String]
     private let parser: CSVBlockParser
     private let columns: [ColumnAccumulator]
     /// Inferred columns, read one block after another (their type depends on every earlier cell).
@@ -166,8 +176,9 @@ final class CSVTableBody {
     /// Rows checked so far.
     private var rows = 0
 
-    init(names: [String], parser: CSVBlockParser, sizeHint: Int?) {
+    init(names: [String], errorNames: [String], parser: CSVBlockParser, sizeHint: Int?) {
         self.names = names
+        self.errorNames = errorNames
         self.parser = parser
         self.sizeHint = sizeHint
         columns = parser.kinds.map(ColumnAccumulator.init)
@@ -229,7 +240,7 @@ final class CSVTableBody {
         }
         switch fault {
         case .rule(let row, let column, let rule)?:
-            throw TrainingError(.schemaViolation, "column '\(names[column])' row \(rows + row + 1) fails rule '\(rule)'")
+            throw TrainingError(.schemaViolation, "\(errorNames[column]) row \(rows + row + 1) fails rule '\(rule)'")
         case .malformed(let row, let detail)?:
             throw TrainingError(.malformedCSV, "row \(rows + row + 1) \(detail)")
         case nil:

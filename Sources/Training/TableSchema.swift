@@ -29,6 +29,9 @@ public struct TableSchema: Sendable, Codable, Equatable {
         self.allowsExtraColumns = allowsExtraColumns
     }
 
+    /// Why an undeclared header cell fails (named by position, never by its text).
+    static let undeclared = "its name is not in the schema"
+
     /// The declared type of a column, if any.
     public func type(of name: String) -> ColumnType? { columns.first { $0.name == name }?.type }
 
@@ -52,8 +55,7 @@ public struct TableSchema: Sendable, Codable, Equatable {
         if !allowsExtraColumns {
             // By position: an undeclared header cell may be data (a file uploaded without its header).
             for (position, column) in table.columns.enumerated() where !columns.contains(where: { $0.name == column.name }) {
-                throw TrainingError(
-                    .schemaViolation, "header field \(position + 1) fails rule 'declared': its name is not in the schema")
+                throw TrainingError(.schemaViolation, "header field \(position + 1) fails rule 'declared': \(Self.undeclared)")
             }
         }
         if table.rowCount < minimumRows {

@@ -258,7 +258,10 @@ struct BundleVerifier {
         ))
         lines.append(("receipt", "signed by the attested enclave's key for job \(receipt.jobID)"))
         // The enclave refuses an expired policy by its own clock; here by the attested time.
-        guard let expiry = RFC3339.parse(policy.constraints.expiresAt), expiry > Int64(attested.timestamp / 1000) else {
+        guard let expiry = RFC3339.parse(policy.constraints.expiresAt) else {
+            throw Failure(check: "policy", code: "policy.invalid", message: "the policy's constraints.expiresAt is not an RFC 3339 time")
+        }
+        guard expiry > Int64(attested.timestamp / 1000) else {
             throw Failure(
                 check: "policy", code: "policy.expired",
                 message: "the policy expired at \(policy.constraints.expiresAt), before the job ran (attested at "

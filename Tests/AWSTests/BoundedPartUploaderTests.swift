@@ -126,6 +126,24 @@ struct BoundedPartUploaderTests {
         #expect(result.etags.count == 5)
         #expect(inFlight.withLock { $0.most } == 1)
         #expect(gauge.peakBytes == partSize)
+        // 5000-byte chunks straddle every part boundary: each byte is still hashed exactly once.
+        #expect(hex(reader.sha256()) == PayloadHasher.hexDigest((0..<5 * partSize).map { UInt8($0 % 251) }))
+    }
+
+    /// The whole-stream digest of a stream that ends inside the first part, within a chunk, and
+    /// exactly at a part's end (where the end is learnt by reading ahead).
+    @Test func theReaderHashesTheWholeStreamOnce() async throws {
+        let partSize = 16 << 10
+        for total in [0, 1, 5000, partSize, partSize + 1, 3 * partSize] {
+            var reader = PartReader(stream: Self.counted(total: total, chunk: 3000, pulled: LockedBox(0)))
+            let buffer = try UploadBuffer(capacity: partSize, gauge: UploadMemoryGauge())
+            while true {
+                try await reader.fill(buffer)
+                if buffer.count == 0 { break }
+                if try await reader.peekEnd() { break }
+            }
+            #expect(hex(reader.sha256()) == PayloadHasher.hexDigest((0..<total).map { UInt8($0 % 251) }), "total \(total)")
+        }
     }
 
     @Test func aFailedPartFailsTheUploadAndStopsReading() async throws {

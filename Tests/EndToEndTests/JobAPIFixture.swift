@@ -347,7 +347,7 @@ final class JobAPIFixture: @unchecked Sendable {  // used by one test at a time,
                 ["recipient": parties[Self.retailer].id, "artifacts": retailerArtifacts],
             ],
             "constraints": [
-                "minRowsPerParty": customers / 8, "minJoinedRows": customers / 8, "expiresAt": "2030-12-31T00:00:00Z",
+                "minRowsPerParty": customers / 8, "minJoinedRows": customers / 8, "expiresAt": ISO8601DateFormatter().string(from: Date().addingTimeInterval(365 * 86_400)),
                 "maxRuns": maxRuns,
             ],
         ]

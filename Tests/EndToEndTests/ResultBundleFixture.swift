@@ -28,8 +28,9 @@ struct ResultBundleFixture {
     /// `operatorApprovedForAlpha`: the operator swapped alpha's approval key before the proposal and
     /// approved in its name, so the policy and the approval carry a key that is not the one on
     /// alpha's machine (everything else is genuine).
-    /// `policyExpiresAt`: the policy's `constraints.expiresAt`.
-    init(operatorApprovedForAlpha: Bool = false, policyExpiresAt: String = "2030-01-01T00:00:00Z") async throws {
+    /// `policyExpiresAt`: the policy's `constraints.expiresAt` (by default a year from now).
+    init(operatorApprovedForAlpha: Bool = false, policyExpiresAt: String? = nil) async throws {
+        let policyExpiresAt = policyExpiresAt ?? RFC3339.format(Int64(Date().timeIntervalSince1970) + 365 * 86_400)
         root = try TestEnvironment.temporaryDirectory("result-bundle")
         bundle = root.appendingPathComponent("bundle")
         home = root.appendingPathComponent("home")

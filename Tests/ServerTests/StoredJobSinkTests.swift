@@ -45,15 +45,15 @@ import Testing
     @Test func damagedOutputIsNeitherStoredNorRecorded() async throws {
         let (world, plan, sink, objects, _) = try setUp()
         let jobID = plan.jobID, recipient = world.members[0].id
-        let refused = try await offPool { () throws -> Bool in
+        let code = try await offPool { () throws -> String? in
             let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "model", recipient: recipient))
             try writer.write([1, 2, 3])
             do {
                 try writer.finish(sha256: SHA256.hash([1, 2, 4]))
-                return false
-            } catch { return true }
+                return nil
+            } catch { return (error as? JobFailure)?.code }
         }
-        #expect(refused)
+        #expect(code == "output.digest")
         #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
         #expect(try leftovers(world).isEmpty)
         try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "model"))

@@ -231,7 +231,7 @@ import Testing
         }
         // A file uploaded without its header: its first line is data, and no error repeats it.
         for (csv, expected) in [
-            ("x,1.5,1.5\ny,1,2\n", "header fields 2 and 3 have the same name"),
+            ("x,1.5,1.5\ny,1,2\n", "header field 2 fails rule 'declared': its name is not in the schema"),
             ("id,income,age,4556-7375\nx,1.5,3,1\n", "header field 4 fails rule 'declared': its name is not in the schema"),
             ("id,id,age\nx,1.5,3\n", "column 'id' appears more than once"),
         ] {
@@ -241,6 +241,15 @@ import Testing
                 let message = (error as? TrainingError)?.message ?? ""
                 return message.contains(expected) && !message.contains("1.5") && !message.contains("4556")
             }
+        }
+        // Too many categories in an undeclared column, found while the data streams (before the
+        // 'declared' check): the column is still named by position.
+        var few = CSVLimits()
+        few.maxCategoricalLevels = 3
+        #expect {
+            try CSVTableReader.read(Array("id,income,age,4556-7375\nx,1.5,3,a\ny,1,2,b\nz,1,2,c\nw,1,2,d\n".utf8), schema: schema, limits: few)
+        } throws: { error in
+            (error as? TrainingError)?.message == "header field 4 row 4 fails rule 'at most 3 categories'"
         }
         let table = try CSVTableReader.read(Array("id,income,age\nx,1.5,3\ny,,4\n".utf8), schema: schema)
         #expect(try table.column(named: "age").type == .integer)

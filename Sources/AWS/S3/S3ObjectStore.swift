@@ -89,16 +89,19 @@ public final class S3ObjectStore: ObjectStore {
             key: key, idempotent: idempotent)
     }
 
-    /// Sends a part or a small object straight from its buffer.
+    /// Sends a part or a small object straight from its buffer; `payloadHash` when the buffer's
+    /// SHA-256 is already known (a small object's is its whole content's).
     private func send(
         _ method: String, _ path: String, query: [SigV4Request.QueryItem] = [], headers: [SigV4Request.Header] = [],
-        buffer: UploadBuffer, key: String
+        buffer: UploadBuffer, payloadHash: String? = nil, key: String
     ) async throws -> HTTPClientResponse {
-        let hasher = PayloadHasher()
-        buffer.withUnsafeBytes { hasher.update($0) }
+        let hash = payloadHash ?? {
+            let hasher = PayloadHasher()
+            buffer.withUnsafeBytes { hasher.update($0) }
+            return hasher.finalizeHex()
+        }()
         return try await send(
-            method, path, query: query, headers: headers, body: .buffer(buffer), payloadHash: hasher.finalizeHex(),
-            key: key, idempotent: true)
+            method, path, query: query, headers: headers, body: .buffer(buffer), payloadHash: hash, key: key, idempotent: true)
     }
 
     private func send(
@@ -211,7 +214,8 @@ public final class S3ObjectStore: ObjectStore {
         if try await reader.peekEnd() {
             let sha256 = reader.sha256()
             try options.verifyContent?(sha256)
-            let r = try await send("PUT", path(key), headers: sseHeaders(options), buffer: first, key: key)
+            let r = try await send(
+                "PUT", path(key), headers: sseHeaders(options), buffer: first, payloadHash: hex(sha256), key: key)
             _ = try await r.body.collect(limit: 1 << 20)  // the transfer is over: nothing reads `first` any more
             var i = info(key: key, response: r, size: Int64(first.count))
             i.sha256 = hex(sha256)

@@ -68,16 +68,12 @@ public struct Admission: Sendable {
         guard let sets = rules.pcrSets else {
             throw EnclaveError(.policyInvalid, "a measurement set of the policy is not valid hex")
         }
-        let pcrs = attestation.pcrs
-        if attestation.isDebugMode && !rules.allowDebug {
-            throw EnclaveError(
-                .measurementNotAllowed, "this enclave runs in debug mode (PCR0 all zeros) and the policy does not allow debug")
-        }
-        guard sets.contains(where: { $0.matches(pcrs) }) else {
-            let pcr0 = pcrs[0].map { Hex.encode($0) } ?? "absent"
-            throw EnclaveError(
-                .measurementNotAllowed,
-                "this enclave's image (PCR0 \(pcr0)) is none of the \(sets.count) the policy allows")
+        // The same rules the server's gate and `verify` apply, through the same policies.
+        let context = AttestationPolicyContext(verificationTime: UnixTime(milliseconds: attestation.timestamp))
+        for rule in [DebugModePolicy(allowDebug: rules.allowDebug), PCRPolicy(allowedSets: sets)] as [any AttestationPolicy] {
+            if case .failsToMeetPolicy(let error) = rule.evaluate(attestation, context: context) {
+                throw EnclaveError(.measurementNotAllowed, "this enclave's image is not allowed by the policy: \(error.message)")
+            }
         }
     }
 }

@@ -72,8 +72,9 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
 
         final class Outcome: @unchecked Sendable {
             var result: Result<ObjectInfo, any Error>?
-            /// The enclave's digest of the output, set before the stream ends (so before the put
-            /// reads it).
+            /// The enclave's digest of the output. Set before `channel.finish()`; the put reads it
+            /// only after `channel.next()` has returned the end, which it learns under the channel's
+            /// lock, so the write is visible to it. Nil (never set) matches no digest.
             var expected: [UInt8]?
         }
 
