@@ -168,7 +168,7 @@ import Training
         let admission = try fixture.admission(policy)
         let combined = try CSVTableReader.read(Array("id,y,x\n7,1,0.5\n,0,0.25\n42,0,1.5\n".utf8), typeOverrides: ["id": .integer])
         let csv = try TrainingWorkload.ownScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: [0.25, 0.5, 0.75])
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: [0.25, 0.5, 0.75])
         #expect(String(decoding: csv, as: UTF8.self) == "id,score\n7,0.25\n42,0.75\n")
     }
 }

@@ -65,10 +65,10 @@ final class RecordingCiphertextSink: CiphertextSink {
     @Test func streamedScoresAreTheSameBytesInBoundedBatches() throws {
         let (admission, combined, scores) = try scoresFixture(rows: 20_000)
         let whole = try TrainingWorkload.ownScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores)
         var batches: [[UInt8]] = []
         try TrainingWorkload.writeOwnScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores, batchBytes: 64 * 1024
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores, batchBytes: 64 * 1024
         ) { (batch) throws(EnclaveError) in batches.append(batch) }
         #expect(batches.count > 20)
         #expect(batches.allSatisfy { $0.count < 2 * 64 * 1024 }, "a batch is about the limit (rows estimated from the first)")
@@ -86,7 +86,7 @@ final class RecordingCiphertextSink: CiphertextSink {
         var written = 0
         #expect(throws: EnclaveError.self) {
             try TrainingWorkload.writeOwnScores(
-                recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores, batchBytes: 16 * 1024
+                recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores, batchBytes: 16 * 1024
             ) { (_) throws(EnclaveError) in
                 written += 1
                 if written == 3 { throw EnclaveError(.output, "the channel closed") }
@@ -100,7 +100,7 @@ final class RecordingCiphertextSink: CiphertextSink {
         let combined = try CSVTableReader.read(
             Array("id,y,x\n\"a,b\",1,0.5\n,0,1\n\"say \"\"hi\"\"\",1,2\nplain,0,3\n".utf8), typeOverrides: ["id": .id])
         let csv = try TrainingWorkload.ownScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: [0.5, 0.25, 0.125, 1])
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: [0.5, 0.25, 0.125, 1])
         #expect(String(decoding: csv, as: UTF8.self) == "id,score\n\"a,b\",0.5\n\"say \"\"hi\"\"\",0.125\nplain,1.0\n")
     }
 
@@ -111,7 +111,7 @@ final class RecordingCiphertextSink: CiphertextSink {
         let (admission, _, _) = try scoresFixture(rows: 1)
         let combined = try CSVTableReader.read(Array("id,y,x\na,1,0\nb,0,1\nc,1,2\nd,0,3\n".utf8), typeOverrides: ["id": .id])
         let scores = [Double(Float(0.1)), Double(Float(1) / 3), 0.1, 1.0 / 3]
-        let csv = try TrainingWorkload.ownScores(recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)
+        let csv = try TrainingWorkload.ownScores(recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores)
         #expect(String(decoding: csv, as: UTF8.self) == "id,score\na,0.1\nb,0.33333334\nc,0.1\nd,0.3333333333333333\n")
         #expect(Float("0.33333334") == Float(1) / 3)
     }
@@ -122,7 +122,7 @@ final class RecordingCiphertextSink: CiphertextSink {
         var out = try await OutputEncryptor(
             to: try fixture.alpha.resultKey.publicKey.pemRepresentation, recipient: "alpha", artifact: "scores:own", sink: sink)
         try TrainingWorkload.writeOwnScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores,
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores,
             batchBytes: TrainingWorkload.plaintextBatchBytes
         ) { (batch) throws(EnclaveError) in try out.write(batch) }
         try out.finish()
@@ -138,7 +138,7 @@ final class RecordingCiphertextSink: CiphertextSink {
             keyNamespace: ResultKeyring.keyNamespace, keyName: "alpha", privateKey: fixture.alpha.resultKey)
         let (plaintext, message) = try await MessageDecryptor.decrypt(ciphertext, keyring: keyring)
         #expect(plaintext == (try TrainingWorkload.ownScores(
-            recipient: "alpha", admission: admission, inputs: [], combined: combined, scores: scores)))
+            recipient: "alpha", admission: admission, rowCounts: [], combined: combined, scores: scores)))
         #expect(message.header.encryptionContext.pairs.contains { $0.key == "cleanroom:output" && $0.value == "scores:own" })
     }
 }
@@ -146,11 +146,11 @@ final class RecordingCiphertextSink: CiphertextSink {
 extension TrainingWorkload {
     /// `writeOwnScores` whole, in memory.
     static func ownScores(
-        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double]
+        recipient: String, admission: Admission, rowCounts: [Int], combined: Table, scores: [Double]
     ) throws(EnclaveError) -> [UInt8] {
         var out: [UInt8] = []
         try writeOwnScores(
-            recipient: recipient, admission: admission, inputs: inputs, combined: combined, scores: scores,
+            recipient: recipient, admission: admission, rowCounts: rowCounts, combined: combined, scores: scores,
             batchBytes: Int.max
         ) { (batch) throws(EnclaveError) in out += batch }
         return out

@@ -12,7 +12,7 @@ extension TrainingWorkload {
     /// The outputs the policy grants, in policy order; each is built, encrypted and streamed only
     /// when the session delivers it (`scores:own` row by row, never whole).
     func outputProducers(
-        result: TrainingResult, combined: Table, inputs: [Table], admission: Admission
+        result: TrainingResult, combined: Table, rowCounts: [Int], admission: Admission
     ) throws(EnclaveError) -> [OutputProducer] {
         let policy = admission.policy
         var producers: [OutputProducer] = []
@@ -31,12 +31,12 @@ extension TrainingWorkload {
                         try out.write(
                             try Self.metricsJSON(
                                 result, rows: combined.rowCount,
-                                perParty: Self.perPartyMetrics(result, admission: admission, inputs: inputs)))
+                                perParty: Self.perPartyMetrics(result, admission: admission, rowCounts: rowCounts)))
                     }
                 case "scores:own":
                     write = { (out) throws(EnclaveError) in
                         try Self.writeOwnScores(
-                            recipient: recipient, admission: admission, inputs: inputs, combined: combined,
+                            recipient: recipient, admission: admission, rowCounts: rowCounts, combined: combined,
                             scores: result.scores, batchBytes: Self.plaintextBatchBytes
                         ) { (batch) throws(EnclaveError) in try out.write(batch) }
                     }
@@ -60,7 +60,7 @@ extension TrainingWorkload {
     /// formatted ahead on a background thread, two batches at a time, while `emit` runs; memory
     /// stays at a few batches.
     static func writeOwnScores(
-        recipient: String, admission: Admission, inputs: [Table], combined: Table, scores: [Double], batchBytes: Int,
+        recipient: String, admission: Admission, rowCounts: [Int], combined: Table, scores: [Double], batchBytes: Int,
         emit: ([UInt8]) throws(EnclaveError) -> Void
     ) throws(EnclaveError) {
         let header = Array("id,score\n".utf8)
@@ -114,7 +114,7 @@ extension TrainingWorkload {
             out.reserveCapacity(min(batchBytes, 1 << 20) + 256)
             var offset = 0
             for (index, dataset) in admission.datasets.enumerated() {
-                let count = inputs[index].rowCount
+                let count = rowCounts[index]
                 if dataset.owner == recipient {
                     for number in 0..<count {
                         out += Array("\(number + 1),\(scores[offset + number])\n".utf8)

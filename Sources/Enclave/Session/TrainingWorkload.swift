@@ -129,7 +129,7 @@ public final class TrainingWorkload: EnclaveWorkload {
 
     public func run() async throws(EnclaveError) -> [OutputProducer] {
         guard let admission, let job else { throw EnclaveError(.internal, "the workload was not prepared") }
-        let inputs = tables.compactMap { $0 }
+        var inputs = tables.compactMap { $0 }
         guard inputs.count == admission.datasets.count else { throw EnclaveError(.internal, "a dataset is missing") }
         let policy = admission.policy
         progress(ProgressEvent(phase: "joining"))
@@ -139,6 +139,11 @@ public final class TrainingWorkload: EnclaveWorkload {
         } catch {
             throw EnclaveError(.training, "the join failed: \(error)")
         }
+        // Joined, the parsed tables are needed only for their row counts: they go before training
+        // (a third of the enclave's memory at 1M joined rows).
+        let rowCounts = inputs.map(\.rowCount)
+        inputs = []
+        tables = []
         if let minimum = policy.constraints.minJoinedRows, combined.rowCount < minimum {
             throw EnclaveError(
                 .tooFewRows, "the joined table has \(combined.rowCount) rows; the policy requires at least \(minimum)")
@@ -148,7 +153,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         single.schemas = []
         let result = try train(single, combined)
         progress(ProgressEvent(phase: "encrypting"))
-        return try outputProducers(result: result, combined: combined, inputs: inputs, admission: admission)
+        return try outputProducers(result: result, combined: combined, rowCounts: rowCounts, admission: admission)
     }
 
     /// Trains on the joined table; with checkpoint support, hands out a sealed checkpoint every
@@ -211,7 +216,8 @@ public final class TrainingWorkload: EnclaveWorkload {
     /// one party, so each party's held-out rows are evaluated apart (suppressed below the policy's
     /// minimum rows per party, or its minimum joined rows when it names none); for an `inner` join
     /// every joined row combines all parties' data, so there is no per-party figure to give.
-    static func perPartyMetrics(_ result: TrainingResult, admission: Admission, inputs: [Table]) -> PerPartyMetrics {
+    /// `rowCounts`: each dataset's rows, in stream order.
+    static func perPartyMetrics(_ result: TrainingResult, admission: Admission, rowCounts: [Int]) -> PerPartyMetrics {
         let policy = admission.policy
         let constraints = policy.constraints
         let minimum = max(constraints.minRowsPerParty ?? constraints.minJoinedRows ?? 1, 1)
@@ -225,7 +231,7 @@ public final class TrainingWorkload: EnclaveWorkload {
         var ranges: [String: [Range<Int>]] = [:]
         var offset = 0
         for (index, dataset) in admission.datasets.enumerated() {
-            let count = index < inputs.count ? inputs[index].rowCount : 0
+            let count = index < rowCounts.count ? rowCounts[index] : 0
             if ranges[dataset.owner] == nil { owners.append(dataset.owner) }
             ranges[dataset.owner, default: []].append(offset..<offset + count)
             offset += count
