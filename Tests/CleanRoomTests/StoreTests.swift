@@ -11,6 +11,8 @@ import Testing
         let fixture = try StoreFixture()
         let mode = try fixture.store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
+        // Every commit is synced (FULL = 2), not only checkpoints as WAL's usual NORMAL (= 1) does.
+        #expect(try fixture.store.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
         #expect(try fixture.store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags"])
         // Reopening applies nothing new and keeps the data.
         let reopened = try CleanRoomStore(path: fixture.path)

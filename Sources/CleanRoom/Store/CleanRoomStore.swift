@@ -35,11 +35,11 @@ public final class CleanRoomStore: Sendable {
         var config = GRDB.Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            // WAL is set by DatabasePool; make commits durable across power loss as well as crashes.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         pool = try DatabasePool(path: path, configuration: config)
+        // Commits durable across power loss as well as crashes: every commit syncs the WAL. Set on
+        // the pool's one writer connection after it opened, since the pool's WAL setup sets NORMAL
+        // (which syncs only at checkpoints) after any `prepareDatabase` (found in a review).
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         self.configuration = configuration
         var migrator = DatabaseMigrator()
         CleanRoomMigrations.register(in: &migrator)
