@@ -55,7 +55,9 @@ extension ServerApp {
             store: governance.store, objects: storage.objectStore,
             services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
             logger: logger)
-        for id in try jobs.failInterruptedJobs() { status("job \(id) was interrupted by the last stop: marked failed") }
+        let recovered = try await jobs.recoverInterruptedJobs()
+        for id in recovered.failed { status("job \(id) was interrupted by the last stop: marked failed") }
+        for id in recovered.succeeded { status("job \(id) was interrupted by the last stop after delivering everything: succeeded") }
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
             governance: governance, storage: storage, jobs: jobs)

@@ -145,9 +145,9 @@ final class GovernanceFixture: @unchecked Sendable {
         return (id, approvalId, digest)
     }
 
-    /// A job of `collaboration` recorded through the start gate but not run, with one output for
-    /// `party` and the job's receipt, attestation document and approval bundle stored (the bytes are
-    /// placeholders: this serves the API, not verification). Returns (job id, output id).
+    /// A job of `collaboration` recorded through the start gate but not run, marked succeeded, with
+    /// one output for `party` and the job's receipt, attestation document and approval bundle stored
+    /// (the bytes are placeholders: this serves the API, not verification). Returns (job id, output id).
     func recordedJob(_ party: Party, collaboration: String) async throws -> (job: String, output: String) {
         let caller = try require2(try store.authenticate(bearer: party.token))
         let plan = try JobStore(store: store).startJob(collaborationId: collaboration, caller: caller)
@@ -161,9 +161,13 @@ final class GovernanceFixture: @unchecked Sendable {
         ] {
             _ = try await objects.put(key: documentKey, body: ByteStream(bytes: bytes))
         }
-        let output = try JobStore(store: store).recordOutput(
+        let jobs = JobStore(store: store)
+        let output = try jobs.recordOutput(
             jobID: plan.jobID, recipient: party.id, name: "model", objectKey: key, sha256: SHA256.hash(content),
             size: Int64(content.count))
+        for state in [JobState.attesting, .running, .delivering, .succeeded] {
+            _ = try jobs.transition(jobID: plan.jobID, to: state, failure: nil)
+        }
         return (plan.jobID, output.id)
     }
 

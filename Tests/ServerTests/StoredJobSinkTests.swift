@@ -1,4 +1,5 @@
 import AWS
+import Attestation
 import CleanRoom
 import Crypto
 import Enclave
@@ -24,15 +25,17 @@ import Testing
         let (world, plan, sink, objects, _) = try setUp()
         let alpha = world.members[0], beta = world.members[1]
         let chunks = (0..<5).map { i in [UInt8](repeating: UInt8(i), count: 100_000) }
-        let jobID = plan.jobID, recipient = alpha.id, caller = alpha.caller, jobs = world.jobs
+        let jobID = plan.jobID, recipient = alpha.id
         let visibleEarly = try await offPool { () throws -> Bool in
             let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "scores:own", recipient: recipient))
             for chunk in chunks { try writer.write(chunk) }
-            let early = try !jobs.outputs(jobID: jobID, caller: caller).isEmpty
+            let early = try !world.recordedOutputs(jobID).isEmpty
             try writer.finish(sha256: SHA256.hash(chunks.flatMap { $0 }))
             return early
         }
-        #expect(!visibleEarly, "nothing visible before finish")
+        #expect(!visibleEarly, "nothing recorded before finish")
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller).isEmpty, "nothing visible before the job succeeded")
+        try world.succeed(plan.jobID)
         let outputs = try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller)
         #expect(outputs.map(\.name) == ["scores:own"])
         #expect(try world.jobs.outputs(jobID: plan.jobID, caller: beta.caller).isEmpty)
@@ -54,7 +57,7 @@ import Testing
             } catch { return (error as? JobFailure)?.code }
         }
         #expect(code == "output.digest")
-        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
         #expect(try leftovers(world).isEmpty)
         try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "model"))
     }
@@ -84,6 +87,7 @@ import Testing
             for chunk in chunks { try writer.write(chunk) }
             try writer.finish(sha256: SHA256.hash(chunks.flatMap { $0 }))
         }
+        try world.succeed(plan.jobID)
         let outputs = try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller)
         #expect(outputs.count == 1)
         #expect(outputs.first?.size == 24 << 20)
@@ -113,7 +117,7 @@ import Testing
             } catch { return (error as? JobFailure)?.code }
         }
         #expect(code == "output.digest")
-        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
         #expect(try leftovers(world).isEmpty)
         try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "metrics"))
     }
@@ -126,7 +130,7 @@ import Testing
             for _ in 0..<8 { try writer.write([UInt8](repeating: 9, count: 1 << 20)) }
             writer.abort()
         }
-        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: world.members[0].caller).isEmpty)
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
         #expect(try leftovers(world).isEmpty)
         try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "model"))
     }
@@ -145,5 +149,87 @@ import Testing
         #expect(try world.jobs.job(id: plan.jobID, caller: world.members[1].caller).status == "failed")
         #expect(try world.store.auditEntries().filter { $0.subject == plan.jobID }.map(\.action) == ["job.start", "job.attesting", "job.failed"])
         _ = try await objects.head(key: StoredJobSink.receiptKey(jobID: plan.jobID))
+    }
+}
+
+/// What a restart does with jobs the last stop interrupted (DESIGN §2.6: nothing half-visible):
+/// one that had stored its receipt had delivered everything and succeeds; any other fails, and
+/// the outputs it had stored, recorded or not, are discarded. A crash review found a failed job
+/// serving one of its five outputs.
+@Suite struct JobRecoveryTests {
+    struct NoKMS: Error {}
+
+    func setUp() throws -> (JobStoreWorld, JobPlan, StoredJobSink, FileObjectStore, JobManager) {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        for state in [JobState.attesting, .running, .delivering] { try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil) }
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
+        let manager = Self.manager(world, objects)
+        return (world, plan, manager.sink, objects, manager)
+    }
+
+    /// A manager over the world's store that can run no enclave (none is needed to recover).
+    static func manager(_ world: JobStoreWorld, _ objects: FileObjectStore) -> JobManager {
+        JobManager(
+            store: world.store, objects: objects,
+            services: JobManager.Services(
+                launcher: LocalEnclaveLauncher(configuration: .init(executablePath: world.directory.appendingPathComponent("none").path)),
+                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }))
+    }
+
+    /// One output delivered and recorded, a second stored but not yet recorded (the stop came in between).
+    func deliverPart(_ sink: StoredJobSink, _ objects: FileObjectStore, _ plan: JobPlan, to recipient: String) async throws {
+        let jobID = plan.jobID
+        try await offPool { () throws in
+            let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: "model", recipient: recipient))
+            try writer.write([1, 2, 3])
+            try writer.finish(sha256: SHA256.hash([1, 2, 3]))
+        }
+        _ = try await objects.put(
+            key: StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: "metrics"), body: ByteStream(bytes: [4]))
+    }
+
+    @Test func aJobInterruptedWhileDeliveringFailsAndShowsNoneOfItsOutputs() async throws {
+        let (world, plan, sink, objects, manager) = try setUp()
+        let alpha = world.members[0]
+        try await deliverPart(sink, objects, plan, to: alpha.id)
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller).isEmpty, "not visible while delivering")
+
+        let recovered = try await manager.recoverInterruptedJobs()
+        #expect(recovered.failed == [plan.jobID] && recovered.succeeded.isEmpty)
+        let job = try world.jobs.job(id: plan.jobID, caller: alpha.caller)
+        #expect(job.status == "failed" && job.error?.hasPrefix("job.interrupted") == true)
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
+        #expect(try await objects.list(prefix: StoredJobSink.outputsPrefix(jobID: plan.jobID)).isEmpty)
+        #expect(try world.store.auditEntries().contains { $0.action == "job.outputs_discarded" && $0.subject == plan.jobID })
+        // A second start finds nothing left to do.
+        let again = try await manager.recoverInterruptedJobs()
+        #expect(again.failed.isEmpty && again.succeeded.isEmpty)
+    }
+
+    @Test func aJobInterruptedAfterStoringItsReceiptSucceeds() async throws {
+        let (world, plan, sink, objects, manager) = try setUp()
+        let alpha = world.members[0]
+        try await deliverPart(sink, objects, plan, to: alpha.id)
+        let jobID = plan.jobID
+        try await offPool { () throws in try sink.storeReceipt(jobID: jobID, receipt: [7], attestationDocument: [8]) }
+
+        let recovered = try await manager.recoverInterruptedJobs()
+        #expect(recovered.succeeded == [plan.jobID] && recovered.failed.isEmpty)
+        #expect(try world.jobs.job(id: plan.jobID, caller: alpha.caller).status == "succeeded")
+        #expect(try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller).map(\.name) == ["model"])
+    }
+
+    @Test func aJobInterruptedBeforeDeliveringFails() async throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        for state in [JobState.attesting, .running] { try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil) }
+        let manager = Self.manager(world, try FileObjectStore(root: world.directory.appendingPathComponent("objects")))
+        #expect(try await manager.recoverInterruptedJobs().failed == [plan.jobID])
+        let job = try world.jobs.job(id: plan.jobID, caller: world.members[0].caller)
+        #expect(job.status == "failed")
+        #expect(job.error?.hasPrefix("job.interrupted") == true)
     }
 }

@@ -100,6 +100,10 @@ public final class JobManager: @unchecked Sendable {
             throw DomainError(.internalError, "object_store_failed", "the job could not be recorded; start it again")
         }
         runner.start { [self] in
+            if runner.state != .succeeded {
+                let id = plan.jobID
+                Task { await self.discardOutputs(jobID: id) }
+            }
             lock.withLock {
                 runners[plan.jobID] = nil
                 lock.broadcast()
@@ -141,12 +145,45 @@ public final class JobManager: @unchecked Sendable {
         return try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
     }
 
-    /// Fails the jobs a previous run of the server left unfinished (called once at start-up).
+    /// Settles the jobs a previous run of the server left unfinished (called once at start-up): a job
+    /// whose receipt was stored had delivered everything and succeeded (the receipt is stored after
+    /// every output); any other is failed, and the outputs it had stored are discarded. None is left
+    /// hanging, and none shows part of its outputs.
     @discardableResult
-    public func failInterruptedJobs() throws -> [String] {
-        let failed = try jobs.failInterruptedJobs()
-        for id in failed { logger.warning("failed a job the restart interrupted", metadata: ["job": "\(id)"]) }
-        return failed
+    public func recoverInterruptedJobs() async throws -> (failed: [String], succeeded: [String]) {
+        var failed: [String] = [], succeeded: [String] = []
+        let jobs = self.jobs, sink = self.sink
+        for job in try await GovernanceRoutes.blocking({ try jobs.openJobs() }) {
+            if job.status == JobState.delivering.rawValue,
+                (try? await objects.head(key: StoredJobSink.receiptKey(jobID: job.id))) != nil
+            {
+                try await GovernanceRoutes.blocking { sink.transition(jobID: job.id, to: .succeeded, failure: nil) }
+                logger.warning("a job the restart interrupted had delivered everything: succeeded", metadata: ["job": "\(job.id)"])
+                succeeded.append(job.id)
+            } else {
+                try await GovernanceRoutes.blocking { try jobs.failInterrupted(jobID: job.id) }
+                await discardOutputs(jobID: job.id)
+                logger.warning("failed a job the restart interrupted", metadata: ["job": "\(job.id)"])
+                failed.append(job.id)
+            }
+        }
+        for id in try await GovernanceRoutes.blocking({ try jobs.unsuccessfulJobsWithOutputs() }) {
+            await discardOutputs(jobID: id)
+        }
+        return (failed, succeeded)
+    }
+
+    /// Deletes what a job that did not succeed had stored of its outputs: the records (never
+    /// visible) and the objects, including any stored but not yet recorded.
+    func discardOutputs(jobID: String) async {
+        let jobs = self.jobs
+        do {
+            let recorded = try await GovernanceRoutes.blocking { try jobs.discardOutputs(jobID: jobID) }
+            let stored = try await objects.list(prefix: StoredJobSink.outputsPrefix(jobID: jobID)).map(\.key)
+            for key in Set(recorded + stored) { try await objects.delete(key: key) }
+        } catch {
+            logger.warning("could not discard the outputs of a job that did not succeed", metadata: ["job": "\(jobID)", "error": "\(error)"])
+        }
     }
 
     /// The jobs running in this process.

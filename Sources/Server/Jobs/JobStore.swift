@@ -222,10 +222,12 @@ public struct JobStore: Sendable {
         return Set(parsed.outputs.filter { $0.recipient == partyId }.flatMap(\.artifacts))
     }
 
-    /// The outputs of a job addressed to the caller's party (others' outputs are invisible).
+    /// The outputs of a job addressed to the caller's party (others' outputs are invisible), once
+    /// the job has succeeded: a job's outputs are visible all together with its receipt, or not at
+    /// all (one that failed or was cancelled while delivering shows none of those it had stored).
     public func outputs(jobID: String, caller: Caller) throws -> [Output] {
         let job = try job(id: jobID, caller: caller)
-        guard let partyId = caller.partyId else { return [] }
+        guard job.status == JobState.succeeded.rawValue, let partyId = caller.partyId else { return [] }
         return try store.pool.read { db in
             try Output.filter(Column("jobId") == job.id && Column("recipientPartyId") == partyId)
                 .order(Column("createdAt"), Column("name")).fetchAll(db)
@@ -243,17 +245,41 @@ public struct JobStore: Sendable {
     /// The states of a job that has not ended.
     static let openStates = [JobState.pending, .attesting, .running, .delivering].map(\.rawValue)
 
-    /// Jobs left in a non-terminal state (after a restart): they are failed cleanly, never hung.
-    public func failInterruptedJobs() throws -> [String] {
-        let open = try store.pool.read { db in
-            try Job.filter(Self.openStates.contains(Column("status")))
-                .fetchAll(db)
+    /// Jobs left in a non-terminal state (after a restart).
+    public func openJobs() throws -> [Job] {
+        try store.pool.read { db in try Job.filter(Self.openStates.contains(Column("status"))).fetchAll(db) }
+    }
+
+    /// Jobs that ended without success but still have outputs recorded (a stop came before they
+    /// were discarded).
+    public func unsuccessfulJobsWithOutputs() throws -> [String] {
+        try store.pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT DISTINCT job.id FROM job JOIN output ON output.jobId = job.id WHERE job.status IN (?, ?)",
+                arguments: [JobState.failed.rawValue, JobState.cancelled.rawValue])
         }
-        for job in open {
-            try transition(
-                jobID: job.id, to: .failed,
-                failure: JobFailure(code: "job.interrupted", message: "the server restarted while the job ran; start it again"))
+    }
+
+    /// Fails a job a restart interrupted.
+    public func failInterrupted(jobID: String) throws {
+        _ = try transition(
+            jobID: jobID, to: .failed,
+            failure: JobFailure(code: "job.interrupted", message: "the server restarted while the job ran; start it again"))
+    }
+
+    /// Forgets the outputs recorded for a job that did not succeed (they were never visible) and
+    /// audits it; returns their object keys.
+    public func discardOutputs(jobID: String) throws -> [String] {
+        try store.pool.write { db in
+            guard let job = try Job.fetchOne(db, key: jobID), job.status != JobState.succeeded.rawValue else { return [] }
+            let outputs = try Output.filter(Column("jobId") == jobID).fetchAll(db)
+            guard !outputs.isEmpty else { return [] }
+            try Output.filter(Column("jobId") == jobID).deleteAll(db)
+            try store.appendAudit(
+                db, actor: nil, action: "job.outputs_discarded", collaborationId: job.collaborationId, subject: jobID,
+                details: .object([("count", .number(Double(outputs.count))), ("state", .string(job.status))]))
+            return outputs.map(\.objectKey)
         }
-        return open.map(\.id)
     }
 }

@@ -24,8 +24,10 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
 
     /// Object keys of a job's artifacts.
     public static func outputKey(jobID: String, recipient: String, name: String) -> String {
-        "jobs/\(jobID)/outputs/\(recipient)/\(name.replacingOccurrences(of: ":", with: "-"))"
+        outputsPrefix(jobID: jobID) + "\(recipient)/\(name.replacingOccurrences(of: ":", with: "-"))"
     }
+    /// The prefix of every output object of a job.
+    public static func outputsPrefix(jobID: String) -> String { "jobs/\(jobID)/outputs/" }
     public static func receiptKey(jobID: String) -> String { "jobs/\(jobID)/receipt.json" }
     public static func attestationKey(jobID: String) -> String { "jobs/\(jobID)/attestation.cbor" }
 
