@@ -233,3 +233,28 @@ import Testing
         #expect(job.error?.hasPrefix("job.interrupted") == true)
     }
 }
+
+extension StoredJobSinkTests {
+    /// A terminal state the database refuses to store for a while (a full disk, here a trigger) is
+    /// written again until it is stored: the job never stays open in the database after its runner
+    /// ended (a crash review found it `running`, blocking every later start of the policy).
+    @Test func aTerminalStateIsStoredOnceTheDatabaseTakesWritesAgain() async throws {
+        let (world, plan, _, objects, hub) = try setUp()
+        let sink = StoredJobSink(jobs: world.jobs, objects: objects, hub: hub, terminalRetry: .milliseconds(20))
+        try await world.store.pool.write { db in
+            try db.execute(sql: "CREATE TRIGGER refuse BEFORE UPDATE ON job BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        }
+        let jobID = plan.jobID
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            sink.transition(jobID: jobID, to: .failed, failure: JobFailure(code: "output.store", message: "could not store output model"))
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 0.3) == .timedOut, "still retrying while the database refuses")
+        #expect(try world.jobs.job(id: jobID, caller: world.members[0].caller).status == "pending")
+        try await world.store.pool.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        let job = try world.jobs.job(id: jobID, caller: world.members[0].caller)
+        #expect(job.status == "failed" && job.error == "output.store: could not store output model")
+    }
+}

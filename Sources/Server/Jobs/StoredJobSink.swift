@@ -16,10 +16,14 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     let objects: any ObjectStore
     let hub: JobProgressHub
 
-    public init(jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub) {
+    /// The first wait before writing a terminal state again that could not be stored.
+    let terminalRetry: Duration
+
+    public init(jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub, terminalRetry: Duration = .milliseconds(250)) {
         self.jobs = jobs
         self.objects = objects
         self.hub = hub
+        self.terminalRetry = terminalRetry
     }
 
     /// Object keys of a job's artifacts.
@@ -32,9 +36,23 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     public static func attestationKey(jobID: String) -> String { "jobs/\(jobID)/attestation.cbor" }
 
     /// Persists and publishes a state change. A change the store refuses (the job already ended)
-    /// is not published; one the store could not write is still published, so watchers see it.
+    /// is not published. An open state the store could not write is still published, so watchers
+    /// see it; a terminal one is retried until it is stored (after `terminalRetry`, doubling up to 16×),
+    /// since a job left open in the database blocks the next start of its policy and would be
+    /// reported running after a restart (a crash review filled the disk and found that).
     public func transition(jobID: String, to state: JobState, failure: JobFailure?) {
-        if (try? jobs.transition(jobID: jobID, to: state, failure: failure)) == false { return }
+        let retry = terminalRetry
+        var wait = retry
+        while true {
+            do {
+                if try jobs.transition(jobID: jobID, to: state, failure: failure) == false { return }
+                break
+            } catch {
+                guard state.isTerminal else { break }
+                Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) * 1e-18)
+                wait = min(wait * 2, retry * 16)
+            }
+        }
         hub.publish(jobID: jobID, .state(state, failure))
     }
 
