@@ -297,7 +297,8 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
         discussion: """
             The enclave images of the collaboration's policy are then taken out of your KMS key's policy, unless \
             another policy you still approve names them, so that KMS itself no longer releases your data keys \
-            to them (a policy you wrote yourself is left alone).
+            to them (a policy you wrote yourself is left alone). Revoking an approval already revoked does \
+            that step again, for when it could not be done the first time.
             """)
 
     @OptionGroup var options: GovernanceOptions
@@ -308,9 +309,15 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReporting(json: options.json) {
             let (client, profile) = try options.client()
-            let reply = try await client.call("DELETE", "/v1/collaborations/\(collaboration)/approvals/\(approval)")
             var text = "revoked approval \(approval)"
-            var value = reply
+            var value: [String: Any]
+            do {
+                value = try await client.call("DELETE", "/v1/collaborations/\(collaboration)/approvals/\(approval)")
+            } catch let failure as GovernanceClient.APIFailure where failure.code == "approval_revoked" {
+                // Revoked before, perhaps by a run that could not update the key: that step is still due.
+                text = "approval \(approval) was already revoked"
+                value = ["id": approval, "alreadyRevoked": true]
+            }
             if let keyNote = try await withdrawEnclaveImages(client: client, profile: profile) {
                 text += "\n" + keyNote.text
                 value["kmsKey"] = keyNote.json
@@ -324,6 +331,22 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
     /// using its data) names.
     func withdrawEnclaveImages(client: GovernanceClient, profile: Profile) async throws -> (text: String, json: [String: Any])? {
         guard let partyId = profile.partyId, let key = profile.kmsKeyId else { return nil }
+        do {
+            return try await withdrawEnclaveImages(client: client, profile: profile, partyId: partyId, key: key)
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            // The revocation is recorded; what the key still allows could not be worked out.
+            throw CLIError(
+                "revoked, but your KMS key's policy was not updated (\(error)): run `cleanroom policy revoke "
+                    + "\(collaboration) \(approval)` again once the server answers; it updates the key then",
+                code: "kms_not_updated")
+        }
+    }
+
+    private func withdrawEnclaveImages(client: GovernanceClient, profile: Profile, partyId: String, key: String) async throws
+        -> (text: String, json: [String: Any])?
+    {
         let now = Int64(Date().timeIntervalSince1970)
         var withdrawn = Set<String>(), stillNeeded = Set<String>()
         let list = try await client.call("GET", "/v1/collaborations")

@@ -247,6 +247,12 @@ import Testing
         let revokedSecond = try machines[0].cli(["policy", "revoke", secondId, secondApproval])
         #expect(revokedSecond.stdoutText.contains("no longer releases data keys to enclave image(s) \(image)"), "\(revokedSecond.stdoutText)")
         #expect(try machines[0].json(["kms", "show"])["enclaveImages"] as? [String] == [])
+        // A revocation whose key update did not happen (the server went away in between, in a crash
+        // review): revoking again says it was revoked already and does the update.
+        _ = try machines[0].json(["kms", "allow-image", image])
+        let again = try machines[0].json(["policy", "revoke", secondId, secondApproval])
+        #expect(again["alreadyRevoked"] as? Bool == true, "\(again)")
+        #expect(try machines[0].json(["kms", "show"])["enclaveImages"] as? [String] == [])
         // Another party's key is untouched: its approval stands.
         #expect(try machines[1].json(["kms", "show"])["enclaveImages"] as? [String] == [image])
     }
