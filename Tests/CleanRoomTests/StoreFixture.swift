@@ -82,7 +82,7 @@ final class StoreFixture {
                 objectKey: upload.objectKey, objectVersion: "v1", size: 1234, sha256: digest, suite: 0x0478,
                 encryptionContext: ["cleanroom:dataset": dataset.id, "cleanroom:party": party.id]),
             caller: party.caller
-        ).dataset
+        )
     }
 
     /// Three parties with one uploaded dataset each and a union policy over them.

@@ -132,16 +132,23 @@ import Testing
         #expect(try fixture.store.pendingUploads() == [first])
         #expect(try fixture.store.dataset(id: dataset.id, caller: alpha.caller).status == .created)
         #expect(try fixture.store.dataset(id: dataset.id, caller: alpha.caller).sha256 == nil)
-        // A retry supersedes it.
+        // A second upload (a retry, or one sent at the same time) may complete first; the other, if
+        // it was still running, then fails as already uploaded, and its pending record stays until it
+        // deletes its object or the next start does (a crash review found the first one's record
+        // dropped, so a crash orphaned its object).
         let second = try fixture.store.beginUpload(datasetId: dataset.id, caller: alpha.caller)
-        let (done, stale) = try fixture.store.completeUpload(
-            second,
-            result: CompletedUpload(
-                objectKey: second.objectKey, objectVersion: "1", size: 10, sha256: String(repeating: "a", count: 64),
-                suite: 0x0478, encryptionContext: [:]),
-            caller: alpha.caller)
-        #expect(done.status == .available)
-        #expect(stale == [first.objectKey])
+        func complete(_ upload: PendingUpload) throws -> Dataset {
+            try fixture.store.completeUpload(
+                upload,
+                result: CompletedUpload(
+                    objectKey: upload.objectKey, objectVersion: "1", size: 10, sha256: String(repeating: "a", count: 64),
+                    suite: 0x0478, encryptionContext: [:]),
+                caller: alpha.caller)
+        }
+        #expect(try complete(second).status == .available)
+        #expect(try fixture.store.pendingUploads() == [first])
+        #expect { try complete(first) } throws: { ($0 as? DomainError)?.code == "dataset_already_uploaded" }
+        try fixture.store.abortUpload(first)
         #expect(try fixture.store.pendingUploads().isEmpty)
         #expect { try fixture.store.beginUpload(datasetId: dataset.id, caller: alpha.caller) } throws: {
             ($0 as? DomainError)?.code == "dataset_already_uploaded"

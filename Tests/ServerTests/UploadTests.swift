@@ -117,6 +117,24 @@ import Testing
         #expect(replay.code == "wrong_encryption_context")
     }
 
+    /// Two uploads of one dataset at once: one wins; the other is told the dataset is already
+    /// uploaded (409), not a server error (500, in a crash review), and leaves nothing behind.
+    @Test func ofTwoConcurrentUploadsOneWinsAndTheOtherGets409() async throws {
+        let fixture = try GovernanceFixture()
+        let alpha = try await fixture.register("Alpha")
+        let created = try await fixture.call(
+            .post, "/v1/datasets", token: alpha.token, json: ["name": "d", "columns": GovernanceFixture.columns])
+        let id = try require2(created["id"] as? String)
+        let message = try await fixture.ciphertext(datasetId: id, party: alpha, plaintext: Array(repeating: 0x30, count: 8 << 20))
+        async let first = fixture.call(.put, "/v1/datasets/\(id)/content", token: alpha.token, body: message)
+        async let second = fixture.call(.put, "/v1/datasets/\(id)/content", token: alpha.token, body: message)
+        let replies = try await [first, second]
+        #expect(replies.map(\.status).sorted() == [200, 409], "\(replies.map(\.json))")
+        #expect(replies.contains { $0.code == "dataset_already_uploaded" })
+        #expect(try await fixture.objects.list(prefix: "datasets/").count == 1)
+        #expect(try fixture.store.pendingUploads().isEmpty)
+    }
+
     @Test func crashLeftoversAreCleanedAtStartAndTheUploadCanBeRetried() async throws {
         let fixture = try GovernanceFixture()
         let alpha = try await fixture.register("Alpha")

@@ -91,11 +91,10 @@ extension CleanRoomStore {
     }
 
     /// Makes an upload visible: the dataset's content fields are set in the same transaction that
-    /// removes the pending upload and appends the audit entry. Returns the dataset and the object
-    /// keys of earlier incomplete uploads of it, which the caller deletes.
-    public func completeUpload(_ upload: PendingUpload, result: CompletedUpload, caller: Caller) throws
-        -> (dataset: Dataset, staleObjects: [String])
-    {
+    /// removes the pending upload and appends the audit entry. Another upload of the dataset still
+    /// in flight is left alone: it then fails `dataset_already_uploaded`, and deletes its object
+    /// (or, after a crash, the next start does, from its pending record).
+    public func completeUpload(_ upload: PendingUpload, result: CompletedUpload, caller: Caller) throws -> Dataset {
         try write { db in
             guard var dataset = try Dataset.fetchOne(db, key: upload.datasetId), dataset.partyId == caller.partyId,
                 try PendingUpload.fetchOne(db, key: upload.id) != nil
@@ -112,15 +111,14 @@ extension CleanRoomStore {
             dataset.encryptionContext = result.encryptionContext
             dataset.uploadedAt = now
             try dataset.update(db)
-            let others = try PendingUpload.filter(Column("datasetId") == dataset.id).fetchAll(db)
-            try PendingUpload.filter(Column("datasetId") == dataset.id).deleteAll(db)
+            try PendingUpload.deleteOne(db, key: upload.id)
             try appendAudit(
                 db, actor: caller, action: "dataset.uploaded", subject: dataset.id,
                 details: .object([
                     ("sha256", .string(result.sha256)), ("size", .number(Double(result.size))),
                     ("objectVersion", .string(result.objectVersion)), ("suite", .number(Double(result.suite))),
                 ]))
-            return (dataset, others.map(\.objectKey).filter { $0 != result.objectKey })
+            return dataset
         }
     }
 

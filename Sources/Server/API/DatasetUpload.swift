@@ -33,10 +33,9 @@ struct DatasetUpload {
             let result = CompletedUpload(
                 objectKey: pending.objectKey, objectVersion: info.versionId ?? info.etag, size: size, sha256: digest,
                 suite: Int(header.suite.id), encryptionContext: header.encryptionContext.dictionary)
-            let (dataset, stale) = try await GovernanceRoutes.blocking {
+            let dataset = try await GovernanceRoutes.blocking {
                 try store.completeUpload(pending, result: result, caller: caller)
             }
-            for key in stale { try? await objects.delete(key: key) }
             return try Response.json(DatasetBody(dataset))
         } catch {
             try? await objects.delete(key: pending.objectKey)
@@ -46,6 +45,8 @@ struct DatasetUpload {
             }
             if let failure = pipe.failure { throw DomainError(.invalidInput, failure.code, failure.message) }
             if let http = pipe.bodyError { throw http }
+            // Another upload of the dataset completed first (409), or the database refused.
+            if let domain = error as? DomainError { throw domain }
             throw DomainError(.internalError, "object_store_failed", "the dataset could not be stored")
         }
     }
