@@ -343,29 +343,40 @@ final class OutputFile {
     private var committed = false
 
     init(path: String) throws {
-        var template: [CChar]
+        let prefix: String
         if path == "-" {
-            let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-            template = Array("\(directory)/cleanroom-stdout-XXXXXX".utf8CString)
+            prefix = (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/cleanroom-stdout-"
             target = nil
         } else {
             let url = URL(fileURLWithPath: path)
-            let directory = url.deletingLastPathComponent().path
-            template = Array("\(directory)/.\(url.lastPathComponent).cleanroom-XXXXXX".utf8CString)
+            prefix = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).cleanroom-"
             target = path
         }
-        let fd = mkstemp(&template)
-        guard fd >= 0 else {
-            throw ValidationError("cannot create a temporary file for \(path): \(String(cString: strerror(errno)))")
+        // The name is registered for removal on an interrupt before the file exists, so no signal
+        // can come between the two (with mkstemp one could, and a test once left the file behind).
+        var created: (fd: Int32, path: String)?
+        for _ in 0..<100 {
+            let candidate = prefix + Hex.encode((try? SecureRandom.bytes(count: 6)) ?? [])
+            Interruption.deleteIfInterrupted(candidate)
+            let fd = open(candidate, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                created = (fd, candidate)
+                break
+            }
+            let error = errno
+            Interruption.keep(candidate)
+            guard error == EEXIST else {
+                throw ValidationError("cannot create a temporary file for \(path): \(String(cString: strerror(error)))")
+            }
         }
-        descriptor = fd
-        let tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        guard let created else { throw ValidationError("cannot create a temporary file for \(path): every name taken") }
+        descriptor = created.fd
         if target == nil {
-            unlink(tempPath)
+            unlink(created.path)
+            Interruption.keep(created.path)
             temporaryPath = nil
         } else {
-            temporaryPath = tempPath
-            Interruption.deleteIfInterrupted(tempPath)
+            temporaryPath = created.path
         }
     }
 
