@@ -60,11 +60,14 @@ while let argument = arguments.popFirst() {
 guard let connect else { fail("--connect is required", status: 2) }
 
 // In local mode, die with the server: a parent that went away cannot collect results anyway.
+// `_exit`, not `exit`: exit's handlers (OpenSSL's cleanup among them) would free what the session
+// thread may be using that moment, and it then crashed (a NULL lock in OpenSSL, seen in the kernel
+// log after reviews killed servers mid-job).
 if attestorKind == "development" {
     let parent = getppid()
     Thread.detachNewThread {
         while getppid() == parent { sleep(1) }
-        exit(3)
+        _exit(3)
     }
 }
 
