@@ -14,22 +14,30 @@ import Training
     let now: Int64 = 1_800_000_000
     let alphaSHA = [UInt8](repeating: 0xA1, count: 32), betaSHA = [UInt8](repeating: 0xB2, count: 32)
 
-    func policy() throws -> [UInt8] {
+    /// The fixture's policy naming the two test digests; `mutate` edits it further.
+    func policy(_ mutate: (inout [String: Any]) -> Void = { _ in }) throws -> [UInt8] {
         let (alpha, beta) = (Hex.encode(alphaSHA), Hex.encode(betaSHA))
         return try fixture.policy { policy in
             var datasets = policy["datasets"] as! [[String: Any]]
             datasets[0]["sha256"] = alpha
             datasets[1]["sha256"] = beta
             policy["datasets"] = datasets
+            mutate(&policy)
         }
     }
 
-    func admit(_ manifests: [DatasetManifest]) throws -> Admission {
-        let policy = try policy()
+    /// Admits `manifests` (by default both datasets with the policy's digests) for `policy` (by
+    /// default the fixture's with those digests), fully approved, in an enclave attested by
+    /// `attestor` (by default one the policy names).
+    func admit(
+        _ manifests: [DatasetManifest]? = nil, policy: [UInt8]? = nil, attestor: DevelopmentAttestor? = nil
+    ) throws -> Admission {
+        let policy = try policy ?? self.policy()
+        let manifests = manifests ?? [manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)]
         let spec = JobSpecification(policy: policy, approvalBundle: try fixture.fullBundle(policy), datasets: manifests)
         return try Admission.check(
             spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
-            attestation: try fixture.ownAttestation(), now: now)
+            attestation: try fixture.ownAttestation(attestor), now: now)
     }
 
     func manifest(_ id: String, _ party: String, _ sha: [UInt8]) -> DatasetManifest {
@@ -67,13 +75,10 @@ import Training
             datasets[1]["sha256"] = nil
             policy["datasets"] = datasets
         }
-        let spec = JobSpecification(
-            policy: policy, approvalBundle: try fixture.fullBundle(policy),
-            datasets: [manifest("alpha-data", "alpha", SessionFixture.placeholderDigests[0]), manifest("beta-data", "beta", betaSHA)])
         #expect {
-            try Admission.check(
-                spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
-                attestation: try fixture.ownAttestation(), now: now)
+            try admit(
+                [manifest("alpha-data", "alpha", SessionFixture.placeholderDigests[0]), manifest("beta-data", "beta", betaSHA)],
+                policy: policy)
         } throws: { error in
             let error = error as? EnclaveError
             return error?.code == .policyInvalid && error?.message.contains("beta-data names no ciphertext sha256") == true
@@ -85,15 +90,7 @@ import Training
     @Test func anImageThePolicyDoesNotNameIsRefused() throws {
         let other = DevelopmentAttestor(
             ca: fixture.attestor.ca, measurements: DevelopmentMeasurements(pcr0: [UInt8](repeating: 0xAB, count: 48)))
-        let policy = try policy()
-        let spec = JobSpecification(
-            policy: policy, approvalBundle: try fixture.fullBundle(policy),
-            datasets: [manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)])
-        #expect {
-            try Admission.check(
-                spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
-                attestation: try fixture.ownAttestation(other), now: now)
-        } throws: { error in
+        #expect { try admit(attestor: other) } throws: { error in
             let error = error as? EnclaveError
             return error?.code == .measurementNotAllowed && error?.message.contains("PCR0 abababab") == true
         }
@@ -106,28 +103,16 @@ import Training
             ca: fixture.attestor.ca, measurements: DevelopmentMeasurements(pcr0: [UInt8](repeating: 0, count: 48)))
         let pcrs = debug.measurements.pcrs
         for allowDebug in [false, true] {
-            let policy = try fixture.policy { policy in
-                var datasets = policy["datasets"] as! [[String: Any]]
-                datasets[0]["sha256"] = Hex.encode(alphaSHA)
-                datasets[1]["sha256"] = Hex.encode(betaSHA)
-                policy["datasets"] = datasets
+            let policy = try policy { policy in
                 policy["enclave"] = [
                     "measurements": [["pcr0": Hex.encode(pcrs[0]!), "pcr1": Hex.encode(pcrs[1]!), "pcr2": Hex.encode(pcrs[2]!)]],
                     "allowDebug": allowDebug,
                 ]
             }
-            let spec = JobSpecification(
-                policy: policy, approvalBundle: try fixture.fullBundle(policy),
-                datasets: [manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)])
-            let check = {
-                try Admission.check(
-                    spec: spec, attestedPolicyDigest: Hex.decode(try SessionFixture.digest(policy))!,
-                    attestation: try fixture.ownAttestation(debug), now: now)
-            }
             if allowDebug {
-                _ = try check()
+                _ = try admit(policy: policy, attestor: debug)
             } else {
-                #expect { try check() } throws: { ($0 as? EnclaveError)?.code == .measurementNotAllowed }
+                #expect { try admit(policy: policy, attestor: debug) } throws: { ($0 as? EnclaveError)?.code == .measurementNotAllowed }
             }
         }
     }
