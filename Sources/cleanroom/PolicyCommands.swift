@@ -333,7 +333,7 @@ struct PolicyRevokeCommand: AsyncParsableCommand {
         guard let partyId = profile.partyId, let key = profile.kmsKeyId else { return nil }
         do {
             return try await withdrawEnclaveImages(client: client, profile: profile, partyId: partyId, key: key)
-        } catch let error as CLIError {
+        } catch let error as CLIError where error.code == "kms_not_updated" {
             throw error
         } catch {
             // The revocation is recorded; what the key still allows could not be worked out.

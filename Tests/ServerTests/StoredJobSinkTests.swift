@@ -221,6 +221,37 @@ import Testing
         #expect(try world.jobs.outputs(jobID: plan.jobID, caller: alpha.caller).map(\.name) == ["model"])
     }
 
+    /// A receipt the store cannot read (here its metadata is damaged) is not taken for a missing
+    /// one: the start stops, and the job and its outputs stay as they were (a review of the fix
+    /// had such a job failed and its outputs deleted).
+    @Test func aReceiptThatCannotBeReadStopsTheStartInsteadOfFailingTheJob() async throws {
+        let (world, plan, sink, objects, manager) = try setUp()
+        let alpha = world.members[0]
+        try await deliverPart(sink, objects, plan, to: alpha.id)
+        let jobID = plan.jobID
+        try await offPool { () throws in try sink.storeReceipt(jobID: jobID, receipt: [7], attestationDocument: [8]) }
+        let version = try #require(try await objects.head(key: StoredJobSink.receiptKey(jobID: jobID)).versionId)
+        let meta = try #require(
+            FileManager.default.enumerator(atPath: world.directory.appendingPathComponent("objects").path)?
+                .compactMap { $0 as? String }.first { $0.hasSuffix("\(version).meta") })
+        try Data("not json".utf8).write(to: world.directory.appendingPathComponent("objects").appendingPathComponent(meta))
+        await #expect(throws: (any Error).self) { try await manager.recoverInterruptedJobs() }
+        #expect(try world.jobs.job(id: jobID, caller: alpha.caller).status == "delivering")
+        #expect(try world.recordedOutputs(jobID).count == 1)
+    }
+
+    /// A job that failed with outputs still recorded (a stop came before they were discarded) has
+    /// them discarded at the next start.
+    @Test func outputsLeftByAJobThatFailedAreDiscardedAtStart() async throws {
+        let (world, plan, sink, objects, manager) = try setUp()
+        try await deliverPart(sink, objects, plan, to: world.members[0].id)
+        try world.jobs.transition(jobID: plan.jobID, to: .failed, failure: JobFailure(code: "output.store", message: "x"))
+        let recovered = try await manager.recoverInterruptedJobs()
+        #expect(recovered.failed.isEmpty && recovered.succeeded.isEmpty)
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
+        #expect(try await objects.list(prefix: StoredJobSink.outputsPrefix(jobID: plan.jobID)).isEmpty)
+    }
+
     @Test func aJobInterruptedBeforeDeliveringFails() async throws {
         let world = try JobStoreWorld()
         for member in world.members { try world.approve(member) }
@@ -235,18 +266,21 @@ import Testing
 }
 
 extension StoredJobSinkTests {
-    /// A terminal state the database refuses to store for a while (a full disk, here a trigger) is
-    /// written again until it is stored: the job never stays open in the database after its runner
-    /// ended (a crash review found it `running`, blocking every later start of the policy).
-    @Test func aTerminalStateIsStoredOnceTheDatabaseTakesWritesAgain() async throws {
+    /// A state the database refuses to store for a while (a full disk, here a trigger) is written
+    /// again until it is stored, an open one as a terminal one: the job never stays open in the
+    /// database after its runner ended (a crash review found it `running`, blocking every later
+    /// start of the policy), and a state lost on the way cannot make the next one invalid (a
+    /// review of the fix lost `delivering`, after which `succeeded` was refused).
+    @Test func aStateIsStoredOnceTheDatabaseTakesWritesAgain() async throws {
         let (world, plan, _, objects, hub) = try setUp()
-        let sink = StoredJobSink(jobs: world.jobs, objects: objects, hub: hub, terminalRetry: .milliseconds(20))
+        let sink = StoredJobSink(jobs: world.jobs, objects: objects, hub: hub, storeRetry: .milliseconds(20))
         try await world.store.pool.write { db in
             try db.execute(sql: "CREATE TRIGGER refuse BEFORE UPDATE ON job BEGIN SELECT RAISE(ABORT, 'disk full'); END")
         }
         let jobID = plan.jobID
         let done = DispatchSemaphore(value: 0)
         Thread {
+            sink.transition(jobID: jobID, to: .attesting, failure: nil)
             sink.transition(jobID: jobID, to: .failed, failure: JobFailure(code: "output.store", message: "could not store output model"))
             done.signal()
         }.start()
@@ -256,5 +290,6 @@ extension StoredJobSinkTests {
         #expect(done.wait(timeout: .now() + 5) == .success)
         let job = try world.jobs.job(id: jobID, caller: world.members[0].caller)
         #expect(job.status == "failed" && job.error == "output.store: could not store output model")
+        #expect(try world.store.auditEntries().contains { $0.action == "job.attesting" && $0.subject == jobID })
     }
 }

@@ -59,7 +59,7 @@ public final class JobManager: @unchecked Sendable {
         self.objects = objects
         hub = JobProgressHub()
         self.services = services
-        sink = StoredJobSink(jobs: jobs, objects: objects, hub: hub)
+        sink = StoredJobSink(jobs: jobs, objects: objects, hub: hub, logger: logger)
         self.logger = logger
         self.feedRetention = feedRetention
     }
@@ -92,7 +92,8 @@ public final class JobManager: @unchecked Sendable {
         } catch {
             let failure = JobFailure(code: "job.store", message: "the approval bundle could not be stored")
             let sink = self.sink
-            try? await GovernanceRoutes.blocking { sink.transition(jobID: plan.jobID, to: .failed, failure: failure) }
+            // Once: the request fails either way; a job the store kept open is failed at the next start.
+            _ = try? await GovernanceRoutes.blocking { try sink.record(jobID: plan.jobID, to: .failed, failure: failure) }
             lock.withLock {
                 runners[plan.jobID] = nil
                 lock.broadcast()
@@ -139,7 +140,7 @@ public final class JobManager: @unchecked Sendable {
             } else {
                 // Not running in this process (it ended meanwhile, or it cannot run any more): the store
                 // moves it to cancelled only if it has not ended.
-                sink.transition(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
+                try sink.record(jobID: jobID, to: .cancelled, failure: JobFailure(code: "job.cancelled", message: reason))
             }
         }
         return try await GovernanceRoutes.blocking { try jobs.job(id: jobID, caller: caller) }
@@ -154,10 +155,8 @@ public final class JobManager: @unchecked Sendable {
         var failed: [String] = [], succeeded: [String] = []
         let jobs = self.jobs, sink = self.sink
         for job in try await GovernanceRoutes.blocking({ try jobs.openJobs() }) {
-            if job.status == JobState.delivering.rawValue,
-                (try? await objects.head(key: StoredJobSink.receiptKey(jobID: job.id))) != nil
-            {
-                try await GovernanceRoutes.blocking { sink.transition(jobID: job.id, to: .succeeded, failure: nil) }
+            if job.status == JobState.delivering.rawValue, try await receiptStored(jobID: job.id) {
+                try await GovernanceRoutes.blocking { try sink.record(jobID: job.id, to: .succeeded, failure: nil) }
                 logger.warning("a job the restart interrupted had delivered everything: succeeded", metadata: ["job": "\(job.id)"])
                 succeeded.append(job.id)
             } else {
@@ -173,14 +172,32 @@ public final class JobManager: @unchecked Sendable {
         return (failed, succeeded)
     }
 
-    /// Deletes what a job that did not succeed had stored of its outputs: the records (never
-    /// visible) and the objects, including any stored but not yet recorded.
+    /// Whether a job's receipt is stored. Only "no such object" means no: any other answer (a store
+    /// that cannot be read) stops the start-up rather than fail a job that may have succeeded.
+    private func receiptStored(jobID: String) async throws -> Bool {
+        do {
+            _ = try await objects.head(key: StoredJobSink.receiptKey(jobID: jobID))
+            return true
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            return false
+        }
+    }
+
+    /// Deletes what a job that failed or was cancelled had stored of its outputs: the objects
+    /// (including any stored but not yet recorded) first, then the records (never visible), so a
+    /// stop in between leaves records the next start finds again.
     func discardOutputs(jobID: String) async {
         let jobs = self.jobs
         do {
-            let recorded = try await GovernanceRoutes.blocking { try jobs.discardOutputs(jobID: jobID) }
+            guard let recorded = try await GovernanceRoutes.blocking({ try jobs.outputObjects(ofUnsuccessfulJob: jobID) })
+            else { return }
             let stored = try await objects.list(prefix: StoredJobSink.outputsPrefix(jobID: jobID)).map(\.key)
-            for key in Set(recorded + stored) { try await objects.delete(key: key) }
+            for key in Set(recorded + stored) {
+                do {
+                    try await objects.delete(key: key)
+                } catch let error as ObjectStoreError where error.code == .notFound {}
+            }
+            try await GovernanceRoutes.blocking { try jobs.forgetOutputs(jobID: jobID) }
         } catch {
             logger.warning("could not discard the outputs of a job that did not succeed", metadata: ["job": "\(jobID)", "error": "\(error)"])
         }

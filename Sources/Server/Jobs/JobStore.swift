@@ -268,18 +268,29 @@ public struct JobStore: Sendable {
             failure: JobFailure(code: "job.interrupted", message: "the server restarted while the job ran; start it again"))
     }
 
-    /// Forgets the outputs recorded for a job that did not succeed (they were never visible) and
-    /// audits it; returns their object keys.
-    public func discardOutputs(jobID: String) throws -> [String] {
+    /// The object keys of the outputs recorded for a job that failed or was cancelled; nil for a job
+    /// in any other state (whose outputs are not to be discarded).
+    public func outputObjects(ofUnsuccessfulJob jobID: String) throws -> [String]? {
+        try store.pool.read { db in
+            guard let job = try Job.fetchOne(db, key: jobID),
+                [JobState.failed.rawValue, JobState.cancelled.rawValue].contains(job.status)
+            else { return nil }
+            return try Output.filter(Column("jobId") == jobID).fetchAll(db).map(\.objectKey)
+        }
+    }
+
+    /// Forgets the outputs recorded for a job that failed or was cancelled (they were never
+    /// visible) and audits it.
+    public func forgetOutputs(jobID: String) throws {
         try store.pool.write { db in
-            guard let job = try Job.fetchOne(db, key: jobID), job.status != JobState.succeeded.rawValue else { return [] }
-            let outputs = try Output.filter(Column("jobId") == jobID).fetchAll(db)
-            guard !outputs.isEmpty else { return [] }
-            try Output.filter(Column("jobId") == jobID).deleteAll(db)
+            guard let job = try Job.fetchOne(db, key: jobID),
+                [JobState.failed.rawValue, JobState.cancelled.rawValue].contains(job.status)
+            else { return }
+            let count = try Output.filter(Column("jobId") == jobID).deleteAll(db)
+            guard count > 0 else { return }
             try store.appendAudit(
                 db, actor: nil, action: "job.outputs_discarded", collaborationId: job.collaborationId, subject: jobID,
-                details: .object([("count", .number(Double(outputs.count))), ("state", .string(job.status))]))
-            return outputs.map(\.objectKey)
+                details: .object([("count", .number(Double(count))), ("state", .string(job.status))]))
         }
     }
 }

@@ -1,6 +1,7 @@
 import AWS
 import Enclave
 import Foundation
+import Logging
 
 /// Where a running job's events and results go in a real server: state changes to the
 /// `JobStore` (persisted and audited) and the progress hub (SSE), outputs to the object store
@@ -10,20 +11,26 @@ import Foundation
 /// Each output streams straight into an object store put while it arrives (constant memory, no
 /// spool copy); the put, which hashes it on the way, commits only if its SHA-256 is the one the
 /// enclave sent at the output's end (a mismatch or an abort fails the put, which leaves no
-/// trace), and the output is recorded — visible — only after the object is durably stored.
+/// trace), and the output is recorded only after the object is durably stored. Recorded outputs
+/// become visible when the job has succeeded (`JobStore.outputs`).
 public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     let jobs: JobStore
     let objects: any ObjectStore
     let hub: JobProgressHub
 
-    /// The first wait before writing a terminal state again that could not be stored.
-    let terminalRetry: Duration
+    /// The first wait before writing a state again that could not be stored.
+    let storeRetry: Duration
+    let logger: Logger?
 
-    public init(jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub, terminalRetry: Duration = .milliseconds(250)) {
+    public init(
+        jobs: JobStore, objects: any ObjectStore, hub: JobProgressHub, storeRetry: Duration = .milliseconds(250),
+        logger: Logger? = nil
+    ) {
         self.jobs = jobs
         self.objects = objects
         self.hub = hub
-        self.terminalRetry = terminalRetry
+        self.storeRetry = storeRetry
+        self.logger = logger
     }
 
     /// Object keys of a job's artifacts.
@@ -35,25 +42,35 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     public static func receiptKey(jobID: String) -> String { "jobs/\(jobID)/receipt.json" }
     public static func attestationKey(jobID: String) -> String { "jobs/\(jobID)/attestation.cbor" }
 
-    /// Persists and publishes a state change. A change the store refuses (the job already ended)
-    /// is not published. An open state the store could not write is still published, so watchers
-    /// see it; a terminal one is retried until it is stored (after `terminalRetry`, doubling up to 16×),
-    /// since a job left open in the database blocks the next start of its policy and would be
-    /// reported running after a restart (a crash review filled the disk and found that).
+    /// The runner's state changes: each is persisted, then published. A change the store refuses
+    /// (the job already ended) is not published. One the store cannot write (a full disk) is
+    /// written again, after `storeRetry` doubling up to 16 times that, until it is stored: the
+    /// runner goes on only once the database says where the job is, so a job never stays open in
+    /// it after its runner ended (a crash review found one `running`, blocking every later start of
+    /// its policy), and a state that failed to store cannot make a later one invalid.
     public func transition(jobID: String, to state: JobState, failure: JobFailure?) {
-        let retry = terminalRetry
-        var wait = retry
+        var wait = storeRetry
         while true {
             do {
-                if try jobs.transition(jobID: jobID, to: state, failure: failure) == false { return }
-                break
+                try record(jobID: jobID, to: state, failure: failure)
+                return
             } catch {
-                guard state.isTerminal else { break }
+                logger?.error(
+                    "the job's state could not be stored; trying again",
+                    metadata: ["job": "\(jobID)", "state": "\(state.rawValue)", "error": "\(error)"])
                 Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) * 1e-18)
-                wait = min(wait * 2, retry * 16)
+                wait = min(wait * 2, storeRetry * 16)
             }
         }
+    }
+
+    /// Persists a state change once and publishes it if stored; false if the store refused it (the
+    /// job already ended). For request and start-up paths, which report a failure instead of waiting.
+    @discardableResult
+    public func record(jobID: String, to state: JobState, failure: JobFailure?) throws -> Bool {
+        guard try jobs.transition(jobID: jobID, to: state, failure: failure) else { return false }
         hub.publish(jobID: jobID, .state(state, failure))
+        return true
     }
 
     public func progress(jobID: String, _ event: ProgressEvent) {
