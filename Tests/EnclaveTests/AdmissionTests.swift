@@ -55,9 +55,14 @@ import Training
         }
     }
 
-    @Test func thePolicysDatasetsAreAdmittedInStreamingOrder() throws {
-        let admitted = try admit([manifest("beta-data", "beta", betaSHA), manifest("alpha-data", "alpha", alphaSHA)])
-        #expect(admitted.datasets.map(\.id) == ["beta-data", "alpha-data"])
+    /// The datasets come in the policy's order: the order sets the joined rows' and so the seeded
+    /// train/validation split, which the operator could otherwise choose among (a review noted it).
+    @Test func thePolicysDatasetsAreAdmittedInItsOrderOnly() throws {
+        let admitted = try admit([manifest("alpha-data", "alpha", alphaSHA), manifest("beta-data", "beta", betaSHA)])
+        #expect(admitted.datasets.map(\.id) == ["alpha-data", "beta-data"])
+        let error = refusal([manifest("beta-data", "beta", betaSHA), manifest("alpha-data", "alpha", alphaSHA)])
+        #expect(error?.code == .manifestMismatch)
+        #expect(error?.message.contains("policy's order") == true, "\(String(describing: error))")
     }
 
     @Test func anotherCiphertextThanThePolicyNamesIsRefused() {

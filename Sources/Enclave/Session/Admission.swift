@@ -9,7 +9,7 @@ public struct Admission: Sendable {
     public let policy: JobPolicy
     public let policyDigest: String
     public let approvals: VerifiedApprovalBundle
-    /// The policy's datasets in the order the server will stream them.
+    /// The policy's datasets, in its order: the order the server streams them in.
     public let datasets: [JobPolicy.Dataset]
 
     public func dataset(_ id: String) -> JobPolicy.Dataset? { datasets.first { $0.id == id } }
@@ -41,6 +41,11 @@ public struct Admission: Sendable {
             Set(spec.datasets.map(\.datasetID)) == Set(policy.datasets.map(\.id))
         else {
             throw EnclaveError(.manifestMismatch, "the datasets offered are not exactly the policy's datasets")
+        }
+        // The order sets the joined rows' order, and so the seeded train/validation split: the
+        // policy's, so that the operator cannot pick among splits by reordering.
+        guard spec.datasets.map(\.datasetID) == policy.datasets.map(\.id) else {
+            throw EnclaveError(.manifestMismatch, "the datasets are not offered in the policy's order")
         }
         var ordered: [JobPolicy.Dataset] = []
         for manifest in spec.datasets {
