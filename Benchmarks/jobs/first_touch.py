@@ -36,7 +36,8 @@ def main():
     reporting = "/sys/module/page_reporting/parameters/page_reporting_order"
     if os.path.exists(reporting):
         with open(reporting) as f:
-            print(f"free page reporting is on (order {f.read().strip()}: blocks of {4 << int(open(reporting).read())} KiB)")
+            order = int(f.read())
+        print(f"free page reporting is on (order {order}: blocks of {4 << order} KiB)")
     for n in range(args.passes):
         if n and args.pause:
             time.sleep(args.pause)

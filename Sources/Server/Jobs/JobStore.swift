@@ -244,6 +244,8 @@ public struct JobStore: Sendable {
 
     /// The states of a job that has not ended.
     static let openStates = [JobState.pending, .attesting, .running, .delivering].map(\.rawValue)
+    /// The states of a job that ended without success (its stored outputs are discarded).
+    static let unsuccessfulStates = [JobState.failed, .cancelled].map(\.rawValue)
 
     /// Jobs left in a non-terminal state (after a restart).
     public func openJobs() throws -> [Job] {
@@ -257,7 +259,7 @@ public struct JobStore: Sendable {
             try String.fetchAll(
                 db,
                 sql: "SELECT DISTINCT job.id FROM job JOIN output ON output.jobId = job.id WHERE job.status IN (?, ?)",
-                arguments: [JobState.failed.rawValue, JobState.cancelled.rawValue])
+                arguments: StatementArguments(Self.unsuccessfulStates))
         }
     }
 
@@ -273,7 +275,7 @@ public struct JobStore: Sendable {
     public func outputObjects(ofUnsuccessfulJob jobID: String) throws -> [String]? {
         try store.pool.read { db in
             guard let job = try Job.fetchOne(db, key: jobID),
-                [JobState.failed.rawValue, JobState.cancelled.rawValue].contains(job.status)
+                Self.unsuccessfulStates.contains(job.status)
             else { return nil }
             return try Output.filter(Column("jobId") == jobID).fetchAll(db).map(\.objectKey)
         }
@@ -284,7 +286,7 @@ public struct JobStore: Sendable {
     public func forgetOutputs(jobID: String) throws {
         try store.pool.write { db in
             guard let job = try Job.fetchOne(db, key: jobID),
-                [JobState.failed.rawValue, JobState.cancelled.rawValue].contains(job.status)
+                Self.unsuccessfulStates.contains(job.status)
             else { return }
             let count = try Output.filter(Column("jobId") == jobID).deleteAll(db)
             guard count > 0 else { return }
