@@ -23,7 +23,7 @@ extension AsyncParsableCommand {
                 var message = fullMessage(for: error)
                 if let command, error is ValidationError {
                     let name = usageString(for: type(of: command)).split(separator: " ")
-                        .prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") }.joined(separator: " ")
+                        .prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }.joined(separator: " ")
                     message = "Error: \(error)\n  See '\(name) --help' for more information."
                 }
                 FileHandle.standardError.write(Data((message + "\n").utf8))

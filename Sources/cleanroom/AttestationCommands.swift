@@ -118,10 +118,8 @@ struct AttestationVerifyCommand: AsyncParsableCommand {
         }
     }
 
-    private func usage(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("cleanroom attestation verify: \(message)\n".utf8))
-        return ExitCode(2)
-    }
+    /// A usage failure (exit 2), reported like every other usage error of the CLI.
+    private func usage(_ message: String) -> ValidationError { ValidationError(message) }
 
     static func fields(_ v: VerifiedAttestationDocument) -> [(String, Any)] {
         func optional(_ bytes: [UInt8]?) -> Any {
@@ -222,10 +220,7 @@ struct EnclaveMeasureCommand: AsyncParsableCommand {
         func pcr(_ text: String?, _ name: String) throws -> [UInt8]? {
             guard let text else { return nil }
             guard let value = Hex.decode(text), value.count == 48 else {
-                FileHandle.standardError.write(
-                    Data("cleanroom enclave measure: --\(name) must be 96 hex digits\n".utf8)
-                )
-                throw ExitCode(2)
+                throw ValidationError("--\(name) must be 96 hex digits")
             }
             return value
         }
@@ -237,7 +232,7 @@ struct EnclaveMeasureCommand: AsyncParsableCommand {
                 pcr2: try pcr(pcr2, "pcr2")
             )
         } catch let error as AttestationError {
-            FileHandle.standardError.write(Data("cleanroom enclave measure: \(error.message)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
         if json {

@@ -83,11 +83,11 @@ struct EncryptCommand: AsyncParsableCommand {
                 keyring = try EncryptionCLI.kmsKeyring(keyID: kmsKeyID)
             }
         } catch {
-            throw EncryptionCLI.usageFailure("encrypt", error)
+            throw EncryptionCLI.usageFailure(error)
         }
-        let source = try EncryptionCLI.openInput(input, command: "encrypt")
+        let source = try EncryptionCLI.openInput(input)
         defer { source.close() }
-        let sink = try EncryptionCLI.openOutput(output, command: "encrypt")
+        let sink = try EncryptionCLI.openOutput(output)
         do {
             let encryptor = try await MessageEncryptor(
                 keyring: keyring, encryptionContext: encryptionContext, suite: AlgorithmSuite.suite(named: suite)!,
@@ -103,7 +103,7 @@ struct EncryptCommand: AsyncParsableCommand {
             try sink.commit()
         } catch {
             sink.abandon()
-            throw EncryptionCLI.failure("encrypt", error)
+            throw EncryptionCLI.failure(error)
         }
     }
 }
@@ -176,11 +176,11 @@ struct DecryptCommand: AsyncParsableCommand {
                 keyring = try EncryptionCLI.kmsKeyring(keyID: nil)
             }
         } catch {
-            throw EncryptionCLI.usageFailure("decrypt", error)
+            throw EncryptionCLI.usageFailure(error)
         }
-        let source = try EncryptionCLI.openInput(input, command: "decrypt")
+        let source = try EncryptionCLI.openInput(input)
         defer { source.close() }
-        let sink = try EncryptionCLI.openOutput(output, command: "decrypt")
+        let sink = try EncryptionCLI.openOutput(output)
         do {
             let decryptor = MessageDecryptor(keyring: keyring, policy: DecryptionPolicy(requiredEncryptionContext: required))
             var chunk = [UInt8](repeating: 0, count: EncryptionCLI.chunkSize)
@@ -194,7 +194,7 @@ struct DecryptCommand: AsyncParsableCommand {
             try sink.commit()
         } catch {
             sink.abandon()
-            throw EncryptionCLI.failure("decrypt", error)
+            throw EncryptionCLI.failure(error)
         }
     }
 }
@@ -257,42 +257,41 @@ enum EncryptionCLI {
         return KMSKeyring(discovery: kms)
     }
 
-    /// A usage failure (exit 2) with a message on stderr.
-    static func usageFailure(_ command: String, _ error: Error) -> Error {
-        printError(command, error)
-        return ExitCode(2)
+    /// A usage failure (exit 2), reported like every other usage error of the CLI (pointing at
+    /// the command's help, and on stdout as JSON with `--json`).
+    static func usageFailure(_ error: Error) -> Error {
+        if error is ExitCode { return error }
+        return ValidationError(describe(error))
     }
 
     /// A message or I/O failure (exit 1) with a message on stderr.
-    static func failure(_ command: String, _ error: Error) -> Error {
+    static func failure(_ error: Error) -> Error {
         if let exit = error as? ExitCode { return exit }
-        printError(command, error)
+        FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
         return ExitCode(1)
     }
 
-    static func printError(_ command: String, _ error: Error) {
-        let text: String
+    static func describe(_ error: Error) -> String {
         switch error {
-        case let error as EnvelopeError: text = "\(error.code): \(error.message)"
-        case let error as ValidationError: text = error.message
-        default: text = "\(error)"
+        case let error as EnvelopeError: "\(error.code): \(error.message)"
+        case let error as ValidationError: error.message
+        default: "\(error)"
         }
-        FileHandle.standardError.write(Data("cleanroom \(command): error: \(text)\n".utf8))
     }
 
-    static func openInput(_ path: String, command: String) throws -> InputFile {
+    static func openInput(_ path: String) throws -> InputFile {
         do {
             return try InputFile(path: path)
         } catch {
-            throw usageFailure(command, error)
+            throw usageFailure(error)
         }
     }
 
-    static func openOutput(_ path: String, command: String) throws -> OutputFile {
+    static func openOutput(_ path: String) throws -> OutputFile {
         do {
             return try OutputFile(path: path)
         } catch {
-            throw usageFailure(command, error)
+            throw usageFailure(error)
         }
     }
 }

@@ -36,6 +36,15 @@ import Testing
         let noDocument = try run(["attestation", "verify", "/nonexistent/doc.cose", "--root", rootPath])
         #expect(noDocument.status == 2)
         #expect(noDocument.stderrText.contains("cannot read the attestation document /nonexistent/doc.cose"), "\(noDocument.stderrText)")
+        // Reported like every usage error of the CLI: the command's help named, JSON with --json.
+        #expect(noRoot.stderrText.contains("See 'cleanroom attestation verify --help'"), "\(noRoot.stderrText)")
+        let badNonce = try run(["attestation", "verify", docPath(v), "--root", rootPath, "--nonce", "zz", "--json"])
+        #expect(badNonce.status == 2)
+        #expect(badNonce.stdoutText == #"{"error":{"code":"usage","message":"--nonce is not hex"}}"# + "\n", "\(badNonce.stdoutText)")
+        let badPCR = try run(["enclave", "measure", docPath(v), "--pcr1", "zz"])
+        #expect(badPCR.status == 2)
+        #expect(badPCR.stderrText.hasPrefix("Error: --pcr1 must be 96 hex digits"), "\(badPCR.stderrText)")
+        #expect(badPCR.stderrText.contains("See 'cleanroom enclave measure --help'"), "\(badPCR.stderrText)")
     }
 
     @Test func verifyExitsOneWithTheFailingCheck() throws {

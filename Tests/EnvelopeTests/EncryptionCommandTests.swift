@@ -139,6 +139,15 @@ import TestSupport
             #expect(!result.stderrText.isEmpty)
         }
         #expect(!FileManager.default.fileExists(atPath: path("ct")))
+        // Every usage error reads the same, whether the parser or the command found it: the
+        // reason, then the command's own help.
+        let parsed = try run(["decrypt", "--bogus"])
+        let found = try run(["encrypt", "--in", path("missing"), "--out", path("ct"), "--aes-key", path("aes.key")])
+        for (result, command) in [(parsed, "decrypt"), (found, "encrypt")] {
+            #expect(result.stderrText.hasPrefix("Error: "), "\(result.stderrText)")
+            #expect(result.stderrText.contains("See 'cleanroom \(command) --help'"), "\(result.stderrText)")
+        }
+        #expect(found.stderrText.contains(path("missing")), "\(found.stderrText)")
         let help = try run(["decrypt", "--help"])
         #expect(help.status == 0)
         #expect(help.stdoutText.contains("Nothing is written at --out unless the whole message authenticated"))
