@@ -7,6 +7,8 @@ public struct AccessLogEntry: Sendable {
     public var time: Double
     public var method: String
     public var path: String
+    /// The route pattern that answered (`/v1/jobs/{id}`); nil when none matched.
+    public var route: String?
     public var status: Int
     /// Request-body bytes received.
     public var bytesIn: Int
@@ -26,6 +28,10 @@ public struct AccessLogEntry: Sendable {
         JSONText.appendString(method, to: &s)
         s += #","path":"#
         JSONText.appendString(path, to: &s)
+        if let route {
+            s += #","route":"#
+            JSONText.appendString(route, to: &s)
+        }
         s += #","status":\#(status),"bytes_in":\#(bytesIn),"bytes_out":\#(bytesOut),"duration_ms":"#
         s += String(Double(Int(durationMilliseconds * 1000)) / 1000)
         s += #","peer":"#

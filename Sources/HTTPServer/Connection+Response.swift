@@ -6,6 +6,7 @@ extension Connection {
         guard !closed, self.exchange === exchange else { return }
         let head = exchange.head
         exchange.status = response.status.code
+        exchange.route = response.route
         var keepAlive = exchange.keepAlive && !core.draining.load(ordering: .relaxed) && !drainingConnection
         var isStream = false
         var streamLength: Int?
@@ -190,7 +191,8 @@ extension Connection {
         log(
             AccessLogEntry(
                 time: exchange.wallClock, method: exchange.head.method.rawValue, path: exchange.path,
-                status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bodyBytesWritten,
+                route: exchange.route, status: exchange.status, bytesIn: exchange.bytesIn,
+                bytesOut: exchange.bodyBytesWritten,
                 durationMilliseconds: Double(MonotonicClock.now() &- exchange.startedAt) / 1e6, peer: peer,
                 version: exchange.head.version.description, aborted: aborted))
     }

@@ -30,6 +30,7 @@ final class Connection: EventSource, @unchecked Sendable {
         var bodyBytesWritten = 0
         var bytesIn = 0
         var status = 0
+        var route: String?
         var discarding = false
         var discarded = 0
         var trailersPending: HTTPHeaders?

@@ -197,6 +197,13 @@ public final class Router: Sendable {
     /// Answers a request: routing, body-limit checks, middleware, handler, and the JSON error
     /// shape for every error. Usable directly in tests, with no sockets.
     public func respond(to request: Request) async -> Response {
+        var pattern: String?
+        var response = await dispatch(request, matched: &pattern)
+        response.route = pattern
+        return response
+    }
+
+    private func dispatch(_ request: Request, matched pattern: inout String?) async -> Response {
         var request = request
         do {
             switch match(method: request.method, path: request.path) {
@@ -208,6 +215,7 @@ public final class Router: Sendable {
                     .methodNotAllowed, code: "method_not_allowed",
                     message: "\(request.method) is not allowed here; allowed: \(allow)", headers: ["Allow": allow])
             case .found(let route, let params):
+                pattern = route.pattern
                 request.pathParameters = params
                 request.body.limit = route.bodyLimit
                 if let expected = request.body.expectedLength, expected > route.bodyLimit {

@@ -21,11 +21,13 @@ public final class AppContext: Sendable {
     public let storage: StorageServices?
     /// Runs jobs in enclaves (issue #8); nil in tests that do not need it.
     public let jobs: JobManager?
+    /// `GET /metrics` and the token that reads it, besides the operator's; nil: no such route.
+    public let metrics: (metrics: ServerMetrics, token: String)?
 
     public init(
         configuration: ServerConfiguration, dataDirectory: DataDirectory, operatorCredentials: OperatorCredentials,
         logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil,
-        storage: StorageServices? = nil, jobs: JobManager? = nil
+        storage: StorageServices? = nil, jobs: JobManager? = nil, metrics: (metrics: ServerMetrics, token: String)? = nil
     ) {
         self.configuration = configuration
         self.dataDirectory = dataDirectory
@@ -35,5 +37,6 @@ public final class AppContext: Sendable {
         self.governance = governance
         self.storage = storage
         self.jobs = jobs
+        self.metrics = metrics
     }
 }

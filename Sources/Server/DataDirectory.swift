@@ -14,6 +14,20 @@ public struct DataDirectory: Sendable {
 
     /// A file or folder inside the data directory.
     public func file(_ relativePath: String) -> URL { url.appendingPathComponent(relativePath) }
+    /// The bearer token that may read `GET /metrics` and nothing else (mode 0600).
+    public var metricsTokenURL: URL { url.appendingPathComponent("metrics-token") }
+
+    /// Reads the metrics token, or creates it (`crm_` and 32 random bytes) on first start.
+    public func metricsToken() throws -> String {
+        if let text = try? String(contentsOf: metricsTokenURL, encoding: .utf8) {
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty else { throw ConfigurationError("\(metricsTokenURL.path) is empty: delete it to have a new token made") }
+            return token
+        }
+        let token = "crm_" + OperatorCredentials.generateToken().dropFirst(4)
+        try OperatorCredentials.writeSecret(Data((token + "\n").utf8), to: metricsTokenURL)
+        return token
+    }
 
     /// Takes the data directory for one serving process (`DATA/cleanroomd.lock`, an exclusive
     /// `flock` held until the process exits, with its pid for the message). A second `cleanroomd
@@ -122,6 +136,11 @@ public struct OperatorCredentials: Codable, Sendable, CustomStringConvertible {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(self)
         data.append(0x0A)
+        try Self.writeSecret(data, to: url)
+    }
+
+    /// Writes `data` to `url` mode 0600, atomically (a temporary file, fsync, rename).
+    static func writeSecret(_ data: Data, to url: URL) throws {
         let tmp = url.path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigurationError("cannot create \(tmp): \(String(cString: strerror(errno)))") }

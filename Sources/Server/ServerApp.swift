@@ -14,6 +14,9 @@ public enum ServerApp {
             EchoRoutes(),
         ] + (context.governance.map { [$0.routes(jobs: context.jobs)] } ?? [])
             + KMSRoutes.groups(context)
+            + (context.metrics.map {
+                [MetricsRoutes(metrics: $0.metrics, tokens: [$0.token, context.operatorCredentials.token])]
+            } ?? [])
     }
 
     /// The router with every route registered.
@@ -58,17 +61,22 @@ extension ServerApp {
         let recovered = try await jobs.recoverInterruptedJobs()
         for id in recovered.failed { status("job \(id) was interrupted by the last stop: marked failed") }
         for id in recovered.succeeded { status("job \(id) was interrupted by the last stop after delivering everything: succeeded") }
+        let metrics = ServerMetrics()
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
-            governance: governance, storage: storage, jobs: jobs)
+            governance: governance, storage: storage, jobs: jobs, metrics: (metrics, try dataDirectory.metricsToken()))
+        metrics.addServerGauges(context)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
         let httpConfiguration = HTTPServerConfiguration(
             host: configuration.listen.host, port: configuration.listen.port, eventLoops: configuration.eventLoops,
             limits: configuration.http, tls: tls)
-        var sink: (@Sendable (AccessLogEntry) -> Void)?
-        if let accessLog { sink = { accessLog.record($0) } }
-        let server = try HTTPServer(configuration: httpConfiguration, router: router, logger: logger, accessLog: sink)
+        let server = try HTTPServer(
+            configuration: httpConfiguration, router: router, logger: logger,
+            accessLog: { entry in
+                metrics.record(entry)
+                accessLog?.record(entry)
+            })
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         try server.start()
         jobs.services.standby?.start()  // once nothing can fail startup: a failed start leaves no enclave

@@ -72,6 +72,14 @@ public final class StandbyEnclaveLauncher: EnclaveLauncher, @unchecked Sendable 
         }
     }
 
+    /// Whether an enclave stands ready now (for the server's metrics).
+    public var isReady: Bool {
+        condition.withLock {
+            if case .ready = standby { return true }
+            return false
+        }
+    }
+
     public func launch(jobID: String) throws(EnclaveLaunchError) -> any EnclaveInstance {
         if let taken = try take() {
             let (instance, image) = taken
