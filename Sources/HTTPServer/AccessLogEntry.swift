@@ -23,7 +23,7 @@ public struct AccessLogEntry: Sendable {
     /// The record as a single-line JSON object (no trailing newline).
     public var jsonLine: String {
         var s = #"{"time":"#
-        s += formatTime(time)
+        s += JSONText.timestamp(time)
         s += #","method":"#
         JSONText.appendString(method, to: &s)
         s += #","path":"#
@@ -43,18 +43,8 @@ public struct AccessLogEntry: Sendable {
         return s
     }
 
-    private func formatTime(_ t: Double) -> String {
-        var seconds = time_t(t)
-        var value = tm()
-        gmtime_r(&seconds, &value)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buffer, 32, "%Y-%m-%dT%H:%M:%S", &value)
-        let millis = Int((t - Double(seconds)) * 1000)
-        let ms = String(millis)
-        return "\"" + cString(Array(buffer[0..<n]) + [0]) + "." + String(repeating: "0", count: 3 - ms.count) + ms + "Z\""
-    }
-
-    static func wallClock() -> Double {
+    /// Now, Unix seconds.
+    public static func wallClock() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

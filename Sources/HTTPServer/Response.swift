@@ -1,3 +1,5 @@
+import Glibc
+
 /// What a handler returns: a status, header fields and a fixed or streamed body.
 ///
 /// The server adds `Content-Length` (fixed bodies and streams of known length) or uses chunked
@@ -107,9 +109,10 @@ final class MemoryBodySink: ResponseBodySink {
     func setTrailers(_ trailers: HTTPHeaders) { self.trailers.withLock { $0 = trailers } }
 }
 
-/// Minimal JSON string escaping for the error shape (no Foundation on the hot path).
-enum JSONText {
-    static func appendString(_ s: String, to out: inout String) {
+/// Minimal JSON text for the error shape and log lines (no Foundation on the hot path).
+public enum JSONText {
+    /// Appends `s` as a JSON string, quoted and escaped.
+    public static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -128,5 +131,16 @@ enum JSONText {
             }
         }
         out.append("\"")
+    }
+
+    /// A Unix time as a quoted ISO 8601 UTC timestamp with milliseconds (`"2026-11-22T09:02:35.119Z"`).
+    public static func timestamp(_ t: Double) -> String {
+        var seconds = time_t(t)
+        var value = tm()
+        gmtime_r(&seconds, &value)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buffer, 32, "%Y-%m-%dT%H:%M:%S", &value)
+        let ms = String(min(999, max(0, Int((t - Double(seconds)) * 1000))))
+        return "\"" + cString(Array(buffer[0..<n]) + [0]) + "." + String(repeating: "0", count: 3 - ms.count) + ms + "Z\""
     }
 }

@@ -32,6 +32,9 @@ extension ServerApp {
     /// SIGTERM/SIGINT drain in-flight requests and stop. Status lines go to stderr; the access
     /// log to its destination. The operator credential's path is printed, never its value.
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        // The start-up and shutdown lines: for a person at a terminal, or JSON events like the rest.
+        let status: (String) -> Void =
+            configuration.logFormat == .json ? { logger.notice("\($0)") } : { Self.status($0) }
         var tls: TLSConfiguration?
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
             tls = TLSConfiguration(certificateChainPath: cert, privateKeyPath: key, clientCAPath: configuration.tlsClientCAPath)

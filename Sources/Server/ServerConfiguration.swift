@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var accessLog: String = "-"
     /// Event loops (default: one per core).
     public var eventLoops: Int?
+    /// How log events are written to stderr: `text` (default, for a terminal) or `json` (one object
+    /// per line, for CloudWatch Logs and other collectors; `JSONLogHandler`).
+    public var logFormat: LogFormat = .text
     /// Connection, size and time limits of the HTTP server.
     public var http = HTTPServerLimits()
     /// Object store and KMS (`--object-store`, `--s3-endpoint`, `--kms`, `--kms-endpoint`).
@@ -39,6 +42,7 @@ public struct ServerConfiguration: Sendable {
         public var accessLog: String?
         public var eventLoops: Int?
         public var maxConnections: Int?
+        public var logFormat: String?
     }
 
     /// Values given on the command line (nil = not given).
@@ -52,6 +56,7 @@ public struct ServerConfiguration: Sendable {
         public var insecureHTTP: Bool?
         public var accessLog: String?
         public var eventLoops: Int?
+        public var logFormat: String?
         public init() {}
     }
 
@@ -70,7 +75,7 @@ public struct ServerConfiguration: Sendable {
             try config.apply(
                 listen: file.listen, dataDir: file.dataDir, tlsCert: file.tlsCert, tlsKey: file.tlsKey,
                 tlsClientCA: file.tlsClientCA, insecureHTTP: file.insecureHTTP, accessLog: file.accessLog,
-                eventLoops: file.eventLoops)
+                eventLoops: file.eventLoops, logFormat: file.logFormat)
             if let max = file.maxConnections { config.http.maxConnections = max }
         }
         try config.apply(
@@ -78,18 +83,19 @@ public struct ServerConfiguration: Sendable {
             tlsCert: environment["CLEANROOM_TLS_CERT"], tlsKey: environment["CLEANROOM_TLS_KEY"],
             tlsClientCA: environment["CLEANROOM_TLS_CLIENT_CA"],
             insecureHTTP: environment["CLEANROOM_INSECURE_HTTP"].map { ["1", "true", "yes"].contains($0.lowercased()) },
-            accessLog: environment["CLEANROOM_ACCESS_LOG"], eventLoops: environment["CLEANROOM_EVENT_LOOPS"].flatMap { Int($0) })
+            accessLog: environment["CLEANROOM_ACCESS_LOG"], eventLoops: environment["CLEANROOM_EVENT_LOOPS"].flatMap { Int($0) },
+            logFormat: environment["CLEANROOM_LOG_FORMAT"])
         try config.apply(
             listen: overrides.listen, dataDir: overrides.dataDir, tlsCert: overrides.tlsCert, tlsKey: overrides.tlsKey,
             tlsClientCA: overrides.tlsClientCA, insecureHTTP: overrides.insecureHTTP, accessLog: overrides.accessLog,
-            eventLoops: overrides.eventLoops)
+            eventLoops: overrides.eventLoops, logFormat: overrides.logFormat)
         try config.validate()
         return config
     }
 
     private mutating func apply(
         listen: String?, dataDir: String?, tlsCert: String?, tlsKey: String?, tlsClientCA: String?,
-        insecureHTTP: Bool?, accessLog: String?, eventLoops: Int?
+        insecureHTTP: Bool?, accessLog: String?, eventLoops: Int?, logFormat: String?
     ) throws {
         if let listen { self.listen = try ListenAddress(parsing: listen) }
         if let dataDir { self.dataDirectory = dataDir }
@@ -99,6 +105,12 @@ public struct ServerConfiguration: Sendable {
         if let insecureHTTP { self.insecureHTTP = insecureHTTP }
         if let accessLog { self.accessLog = accessLog }
         if let eventLoops { self.eventLoops = eventLoops }
+        if let logFormat {
+            guard let format = LogFormat(rawValue: logFormat) else {
+                throw ConfigurationError("--log-format must be text or json, not \(logFormat)")
+            }
+            self.logFormat = format
+        }
     }
 
     /// True when TLS is configured (certificate and key).
@@ -167,4 +179,9 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// How `cleanroomd` writes its log events.
+public enum LogFormat: String, Sendable {
+    case text, json
 }

@@ -10,9 +10,9 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Settings come from flags, then environment variables (CLEANROOM_LISTEN, CLEANROOM_DATA_DIR, \
             CLEANROOM_TLS_CERT, CLEANROOM_TLS_KEY, CLEANROOM_TLS_CLIENT_CA, CLEANROOM_INSECURE_HTTP, \
-            CLEANROOM_ACCESS_LOG, CLEANROOM_EVENT_LOOPS), then the JSON config file (--config or \
-            CLEANROOM_CONFIG; keys listen, dataDir, tlsCert, tlsKey, tlsClientCA, insecureHTTP, accessLog, \
-            eventLoops, maxConnections), then defaults.
+            CLEANROOM_ACCESS_LOG, CLEANROOM_EVENT_LOOPS, CLEANROOM_LOG_FORMAT), then the JSON config file \
+            (--config or CLEANROOM_CONFIG; keys listen, dataDir, tlsCert, tlsKey, tlsClientCA, insecureHTTP, \
+            accessLog, eventLoops, maxConnections, logFormat), then defaults.
             """)
 
     @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8080).")
@@ -41,6 +41,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("event-loops"), help: "Event-loop threads (default: one per core).")
     var eventLoops: Int?
+
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log events on stderr: 'text' (default) or 'json' (one object per line, for CloudWatch Logs).")
+    var logFormat: String?
 
     @Option(name: .customLong("object-store"), help: "file:DIR (default DATA/objects) or s3://BUCKET/PREFIX.")
     var objectStore: String?
@@ -94,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         overrides.insecureHTTP = insecureHTTP ? true : nil
         overrides.accessLog = accessLog
         overrides.eventLoops = eventLoops
+        overrides.logFormat = logFormat
         var configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(overrides: overrides)
@@ -105,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
+        if configuration.logFormat == .json { LoggingSystem.bootstrap { JSONLogHandler(label: $0) } }
         try await ServerApp.run(configuration: configuration, logger: Logger(label: "cleanroomd"))
     }
 }

@@ -62,6 +62,18 @@ import Testing
         #expect(config.listen == ListenAddress(host: "::1", port: 9003))
         #expect(try ServerConfiguration.resolve(overrides: .init(), environment: [:]).listen.description == "127.0.0.1:8080")
         #expect(try ServerConfiguration.resolve(overrides: .init(), environment: [:]).dataDirectory == "data")
+        // The log format, from each source in turn.
+        #expect(try ServerConfiguration.resolve(overrides: .init(), environment: [:]).logFormat == .text)
+        try Data(#"{"logFormat":"json"}"#.utf8).write(to: file)
+        var formats = ServerConfiguration.Overrides()
+        formats.configFile = file.path
+        #expect(try ServerConfiguration.resolve(overrides: formats, environment: [:]).logFormat == .json)
+        #expect(try ServerConfiguration.resolve(overrides: formats, environment: ["CLEANROOM_LOG_FORMAT": "text"]).logFormat == .text)
+        formats.logFormat = "json"
+        #expect(try ServerConfiguration.resolve(overrides: formats, environment: ["CLEANROOM_LOG_FORMAT": "text"]).logFormat == .json)
+        #expect(throws: ConfigurationError.self) {
+            try ServerConfiguration.resolve(overrides: .init(), environment: ["CLEANROOM_LOG_FORMAT": "yaml"])
+        }
     }
 
     @Test func nonLoopbackWithoutTLSIsRefusedUnlessInsecureHTTP() throws {

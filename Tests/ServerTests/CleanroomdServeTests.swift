@@ -61,6 +61,7 @@ import TestSupport
         for (arguments, message) in [
             (["serve", "--bogus"], "Unknown option '--bogus'"),
             (["serve", "--enclave", "cloud"], "--enclave must be local or nitro, not cloud"),
+            (["serve", "--log-format", "xml"], "--log-format must be text or json, not xml"),
             (["serve", "--enclave-eif", "x.eif"], "--enclave-eif needs --enclave nitro"),
             (["serve", "--data-dir", missing, "--enclave-binary", missing + "/cleanroom-enclave"],
              "--enclave-binary \(missing)/cleanroom-enclave is not an executable file"),

@@ -1,0 +1,59 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import Server
+
+/// `cleanroomd serve --log-format json`: every line on stderr one JSON object.
+@Suite(.serialized) struct JSONLogTests {
+    @Test func anEventIsOneJSONObjectWithItsMetadataNested() throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "cleanroomd.test") { label in
+            JSONLogHandler(label: label) { line in lines.withLock { $0.append(line) } }
+        }
+        logger[metadataKey: "job"] = "job-1"
+        logger.info(
+            "a \"quoted\"\nmessage", metadata: ["level": "not the event's", "nested": ["list": ["a", "b"], "n": "\(3)"]])
+        logger.debug("below the level: not written")
+        let written = lines.withLock { $0 }
+        #expect(written.count == 1)
+        let line = try #require(written.first)
+        #expect(line.hasSuffix("}\n") && line.filter { $0 == "\n" }.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "info")
+        #expect(object["logger"] as? String == "cleanroomd.test")
+        #expect(object["message"] as? String == "a \"quoted\"\nmessage")
+        let time = try #require(object["time"] as? String)
+        #expect(time.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(time)")
+        let metadata = try #require(object["metadata"] as? [String: Any])
+        #expect(metadata["job"] as? String == "job-1")
+        #expect(metadata["level"] as? String == "not the event's")
+        let nested = try #require(metadata["nested"] as? [String: Any])
+        #expect(nested["list"] as? [String] == ["a", "b"] && nested["n"] as? String == "3")
+    }
+
+    @Test func theServersStartAndStopAreJSONEventsLikeTheRest() async throws {
+        let server = try await CleanroomdProcess.start(arguments: ["--log-format", "json", "--access-log", "off"])
+        // The standby enclave's "ready" is logged once it is keyed; wait for it.
+        for _ in 0..<200 where !server.stderr.contains("standby enclave ready") { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(await server.stopped() == 0)
+        let lines = server.stderr.split(separator: "\n")
+        #expect(lines.count >= 4, "\(server.stderr)")
+        var messages: [String] = []
+        for line in lines {
+            let object = try #require(
+                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            #expect(object["time"] is String && object["level"] is String && object["logger"] is String, "\(line)")
+            messages.append(try #require(object["message"] as? String))
+            if object["message"] as? String == "standby enclave ready" {
+                let metadata = object["metadata"] as? [String: Any]
+                #expect((metadata?["enclave"] as? String)?.hasPrefix("local pid") == true, "\(line)")
+            }
+        }
+        #expect(messages.contains { $0.hasPrefix("listening on http://127.0.0.1:\(server.port) ") }, "\(messages)")
+        #expect(messages.contains("standby enclave ready"), "\(messages)")
+        #expect(messages.last == "stopped", "\(messages)")
+    }
+}
