@@ -7,7 +7,7 @@ public struct AccessLogEntry: Sendable {
     public var time: Double
     public var method: String
     public var path: String
-    /// The route pattern that answered (`/v1/jobs/{id}`); nil when none matched.
+    /// The route pattern that answered (`/v1/jobs/:jobId`); nil when none matched.
     public var route: String?
     public var status: Int
     /// Request-body bytes received.

@@ -9,7 +9,7 @@ public struct Response: Sendable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: ResponseBody
-    /// The route pattern that answered (`/v1/jobs/{id}`), set by the router; nil for a request no
+    /// The route pattern that answered (`/v1/jobs/:jobId`), set by the router; nil for a request no
     /// route matched. It names the request in the access log and the server's metrics, where the
     /// path itself (ids) would not group.
     public var route: String?
