@@ -80,8 +80,9 @@ public final class FileObjectStore: ObjectStore {
         let version = Self.newVersionId()
         let tmpData = tmpDir.appendingPathComponent("\(version).data")
         let fd = open(tmpData.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Self.posixError("create \(tmpData.lastPathComponent)") }
-        let file = FileBox(fd: fd)
+        guard fd >= 0 else { throw Self.posixError(errno, "create \(tmpData.path)") }
+        let file = FileBox(fd: fd, path: tmpData.path)
+        writes.dataFileCreated?(fd)
         var committed = false
         defer {
             file.close()
@@ -118,20 +119,23 @@ public final class FileObjectStore: ObjectStore {
         let dir = objectDir(key)
         let tmp = tmpDir, objects = objectsDir
         try await onIO {
-            guard fsync(file.fd) == 0 else { throw Self.posixError("fsync object data") }
-            let createdDir = !FileManager.default.fileExists(atPath: dir.path)
-            if createdDir {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            guard fsync(file.fd) == 0 else { throw Self.posixError(errno, "fsync \(tmpData.path)") }
+            if mkdir(dir.path, 0o700) == 0 {
                 try Self.fsyncDirectory(objects)
+            } else if errno != EEXIST {
+                throw Self.posixError(errno, "create \(dir.path)")
             }
             let keyFile = dir.appendingPathComponent("key")
             if !FileManager.default.fileExists(atPath: keyFile.path) {
                 try Self.writeDurably(Array(key.utf8), to: keyFile, tmpDir: tmp)
             }
-            let encoder = JSONEncoder()
-            try Self.writeDurably(Array(try encoder.encode(meta)), to: dir.appendingPathComponent("\(version).meta"), tmpDir: tmp)
-            guard rename(tmpData.path, dir.appendingPathComponent("\(version).data").path) == 0 else {
-                throw Self.posixError("commit object version")
+            let metaFile = dir.appendingPathComponent("\(version).meta")
+            let dataFile = dir.appendingPathComponent("\(version).data")
+            try Self.writeDurably(Array(try JSONEncoder().encode(meta)), to: metaFile, tmpDir: tmp)
+            guard rename(tmpData.path, dataFile.path) == 0 else {
+                let failure = Self.posixError(errno, "commit \(dataFile.path)")
+                unlink(metaFile.path)  // no metadata stays without its data
+                throw failure
             }
             try Self.fsyncDirectory(dir)
         }
@@ -231,7 +235,7 @@ public final class FileObjectStore: ObjectStore {
                 let data = dir.appendingPathComponent("\(versionId).data")
                 guard unlink(data.path) == 0 else {
                     if errno == ENOENT { throw ObjectStoreError(.notFound, "no version \(versionId) of object \(key)") }
-                    throw Self.posixError("delete \(key)")
+                    throw Self.posixError(errno, "delete \(data.path)")
                 }
                 unlink(dir.appendingPathComponent("\(versionId).meta").path)
                 try Self.fsyncDirectory(dir)
@@ -240,7 +244,7 @@ public final class FileObjectStore: ObjectStore {
                 let graveyard = tmp.appendingPathComponent("deleted-\(UUID().uuidString)")
                 guard rename(dir.path, graveyard.path) == 0 else {
                     if errno == ENOENT { throw ObjectStoreError(.notFound, "no object \(key)") }
-                    throw Self.posixError("delete \(key)")
+                    throw Self.posixError(errno, "delete \(dir.path)")
                 }
                 try Self.fsyncDirectory(dir.deletingLastPathComponent())
                 try? FileManager.default.removeItem(at: graveyard)
@@ -278,28 +282,32 @@ public final class FileObjectStore: ObjectStore {
 
     // MARK: POSIX helpers
 
-    static func posixError(_ what: String) -> ObjectStoreError {
-        ObjectStoreError(.io, "\(what): \(String(cString: strerror(errno)))")
+    /// The error of a failed system call: `number` is its `errno` (pass `errno` first, before
+    /// anything else can change it); `what` says what failed and on which file. A full file system
+    /// (`ENOSPC`, or `EDQUOT` for a full quota) is `insufficientStorage`, anything else `io`.
+    static func posixError(_ number: Int32, _ what: String) -> ObjectStoreError {
+        let code: ObjectStoreError.Code = number == ENOSPC || number == EDQUOT ? .insufficientStorage : .io
+        return ObjectStoreError(code, "\(what): \(String(cString: strerror(number)))", errno: number)
     }
 
     static func fsyncDirectory(_ url: URL) throws {
         let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw posixError("open directory") }
+        guard fd >= 0 else { throw posixError(errno, "open directory \(url.path)") }
         defer { Glibc.close(fd) }
-        guard fsync(fd) == 0 else { throw posixError("fsync directory") }
+        guard fsync(fd) == 0 else { throw posixError(errno, "fsync directory \(url.path)") }
     }
 
     /// Writes a small file atomically and durably: temp file, fsync, rename.
     static func writeDurably(_ bytes: [UInt8], to url: URL, tmpDir: URL) throws {
         let tmp = tmpDir.appendingPathComponent(UUID().uuidString)
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw posixError("create temporary file") }
-        let file = FileBox(fd: fd)
+        guard fd >= 0 else { throw posixError(errno, "create \(tmp.path)") }
+        let file = FileBox(fd: fd, path: tmp.path)
         defer { file.close() }
         do {
             try file.writeAll(bytes)
-            guard fsync(fd) == 0 else { throw posixError("fsync") }
-            guard rename(tmp.path, url.path) == 0 else { throw posixError("rename into place") }
+            guard fsync(fd) == 0 else { throw posixError(errno, "fsync \(tmp.path)") }
+            guard rename(tmp.path, url.path) == 0 else { throw posixError(errno, "rename \(tmp.path) to \(url.path)") }
         } catch {
             unlink(tmp.path)
             throw error

@@ -12,7 +12,7 @@ public enum ServerApp {
         [
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
-        ] + (context.governance.map { [$0.routes(jobs: context.jobs)] } ?? [])
+        ] + (context.governance.map { [$0.routes(jobs: context.jobs, logger: context.logger)] } ?? [])
             + KMSRoutes.groups(context)
     }
 
