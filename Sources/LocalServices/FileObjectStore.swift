@@ -10,11 +10,16 @@ import Foundation
 ///
 /// Layout: `objects/<sha256(key)>/key` holds the key, and each version is `<versionId>.meta`
 /// (JSON metadata) plus `<versionId>.data`. A put writes the data to `tmp/`, fsyncs it, renames
-/// the metadata then the data into place and fsyncs the directory: the rename of the data file
-/// is the commit point, so a crash leaves either no new version or a complete one. Version ids
-/// sort by creation time, so the latest version is the greatest id whose data file exists.
-/// Blocking file I/O runs on a dedicated queue, never on the caller's thread; a put writes one
-/// block while it hashes the next and starts writeback early (`WriteConfiguration`).
+/// the metadata into place and fsyncs the directory, then renames the data and fsyncs again: the
+/// rename of the data file is the commit point, so a crash leaves either no new version (perhaps
+/// a `.meta` without its data, which the next open removes) or a complete one, never data without
+/// its metadata. Version ids sort by creation time, so the latest version is the greatest id whose
+/// data file exists. Blocking file I/O runs on a dedicated queue, never on the caller's thread; a
+/// put writes one block while it hashes the next and starts writeback early (`WriteConfiguration`).
+///
+/// Each open store holds a lock on `lock` in its root (`flock`, shared); opening sweeps what
+/// interrupted puts and deletes left (`OpenSweep`) only when no other store, in this process or
+/// another, has the root open, so a sweep never touches the files of a put in flight.
 public final class FileObjectStore: ObjectStore {
     public let root: URL
     private let objectsDir: URL
@@ -22,6 +27,10 @@ public final class FileObjectStore: ObjectStore {
     private let chunkSize = 1 << 18  // per read of a get
     private let io = DispatchQueue(label: "FileObjectStore.io", attributes: .concurrent)
     public let writes: WriteConfiguration
+    /// What opening found and removed.
+    public let openSweep: OpenSweep
+    /// Held (shared) while the store is open.
+    private let lock: FileBox
 
     /// Opens (creating if needed) a store at `root`, and removes leftovers of interrupted puts.
     public convenience init(root: URL) throws {
@@ -37,10 +46,24 @@ public final class FileObjectStore: ObjectStore {
         for dir in [root, objectsDir, tmpDir] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: tmpDir.path)) ?? [] {
-            try? FileManager.default.removeItem(at: tmpDir.appendingPathComponent(leftover))
+        let lockPath = root.appendingPathComponent("lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.posixError(errno, "open \(lockPath)") }
+        lock = FileBox(fd: fd, path: lockPath)
+        // Alone (an exclusive lock granted at once): no put can be in flight, so sweep. Otherwise
+        // another open store may be mid-put: leave everything. Then hold the lock shared, which
+        // waits for another store's sweep to end.
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            openSweep = Self.sweep(objects: objectsDir, tmp: tmpDir)
+        } else {
+            openSweep = OpenSweep(skipped: true)
+        }
+        while flock(fd, LOCK_SH) != 0 {
+            guard errno == EINTR else { throw Self.posixError(errno, "lock \(lockPath)") }
         }
     }
+
+    deinit { lock.close() }  // releases the lock
 
     private func onIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in io.async { c.resume(with: Result { try body() }) } }
@@ -132,10 +155,16 @@ public final class FileObjectStore: ObjectStore {
             let metaFile = dir.appendingPathComponent("\(version).meta")
             let dataFile = dir.appendingPathComponent("\(version).data")
             try Self.writeDurably(Array(try JSONEncoder().encode(meta)), to: metaFile, tmpDir: tmp)
-            guard rename(tmpData.path, dataFile.path) == 0 else {
-                let failure = Self.posixError(errno, "commit \(dataFile.path)")
+            do {
+                // The metadata (and key) are durable before the data can be: whatever a crash
+                // keeps of the two renames, it is never data without metadata.
+                try Self.fsyncDirectory(dir)
+                guard rename(tmpData.path, dataFile.path) == 0 else {
+                    throw Self.posixError(errno, "commit \(dataFile.path)")
+                }
+            } catch {
                 unlink(metaFile.path)  // no metadata stays without its data
-                throw failure
+                throw error
             }
             try Self.fsyncDirectory(dir)
         }

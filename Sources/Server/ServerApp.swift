@@ -44,6 +44,7 @@ extension ServerApp {
             try credentials.write(to: dataDirectory.operatorCredentialsURL)
         }
         let storage = try StorageServices.make(configuration.storage, dataDirectory: dataDirectory)
+        StorageServices.logOpening(of: storage.objectStore, to: logger)
         status(
             created
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
