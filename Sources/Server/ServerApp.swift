@@ -54,7 +54,8 @@ extension ServerApp {
             objects: storage.objectStore)
         let jobs = JobManager(
             store: governance.store, objects: storage.objectStore,
-            services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
+            services: try JobManager.Services.make(
+                configuration.enclave, dataDirectory: dataDirectory, storage: storage, logger: logger),
             logger: logger)
         let recovered = try await jobs.recoverInterruptedJobs()
         for id in recovered.failed { status("job \(id) was interrupted by the last stop: marked failed") }

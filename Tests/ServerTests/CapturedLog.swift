@@ -30,12 +30,9 @@ final class CapturedLog: @unchecked Sendable {
             set { metadata[key] = newValue }
         }
 
-        func log(
-            level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-            file: String, function: String, line: UInt
-        ) {
-            let all = metadata.merging(explicit ?? [:]) { $1 }
-            log.append(Entry(level: level, message: "\(message)", metadata: all.mapValues { "\($0)" }))
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            log.append(Entry(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" }))
         }
     }
 }
