@@ -26,13 +26,10 @@ import Testing
         return path
     }
 
-    /// A real process: its owner line while it runs, and a way to end it (reaped).
-    static func process() throws -> (Process, SocketDirectoryOwner) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        process.arguments = ["60"]
-        try process.run()
-        let pid = process.processIdentifier
+    /// A real process (`sleep`), and who it is as the owner of a socket directory.
+    static func process() throws -> (ChildProcess, SocketDirectoryOwner) {
+        let process = try ChildProcess.start("/bin/sleep", ["60"], stdout: "/dev/null", stderr: "/dev/null")
+        let pid = process.pid
         var start: UInt64?
         for _ in 0..<100 where start == nil {
             start = SocketDirectoryOwner.startTime(of: pid)
@@ -42,9 +39,10 @@ import Testing
         return (process, SocketDirectoryOwner(pid: pid, startTime: try #require(start), bootID: me.bootID, pidNamespace: me.pidNamespace))
     }
 
-    static func end(_ process: Process) {
-        kill(process.processIdentifier, SIGKILL)  // SIGTERM may be blocked in a child of the test runner
-        process.waitUntilExit()
+    /// Kills the process and reaps it: its pid is gone.
+    static func end(_ process: ChildProcess) {
+        process.kill()
+        process.wait()
     }
 
     static func exists(_ path: String) -> Bool {
