@@ -159,7 +159,7 @@ extension JobManager.Services {
                     checkpoints = KMSCheckpointService(
                         objects: storage.objectStore, keyID: key,
                         generateDataKey: { try local.generateDataKey($0, caller: local.defaultCaller) },
-                        decrypt: { try local.decrypt($0, caller: local.defaultCaller) })
+                        decrypt: { try local.decrypt($0, caller: local.defaultCaller) }, logger: logger)
                 } catch {
                     throw ConfigurationError("cannot set up the checkpoint key in the local KMS: \(error)")
                 }
@@ -185,7 +185,7 @@ extension JobManager.Services {
                 },
                 decrypt: { request in
                     try BlockingTask.run { try await aws.call("Decrypt", request, as: KMSWire.DecryptResponse.self) }.get()
-                })
+                }, logger: logger)
         } else {
             throw ConfigurationError("jobs need the local KMS or AWS KMS (--kms local|aws)")
         }
