@@ -10,6 +10,9 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case conflict  // 409
         case payloadTooLarge  // 413
         case internalError  // 500
+        /// The server's storage is full: nothing was changed; the same request can succeed once the
+        /// operator has freed space.
+        case insufficientStorage  // 507
     }
 
     public let kind: Kind

@@ -46,7 +46,7 @@ public final class FileObjectReader {
             let n = pread(file.fd, buffer.baseAddress! + got, want - got, off_t(offset) + off_t(got))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FileObjectStore.posixError("read object data")
+                throw FileObjectStore.posixError(errno, "read object data of \(key)")
             }
             if n == 0 { throw ObjectStoreError(.io, "object \(key) ended early") }
             got += n

@@ -17,6 +17,11 @@ extension FileObjectStore {
         /// hint only: durability still comes from the `fsync` before the commit.
         public var writebackInterval: Int = 8 << 20
 
+        /// For tests: runs on each put's data file as soon as it is created, before anything is
+        /// written to it. A test puts `/dev/full` in its place (`dup2`), so that the put's real
+        /// writes fail as on a full disk (`ENOSPC`) while the file itself is the store's own.
+        var dataFileCreated: (@Sendable (_ descriptor: Int32) -> Void)?
+
         public init(blockSize: Int = 1 << 20, writebackInterval: Int = 8 << 20) {
             self.blockSize = max(1, blockSize)
             self.writebackInterval = max(0, writebackInterval)
@@ -162,7 +167,12 @@ final class FileBox: @unchecked Sendable {
     private let lock = NSLock()
     private var open_: Bool = true
     let fd: Int32
-    init(fd: Int32) { self.fd = fd }
+    /// The file's path, for error messages (nil: "object data").
+    let path: String?
+    init(fd: Int32, path: String? = nil) {
+        self.fd = fd
+        self.path = path
+    }
 
     /// A reader that stops early (the key release reads a dataset's header and leaves the rest)
     /// never reaches the end that closes the file: it closes when nothing holds it any more (three
@@ -213,7 +223,7 @@ final class FileBox: @unchecked Sendable {
             let n = withExtendedLifetime(chunks) { writev(fd, vectors, Int32(vectors.count)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FileObjectStore.posixError("write object data")
+                throw FileObjectStore.posixError(errno, "write \(path ?? "object data")")
             }
             total += n
             // Advance past what was written.
@@ -246,7 +256,7 @@ final class FileBox: @unchecked Sendable {
                 let n = pread(fd, buf.baseAddress! + got, count - got, off_t(offset) + off_t(got))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    failure = FileObjectStore.posixError("read object data")
+                    failure = FileObjectStore.posixError(errno, "read \(path ?? "object data")")
                     break
                 }
                 if n == 0 { break }

@@ -10,11 +10,16 @@ import Foundation
 ///
 /// Layout: `objects/<sha256(key)>/key` holds the key, and each version is `<versionId>.meta`
 /// (JSON metadata) plus `<versionId>.data`. A put writes the data to `tmp/`, fsyncs it, renames
-/// the metadata then the data into place and fsyncs the directory: the rename of the data file
-/// is the commit point, so a crash leaves either no new version or a complete one. Version ids
-/// sort by creation time, so the latest version is the greatest id whose data file exists.
-/// Blocking file I/O runs on a dedicated queue, never on the caller's thread; a put writes one
-/// block while it hashes the next and starts writeback early (`WriteConfiguration`).
+/// the metadata into place and fsyncs the directory, then renames the data and fsyncs again: the
+/// rename of the data file is the commit point, so a crash leaves either no new version (perhaps
+/// a `.meta` without its data, which the next open removes) or a complete one, never data without
+/// its metadata. Version ids sort by creation time, so the latest version is the greatest id whose
+/// data file exists. Blocking file I/O runs on a dedicated queue, never on the caller's thread; a
+/// put writes one block while it hashes the next and starts writeback early (`WriteConfiguration`).
+///
+/// Each open store holds a lock on `lock` in its root (`flock`, shared); opening sweeps what
+/// interrupted puts and deletes left (`OpenSweep`) only when no other store, in this process or
+/// another, has the root open, so a sweep never touches the files of a put in flight.
 public final class FileObjectStore: ObjectStore {
     public let root: URL
     private let objectsDir: URL
@@ -22,6 +27,10 @@ public final class FileObjectStore: ObjectStore {
     private let chunkSize = 1 << 18  // per read of a get
     private let io = DispatchQueue(label: "FileObjectStore.io", attributes: .concurrent)
     public let writes: WriteConfiguration
+    /// What opening found and removed.
+    public let openSweep: OpenSweep
+    /// Held (shared) while the store is open.
+    private let lock: FileBox
 
     /// Opens (creating if needed) a store at `root`, and removes leftovers of interrupted puts.
     public convenience init(root: URL) throws {
@@ -37,10 +46,24 @@ public final class FileObjectStore: ObjectStore {
         for dir in [root, objectsDir, tmpDir] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: tmpDir.path)) ?? [] {
-            try? FileManager.default.removeItem(at: tmpDir.appendingPathComponent(leftover))
+        let lockPath = root.appendingPathComponent("lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.posixError(errno, "open \(lockPath)") }
+        lock = FileBox(fd: fd, path: lockPath)
+        // Alone (an exclusive lock granted at once): no put can be in flight, so sweep. Otherwise
+        // another open store may be mid-put: leave everything. Then hold the lock shared, which
+        // waits for another store's sweep to end.
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            openSweep = Self.sweep(objects: objectsDir, tmp: tmpDir)
+        } else {
+            openSweep = OpenSweep(skipped: true)
+        }
+        while flock(fd, LOCK_SH) != 0 {
+            guard errno == EINTR else { throw Self.posixError(errno, "lock \(lockPath)") }
         }
     }
+
+    deinit { lock.close() }  // releases the lock
 
     private func onIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in io.async { c.resume(with: Result { try body() }) } }
@@ -80,8 +103,9 @@ public final class FileObjectStore: ObjectStore {
         let version = Self.newVersionId()
         let tmpData = tmpDir.appendingPathComponent("\(version).data")
         let fd = open(tmpData.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Self.posixError("create \(tmpData.lastPathComponent)") }
-        let file = FileBox(fd: fd)
+        guard fd >= 0 else { throw Self.posixError(errno, "create \(tmpData.path)") }
+        let file = FileBox(fd: fd, path: tmpData.path)
+        writes.dataFileCreated?(fd)
         var committed = false
         defer {
             file.close()
@@ -118,20 +142,29 @@ public final class FileObjectStore: ObjectStore {
         let dir = objectDir(key)
         let tmp = tmpDir, objects = objectsDir
         try await onIO {
-            guard fsync(file.fd) == 0 else { throw Self.posixError("fsync object data") }
-            let createdDir = !FileManager.default.fileExists(atPath: dir.path)
-            if createdDir {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            guard fsync(file.fd) == 0 else { throw Self.posixError(errno, "fsync \(tmpData.path)") }
+            if mkdir(dir.path, 0o700) == 0 {
                 try Self.fsyncDirectory(objects)
+            } else if errno != EEXIST {
+                throw Self.posixError(errno, "create \(dir.path)")
             }
             let keyFile = dir.appendingPathComponent("key")
             if !FileManager.default.fileExists(atPath: keyFile.path) {
                 try Self.writeDurably(Array(key.utf8), to: keyFile, tmpDir: tmp)
             }
-            let encoder = JSONEncoder()
-            try Self.writeDurably(Array(try encoder.encode(meta)), to: dir.appendingPathComponent("\(version).meta"), tmpDir: tmp)
-            guard rename(tmpData.path, dir.appendingPathComponent("\(version).data").path) == 0 else {
-                throw Self.posixError("commit object version")
+            let metaFile = dir.appendingPathComponent("\(version).meta")
+            let dataFile = dir.appendingPathComponent("\(version).data")
+            try Self.writeDurably(Array(try JSONEncoder().encode(meta)), to: metaFile, tmpDir: tmp)
+            do {
+                // The metadata (and key) are durable before the data can be: whatever a crash
+                // keeps of the two renames, it is never data without metadata.
+                try Self.fsyncDirectory(dir)
+                guard rename(tmpData.path, dataFile.path) == 0 else {
+                    throw Self.posixError(errno, "commit \(dataFile.path)")
+                }
+            } catch {
+                unlink(metaFile.path)  // no metadata stays without its data
+                throw error
             }
             try Self.fsyncDirectory(dir)
         }
@@ -231,7 +264,7 @@ public final class FileObjectStore: ObjectStore {
                 let data = dir.appendingPathComponent("\(versionId).data")
                 guard unlink(data.path) == 0 else {
                     if errno == ENOENT { throw ObjectStoreError(.notFound, "no version \(versionId) of object \(key)") }
-                    throw Self.posixError("delete \(key)")
+                    throw Self.posixError(errno, "delete \(data.path)")
                 }
                 unlink(dir.appendingPathComponent("\(versionId).meta").path)
                 try Self.fsyncDirectory(dir)
@@ -240,7 +273,7 @@ public final class FileObjectStore: ObjectStore {
                 let graveyard = tmp.appendingPathComponent("deleted-\(UUID().uuidString)")
                 guard rename(dir.path, graveyard.path) == 0 else {
                     if errno == ENOENT { throw ObjectStoreError(.notFound, "no object \(key)") }
-                    throw Self.posixError("delete \(key)")
+                    throw Self.posixError(errno, "delete \(dir.path)")
                 }
                 try Self.fsyncDirectory(dir.deletingLastPathComponent())
                 try? FileManager.default.removeItem(at: graveyard)
@@ -278,28 +311,32 @@ public final class FileObjectStore: ObjectStore {
 
     // MARK: POSIX helpers
 
-    static func posixError(_ what: String) -> ObjectStoreError {
-        ObjectStoreError(.io, "\(what): \(String(cString: strerror(errno)))")
+    /// The error of a failed system call: `number` is its `errno` (pass `errno` first, before
+    /// anything else can change it); `what` says what failed and on which file. A full file system
+    /// (`ENOSPC`, or `EDQUOT` for a full quota) is `insufficientStorage`, anything else `io`.
+    static func posixError(_ number: Int32, _ what: String) -> ObjectStoreError {
+        let code: ObjectStoreError.Code = number == ENOSPC || number == EDQUOT ? .insufficientStorage : .io
+        return ObjectStoreError(code, "\(what): \(String(cString: strerror(number)))", errno: number)
     }
 
     static func fsyncDirectory(_ url: URL) throws {
         let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw posixError("open directory") }
+        guard fd >= 0 else { throw posixError(errno, "open directory \(url.path)") }
         defer { Glibc.close(fd) }
-        guard fsync(fd) == 0 else { throw posixError("fsync directory") }
+        guard fsync(fd) == 0 else { throw posixError(errno, "fsync directory \(url.path)") }
     }
 
     /// Writes a small file atomically and durably: temp file, fsync, rename.
     static func writeDurably(_ bytes: [UInt8], to url: URL, tmpDir: URL) throws {
         let tmp = tmpDir.appendingPathComponent(UUID().uuidString)
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw posixError("create temporary file") }
-        let file = FileBox(fd: fd)
+        guard fd >= 0 else { throw posixError(errno, "create \(tmp.path)") }
+        let file = FileBox(fd: fd, path: tmp.path)
         defer { file.close() }
         do {
             try file.writeAll(bytes)
-            guard fsync(fd) == 0 else { throw posixError("fsync") }
-            guard rename(tmp.path, url.path) == 0 else { throw posixError("rename into place") }
+            guard fsync(fd) == 0 else { throw posixError(errno, "fsync \(tmp.path)") }
+            guard rename(tmp.path, url.path) == 0 else { throw posixError(errno, "rename \(tmp.path) to \(url.path)") }
         } catch {
             unlink(tmp.path)
             throw error

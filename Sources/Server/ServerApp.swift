@@ -12,7 +12,7 @@ public enum ServerApp {
         [
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
-        ] + (context.governance.map { [$0.routes(jobs: context.jobs)] } ?? [])
+        ] + (context.governance.map { [$0.routes(jobs: context.jobs, logger: context.logger)] } ?? [])
             + KMSRoutes.groups(context)
             + (context.metrics.map {
                 [MetricsRoutes(metrics: $0.metrics, tokens: [$0.token, context.operatorCredentials.token])]
@@ -50,6 +50,7 @@ extension ServerApp {
             try credentials.write(to: dataDirectory.operatorCredentialsURL)
         }
         let storage = try StorageServices.make(configuration.storage, dataDirectory: dataDirectory)
+        StorageServices.logOpening(of: storage.objectStore, to: logger)
         status(
             created
                 ? "created operator credentials in \(dataDirectory.operatorCredentialsURL.path) (mode 0600)"
@@ -59,7 +60,8 @@ extension ServerApp {
             objects: storage.objectStore)
         let jobs = JobManager(
             store: governance.store, objects: storage.objectStore,
-            services: try JobManager.Services.make(configuration.enclave, dataDirectory: dataDirectory, storage: storage),
+            services: try JobManager.Services.make(
+                configuration.enclave, dataDirectory: dataDirectory, storage: storage, logger: logger),
             logger: logger)
         let recovered = try await jobs.recoverInterruptedJobs()
         for id in recovered.failed { status("job \(id) was interrupted by the last stop: marked failed") }

@@ -3,6 +3,7 @@ import Attestation
 import Envelope
 import Foundation
 import LocalServices
+import Logging
 
 /// Where `cleanroomd` keeps objects and which KMS it uses (`cleanroomd serve` options):
 ///
@@ -93,6 +94,35 @@ public struct StorageServices: Sendable {
             return StorageServices(objectStore: store, kms: local, localKMS: local)
         case .aws:
             return StorageServices(objectStore: store, kms: try AWSKMSClient(configuration: aws, endpoint: c.kmsEndpoint), localKMS: nil)
+        }
+    }
+}
+
+extension StorageServices {
+    /// Logs what opening the file object store swept (`FileObjectStore.OpenSweep`): leftovers of
+    /// interrupted puts and deletes it removed, versions whose metadata is missing (an error: reads
+    /// of them fail), or that another process held the store so nothing was swept.
+    public static func logOpening(of objectStore: any ObjectStore, to logger: Logger) {
+        guard let files = objectStore as? FileObjectStore else { return }
+        let sweep = files.openSweep
+        let store: Logger.MetadataValue = "\(files.root.path)"
+        if sweep.skipped {
+            logger.warning(
+                "another process has the object store open: leftovers of interrupted puts were not removed",
+                metadata: ["store": store])
+        }
+        if !sweep.temporaryFiles.isEmpty || !sweep.orphanedMetadata.isEmpty || !sweep.emptyObjects.isEmpty {
+            logger.notice(
+                "removed what interrupted puts and deletes left in the object store",
+                metadata: [
+                    "store": store, "temporaryFiles": "\(sweep.temporaryFiles.count)",
+                    "orphanedMetadata": "\(sweep.orphanedMetadata)", "emptyObjects": "\(sweep.emptyObjects.count)",
+                ])
+        }
+        if !sweep.dataWithoutMetadata.isEmpty {
+            logger.error(
+                "object versions without their metadata (reads of them fail): restore the .meta files from a backup, or delete the versions",
+                metadata: ["store": store, "versions": "\(sweep.dataWithoutMetadata)"])
         }
     }
 }

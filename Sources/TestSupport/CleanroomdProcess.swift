@@ -52,8 +52,10 @@ public final class CleanroomdProcess: @unchecked Sendable {
 
     /// Starts `cleanroomd serve` with this process's environment plus `environment`, and waits until
     /// it reports its listen address. `--data-dir` and `--listen` are added unless `arguments` or
-    /// `environment` (`CLEANROOM_DATA_DIR`, `CLEANROOM_LISTEN`) set them.
-    public func start(arguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// `environment` (`CLEANROOM_DATA_DIR`, `CLEANROOM_LISTEN`) set them. `wrapper`: a command to
+    /// start the server under (its arguments then `cleanroomd serve …`), which must end by executing
+    /// them in the same process (e.g. `unshare -Urm sh -c '… && exec "$@"'`), so `pid` is the server's.
+    public func start(arguments: [String] = [], environment: [String: String] = [:], wrapper: [String] = []) throws {
         precondition(!isRunning, "the server is already running")
         var all = ["serve"]
         if !arguments.contains("--data-dir") && environment["CLEANROOM_DATA_DIR"] == nil {
@@ -67,7 +69,8 @@ public final class CleanroomdProcess: @unchecked Sendable {
         let started: ChildProcess
         do {
             started = try ChildProcess.spawn(
-                executable: executable, arguments: all + arguments,
+                executable: wrapper.first ?? executable,
+                arguments: wrapper.isEmpty ? all + arguments : Array(wrapper.dropFirst()) + [executable] + all + arguments,
                 environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
                 stdout: .file(stdoutURL.path, append: true), stderr: .file(stderrURL.path, append: true),
                 ownProcessGroup: false)

@@ -39,11 +39,12 @@ struct FileObjectStoreTests {
         }
     }
 
-    /// Descriptors of this process open on files under `folder`.
+    /// Descriptors of this process open on files under `folder`, but for the open store's `lock`.
     static func descriptors(under folder: URL) -> [String] {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let root = folder.resolvingSymlinksInPath().path
         return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
-            .filter { $0.hasPrefix(folder.resolvingSymlinksInPath().path) }
+            .filter { $0.hasPrefix(root) && $0 != root + "/lock" }
     }
 
     /// A reader that stops after the first chunk (as the key release does, reading a message

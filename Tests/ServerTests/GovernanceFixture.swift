@@ -5,6 +5,7 @@ import Crypto
 import Envelope
 import Foundation
 import HTTPServer
+import Logging
 import TestSupport
 
 @testable import Server
@@ -25,11 +26,16 @@ final class GovernanceFixture: @unchecked Sendable {
         return try! key.publicKey.pemRepresentation
     }()
 
-    init() throws {
+    /// `objects` makes the object store from the data directory (default: the embedded file store);
+    /// `logger` is the routes' log.
+    init(
+        objects makeObjects: ((DataDirectory) throws -> any ObjectStore)? = nil,
+        logger: Logger = Logger(label: "cleanroomd.api")
+    ) throws {
         directory = try TestEnvironment.temporaryDirectory("governance")
         let data = DataDirectory(path: directory.path)
         store = try GovernanceSetup.openStore(dataDirectory: data, operatorToken: operatorToken)
-        objects = try GovernanceSetup.makeObjectStore(dataDirectory: data)
+        objects = try makeObjects?(data) ?? GovernanceSetup.makeObjectStore(dataDirectory: data)
         struct NoKMS: Error {}
         jobs = JobManager(
             store: store, objects: objects,
@@ -38,7 +44,7 @@ final class GovernanceFixture: @unchecked Sendable {
                     configuration: .init(executablePath: directory.appendingPathComponent("no-enclave").path)),
                 verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }))
         router = Router()
-        router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs))
+        router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs, logger: logger))
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }

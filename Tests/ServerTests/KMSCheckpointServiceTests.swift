@@ -2,7 +2,8 @@ import AWS
 import Crypto
 import Enclave
 import Foundation
-import LocalServices
+@testable import LocalServices
+import Logging
 import TestSupport
 import Testing
 @testable import Server
@@ -131,5 +132,37 @@ import Testing
         let refusal = await failure { try checkpoints.store(plan: plan, sealed: [1, 2, 3]) }
         #expect(refusal?.code == "checkpoint.malformed")
         await #expect(throws: ObjectStoreError.self) { _ = try await objects.head(key: objectKey, versionId: nil) }
+    }
+
+    /// A checkpoint the store cannot keep (a full disk: ENOSPC from the store's real writes to
+    /// `/dev/full`) is reported to the parties without the server's file names, and logged for the
+    /// operator with the errno.
+    @Test func aCheckpointOnAFullDiskIsReportedWithoutServerPathsAndLogged() async throws {
+        let root = try TestEnvironment.temporaryDirectory("checkpoint-full")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let disk = FullDisk()
+        var writes = FileObjectStore.WriteConfiguration()
+        writes.dataFileCreated = { disk.apply(to: $0) }
+        let objects = try FileObjectStore(root: root, writes: writes)
+        let log = CapturedLog()
+        let calls = Calls()
+        let checkpoints = KMSCheckpointService(
+            objects: objects, keyID: "alias/cleanroom-checkpoints",
+            generateDataKey: { _ in
+                calls.record("generate")
+                return KMSWire.GenerateDataKeyResponse(
+                    ciphertextBlob: Data([1, 2, 3]), plaintext: nil, keyId: "k", ciphertextForRecipient: Data([9, 9, 9]))
+            },
+            decrypt: { _ in throw JobFailure(code: "unexpected", message: "no decrypt") }, logger: log.logger)
+        let plan = self.plan
+        _ = try await offPool { try checkpoints.grant(plan: plan, attestationDocument: [1]) }
+        disk.mode = .full
+        let sealed = Array("CRCK".utf8) + [1] + [UInt8](repeating: 0, count: SealedCheckpoint.minimumBytes)
+        let refusal = await failure { try checkpoints.store(plan: plan, sealed: sealed) }
+        #expect(refusal?.code == "checkpoint.store")
+        #expect(refusal?.message == "the checkpoint could not be stored: the server's storage is full")
+        #expect(log.entries.map(\.level) == [.error])
+        #expect(log.entries.first?.metadata["errno"] == "\(ENOSPC)")
+        #expect(log.entries.first?.metadata["error"]?.contains(root.path) == true)
     }
 }

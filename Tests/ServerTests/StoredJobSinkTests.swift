@@ -4,7 +4,7 @@ import CleanRoom
 import Crypto
 import Enclave
 import Foundation
-import LocalServices
+@testable import LocalServices
 import TestSupport
 import Testing
 @testable import Server
@@ -74,6 +74,51 @@ import Testing
         } catch let error as ObjectStoreError {
             #expect(error.code == .notFound)
         }
+    }
+
+    /// A full disk (ENOSPC from the store's real writes to `/dev/full`) fails the job with
+    /// `output.insufficient_storage`, a reason every party may read (no server path), and an error
+    /// line for the operator with the errno; nothing is stored or recorded. Whether the put fails
+    /// while the output still streams (the large one) or at its end (the small one).
+    @Test func anOutputOnAFullDiskFailsTheJobSayingSoAndIsLogged() async throws {
+        let world = try JobStoreWorld()
+        for member in world.members { try world.approve(member) }
+        let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
+        let disk = FullDisk()
+        let log = CapturedLog()
+        var writes = FileObjectStore.WriteConfiguration()
+        writes.dataFileCreated = { disk.apply(to: $0) }
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"), writes: writes)
+        let sink = StoredJobSink(jobs: world.jobs, objects: objects, hub: JobProgressHub(), logger: log.logger)
+        disk.mode = .full
+        let jobID = plan.jobID, recipient = world.members[0].id
+        for (name, chunks) in [("model", 8), ("metrics", 1)] {
+            let chunk = [UInt8](repeating: 7, count: name == "model" ? 1 << 20 : 100)
+            let failure = try await offPool { () throws -> JobFailure? in
+                do {
+                    let writer = try sink.beginOutput(jobID: jobID, descriptor: OutputDescriptor(name: name, recipient: recipient))
+                    for _ in 0..<chunks { try writer.write(chunk) }
+                    try writer.finish(sha256: SHA256.hash(Array((0..<chunks).map { _ in chunk }.joined())))
+                    return nil
+                } catch { return error as? JobFailure }
+            }
+            #expect(failure?.code == "output.insufficient_storage", "\(name): \(String(describing: failure))")
+            #expect(failure?.message.contains("storage is full") == true)
+            #expect(failure?.message.contains(world.directory.path) == false)
+            try await expectNoObject(objects, StoredJobSink.outputKey(jobID: jobID, recipient: recipient, name: name))
+        }
+        let receiptFailure = try await offPool { () throws -> JobFailure? in
+            do {
+                try sink.storeReceipt(jobID: jobID, receipt: [1], attestationDocument: [2])
+                return nil
+            } catch { return error as? JobFailure }
+        }
+        #expect(receiptFailure?.code == "output.insufficient_storage")
+        #expect(try world.recordedOutputs(plan.jobID).isEmpty)
+        #expect(try leftovers(world).isEmpty)
+        let errors = log.entries.filter { $0.level == .error }
+        #expect(errors.count == 3, "\(log.entries)")
+        #expect(errors.allSatisfy { $0.metadata["errno"] == "\(ENOSPC)" && $0.metadata["job"] == jobID })
     }
 
     @Test func outputOfManyChunksStreamsIntoTheStoreWithItsDigest() async throws {

@@ -4,9 +4,11 @@ import Crypto
 import Envelope
 import Foundation
 import HTTPServer
+import Logging
 import TestSupport
 import Testing
 
+@testable import LocalServices
 @testable import Server
 
 /// Dataset uploads: keyless validation of the message, visibility only when complete, and retry.
@@ -133,6 +135,77 @@ import Testing
         #expect(replies.contains { $0.code == "dataset_already_uploaded" })
         #expect(try await fixture.objects.list(prefix: "datasets/").count == 1)
         #expect(try fixture.store.pendingUploads().isEmpty)
+    }
+
+    /// A governance API whose file object store writes go to `/dev/full` while `disk` says so (the
+    /// kernel's ENOSPC on the store's real writes), logging to `log`.
+    static func fixtureOnDisk(_ disk: FullDisk, log: CapturedLog) throws -> GovernanceFixture {
+        try GovernanceFixture(
+            objects: { data in
+                var writes = FileObjectStore.WriteConfiguration()
+                writes.dataFileCreated = { disk.apply(to: $0) }
+                return try FileObjectStore(root: data.file("objects"), writes: writes)
+            }, logger: log.logger)
+    }
+
+    /// A full disk (a crash review got a bare 500 and no log line): the owner gets 507 and what to
+    /// do, the operator an error line naming the store's file and errno, and nothing changes: the
+    /// dataset stays as it was, no object, no pending upload, no temporary file. Once space is freed
+    /// the same upload succeeds.
+    @Test func anUploadOnAFullDiskAnswers507LogsTheErrnoAndChangesNothing() async throws {
+        let disk = FullDisk()
+        let log = CapturedLog()
+        let fixture = try Self.fixtureOnDisk(disk, log: log)
+        let alpha = try await fixture.register("Alpha")
+        let created = try await fixture.call(
+            .post, "/v1/datasets", token: alpha.token, json: ["name": "d", "columns": GovernanceFixture.columns])
+        let id = try require2(created["id"] as? String)
+        let message = try await fixture.ciphertext(datasetId: id, party: alpha, plaintext: Array(repeating: 0x30, count: 3 << 20))
+        disk.mode = .full
+        let full = try await fixture.call(.put, "/v1/datasets/\(id)/content", token: alpha.token, body: message)
+        #expect(full.status == 507, "\(full.json)")
+        #expect(full.code == "insufficient_storage")
+        let text = try require2((full["error"] as? [String: Any])?["message"] as? String)
+        #expect(text.contains("storage is full") && text.contains("once the server's operator has freed space"), "\(text)")
+        #expect(!text.contains(fixture.directory.path), "no server path reaches the client")
+        let after = try await fixture.call(.get, "/v1/datasets/\(id)", token: alpha.token)
+        #expect(after["status"] as? String == "created")
+        #expect(after["sha256"] == nil)
+        #expect(try await fixture.objects.list(prefix: "").isEmpty)
+        #expect(try fixture.store.pendingUploads().isEmpty)
+        let tmp = fixture.directory.appendingPathComponent("objects/tmp").path
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
+        let errors = log.entries.filter { $0.level == .error }
+        #expect(errors.count == 1, "\(log.entries)")
+        #expect(errors.first?.message.contains("object store is full") == true)
+        #expect(errors.first?.metadata["errno"] == "\(ENOSPC)")
+        #expect(errors.first?.metadata["dataset"] == id)
+        #expect(errors.first?.metadata["error"]?.contains(tmp) == true, "the line names the file: \(errors)")
+
+        disk.mode = .off
+        let retried = try await fixture.call(.put, "/v1/datasets/\(id)/content", token: alpha.token, body: message)
+        #expect(retried.status == 200, "\(retried.json)")
+        #expect(retried["status"] as? String == "available")
+    }
+
+    /// Any other failure of the store keeps its 500 `object_store_failed`, and is logged too.
+    @Test func anotherStoreFailureAnswers500AndIsLogged() async throws {
+        let disk = FullDisk()
+        let log = CapturedLog()
+        let fixture = try Self.fixtureOnDisk(disk, log: log)
+        let alpha = try await fixture.register("Alpha")
+        let created = try await fixture.call(
+            .post, "/v1/datasets", token: alpha.token, json: ["name": "d", "columns": GovernanceFixture.columns])
+        let id = try require2(created["id"] as? String)
+        let message = try await fixture.ciphertext(datasetId: id, party: alpha)
+        disk.mode = .unwritable
+        let failed = try await fixture.call(.put, "/v1/datasets/\(id)/content", token: alpha.token, body: message)
+        #expect(failed.status == 500, "\(failed.json)")
+        #expect(failed.code == "object_store_failed")
+        #expect(try await fixture.objects.list(prefix: "").isEmpty)
+        let errors = log.entries.filter { $0.level == .error }
+        #expect(errors.count == 1, "\(log.entries)")
+        #expect(errors.first?.metadata["errno"] == "\(EBADF)")
     }
 
     @Test func crashLeftoversAreCleanedAtStartAndTheUploadCanBeRetried() async throws {

@@ -121,27 +121,35 @@ public struct ObjectDownload: Sendable {
     }
 }
 
-/// A failed object store operation. `code` is stable; `message` says what and why, without secrets.
+/// A failed object store operation. `code` is stable; `message` says what and why, without secrets
+/// (a file store's messages name its files: for the operator's log, not for clients).
 public struct ObjectStoreError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: String, Sendable {
         case notFound, invalidKey, invalidRange, accessDenied, preconditionFailed, io, service, transport
+        /// The store's storage is full (a file store's write failed with `ENOSPC` or `EDQUOT`):
+        /// nothing was stored; the same put can succeed once space is freed.
+        case insufficientStorage
     }
     public let code: Code
     public let message: String
     /// S3's error code (`NoSuchKey`, `SignatureDoesNotMatch`, …) when S3 answered.
     public let serviceCode: String?
     public let status: Int?
+    /// The `errno` of the system call that failed, when a file store's call failed.
+    public let errno: Int32?
 
-    public init(_ code: Code, _ message: String, serviceCode: String? = nil, status: Int? = nil) {
+    public init(_ code: Code, _ message: String, serviceCode: String? = nil, status: Int? = nil, errno: Int32? = nil) {
         self.code = code
         self.message = message
         self.serviceCode = serviceCode
         self.status = status
+        self.errno = errno
     }
 
     public var description: String {
         var s = "object store \(code.rawValue): \(message)"
         if let serviceCode { s += " [\(serviceCode)\(status.map { " \($0)" } ?? "")]" }
+        if let errno { s += " (errno \(errno))" }
         return s
     }
 

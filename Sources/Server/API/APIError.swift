@@ -14,6 +14,7 @@ enum APIError {
         case .conflict: return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .internalError: return .internalServerError
+        case .insufficientStorage: return .insufficientStorage
         }
     }
 

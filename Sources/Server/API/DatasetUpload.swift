@@ -3,6 +3,7 @@ import CleanRoom
 import Envelope
 import Foundation
 import HTTPServer
+import Logging
 
 /// `PUT /v1/datasets/{id}/content`: streams an Encryption SDK message into the object store while
 /// validating its structure (`UploadValidator`), and makes the dataset visible in one transaction
@@ -13,9 +14,15 @@ import HTTPServer
 /// early, the pipe throws, so the store keeps nothing. A crash leaves a pending-upload record whose
 /// object the next start deletes (`GovernanceSetup.recoverInterruptedUploads`); the dataset is
 /// then exactly as before and the upload can be retried.
+///
+/// A store that is full (`ObjectStoreError.Code.insufficientStorage`: the disk or quota of a file
+/// store) answers 507 `insufficient_storage`, so the owner knows to retry once the operator has freed
+/// space; any other store failure answers 500 `object_store_failed`. Both are logged at error level
+/// with the store's own error (which names the file and errno), never with the data.
 struct DatasetUpload {
     let store: CleanRoomStore
     let objects: any ObjectStore
+    let logger: Logger
 
     func handle(_ request: Request, caller: Caller) async throws -> Response {
         let datasetId = try request.pathParameters.require("datasetId")
@@ -47,8 +54,28 @@ struct DatasetUpload {
             if let http = pipe.bodyError { throw http }
             // Another upload of the dataset completed first (409), or the database refused.
             if let domain = error as? DomainError { throw domain }
-            throw DomainError(.internalError, "object_store_failed", "the dataset could not be stored")
+            throw Self.storeFailure(error, datasetId: datasetId, objectKey: pending.objectKey, logger: logger)
         }
+    }
+}
+
+extension DatasetUpload {
+    /// What the owner is told, and the operator's log line, when the store could not keep an upload.
+    static func storeFailure(_ error: any Error, datasetId: String, objectKey: String, logger: Logger) -> DomainError {
+        var metadata: Logger.Metadata = ["dataset": "\(datasetId)", "object": "\(objectKey)", "error": "\(error)"]
+        let storeError = error as? ObjectStoreError
+        if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
+        if storeError?.code == .insufficientStorage {
+            logger.error("the object store is full: a dataset upload was refused (507); free space in it", metadata: metadata)
+            return DomainError(
+                .insufficientStorage, "insufficient_storage",
+                "the server's storage is full, so the dataset was not stored and is unchanged; "
+                    + "upload it again once the server's operator has freed space")
+        }
+        logger.error("a dataset upload could not be stored (500)", metadata: metadata)
+        return DomainError(
+            .internalError, "object_store_failed",
+            "the dataset could not be stored and is unchanged; upload it again, and if this persists tell the server's operator")
     }
 }
 

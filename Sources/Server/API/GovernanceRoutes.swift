@@ -4,6 +4,7 @@ import Crypto
 import Dispatch
 import Foundation
 import HTTPServer
+import Logging
 
 /// The /v1 API: enrollment, registration, principals, datasets and their streamed upload,
 /// collaborations and policies, approvals, audit (issue #6), and jobs (`JobRoutes`, issue #8).
@@ -17,16 +18,19 @@ struct GovernanceRoutes: RouteGroup {
     let table: PermissionTable
     /// Largest dataset upload accepted.
     let maxUploadBytes: Int
+    /// Where failures the operator must act on go (a full object store).
+    let logger: Logger
 
     init(
         store: CleanRoomStore, objects: any ObjectStore, jobs: JobManager? = nil, table: PermissionTable = .standard,
-        maxUploadBytes: Int = 64 << 30
+        maxUploadBytes: Int = 64 << 30, logger: Logger = Logger(label: "cleanroomd.api")
     ) {
         self.store = store
         self.objects = objects
         self.jobs = jobs
         self.table = table
         self.maxUploadBytes = maxUploadBytes
+        self.logger = logger
     }
 
     typealias Operation = @Sendable (Request, Caller?) async throws -> Response
@@ -99,6 +103,7 @@ struct GovernanceRoutes: RouteGroup {
     private func handlers() -> [String: Operation] {
         let store = self.store
         let objects = self.objects
+        let logger = self.logger
         @Sendable func caller(_ c: Caller?) throws -> Caller {
             guard let c else { throw DomainError(.unauthenticated, "unauthorized", "missing or invalid credentials") }
             return c
@@ -235,7 +240,7 @@ struct GovernanceRoutes: RouteGroup {
                 return try Self.json(DatasetBody(try await Self.blocking { try store.dataset(id: id, caller: caller) }))
             },
             "uploadDataset": { request, c in
-                try await DatasetUpload(store: store, objects: objects).handle(request, caller: try caller(c))
+                try await DatasetUpload(store: store, objects: objects, logger: logger).handle(request, caller: try caller(c))
             },
             "withdrawDataset": { request, c in
                 let caller = try caller(c)

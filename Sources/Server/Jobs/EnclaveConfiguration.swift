@@ -2,6 +2,7 @@ import AWS
 import Attestation
 import Foundation
 import LocalServices
+import Logging
 
 /// Where `cleanroomd serve` runs job enclaves (`--enclave …` options):
 ///
@@ -18,6 +19,9 @@ public struct EnclaveConfiguration: Sendable, Equatable {
     public var mode: Mode = .local
     /// Local mode: the enclave program (nil: beside the running executable).
     public var binaryPath: String?
+    /// Local mode: where each launch makes its private socket directory; at start the ones servers
+    /// now gone left there are removed (`LocalEnclaveLauncher.removeAbandonedSocketDirectories`).
+    public var socketParent = "/tmp"
     /// Nitro mode.
     public var eifPath: String?
     public var cpuCount = 2
@@ -95,9 +99,11 @@ public struct EnclaveConfiguration: Sendable, Equatable {
 }
 
 extension JobManager.Services {
-    /// The launcher, attestation verifier and key release of a server's configuration.
+    /// The launcher, attestation verifier and key release of a server's configuration. In local
+    /// mode, first removes the socket directories servers now gone left (logged).
     public static func make(
-        _ enclave: EnclaveConfiguration, dataDirectory: DataDirectory, storage: StorageServices
+        _ enclave: EnclaveConfiguration, dataDirectory: DataDirectory, storage: StorageServices,
+        logger: Logger = Logger(label: "cleanroomd.enclave")
     ) throws -> JobManager.Services {
         var launcher: any EnclaveLauncher
         let imagePath: String
@@ -113,6 +119,10 @@ extension JobManager.Services {
             }
             let ca = try DevelopmentCA.openOrCreate(dataDirectory: dataDirectory.path)
             var configuration = LocalEnclaveLauncher.Configuration(executablePath: binary)
+            configuration.socketParent = enclave.socketParent
+            for path in LocalEnclaveLauncher.removeAbandonedSocketDirectories(under: enclave.socketParent) {
+                logger.notice("removed the enclave socket directory of a server that is gone", metadata: ["path": "\(path)"])
+            }
             configuration.extraArguments = ["--attestor", "development"]
             configuration.logPath = dataDirectory.file("enclave.log").path
             let dataPath = dataDirectory.path
@@ -149,7 +159,7 @@ extension JobManager.Services {
                     checkpoints = KMSCheckpointService(
                         objects: storage.objectStore, keyID: key,
                         generateDataKey: { try local.generateDataKey($0, caller: local.defaultCaller) },
-                        decrypt: { try local.decrypt($0, caller: local.defaultCaller) })
+                        decrypt: { try local.decrypt($0, caller: local.defaultCaller) }, logger: logger)
                 } catch {
                     throw ConfigurationError("cannot set up the checkpoint key in the local KMS: \(error)")
                 }
@@ -175,7 +185,7 @@ extension JobManager.Services {
                 },
                 decrypt: { request in
                     try BlockingTask.run { try await aws.call("Decrypt", request, as: KMSWire.DecryptResponse.self) }.get()
-                })
+                }, logger: logger)
         } else {
             throw ConfigurationError("jobs need the local KMS or AWS KMS (--kms local|aws)")
         }

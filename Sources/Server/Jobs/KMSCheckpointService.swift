@@ -2,6 +2,7 @@ import AWS
 import Crypto
 import Enclave
 import Foundation
+import Logging
 
 /// Checkpoints through KMS and the object store. The checkpoint data key comes from
 /// `GenerateDataKey` on a dedicated KMS key with `Recipient` = the enclave's attestation document,
@@ -22,6 +23,8 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
     let keyID: String
     let generateDataKey: GenerateDataKey
     let decrypt: Decrypt
+    /// Where a checkpoint the object store could not keep is logged (with the store's error).
+    let logger: Logger?
     /// The CiphertextBlob of the key each running job's enclave holds, by job id.
     private let lock = NSLock()
     private var blobs: [String: [UInt8]] = [:]
@@ -37,11 +40,15 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
     /// Largest stored checkpoint object read back.
     static let maxObjectBytes = ChannelLimits.default.maxCheckpointPayload + 64 * 1024
 
-    public init(objects: any ObjectStore, keyID: String, generateDataKey: @escaping GenerateDataKey, decrypt: @escaping Decrypt) {
+    public init(
+        objects: any ObjectStore, keyID: String, generateDataKey: @escaping GenerateDataKey, decrypt: @escaping Decrypt,
+        logger: Logger? = nil
+    ) {
         self.objects = objects
         self.keyID = keyID
         self.generateDataKey = generateDataKey
         self.decrypt = decrypt
+        self.logger = logger
     }
 
     /// Where the latest checkpoint of a collaboration's policy lives.
@@ -119,7 +126,15 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
         let stored: ObjectInfo
         switch BlockingTask.run({ try await objects.put(key: key, body: ByteStream(bytes: bytes)) }) {
         case .success(let info): stored = info
-        case .failure(let error): throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(error)")
+        case .failure(let error):
+            // The reason reaches every party (a progress event): the store's own error, which names
+            // the server's files, goes to the log only.
+            var metadata: Logger.Metadata = ["job": "\(plan.jobID)", "object": "\(key)", "error": "\(error)"]
+            let storeError = error as? ObjectStoreError
+            if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
+            logger?.error("a checkpoint could not be stored; the job goes on without it", metadata: metadata)
+            let reason = storeError?.code == .insufficientStorage ? "the server's storage is full" : "the object store failed"
+            throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(reason)")
         }
         // The one it supersedes is removed (a failure to remove it costs space, not the job).
         let superseded = lock.withLock { () -> String? in

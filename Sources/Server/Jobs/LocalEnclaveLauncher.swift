@@ -8,6 +8,9 @@ import Spawn
 
 /// Local mode: runs `cleanroom-enclave` as a child process that connects back over a Unix socket
 /// in a fresh private directory (mode 0700), which is removed once the enclave has connected.
+/// The directory names the server that made it (its `owner` file: `SocketDirectoryOwner`), so
+/// that a server starting later can remove the directories of servers killed mid-launch
+/// (`removeAbandonedSocketDirectories`) and never one of a server still running.
 ///
 /// The child gets no inherited environment beyond `configuration.environment`, stdin from
 /// /dev/null, and its output appended to `configuration.logPath` when set.
@@ -65,8 +68,12 @@ public struct LocalEnclaveLauncher: EnclaveLauncher {
         }
         let directory = String(cString: dirPointer)
         let socketPath = directory + "/channel.sock"
+        let ownerPath = directory + "/" + Self.ownerFileName
+        // Best effort: a directory without its owner is removed only once it is far older than any launch.
+        SocketDirectoryOwner.current?.write(to: ownerPath)
         defer {
             unlink(socketPath)
+            unlink(ownerPath)
             rmdir(directory)
         }
         let listener: Int32
@@ -163,5 +170,131 @@ final class PreparedAttestor: @unchecked Sendable {
             while result == nil { condition.wait() }
             return try result!.get()
         }
+    }
+}
+
+// MARK: Socket directories left by servers that are gone
+
+extension LocalEnclaveLauncher {
+    /// Name prefix of the per-launch socket directories (`mkdtemp` adds six characters).
+    public static let socketDirectoryPrefix = "cleanroom-enclave-"
+    /// The file in a socket directory that names the server that made it.
+    static let ownerFileName = "owner"
+    /// A socket directory without a readable owner (made by a server before owners were written, or
+    /// whose owner could not be written) is removed once it is this old: a directory lives only
+    /// while its launch waits for the enclave to connect (`connectTimeout`, 15 s by default).
+    public static let unownedSocketDirectoryAge: TimeInterval = 3600
+
+    /// Removes the socket directories under `parent` that servers now gone left (a server killed
+    /// while an enclave started): those of this user whose owner has exited (its pid is gone, or
+    /// now belongs to a process started at another time, or the machine has booted since), and
+    /// those without an owner that are older than `unownedOlderThan`. Never one whose owner is
+    /// running, nor one whose owner lives in another pid namespace (it cannot be checked from here),
+    /// nor anything not a directory of this user. Returns the paths removed.
+    public static func removeAbandonedSocketDirectories(
+        under parent: String, unownedOlderThan: TimeInterval = unownedSocketDirectoryAge, now: Date = Date()
+    ) -> [String] {
+        var removed: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        for name in names.sorted() where name.hasPrefix(socketDirectoryPrefix) {
+            let path = parent + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else { continue }
+            let abandoned: Bool
+            if let owner = SocketDirectoryOwner(contentsOf: path + "/" + ownerFileName) {
+                abandoned = owner.isRunning() == false
+            } else {
+                abandoned = now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > unownedOlderThan
+            }
+            if abandoned, (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+        }
+        return removed
+    }
+}
+
+/// The process that made a socket directory, told apart from any later process with the same pid:
+/// its start time (clock ticks after boot, `/proc/PID/stat` field 22), the boot it ran in
+/// (`/proc/sys/kernel/random/boot_id`) and its pid namespace (`/proc/self/ns/pid`). Written as one
+/// line, `pid start boot namespace`.
+struct SocketDirectoryOwner: Equatable, Sendable {
+    var pid: pid_t
+    var startTime: UInt64
+    var bootID: String
+    var pidNamespace: String
+
+    /// This process.
+    static let current: SocketDirectoryOwner? = {
+        guard let start = startTime(of: getpid()), let boot = bootID, let namespace = pidNamespace else { return nil }
+        return SocketDirectoryOwner(pid: getpid(), startTime: start, bootID: boot, pidNamespace: namespace)
+    }()
+
+    init(pid: pid_t, startTime: UInt64, bootID: String, pidNamespace: String) {
+        self.pid = pid
+        self.startTime = startTime
+        self.bootID = bootID
+        self.pidNamespace = pidNamespace
+    }
+
+    /// Reads an owner file; nil if it is missing or not an owner line.
+    init?(contentsOf path: String) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { return nil }
+        let fields = String(decoding: buffer[..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 4, let pid = pid_t(fields[0]), pid > 0, let start = UInt64(fields[1]) else { return nil }
+        self.init(pid: pid, startTime: start, bootID: String(fields[2]), pidNamespace: String(fields[3]))
+    }
+
+    var line: String { "\(pid) \(startTime) \(bootID) \(pidNamespace)\n" }
+
+    /// Writes the owner file (new, 0600); false if it could not be.
+    @discardableResult
+    func write(to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let bytes = Array(line.utf8)
+        return Glibc.write(fd, bytes, bytes.count) == bytes.count
+    }
+
+    /// Whether the owner still runs: false if it has exited (pid gone, a zombie, the pid reused by a
+    /// process started at another time, or another boot); nil if that cannot be told from here
+    /// (another pid namespace, /proc unreadable).
+    func isRunning() -> Bool? {
+        guard let namespace = Self.pidNamespace, let boot = Self.bootID, namespace == pidNamespace else { return nil }
+        guard boot == bootID else { return false }
+        let path = "/proc/\(pid)/stat"
+        guard let fields = Self.statFields(path) else { return access(path, F_OK) == 0 || errno != ENOENT ? nil : false }
+        guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
+        if fields[0] == "Z" || fields[0] == "X" { return false }  // exited, not yet reaped
+        return start == startTime
+    }
+
+    /// The start time of a process, from `/proc/PID/stat`.
+    static func startTime(of pid: pid_t) -> UInt64? {
+        guard let fields = statFields("/proc/\(pid)/stat"), fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    /// The fields of a `/proc/PID/stat` after the command name (which may hold spaces and
+    /// parentheses, so it ends at the last `)`): [0] is the state (field 3), [19] the start time (22).
+    static func statFields(_ path: String) -> [Substring]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else {
+            return nil
+        }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    static var bootID: String? {
+        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `pid:[INODE]`.
+    static var pidNamespace: String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
     }
 }

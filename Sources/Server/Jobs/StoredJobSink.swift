@@ -88,8 +88,29 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             _ = try await objects.put(key: Self.receiptKey(jobID: jobID), body: ByteStream(bytes: receipt))
         }
         if case .failure(let error) = result {
-            throw JobFailure(code: "output.store", message: "could not store the receipt: \(error)")
+            throw storeFailure(error, jobID: jobID, artifact: "the receipt", key: Self.receiptKey(jobID: jobID))
         }
+    }
+
+    /// The job's failure when the object store could not keep one of its artifacts, logged at error
+    /// level with the store's own error (file and errno; never the data). A full store (disk or
+    /// quota) is `output.insufficient_storage`, which tells the parties to run the job again once
+    /// space is freed; any other failure `output.store`. The failure names no file: every member
+    /// party reads it.
+    func storeFailure(_ error: (any Error)?, jobID: String, artifact: String, key: String) -> JobFailure {
+        var metadata: Logger.Metadata = ["job": "\(jobID)", "object": "\(key)"]
+        if let error { metadata["error"] = "\(error)" }
+        let storeError = error as? ObjectStoreError
+        if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
+        if storeError?.code == .insufficientStorage {
+            logger?.error("the object store is full: a job output was not stored and the job fails; free space in it", metadata: metadata)
+            return JobFailure(
+                code: "output.insufficient_storage",
+                message: "could not store \(artifact): the server's storage is full; "
+                    + "start the job again once the server's operator has freed space")
+        }
+        logger?.error("a job output could not be stored; the job fails", metadata: metadata)
+        return JobFailure(code: "output.store", message: "could not store \(artifact)")
     }
 
     /// One output arriving: each chunk is handed to a put that runs while the output arrives;
@@ -147,8 +168,10 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             guard !ended else { throw JobFailure(code: "job.protocol", message: "output \(descriptor.name) data after its end") }
             size += Int64(chunk.count)
             guard channel.sendBlocking(chunk) else {
-                // The put stopped early: its error is the reason.
-                throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
+                // The put stopped early: its error is the reason. It set `outcome.result` before it
+                // cancelled the channel, which `sendBlocking` learned under the channel's lock.
+                throw sink.storeFailure(
+                    outcome.result?.failure, jobID: jobID, artifact: "output \(descriptor.name)", key: key)
             }
         }
 
@@ -162,8 +185,10 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             case .success: break
             case .failure(let error) where error is DigestMismatch:
                 throw JobFailure(code: "output.digest", message: "output \(descriptor.name) for \(descriptor.recipient) arrived damaged")
-            default:
-                throw JobFailure(code: "output.store", message: "could not store output \(descriptor.name)")
+            case .failure(let error):
+                throw sink.storeFailure(error, jobID: jobID, artifact: "output \(descriptor.name)", key: key)
+            case nil:
+                throw sink.storeFailure(nil, jobID: jobID, artifact: "output \(descriptor.name)", key: key)
             }
             do {
                 _ = try sink.jobs.recordOutput(
@@ -181,5 +206,13 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
             channel.finish(JobFailure(code: "output.aborted", message: "output \(descriptor.name) was not completed"))
             done.wait()
         }
+    }
+}
+
+extension Result {
+    /// The error of a failure; nil for a success.
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }
