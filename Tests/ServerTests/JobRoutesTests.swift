@@ -1,7 +1,9 @@
 import AWS
 import CleanRoom
+import Crypto
 import Foundation
 import HTTPServer
+import LocalServices
 import Testing
 
 @testable import Server
@@ -49,5 +51,52 @@ import Testing
         let (succeeded, _) = try await fixture.recordedJob(party, collaboration: collaboration)
         let served = try await fixture.call(.get, "/v1/jobs/\(succeeded)/receipt", token: party.token)
         #expect(served.status == 200, "\(served.json)")
+    }
+
+    /// A party sees, by id and listed, exactly the jobs whose policy (the version each job ran) names
+    /// it: one a revision dropped lists the jobs it was in and none of the revised policy's; a party
+    /// never named in a job's policy nor a member gets 404 for the list, as for any collaboration it
+    /// is not in (a review found the dropped party reaching its jobs by id but refused the list).
+    @Test func aPartyDroppedByARevisionListsTheJobsItWasInAndNoLaterOnes() async throws {
+        let world = try JobStoreWorld(maxRuns: 2)
+        for member in world.members { try world.approve(member) }
+        let alpha = world.members[0], beta = world.members[1], gamma = world.outsider!
+        let earlier = try world.jobs.startJob(collaborationId: world.collaborationId, caller: alpha.caller).jobID
+        try world.succeed(earlier)
+        try world.reviseReplacingSecondMemberWithOutsider()
+        for member in [alpha, gamma] { try world.approve(member) }
+        let later = try world.jobs.startJob(collaborationId: world.collaborationId, caller: gamma.caller).jobID
+
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
+        let router = Router()
+        router.register(GovernanceRoutes(store: world.store, objects: objects, jobs: JobRecoveryTests.manager(world, objects)))
+        func get(_ path: String, as member: JobStoreWorld.Member) async throws -> (status: Int, json: [String: Any]) {
+            let headers: HTTPHeaders = ["Host": "localhost", "Authorization": "Bearer \(member.registration.credential)"]
+            let response = await router.respond(to: Request(method: .get, target: path, headers: headers, body: []))
+            let body = try await response.collectBody()
+            return (response.status.code, (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:])
+        }
+        func listed(_ member: JobStoreWorld.Member) async throws -> [String]? {
+            let reply = try await get("/v1/collaborations/\(world.collaborationId)/jobs", as: member)
+            guard reply.status == 200 else { return nil }
+            return (reply.json["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+        }
+
+        #expect(try await listed(beta) == [earlier])
+        #expect(try await get("/v1/jobs/\(earlier)", as: beta).status == 200)
+        #expect(try await get("/v1/jobs/\(later)", as: beta).status == 404)
+        #expect(try await listed(gamma) == [later])
+        #expect(try await get("/v1/jobs/\(earlier)", as: gamma).status == 404)
+        #expect(Set(try await listed(alpha) ?? []) == [earlier, later])
+
+        // A party in no job's policy and not a member: the collaboration does not exist for it.
+        let op = Caller(principal: try world.store.ensureOperatorCredential(secret: "operator-secret"), party: nil)
+        let key = try P256.Signing.PrivateKey()
+        let registration = try world.store.register(
+            enrollmentToken: try world.store.createEnrollmentToken(caller: op).0, name: "Delta Stranger",
+            signingKeyPEM: try key.publicKey.pemRepresentation, resultKeyPEM: JobStoreWorld.resultKeyPEM)
+        let stranger = try await get(
+            "/v1/collaborations/\(world.collaborationId)/jobs", as: JobStoreWorld.Member(registration: registration, key: key))
+        #expect(stranger.status == 404 && (stranger.json["error"] as? [String: Any])?["code"] as? String == "not_found")
     }
 }
