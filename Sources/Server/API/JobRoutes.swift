@@ -274,9 +274,11 @@ struct JobRoutes {
             message = "job \(id) failed, so it has no receipt (only a job that succeeded has one): "
                 + "see why with `cleanroom job status \(id)` and start a new job once the cause is fixed"
         case .cancelled?:
-            message = "job \(id) was cancelled, so it has no receipt (only a job that succeeded has one): start a new job"
+            message =
+                "job \(id) was cancelled, so it has no receipt (only a job that succeeded has one): start a new job"
         default:
-            message = "job \(id) is \(job.status): it has a receipt once it has succeeded; follow it with `cleanroom job watch \(id)`"
+            message = "job \(id) is \(job.status): it has a receipt once it has succeeded; "
+                + "follow it with `cleanroom job watch \(id)`"
         }
         throw DomainError(.conflict, "receipt_unavailable", message)
     }

@@ -181,10 +181,13 @@ public final class JobManager: @unchecked Sendable {
         guard let checkpoints = services.checkpoints, let digest = Hex.decode(job.policyDigest) else { return }
         let collaborationID = job.collaborationId
         do {
-            try await GovernanceRoutes.blocking { try checkpoints.drop(collaborationID: collaborationID, policyDigest: digest) }
+            try await GovernanceRoutes.blocking {
+                try checkpoints.drop(collaborationID: collaborationID, policyDigest: digest)
+            }
         } catch {
             logger.warning(
-                "could not drop the checkpoint of a job that succeeded", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                "could not drop the checkpoint of a job that succeeded",
+                metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
     }
 

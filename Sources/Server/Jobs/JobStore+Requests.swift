@@ -30,7 +30,8 @@ extension JobStore {
         if try store.isMember(partyId: partyId, collaborationId: collaborationId) { return true }
         let digests = try store.pool.read { db in
             try String.fetchAll(
-                db, sql: "SELECT DISTINCT policyDigest FROM job WHERE collaborationId = ?", arguments: [collaborationId])
+                db, sql: "SELECT DISTINCT policyDigest FROM job WHERE collaborationId = ?",
+                arguments: [collaborationId])
         }
         return try digests.contains { try policyParties(digest: $0).contains(partyId) }
     }
