@@ -62,7 +62,7 @@ import Testing
         case .self: return hasRole ? .handlerRuns : .status(403)
         case .operator: return isOperator ? .handlerRuns : .status(403)
         case .party: return isOperator ? .status(403) : (hasRole ? .handlerRuns : .status(403))
-        case .ownParty, .ownDataset, .member, .ownApproval, .jobMember, .ownOutput:
+        case .ownParty, .ownDataset, .member, .ownApproval, .collaborationJobs, .jobMember, .ownOutput:
             if isOperator || target == .other { return .status(404) }
             return hasRole ? .handlerRuns : .status(403)
         }

@@ -30,6 +30,9 @@ final class RecordingCheckpoints: CheckpointService, @unchecked Sendable {
         try inner.store(plan: plan, sealed: sealed)
     }
     func ended(plan: JobPlan, succeeded: Bool) { inner.ended(plan: plan, succeeded: succeeded) }
+    func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure) {
+        try inner.drop(collaborationID: collaborationID, policyDigest: policyDigest)
+    }
     var count: Int { lock.withLock { stored.count } }
 }
 

@@ -63,6 +63,7 @@ struct FixedCheckpoints: CheckpointService {
     func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant { answer }
     func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) {}
     func ended(plan: JobPlan, succeeded: Bool) {}
+    func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure) {}
 }
 
 @Suite struct AuditedCheckpointsTests {

@@ -288,6 +288,49 @@ final class LaunchedBox: @unchecked Sendable {
         #expect(job.state == .cancelled)
     }
 
+    /// A cancel that comes once the receipt is stored does not undo the delivery: the job succeeds,
+    /// and, as after every success, its checkpoint is dropped (the runner kept it, counting the late
+    /// cancel against a job it then reported succeeded).
+    @Test func aCancelAfterTheReceiptIsStoredStillSucceedsAndDropsTheCheckpoint() throws {
+        /// Asks for a cancel while the receipt is being stored.
+        final class CancellingSink: JobEventSink, @unchecked Sendable {
+            let inner = RecordingSink()
+            let lock = NSLock()
+            var runner: JobRunner?
+            func transition(jobID: String, to state: JobState, failure: JobFailure?) {
+                inner.transition(jobID: jobID, to: state, failure: failure)
+            }
+            func progress(jobID: String, _ event: ProgressEvent) { inner.progress(jobID: jobID, event) }
+            func beginOutput(jobID: String, descriptor: OutputDescriptor) throws(JobFailure) -> any OutputWriter {
+                try inner.beginOutput(jobID: jobID, descriptor: descriptor)
+            }
+            func storeReceipt(jobID: String, receipt: [UInt8], attestationDocument: [UInt8]) throws(JobFailure) {
+                try inner.storeReceipt(jobID: jobID, receipt: receipt, attestationDocument: attestationDocument)
+                lock.withLock { runner }?.cancel(reason: "cancelled by beta")
+            }
+        }
+        /// Grants no key (the run goes on without checkpoints) and records how each job ended.
+        final class EndedCheckpoints: CheckpointService, @unchecked Sendable {
+            let lock = NSLock()
+            var ended: [Bool] = []
+            func grant(plan: JobPlan, attestationDocument: [UInt8]) throws(JobFailure) -> CheckpointGrant {
+                throw JobFailure(code: "checkpoint.key_refused", message: "no key in this test")
+            }
+            func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) {}
+            func ended(plan: JobPlan, succeeded: Bool) { lock.withLock { ended.append(succeeded) } }
+            func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure) {}
+        }
+        let sink = CancellingSink(), checkpoints = EndedCheckpoints()
+        let job = JobRunner(
+            plan: plan, launcher: ScriptedLauncher(script: .succeed, box: LaunchedBox()), gate: AcceptingGate(),
+            keys: CountingKeys(), source: MemorySource(data: ["a": [1], "b": [2]]), sink: sink, checkpoints: checkpoints)
+        sink.lock.withLock { sink.runner = job }
+        job.run()
+        #expect(job.state == .succeeded)
+        #expect(sink.inner.states == [.attesting, .running, .delivering, .succeeded])
+        #expect(checkpoints.lock.withLock { checkpoints.ended } == [true])
+    }
+
     @Test func stateMachineAllowsOnlyForwardMoves() {
         #expect(JobState.pending.canMove(to: .attesting))
         #expect(!JobState.pending.canMove(to: .running))

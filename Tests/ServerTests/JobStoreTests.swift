@@ -176,46 +176,48 @@ final class JobStoreWorld: @unchecked Sendable {
         #expect(second.jobID != first.jobID)
     }
 
-    /// A job's members are the parties of the policy it ran. A revision that replaces a party keeps
-    /// the job, its outputs and documents the replaced party's, and shows the newcomer nothing of it
-    /// (a review found the newcomer reading the old policy and receipt, the replaced party locked out).
+    /// A job's members are the parties of the policy it ran, for each job and for the job list alike.
+    /// A revision that replaces a party keeps the job, its outputs and documents the replaced party's,
+    /// and shows the newcomer nothing of it (a review found the newcomer reading the old policy and
+    /// receipt, the replaced party locked out); the replaced party lists the jobs it was in, and none
+    /// of the revised policy's (it reached its jobs by id but could not list them).
     @Test func aRevisionDoesNotChangeWhoSeesAnEarlierJob() throws {
         let world = try JobStoreWorld(maxRuns: 2)
         for member in world.members { try world.approve(member) }
         let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: world.members[0].caller)
-        let beta = world.members[1], gamma = world.outsider!
+        let alpha = world.members[0], beta = world.members[1], gamma = world.outsider!
         _ = try world.jobs.recordOutput(
             jobID: plan.jobID, recipient: beta.id, name: "metrics", objectKey: "k", sha256: [UInt8](repeating: 1, count: 32), size: 1)
         try world.succeed(plan.jobID)
 
-        // Alpha revises the policy: Gamma instead of Beta.
-        let current = try #require(try world.store.policyVersion(digest: world.digest))
-        var revised = try JSONParser.parse(Array(current.canonical.utf8))
-        revised = revised.setting("parties", to: .array([world.members[0].id, gamma.id].map { .object([("id", .string($0))]) }))
-        revised = revised.setting("datasets", to: .array(Array((revised["datasets"]?.arrayValue ?? []).prefix(1))))
-        var training = revised["training"] ?? .object([])
-        training = training.setting("label", to: .string("y")).setting("features", to: .array([.string("id")]))
-        revised = revised.setting("training", to: training).setting("join", to: .object([("type", .string("union"))]))
-        revised = revised.setting(
-            "outputs",
-            to: .array([world.members[0].id, gamma.id].map { .object([("recipient", .string($0)), ("artifacts", .array([.string("metrics")]))]) }))
-        _ = try world.store.revisePolicy(collaborationId: world.collaborationId, policy: revised, caller: world.members[0].caller)
+        try world.reviseReplacingSecondMemberWithOutsider()
         #expect(try !world.store.isMember(partyId: beta.id, collaborationId: world.collaborationId))
         #expect(try world.store.isMember(partyId: gamma.id, collaborationId: world.collaborationId))
 
         #expect(try world.jobs.job(id: plan.jobID, caller: beta.caller).id == plan.jobID)
         #expect(try world.jobs.outputs(jobID: plan.jobID, caller: beta.caller).map(\.name) == ["metrics"])
-        #expect(try world.jobs.job(id: plan.jobID, caller: world.members[0].caller).id == plan.jobID)
+        #expect(try world.jobs.job(id: plan.jobID, caller: alpha.caller).id == plan.jobID)
         #expect(throws: DomainError(.notFound, "not_found", "no such job")) {
             try world.jobs.job(id: plan.jobID, caller: gamma.caller)
         }
-        // The collaboration's job list shows the newcomer none of the earlier jobs; the dropped party
-        // is no longer a member, so it lists none either.
+        // The collaboration's job list shows the newcomer none of the earlier jobs, and the dropped
+        // party exactly those.
         #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: gamma.caller).isEmpty)
-        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: world.members[0].caller).map(\.id) == [plan.jobID])
-        #expect(throws: DomainError(.notFound, "not_found", "no such collaboration")) {
-            try world.jobs.jobs(collaborationId: world.collaborationId, caller: beta.caller)
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: alpha.caller).map(\.id) == [plan.jobID])
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: beta.caller).map(\.id) == [plan.jobID])
+
+        // A job of the revised policy: the newcomer's, not the dropped party's, by id or listed.
+        for member in [alpha, gamma] { try world.approve(member) }
+        let later = try world.jobs.startJob(collaborationId: world.collaborationId, caller: gamma.caller)
+        #expect(try world.jobs.job(id: later.jobID, caller: gamma.caller).id == later.jobID)
+        #expect(throws: DomainError(.notFound, "not_found", "no such job")) {
+            try world.jobs.job(id: later.jobID, caller: beta.caller)
         }
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: gamma.caller).map(\.id) == [later.jobID])
+        #expect(try world.jobs.jobs(collaborationId: world.collaborationId, caller: beta.caller).map(\.id) == [plan.jobID])
+        #expect(
+            Set(try world.jobs.jobs(collaborationId: world.collaborationId, caller: alpha.caller).map(\.id))
+                == [plan.jobID, later.jobID])
     }
 
     /// A suspended party can no longer watch, cancel or download, so no job runs on its data or for
@@ -310,6 +312,22 @@ final class JobStoreWorld: @unchecked Sendable {
 }
 
 extension JobStoreWorld {
+    /// Alpha revises the policy: the outsider (Gamma) instead of Beta, over Alpha's dataset alone.
+    /// The revision becomes `digest` (for `approve`).
+    func reviseReplacingSecondMemberWithOutsider() throws {
+        let current = try #require(try store.policyVersion(digest: digest))
+        let parties = [members[0].id, outsider.id]
+        var revised = try JSONParser.parse(Array(current.canonical.utf8))
+        revised = revised.setting("parties", to: .array(parties.map { .object([("id", .string($0))]) }))
+        revised = revised.setting("datasets", to: .array(Array((revised["datasets"]?.arrayValue ?? []).prefix(1))))
+        var training = revised["training"] ?? .object([])
+        training = training.setting("label", to: .string("y")).setting("features", to: .array([.string("id")]))
+        revised = revised.setting("training", to: training).setting("join", to: .object([("type", .string("union"))]))
+        revised = revised.setting(
+            "outputs", to: .array(parties.map { .object([("recipient", .string($0)), ("artifacts", .array([.string("metrics")]))]) }))
+        digest = try store.revisePolicy(collaborationId: collaborationId, policy: revised, caller: members[0].caller).policy.digest
+    }
+
     /// Moves a job on to `succeeded` from wherever it is.
     func succeed(_ jobID: String) throws {
         for state in [JobState.attesting, .running, .delivering, .succeeded] {

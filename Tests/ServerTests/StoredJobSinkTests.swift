@@ -215,12 +215,15 @@ import Testing
     }
 
     /// A manager over the world's store that can run no enclave (none is needed to recover).
-    static func manager(_ world: JobStoreWorld, _ objects: FileObjectStore) -> JobManager {
+    static func manager(
+        _ world: JobStoreWorld, _ objects: FileObjectStore, checkpoints: (any CheckpointService)? = nil
+    ) -> JobManager {
         JobManager(
             store: world.store, objects: objects,
             services: JobManager.Services(
                 launcher: LocalEnclaveLauncher(configuration: .init(executablePath: world.directory.appendingPathComponent("none").path)),
-                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }))
+                verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() },
+                checkpoints: checkpoints))
     }
 
     /// One output delivered and recorded, a second stored but not yet recorded (the stop came in between).
@@ -295,6 +298,56 @@ import Testing
         #expect(recovered.failed.isEmpty && recovered.succeeded.isEmpty)
         #expect(try world.recordedOutputs(plan.jobID).isEmpty)
         #expect(try await objects.list(prefix: StoredJobSink.outputsPrefix(jobID: plan.jobID)).isEmpty)
+    }
+
+    /// A job the restart finds delivered succeeds as one its runner saw through, and its sealed
+    /// checkpoint goes as the runner's would: it is training state of a finished job, which no
+    /// longer serves anything. A job the restart fails keeps its checkpoint, so that a job started
+    /// again resumes from it.
+    @Test func aJobRecoveredAsSucceededDropsItsCheckpointAndOneRecoveredAsFailedKeepsIt() async throws {
+        let world = try JobStoreWorld(maxRuns: 2)
+        for member in world.members { try world.approve(member) }
+        let objects = try FileObjectStore(root: world.directory.appendingPathComponent("objects"))
+        let checkpoints = KMSCheckpointService(
+            objects: objects, keyID: "alias/cleanroom-checkpoints", generateDataKey: { _ in throw NoKMS() },
+            decrypt: { _ in throw NoKMS() })
+        let manager = Self.manager(world, objects, checkpoints: checkpoints)
+        let alpha = world.members[0]
+        func interruptedWhileDelivering() throws -> JobPlan {
+            let plan = try world.jobs.startJob(collaborationId: world.collaborationId, caller: alpha.caller)
+            for state in [JobState.attesting, .running, .delivering] {
+                try world.jobs.transition(jobID: plan.jobID, to: state, failure: nil)
+            }
+            return plan
+        }
+        func checkpointStored(_ plan: JobPlan) async throws -> Bool {
+            do {
+                _ = try await objects.head(
+                    key: KMSCheckpointService.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest))
+                return true
+            } catch let error as ObjectStoreError where error.code == .notFound {
+                return false
+            }
+        }
+        // What a run stores (the service's own object layout; the bytes do not matter here).
+        func storeCheckpoint(_ plan: JobPlan) async throws {
+            _ = try await objects.put(
+                key: KMSCheckpointService.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest),
+                body: ByteStream(bytes: Array("CRCS".utf8) + [1, 0, 0, 0, 1, 9, 9]))
+        }
+
+        let first = try interruptedWhileDelivering()
+        try await storeCheckpoint(first)
+        #expect(try await manager.recoverInterruptedJobs().failed == [first.jobID])
+        #expect(try await checkpointStored(first), "kept for the job started again")
+
+        let second = try interruptedWhileDelivering()
+        try await deliverPart(manager.sink, objects, second, to: alpha.id)
+        let jobID = second.jobID, sink = manager.sink
+        try await offPool { () throws in try sink.storeReceipt(jobID: jobID, receipt: [7], attestationDocument: [8]) }
+        #expect(try await manager.recoverInterruptedJobs().succeeded == [second.jobID])
+        #expect(try world.jobs.job(id: second.jobID, caller: alpha.caller).status == "succeeded")
+        #expect(try await !checkpointStored(second), "dropped once its job succeeded")
     }
 
     @Test func aJobInterruptedBeforeDeliveringFails() async throws {

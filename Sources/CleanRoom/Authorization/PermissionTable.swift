@@ -8,7 +8,7 @@ public struct PermissionTable: Sendable {
     public enum Scope: String, Sendable, Codable, CaseIterable {
         case `public`, enrollment, `operator`, `self`, party
         case ownParty = "own-party", ownDataset = "own-dataset", member, ownApproval = "own-approval"
-        case jobMember = "job-member", ownOutput = "own-output"
+        case collaborationJobs = "collaboration-jobs", jobMember = "job-member", ownOutput = "own-output"
     }
 
     /// One row of the table.

@@ -215,7 +215,8 @@ public enum EmbeddedPolicyFiles {
     "own-dataset": "The dataset belongs to the caller's party; otherwise 404.",
     "member": "The caller's party is named in the collaboration's policy; otherwise 404.",
     "own-approval": "The collaboration has the caller's party as a member and the approval was made by the caller's party; otherwise 404.",
-    "job-member": "The job belongs to a collaboration whose policy names the caller's party; otherwise 404.",
+    "collaboration-jobs": "The caller's party is named in the collaboration's policy, or in the policy one of its jobs ran (a party a revision dropped); otherwise 404. Only the jobs whose policy names the party are listed.",
+    "job-member": "The policy version the job ran names the caller's party (whatever the collaboration's policy is now); otherwise 404.",
     "own-output": "The output belongs to such a job and is addressed to the caller's party; otherwise 404 (other parties' outputs look exactly like missing ones)."
   },
   "routes": [
@@ -487,7 +488,7 @@ public enum EmbeddedPolicyFiles {
         "reviewer",
         "partner"
       ],
-      "scope": "member"
+      "scope": "collaboration-jobs"
     },
     {
       "operation": "getJob",

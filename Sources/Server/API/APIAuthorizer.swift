@@ -78,6 +78,12 @@ struct APIAuthorizer: Sendable {
                     })
                 else { throw DomainError.notFound("approval") }
             }
+        case .collaborationJobs:
+            // A party a revision dropped still lists the jobs it was in (JobStore.listsJobs).
+            let jobs = JobStore(store: store)
+            guard let id = request.pathParameters["collaborationId"], let partyId = caller.partyId,
+                try await GovernanceRoutes.blocking({ try jobs.listsJobs(collaborationId: id, partyId: partyId) })
+            else { throw DomainError.notFound("collaboration") }
         case .jobMember, .ownOutput:
             // JobStore answers not_found for jobs of other collaborations and outputs of other parties.
             let jobs = JobStore(store: store)

@@ -53,6 +53,7 @@ struct JobRoutes {
             },
             "getReceipt": { manager, request, caller in
                 let job = try await Self.job(manager, request, caller)
+                try Self.requireSucceeded(job)
                 return try await Self.document(
                     manager, StoredJobSink.receiptKey(jobID: job.id), job: job, type: "application/json", what: "receipt")
             },
@@ -258,6 +259,28 @@ struct JobRoutes {
         }
         guard offset < size else { return .unsatisfiable }
         return .range(ByteRange(offset: offset, length: end - offset + 1))
+    }
+
+    /// A job's receipt is given, as its outputs are listed, only once the job has succeeded: one that
+    /// failed or was cancelled may have stored it (the receipt comes last, and a later step can still
+    /// fail), but its outputs are discarded and it has no results to prove (409 `receipt_unavailable`).
+    static func requireSucceeded(_ job: Job) throws {
+        let id = job.id
+        let message: String
+        switch JobState(rawValue: job.status) {
+        case .succeeded?:
+            return
+        case .failed?:
+            message = "job \(id) failed, so it has no receipt (only a job that succeeded has one): "
+                + "see why with `cleanroom job status \(id)` and start a new job once the cause is fixed"
+        case .cancelled?:
+            message =
+                "job \(id) was cancelled, so it has no receipt (only a job that succeeded has one): start a new job"
+        default:
+            message = "job \(id) is \(job.status): it has a receipt once it has succeeded; "
+                + "follow it with `cleanroom job watch \(id)`"
+        }
+        throw DomainError(.conflict, "receipt_unavailable", message)
     }
 
     /// A small stored document of a job, byte for byte (verifiers hash it).

@@ -29,6 +29,10 @@ public protocol CheckpointService: Sendable {
     /// The job ended: after a success its checkpoint is dropped; after a failure or cancel it is
     /// kept for a retry.
     func ended(plan: JobPlan, succeeded: Bool)
+    /// Drops the stored checkpoint of a collaboration's policy whose job succeeded with no runner to
+    /// end it (start-up found it delivered), as `ended(plan:succeeded: true)` does for a runner's.
+    /// Nothing stored is not an error.
+    func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure)
 }
 
 /// Audits each checkpoint key release (attested PCR0, whether a checkpoint was resumed — never
@@ -55,4 +59,7 @@ struct AuditedCheckpoints: CheckpointService {
 
     func store(plan: JobPlan, sealed: [UInt8]) throws(JobFailure) { try inner.store(plan: plan, sealed: sealed) }
     func ended(plan: JobPlan, succeeded: Bool) { inner.ended(plan: plan, succeeded: succeeded) }
+    func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure) {
+        try inner.drop(collaborationID: collaborationID, policyDigest: policyDigest)
+    }
 }

@@ -1,6 +1,7 @@
 import AWS
 import Attestation
 import CleanRoom
+import Crypto
 import Enclave
 import Foundation
 import Logging
@@ -148,8 +149,9 @@ public final class JobManager: @unchecked Sendable {
 
     /// Settles the jobs a previous run of the server left unfinished (called once at start-up): a job
     /// whose receipt was stored had delivered everything and succeeded (the receipt is stored after
-    /// every output); any other is failed, and the outputs it had stored are discarded. None is left
-    /// hanging, and none shows part of its outputs.
+    /// every output), and its sealed checkpoint is dropped as its runner would have; any other is
+    /// failed (its checkpoint kept for a job started again), and the outputs it had stored are
+    /// discarded. None is left hanging, and none shows part of its outputs.
     @discardableResult
     public func recoverInterruptedJobs() async throws -> (failed: [String], succeeded: [String]) {
         var failed: [String] = [], succeeded: [String] = []
@@ -159,6 +161,7 @@ public final class JobManager: @unchecked Sendable {
                 try await GovernanceRoutes.blocking { try sink.record(jobID: job.id, to: .succeeded, failure: nil) }
                 logger.warning("a job the restart interrupted had delivered everything: succeeded", metadata: ["job": "\(job.id)"])
                 succeeded.append(job.id)
+                await dropCheckpoint(of: job)
             } else {
                 try await GovernanceRoutes.blocking { try jobs.failInterrupted(jobID: job.id) }
                 await discardOutputs(jobID: job.id)
@@ -170,6 +173,22 @@ public final class JobManager: @unchecked Sendable {
             await discardOutputs(jobID: id)
         }
         return (failed, succeeded)
+    }
+
+    /// Drops the sealed checkpoint of a job found to have succeeded. A failure to do so costs space,
+    /// not the start: it is logged.
+    private func dropCheckpoint(of job: Job) async {
+        guard let checkpoints = services.checkpoints, let digest = Hex.decode(job.policyDigest) else { return }
+        let collaborationID = job.collaborationId
+        do {
+            try await GovernanceRoutes.blocking {
+                try checkpoints.drop(collaborationID: collaborationID, policyDigest: digest)
+            }
+        } catch {
+            logger.warning(
+                "could not drop the checkpoint of a job that succeeded",
+                metadata: ["job": "\(job.id)", "error": "\(error)"])
+        }
     }
 
     /// Whether a job's receipt is stored. Only "no such object" means no: any other answer (a store

@@ -112,7 +112,9 @@ public final class JobRunner: @unchecked Sendable {
         let instance = lock.withLock { enclave }
         instance?.terminate()
         let cancelled = lock.withLock { cancelRequested }
-        checkpoints?.ended(plan: plan, succeeded: outcome == nil && cancelled == nil)
+        // A job that ran to its end succeeds even if a cancel came after its receipt (below), so its
+        // checkpoint goes whenever the job succeeds.
+        checkpoints?.ended(plan: plan, succeeded: outcome == nil)
         if let cancelled, outcome != nil || state != .delivering {
             move(to: .cancelled, failure: JobFailure(code: "job.cancelled", message: cancelled))
         } else if let outcome {

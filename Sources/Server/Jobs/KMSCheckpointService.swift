@@ -152,8 +152,18 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
             _ = latestVersions.removeValue(forKey: plan.jobID)
         }
         guard succeeded else { return }
-        let objects = self.objects, key = Self.objectKey(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
-        _ = BlockingTask.run { try await objects.delete(key: key) }
+        // A failure to delete costs space, not the job.
+        try? drop(collaborationID: plan.collaborationID, policyDigest: plan.policyDigest)
+    }
+
+    public func drop(collaborationID: String, policyDigest: [UInt8]) throws(JobFailure) {
+        let objects = self.objects, key = Self.objectKey(collaborationID: collaborationID, policyDigest: policyDigest)
+        switch BlockingTask.run({ try await objects.delete(key: key) }) {
+        case .success: return
+        case .failure(let error as ObjectStoreError) where error.code == .notFound: return
+        case .failure(let error):
+            throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be deleted: \(error)")
+        }
     }
 
     private func load(_ plan: JobPlan) throws(JobFailure) -> (blob: [UInt8], sealed: [UInt8])? {
