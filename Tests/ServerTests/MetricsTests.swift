@@ -15,7 +15,7 @@ import TestSupport
         for family in text_string_to_metric_families(open(sys.argv[1]).read()):
             for s in family.samples:
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-                print(f"{family.type} {s.name}{{{labels}}} {s.value}")
+                print(f"{family.type} {s.name}{{{labels}}} {float(s.value)}")
         """
 
     static func get(_ port: Int, _ path: String, token: String?) async throws -> RawHTTPResponse {
