@@ -37,17 +37,8 @@ struct FullDiskEndToEndTests {
         #expect(statvfs(mounted.path, &fs) == 0 && UInt64(fs.f_blocks) * UInt64(fs.f_frsize) == 4 << 20)
 
         let machine = try GovernanceEndToEndTests.onboard("Alpha", server: server, root: root)
-        let created = try machine.json(["dataset", "create", "--name", "big", "--columns", GovernanceEndToEndTests.columns])
-        let datasetId = try #require(created["id"] as? String)
-        let plain = root.appendingPathComponent("big.csv")
-        try GovernanceEndToEndTests.csv(rows: 60_000, seed: 5).write(to: plain, atomically: true, encoding: .utf8)
-        let sealed = root.appendingPathComponent("big.esdk")
-        let context = try JSONSerialization.data(withJSONObject: [
-            "cleanroom:dataset": datasetId, "cleanroom:party": machine.partyId, "cleanroom:owner-key": machine.fingerprint,
-        ])
-        let encrypted = try ProcessRunner.python(
-            GovernanceEndToEndTests.encryptScript, [plain.path, sealed.path, String(decoding: context, as: UTF8.self)])
-        #expect(encrypted.status == 0, "\(encrypted.stderrText)")
+        let (datasetId, sealed) = try GovernanceEndToEndTests.sealedDataset(
+            machine, csv: GovernanceEndToEndTests.csv(rows: 60_000, seed: 5), name: "big", root: root)
         let size = try Data(contentsOf: sealed).count
         #expect(size > 1 << 20 && size < 3 << 20, "\(size)")
 

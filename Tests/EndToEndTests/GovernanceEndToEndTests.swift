@@ -80,26 +80,37 @@ import Testing
     /// Creates a dataset and uploads `csv`: encrypted by the CLI itself under the party's KMS key
     /// (`viaKMS`), or by AWS's Python Encryption SDK and uploaded with `--ciphertext`.
     static func upload(_ machine: PartyMachine, csv: String, root: URL, viaKMS: Bool = false) throws -> String {
-        let created = try machine.json(["dataset", "create", "--name", "admissions-2024", "--columns", columns])
-        let datasetId = try #require(created["id"] as? String)
-        let plain = root.appendingPathComponent("\(machine.name).csv")
-        let sealed = root.appendingPathComponent("\(machine.name).esdk")
-        try csv.write(to: plain, atomically: true, encoding: .utf8)
         if viaKMS {
+            let created = try machine.json(["dataset", "create", "--name", "admissions-2024", "--columns", columns])
+            let datasetId = try #require(created["id"] as? String)
+            let plain = root.appendingPathComponent("\(machine.name).csv")
+            try csv.write(to: plain, atomically: true, encoding: .utf8)
             let uploaded = try machine.json(["dataset", "upload", datasetId, plain.path])
             #expect(uploaded["status"] as? String == "available")
             #expect((uploaded["encryptionContext"] as? [String: String])?["cleanroom:owner-key"] == machine.fingerprint)
             return datasetId
         }
+        let (datasetId, sealed) = try sealedDataset(machine, csv: csv, name: "admissions-2024", root: root)
+        let uploaded = try machine.json(["dataset", "upload", datasetId, sealed.path, "--ciphertext"])
+        #expect(uploaded["status"] as? String == "available")
+        #expect(uploaded["size"] as? Int == (try Data(contentsOf: sealed)).count)
+        return datasetId
+    }
+
+    /// Creates a dataset named `name` and encrypts `csv` for it with AWS's Python Encryption SDK,
+    /// under the encryption context the server requires; returns its id and the ciphertext's file.
+    static func sealedDataset(_ machine: PartyMachine, csv: String, name: String, root: URL) throws -> (id: String, sealed: URL) {
+        let created = try machine.json(["dataset", "create", "--name", name, "--columns", columns])
+        let datasetId = try #require(created["id"] as? String)
+        let plain = root.appendingPathComponent("\(machine.name)-\(name).csv")
+        let sealed = root.appendingPathComponent("\(machine.name)-\(name).esdk")
+        try csv.write(to: plain, atomically: true, encoding: .utf8)
         let context = try JSONSerialization.data(withJSONObject: [
             "cleanroom:dataset": datasetId, "cleanroom:party": machine.partyId, "cleanroom:owner-key": machine.fingerprint,
         ])
         let encrypted = try ProcessRunner.python(encryptScript, [plain.path, sealed.path, String(decoding: context, as: UTF8.self)])
         #expect(encrypted.status == 0, "\(encrypted.stderrText)")
-        let uploaded = try machine.json(["dataset", "upload", datasetId, sealed.path, "--ciphertext"])
-        #expect(uploaded["status"] as? String == "available")
-        #expect(uploaded["size"] as? Int == (try Data(contentsOf: sealed)).count)
-        return datasetId
+        return (datasetId, sealed)
     }
 
     /// Onboards St Mary, Riverside and Northgate, each uploading `rows` rows (through the CLI under

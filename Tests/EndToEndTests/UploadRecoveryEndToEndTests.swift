@@ -34,17 +34,8 @@ import Testing
         let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
         try server.start()
         let machine = try GovernanceEndToEndTests.onboard("Alpha", server: server, root: root)
-        let created = try machine.json(["dataset", "create", "--name", "big", "--columns", GovernanceEndToEndTests.columns])
-        let datasetId = try #require(created["id"] as? String)
-        let plain = root.appendingPathComponent("big.csv")
-        try GovernanceEndToEndTests.csv(rows: 20_000, seed: 3).write(to: plain, atomically: true, encoding: .utf8)
-        let sealed = root.appendingPathComponent("big.esdk")
-        let context = try JSONSerialization.data(withJSONObject: [
-            "cleanroom:dataset": datasetId, "cleanroom:party": machine.partyId, "cleanroom:owner-key": machine.fingerprint,
-        ])
-        let encrypted = try ProcessRunner.python(
-            GovernanceEndToEndTests.encryptScript, [plain.path, sealed.path, String(decoding: context, as: UTF8.self)])
-        #expect(encrypted.status == 0, "\(encrypted.stderrText)")
+        let (datasetId, sealed) = try GovernanceEndToEndTests.sealedDataset(
+            machine, csv: GovernanceEndToEndTests.csv(rows: 20_000, seed: 3), name: "big", root: root)
         let profile = try JSONSerialization.jsonObject(
             with: Data(contentsOf: machine.home.appendingPathComponent("profiles/default.json"))) as! [String: Any]
         return Setup(
