@@ -150,10 +150,13 @@ struct RestoreCommand: AsyncParsableCommand {
         abstract: "Restore a backup into the server's data directory (stop the server first).",
         discussion: """
             Checks the backup (every file's SHA-256 against its manifest, SQLite integrity, the audit \
-            chain and its signed checkpoints) and only then puts each file in place; a database's \
-            stale -wal and -shm files are removed. Refused while a server uses the data directory, \
-            and over an existing database without --replace. Objects are not touched. Exit codes: 0 \
-            restored, 1 the backup failed its checks (nothing was changed), 2 a usage error.
+            chain and its signed checkpoints) and only then puts its files in place, all or none (the \
+            current ones are moved aside first, and back on a failure); a replaced database's -wal and \
+            -shm files go with it. Refused while a server uses the data directory, over an existing \
+            database without --replace, and over a readable database with later changes a restore \
+            would undo (a revoked approval would count again, a used run would be free again) without \
+            --discard-later-changes. Objects are not touched. Exit codes: 0 restored, 1 the backup \
+            failed its checks or could not be put in place (nothing was changed), 2 a usage error.
             """)
 
     @Option(name: .customLong("from"), help: "The backup folder (`cleanroomd admin backup --out`).")
@@ -165,13 +168,19 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .customLong("replace"), help: "Overwrite the data directory's database and keys.")
     var replace = false
 
+    @Flag(
+        name: .customLong("discard-later-changes"),
+        help: "Restore even over a readable database with changes after the backup that a restore undoes (revoked approvals, started jobs, rotated or revoked credentials, suspensions, withdrawn datasets).")
+    var discardLaterChanges = false
+
     @Flag(name: .customLong("json"), help: "Print the restored backup's manifest as JSON.")
     var json = false
 
     func run() async throws {
         let data = DataDirectory(path: dataDir ?? ProcessInfo.processInfo.environment["CLEANROOM_DATA_DIR"] ?? "data")
         let manifest = try BackupReport.run {
-            try DataBackup.restore(from: URL(fileURLWithPath: from), to: data, replace: replace)
+            try DataBackup.restore(
+                from: URL(fileURLWithPath: from), to: data, replace: replace, discardLaterChanges: discardLaterChanges)
         }
         BackupReport.print(manifest, json: json, text: "restored \(data.path) from \(from)")
     }

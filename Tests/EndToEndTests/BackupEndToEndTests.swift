@@ -26,21 +26,50 @@ import TestSupport
         #expect(!files.contains { $0.hasPrefix("objects") })
         var info = stat()
         #expect(stat(backup.path, &info) == 0 && info.st_mode & 0o077 == 0)
-        // A second backup into the same folder is refused; the first stays as it was.
+        // A second backup into the same folder is refused; the first stays as it was. So is one
+        // onto a file (it stays) or into the data directory; an empty folder (a mount point, say) is fine.
         let again = try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", backup.path], expectStatus: 2)
         #expect(again.stderrText.contains("not empty"), "\(again.stderrText)")
+        let file = root.appendingPathComponent("notes.txt")
+        try Data("keep me".utf8).write(to: file)
+        let ontoFile = try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", file.path], expectStatus: 2)
+        #expect(ontoFile.stderrText.contains("not a folder"), "\(ontoFile.stderrText)")
+        #expect(try Data(contentsOf: file) == Data("keep me".utf8))
+        let inside = data.appendingPathComponent("cleanroom.sqlite").path
+        let intoData = try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", inside], expectStatus: 2)
+        #expect(intoData.stderrText.contains("inside the data directory"), "\(intoData.stderrText)")
+        let empty = root.appendingPathComponent("empty-volume")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
+        try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", empty.path])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty.path).sorted().contains("manifest.json"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty.path).allSatisfy { !$0.hasPrefix(".") })
 
-        // After the backup: a second party, which the restored server will not know.
+        // After the backup: a second party, which the restored server will not know, and a dataset
+        // Alpha withdraws (a change a restore undoes).
         let beta = try GovernanceEndToEndTests.onboard("Beta", server: server, root: root)
+        let extra = try alpha.json(["dataset", "create", "--name", "extra", "--columns", GovernanceEndToEndTests.columns])
+        try alpha.cli(["dataset", "withdraw", try #require(extra["id"] as? String)])
 
         // Not while the server runs.
         let running = try CLI.run("cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace"], expectStatus: 2)
         #expect(running.stderrText.contains("stop the server"), "\(running.stderrText)")
         #expect(server.stop() == 0)
 
+        // Over a database that still works, a restore that would undo later changes is refused
+        // (and changes nothing) unless asked for.
+        let database = data.appendingPathComponent("cleanroom.sqlite")
+        let before = try Data(contentsOf: database)
+        let undoing = try CLI.run(
+            "cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace"], expectStatus: 2)
+        #expect(undoing.stderrText.contains("1 dataset.withdrawn") && undoing.stderrText.contains("--discard-later-changes"),
+                "\(undoing.stderrText)")
+        #expect(try Data(contentsOf: database) == before)
+        try CLI.run(
+            "cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace", "--discard-later-changes"])
+        #expect(try Data(contentsOf: database) != before)
+
         // The database is lost (garbage in its place, its WAL left behind), and the KMS's keys with it.
         try FileManager.default.removeItem(at: data.appendingPathComponent("kms"))
-        let database = data.appendingPathComponent("cleanroom.sqlite")
         let garbage = Data(repeating: 0x5A, count: 4096)
         try garbage.write(to: database)
         let notReplacing = try CLI.run("cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path], expectStatus: 2)
@@ -77,5 +106,51 @@ import TestSupport
         // Beta, registered after it, is unknown.
         let unknown = try beta.cli(["dataset", "list"], expectStatus: 1)
         #expect(unknown.stderrText.contains("unauthorized"), "\(unknown.stderrText)")
+    }
+
+    /// A restore puts in all of the backup's files or none: a manifest that names a file twice is
+    /// refused, and a restore that fails half-way (a file it must replace cannot be) puts back
+    /// every file it moved.
+    @Test func aRestoreThatCannotFinishLeavesTheDataDirectoryAsItWas() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-restore-rollback")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data")
+        let server = try CleanroomdProcess(dataDirectory: data, keepsPort: true)
+        try server.start()
+        _ = try GovernanceEndToEndTests.onboard("Alpha", server: server, root: root)
+        #expect(server.stop() == 0)
+        let backup = root.appendingPathComponent("backup")
+        try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", backup.path])
+
+        let twice = root.appendingPathComponent("twice")
+        try FileManager.default.copyItem(at: backup, to: twice)
+        let manifestURL = twice.appendingPathComponent("manifest.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
+        let files = try #require(manifest["files"] as? [[String: Any]])
+        manifest["files"] = [files[0]] + files
+        try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+        let refused = try CLI.run(
+            "cleanroomd", ["admin", "restore", "--from", twice.path, "--data-dir", data.path, "--replace"], expectStatus: 1)
+        #expect(refused.stderrText.contains("names a file twice"), "\(refused.stderrText)")
+
+        // The KMS's folder is a file now: its keys cannot be put in place, after the database was.
+        try FileManager.default.removeItem(at: data.appendingPathComponent("kms"))
+        try Data("in the way".utf8).write(to: data.appendingPathComponent("kms"))
+        func snapshot() throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            // (The serving lock holds the pid of whoever took it last: the restore itself.)
+            for name in try FileManager.default.contentsOfDirectory(atPath: data.path).sorted() where name != "cleanroomd.lock" {
+                var isFolder: ObjCBool = false
+                _ = FileManager.default.fileExists(atPath: data.appendingPathComponent(name).path, isDirectory: &isFolder)
+                out[name] = isFolder.boolValue ? Data() : try Data(contentsOf: data.appendingPathComponent(name))
+            }
+            return out
+        }
+        let before = try snapshot()
+        let failed = try CLI.run(
+            "cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace"], expectStatus: 1)
+        #expect(failed.stderrText.contains("the data directory is as it was"), "\(failed.stderrText)")
+        let after = try snapshot()
+        #expect(after == before, "\(Set(after.keys).symmetricDifference(before.keys)) \(after.keys.filter { after[$0] != before[$0] })")
     }
 }

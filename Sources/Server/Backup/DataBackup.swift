@@ -62,16 +62,32 @@ public enum DataBackup {
         }
     }
 
-    /// Backs up `data` into the new folder `destination` (which must not exist, or be empty).
+    /// Backs up `data` into `destination`: a new folder, or an empty one (a mounted volume, say).
     public static func create(from data: DataDirectory, to destination: URL) throws -> Manifest {
         guard FileManager.default.fileExists(atPath: data.file(GovernanceSetup.databaseFile).path) else {
             throw Failure("no cleanroomd database at \(data.file(GovernanceSetup.databaseFile).path)", usage: true)
         }
-        if let existing = try? FileManager.default.contentsOfDirectory(atPath: destination.path), !existing.isEmpty {
-            throw Failure("\(destination.path) is not empty: give a new folder for the backup", usage: true)
+        let target = destination.standardizedFileURL.resolvingSymlinksInPath()
+        let dataPath = data.url.resolvingSymlinksInPath().path
+        guard target.path != dataPath, !target.path.hasPrefix(dataPath + "/") else {
+            throw Failure("--out \(destination.path) is inside the data directory: give a folder outside it", usage: true)
         }
-        let parent = destination.deletingLastPathComponent()
-        let staging = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())")
+        // The folder is made in a staging folder, then given its name: beside it when it does not
+        // exist, inside it when it is an empty folder (which may be a mount point).
+        var info = stat()
+        let exists = lstat(destination.path, &info) == 0
+        if exists {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw Failure("--out \(destination.path) exists and is not a folder: give a new or empty folder", usage: true)
+            }
+            guard (try? FileManager.default.contentsOfDirectory(atPath: destination.path))?.isEmpty == true else {
+                throw Failure("--out \(destination.path) is not empty: give a new or empty folder for the backup", usage: true)
+            }
+        }
+        let staging =
+            exists
+            ? destination.appendingPathComponent(".partial-\(getpid())")
+            : destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         try makeFolder(staging)
         defer { try? FileManager.default.removeItem(at: staging) }
@@ -103,16 +119,34 @@ public enum DataBackup {
             files: try copied.map { try describe(staging.appendingPathComponent($0), as: $0) },
             auditEntries: entries, auditHead: head)
         try write(manifest, to: staging.appendingPathComponent(manifestFile))
-        try? FileManager.default.removeItem(at: destination)  // an empty folder the operator made
-        guard rename(staging.path, destination.path) == 0 else {
-            throw Failure("cannot name the backup \(destination.path): \(String(cString: strerror(errno)))")
+        if exists {
+            for name in try FileManager.default.contentsOfDirectory(atPath: staging.path) {
+                try move(staging.appendingPathComponent(name), to: destination.appendingPathComponent(name))
+            }
+            syncFolder(destination)
+        } else {
+            try move(staging, to: destination)
+            syncFolder(destination.deletingLastPathComponent())
         }
         return manifest
     }
 
+    /// Audit actions a restore of an older database undoes, and which matter for who may do what:
+    /// a revoked approval would count again, a used run would be free again, a rotated or revoked
+    /// credential would work again.
+    static let undoneOnRestore: Set<String> = [
+        "approval.revoked", "job.start", "credential.rotated", "principal.revoked", "principal.roles_changed",
+        "party.suspended", "dataset.withdrawn",
+    ]
+
     /// Restores the backup in `source` into `data`, whose server must be stopped. A data directory
-    /// that has a database is replaced only with `replace`.
-    public static func restore(from source: URL, to data: DataDirectory, replace: Bool) throws -> Manifest {
+    /// that has a database is replaced only with `replace`; one whose readable database holds
+    /// changes made after the backup that `undoneOnRestore` lists (or that is not a later state of
+    /// the backup at all) only with `discardLaterChanges` too. The files go in all or none: the
+    /// current ones are moved aside first and moved back if any step fails.
+    public static func restore(
+        from source: URL, to data: DataDirectory, replace: Bool, discardLaterChanges: Bool = false
+    ) throws -> Manifest {
         let manifest: Manifest
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: source.appendingPathComponent(manifestFile)))
@@ -123,6 +157,8 @@ public enum DataBackup {
             throw Failure("\(source.path) holds a backup of format \(manifest.format), not \(format)", usage: true)
         }
         let known = Set(databases + secrets)
+        let paths = manifest.files.map(\.path)
+        guard Set(paths).count == paths.count else { throw Failure("the manifest names a file twice") }
         for file in manifest.files {
             guard known.contains(file.path) else { throw Failure("the manifest names \(file.path), which no backup holds") }
             let actual = try describe(source.appendingPathComponent(file.path), as: file.path)
@@ -130,8 +166,11 @@ public enum DataBackup {
                 throw Failure("\(file.path) in \(source.path) is not the file the backup made (its SHA-256 or size differs)")
             }
         }
-        guard manifest.files.contains(where: { $0.path == GovernanceSetup.databaseFile }) else {
-            throw Failure("the backup has no \(GovernanceSetup.databaseFile)")
+        guard paths.contains(GovernanceSetup.databaseFile), paths.contains(GovernanceSetup.auditKeyFile) else {
+            throw Failure("the backup has no \(GovernanceSetup.databaseFile) or no \(GovernanceSetup.auditKeyFile)")
+        }
+        guard paths.contains("kms/keys.sqlite") == paths.contains("kms/root.key") else {
+            throw Failure("the backup has only one of kms/keys.sqlite and kms/root.key: the keys need their root key")
         }
         let lock: ServingLock
         do {
@@ -140,13 +179,19 @@ public enum DataBackup {
             throw Failure("\(error): stop the server before restoring into its data directory", usage: true)
         }
         defer { lock.release() }
-        if !replace, FileManager.default.fileExists(atPath: data.file(GovernanceSetup.databaseFile).path) {
-            throw Failure(
-                "\(data.path) already has a database: pass --replace to overwrite it with the backup", usage: true)
+        let current = data.file(GovernanceSetup.databaseFile)
+        if FileManager.default.fileExists(atPath: current.path) {
+            guard replace else {
+                throw Failure("\(data.path) already has a database: pass --replace to overwrite it with the backup", usage: true)
+            }
+            if !discardLaterChanges, let later = laterChanges(in: current, after: manifest) {
+                throw Failure(later, usage: true)
+            }
         }
         // Checked as a copy, in a staging folder inside the data directory (same file system, so
         // each file then moves into place by a rename).
         let staging = data.file(".restore-\(getpid())")
+        let previous = data.file(".restore-previous-\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         try makeFolder(staging)
         defer { try? FileManager.default.removeItem(at: staging) }
@@ -159,17 +204,59 @@ public enum DataBackup {
         guard entries == manifest.auditEntries, head == manifest.auditHead else {
             throw Failure("the backup's audit log does not end where its manifest says")
         }
-        for file in manifest.files {
-            let target = data.file(file.path)
-            try makeFolder(target.deletingLastPathComponent())
-            if databases.contains(file.path) {
-                for suffix in ["-wal", "-shm", "-journal"] { unlink(target.path + suffix) }
-            }
-            guard rename(staging.appendingPathComponent(file.path).path, target.path) == 0 else {
-                throw Failure("cannot put \(target.path) in place: \(String(cString: strerror(errno)))")
+        // The current files (and a replaced database's -wal, -shm and -journal: a WAL from after
+        // the backup must never be applied to it) go aside, then the backup's come in; on any
+        // failure the moved ones go back.
+        var asideFiles: [String] = []
+        for file in paths {
+            for name in databases.contains(file) ? [file, file + "-wal", file + "-shm", file + "-journal"] : [file] {
+                if FileManager.default.fileExists(atPath: data.file(name).path) { asideFiles.append(name) }
             }
         }
+        var movedAside: [String] = []
+        var movedIn: [String] = []
+        do {
+            for name in asideFiles {
+                try makeFolder(previous.appendingPathComponent(name).deletingLastPathComponent())
+                try move(data.file(name), to: previous.appendingPathComponent(name))
+                movedAside.append(name)
+            }
+            for file in paths {
+                try makeFolder(data.file(file).deletingLastPathComponent())
+                try move(staging.appendingPathComponent(file), to: data.file(file))
+                movedIn.append(file)
+            }
+        } catch {
+            for name in movedIn { unlink(data.file(name).path) }
+            for name in movedAside { try? move(previous.appendingPathComponent(name), to: data.file(name)) }
+            try? FileManager.default.removeItem(at: previous)
+            throw Failure("\(error); the data directory is as it was")
+        }
+        for folder in Set(paths.map { data.file($0).deletingLastPathComponent() }) { syncFolder(folder) }
+        try? FileManager.default.removeItem(at: previous)
         return manifest
+    }
+
+    /// Why the database at `current` must not be replaced by the backup without
+    /// `--discard-later-changes`, or nil: it cannot be read (the case a restore is for), or it
+    /// holds nothing after the backup that `undoneOnRestore` lists.
+    private static func laterChanges(in current: URL, after manifest: Manifest) -> String? {
+        let advice = "pass --discard-later-changes to restore anyway, then revoke, rotate and suspend again what the backup "
+            + "does not know, and tell the parties: their audit trails will not show what came after the backup"
+        guard let queue = try? DatabaseQueue(path: current.path, configuration: readOnly()),
+            let entries = try? queue.read({ db in try AuditEntry.order(Column("seq")).fetchAll(db) })
+        else { return nil }
+        let head = Int64(manifest.auditEntries)
+        guard entries.count >= manifest.auditEntries, entries.first(where: { $0.seq == head })?.hash == manifest.auditHead
+            || manifest.auditEntries == 0
+        else {
+            return "the data directory's database is not a later state of this backup (its audit log does not run through the "
+                + "backup's head): \(advice)"
+        }
+        let undone = entries.filter { $0.seq > head && undoneOnRestore.contains($0.action) }
+        guard !undone.isEmpty else { return nil }
+        let counts = Dictionary(grouping: undone, by: \.action).map { "\($0.value.count) \($0.key)" }.sorted()
+        return "the data directory's database has changes after the backup that a restore would undo (\(counts.joined(separator: ", "))): \(advice)"
     }
 
     /// `integrity_check` of every database in `folder`, then the audit chain and its signed
@@ -203,28 +290,62 @@ public enum DataBackup {
     private static func readOnly() -> Configuration {
         var configuration = Configuration()
         configuration.readonly = true
+        configuration.busyMode = .timeout(10)  // the server may be writing (the KMS's database is not in WAL mode)
         return configuration
+    }
+
+    private static func move(_ from: URL, to: URL) throws {
+        guard rename(from.path, to.path) == 0 else {
+            throw Failure("cannot move \(from.path) to \(to.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Makes a folder's new entries durable (after renames into it).
+    private static func syncFolder(_ url: URL) {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
     }
 
     private static func makeFolder(_ url: URL) throws {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
-    /// Copies a file byte for byte, mode 0600, synced.
+    /// Copies a file byte for byte, mode 0600, synced, a megabyte at a time.
     private static func copyFile(_ from: URL, to: URL) throws {
-        let bytes: Data
-        do { bytes = try Data(contentsOf: from) } catch { throw Failure("cannot read \(from.path): \(error.localizedDescription)") }
-        do {
-            try OperatorCredentials.writeSecret(bytes, to: to)
-        } catch {
-            throw Failure("cannot write \(to.path): \(error)")
+        guard let input = FileHandle(forReadingAtPath: from.path) else { throw Failure("cannot read \(from.path)") }
+        defer { try? input.close() }
+        let fd = open(to.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        while let chunk = try? input.read(upToCount: 1 << 20), !chunk.isEmpty {
+            let written = chunk.withUnsafeBytes { buffer -> Bool in
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if n <= 0 { return false }
+                    offset += n
+                }
+                return true
+            }
+            guard written else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
         }
+        guard fsync(fd) == 0 else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
     }
 
+    /// A file's size and SHA-256, read a megabyte at a time.
     private static func describe(_ url: URL, as path: String) throws -> Manifest.File {
-        let bytes: Data
-        do { bytes = try Data(contentsOf: url) } catch { throw Failure("the backup has no readable \(path)") }
-        return Manifest.File(path: path, bytes: bytes.count, sha256: Hex.encode(SHA256.hash(Array(bytes))))
+        guard let input = FileHandle(forReadingAtPath: url.path) else { throw Failure("the backup has no readable \(path)") }
+        defer { try? input.close() }
+        var hash = SHA256()
+        var bytes = 0
+        while let chunk = try? input.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hash.update(Array(chunk))
+            bytes += chunk.count
+        }
+        return Manifest.File(path: path, bytes: bytes, sha256: Hex.encode(hash.finalize()))
     }
 
     private static func write(_ manifest: Manifest, to url: URL) throws {

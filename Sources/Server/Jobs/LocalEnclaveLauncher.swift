@@ -267,7 +267,7 @@ struct SocketDirectoryOwner: Equatable, Sendable {
         guard let namespace = Self.pidNamespace, let boot = Self.bootID, namespace == pidNamespace else { return nil }
         guard boot == bootID else { return false }
         let path = "/proc/\(pid)/stat"
-        guard let fields = Self.statFields(path) else { return access(path, F_OK) == 0 || errno != ENOENT ? nil : false }
+        guard let fields = ProcessStat.fields(path) else { return access(path, F_OK) == 0 || errno != ENOENT ? nil : false }
         guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
         if fields[0] == "Z" || fields[0] == "X" { return false }  // exited, not yet reaped
         return start == startTime
@@ -275,17 +275,8 @@ struct SocketDirectoryOwner: Equatable, Sendable {
 
     /// The start time of a process, from `/proc/PID/stat`.
     static func startTime(of pid: pid_t) -> UInt64? {
-        guard let fields = statFields("/proc/\(pid)/stat"), fields.count > 19 else { return nil }
+        guard let fields = ProcessStat.fields("/proc/\(pid)/stat"), fields.count > 19 else { return nil }
         return UInt64(fields[19])
-    }
-
-    /// The fields of a `/proc/PID/stat` after the command name (which may hold spaces and
-    /// parentheses, so it ends at the last `)`): [0] is the state (field 3), [19] the start time (22).
-    static func statFields(_ path: String) -> [Substring]? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else {
-            return nil
-        }
-        return text[text.index(after: close)...].split(separator: " ")
     }
 
     static var bootID: String? {

@@ -12,10 +12,11 @@ import Synchronization
 /// client uses). Labels hold route patterns, methods and job states only: never an id, a path or a
 /// party's name, which are the parties' business and would not group.
 public final class ServerMetrics: Sendable {
-    /// Upper bounds of the request-duration histogram's buckets, seconds: from a cached read to a
-    /// dataset upload.
+    /// RFC 9110's methods; any other is counted as "other".
     static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"]
 
+    /// Upper bounds of the request-duration histogram's buckets, seconds: from a cached read to a
+    /// dataset upload.
     static let durationBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
     /// One gauge family: a name, its help, and its samples read at scrape time.
@@ -130,9 +131,7 @@ public final class ServerMetrics: Sendable {
     private func renderProcess(_ out: inout String) {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let page = Double(sysconf(Int32(_SC_PAGESIZE)))
-        if let fields = Self.statFields(), fields.count > 21, ticks > 0 {
-            // Fields after the command's closing parenthesis, from field 3 (state): utime is 14,
-            // stime 15, vsize 23, rss 24.
+        if let fields = ProcessStat.fields(), fields.count > 21, ticks > 0 {
             let user = Double(fields[11]) ?? 0, system = Double(fields[12]) ?? 0
             header(&out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, seconds.")
             out += "process_cpu_seconds_total \(format((user + system) / ticks))\n"
@@ -154,17 +153,9 @@ public final class ServerMetrics: Sendable {
         out += "process_start_time_seconds \(format(startTime))\n"
     }
 
-    /// `/proc/self/stat`'s fields after the command (which may hold spaces and parentheses).
-    private static func statFields() -> [Substring]? {
-        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return nil }
-        return text[text.index(after: close)...].split(separator: " ")
-    }
-
     /// Boot time plus the process's start in clock ticks since boot.
     private static func processStartTime() -> Double? {
-        guard let fields = statFields(), fields.count > 19, let ticks = Double(fields[19]),
+        guard let fields = ProcessStat.fields(), fields.count > 19, let ticks = Double(fields[19]),
             let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
             let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
             let boot = Double(line.dropFirst(6))
