@@ -14,9 +14,7 @@ public enum ServerApp {
             EchoRoutes(),
         ] + (context.governance.map { [$0.routes(jobs: context.jobs, logger: context.logger)] } ?? [])
             + KMSRoutes.groups(context)
-            + (context.metrics.map {
-                [MetricsRoutes(metrics: $0.metrics, tokens: [$0.token, context.operatorCredentials.token])]
-            } ?? [])
+            + MetricsRoutes.groups(context)
     }
 
     /// The router with every route registered.

@@ -111,7 +111,17 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        if configuration.logFormat == .json { LoggingSystem.bootstrap { JSONLogHandler(label: $0) } }
-        try await ServerApp.run(configuration: configuration, logger: Logger(label: "cleanroomd"))
+        guard configuration.logFormat == .json else {
+            return try await ServerApp.run(configuration: configuration, logger: Logger(label: "cleanroomd"))
+        }
+        // Every line on stderr a JSON event, the reason the server stopped or could not start included.
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        let logger = Logger(label: "cleanroomd")
+        do {
+            try await ServerApp.run(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -56,4 +56,24 @@ import TestSupport
         #expect(messages.contains("standby enclave ready"), "\(messages)")
         #expect(messages.last == "stopped", "\(messages)")
     }
+
+    /// A server that cannot start (another one serves the data directory) says why as a JSON event
+    /// too, at level critical, and exits 1: a collector's error alarm sees it.
+    @Test func aServerThatCannotStartSaysWhyInJSON() async throws {
+        let server = try await CleanroomdProcess.start(arguments: ["--access-log", "off"])
+        defer { server.stopInBackground() }
+        let second = try await runProcess(
+            try TestEnvironment.executable("cleanroomd"),
+            ["serve", "--data-dir", server.dataDirectory.path, "--listen", "127.0.0.1:0", "--log-format", "json"])
+        #expect(second.status == 1, "\(second.stderrText)")
+        let lines = second.stderrText.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line)")
+        }
+        let lastLine = try #require(lines.last)
+        let last = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any])
+        #expect(last["level"] as? String == "critical")
+        #expect((last["message"] as? String)?.contains("another cleanroomd") == true, "\(last)")
+    }
 }

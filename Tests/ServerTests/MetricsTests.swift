@@ -82,9 +82,22 @@ import TestSupport
             #expect(samples.contains { $0.contains(" \(name){") }, "\(name) missing:\n\(parsed.stdout)")
         }
         // The operator's token reads them too, and the first scrape is counted by the second.
-        let again = try await Self.get(port, "/metrics", token: try server.operatorToken())
+        let operatorToken = try server.operatorToken()
+        let again = try await Self.get(port, "/metrics", token: operatorToken)
         #expect(again.status == 200)
         #expect(again.bodyText.contains(#"cleanroom_http_requests_total{method="GET",route="/metrics",status="200"} 1"#))
+        // Once the operator rotates its credential, the old one reads nothing, the new one does.
+        let rotated = try await offPool {
+            let client = try RawHTTPClient(port: port)
+            try client.send("POST /v1/me/credentials HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(operatorToken)\r\nContent-Length: 0\r\n\r\n")
+            return try client.readResponse()
+        }
+        #expect(rotated.status == 200 || rotated.status == 201, "\(rotated.bodyText)")
+        let fresh = try #require(
+            (try JSONSerialization.jsonObject(with: Data(rotated.bodyText.utf8)) as? [String: Any])?["token"] as? String)
+        #expect(try await Self.get(port, "/metrics", token: operatorToken).status == 401)
+        #expect(try await Self.get(port, "/metrics", token: fresh).status == 200)
+        #expect(try await Self.get(port, "/metrics", token: token).status == 200)
     }
 
     @Test func aRestartKeepsTheMetricsToken() async throws {
