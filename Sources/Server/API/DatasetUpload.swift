@@ -62,17 +62,15 @@ struct DatasetUpload {
 extension DatasetUpload {
     /// What the owner is told, and the operator's log line, when the store could not keep an upload.
     static func storeFailure(_ error: any Error, datasetId: String, objectKey: String, logger: Logger) -> DomainError {
-        var metadata: Logger.Metadata = ["dataset": "\(datasetId)", "object": "\(objectKey)", "error": "\(error)"]
-        let storeError = error as? ObjectStoreError
-        if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
-        if storeError?.code == .insufficientStorage {
-            logger.error("the object store is full: a dataset upload was refused (507); free space in it", metadata: metadata)
+        let failure = StoreFailure(error, ["dataset": "\(datasetId)", "object": "\(objectKey)"])
+        if failure.isFull {
+            logger.error("the object store is full: a dataset upload was refused (507); free space in it", metadata: failure.metadata)
             return DomainError(
                 .insufficientStorage, "insufficient_storage",
                 "the server's storage is full, so the dataset was not stored and is unchanged; "
                     + "upload it again once the server's operator has freed space")
         }
-        logger.error("a dataset upload could not be stored (500)", metadata: metadata)
+        logger.error("a dataset upload could not be stored (500)", metadata: failure.metadata)
         return DomainError(
             .internalError, "object_store_failed",
             "the dataset could not be stored and is unchanged; upload it again, and if this persists tell the server's operator")

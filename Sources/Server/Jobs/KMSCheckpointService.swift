@@ -129,11 +129,9 @@ public final class KMSCheckpointService: CheckpointService, @unchecked Sendable 
         case .failure(let error):
             // The reason reaches every party (a progress event): the store's own error, which names
             // the server's files, goes to the log only.
-            var metadata: Logger.Metadata = ["job": "\(plan.jobID)", "object": "\(key)", "error": "\(error)"]
-            let storeError = error as? ObjectStoreError
-            if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
-            logger?.error("a checkpoint could not be stored; the job goes on without it", metadata: metadata)
-            let reason = storeError?.code == .insufficientStorage ? "the server's storage is full" : "the object store failed"
+            let failure = StoreFailure(error, ["job": "\(plan.jobID)", "object": "\(key)"])
+            logger?.error("a checkpoint could not be stored; the job goes on without it", metadata: failure.metadata)
+            let reason = failure.isFull ? "the server's storage is full" : "the object store failed"
             throw JobFailure(code: "checkpoint.store", message: "the checkpoint could not be stored: \(reason)")
         }
         // The one it supersedes is removed (a failure to remove it costs space, not the job).

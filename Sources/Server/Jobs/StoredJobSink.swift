@@ -98,18 +98,16 @@ public final class StoredJobSink: JobEventSink, @unchecked Sendable {
     /// space is freed; any other failure `output.store`. The failure names no file: every member
     /// party reads it.
     func storeFailure(_ error: (any Error)?, jobID: String, artifact: String, key: String) -> JobFailure {
-        var metadata: Logger.Metadata = ["job": "\(jobID)", "object": "\(key)"]
-        if let error { metadata["error"] = "\(error)" }
-        let storeError = error as? ObjectStoreError
-        if let errno = storeError?.errno { metadata["errno"] = "\(errno)" }
-        if storeError?.code == .insufficientStorage {
-            logger?.error("the object store is full: a job output was not stored and the job fails; free space in it", metadata: metadata)
+        let failure = StoreFailure(error, ["job": "\(jobID)", "object": "\(key)"])
+        if failure.isFull {
+            logger?.error(
+                "the object store is full: a job output was not stored and the job fails; free space in it", metadata: failure.metadata)
             return JobFailure(
                 code: "output.insufficient_storage",
                 message: "could not store \(artifact): the server's storage is full; "
                     + "start the job again once the server's operator has freed space")
         }
-        logger?.error("a job output could not be stored; the job fails", metadata: metadata)
+        logger?.error("a job output could not be stored; the job fails", metadata: failure.metadata)
         return JobFailure(code: "output.store", message: "could not store \(artifact)")
     }
 
