@@ -188,6 +188,40 @@ import Testing
         #expect(retried["status"] as? String == "available")
     }
 
+    /// A full database (SQLite's own SQLITE_FULL, here from a page limit on its one writer): 507
+    /// with what to do, an error line for the operator, nothing changed; once it has room again the
+    /// same request succeeds.
+    @Test func aRequestOnAFullDatabaseAnswers507AndChangesNothing() async throws {
+        let log = CapturedLog()
+        let fixture = try GovernanceFixture(logger: log.logger)
+        let alpha = try await fixture.register("Alpha")
+        let pages = try await fixture.store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
+        try await fixture.store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = \(pages)") }
+        var created: GovernanceFixture.Reply?
+        for n in 0..<50 {  // until the writes no longer fit the pages left over
+            let reply = try await fixture.call(
+                .post, "/v1/datasets", token: alpha.token, json: ["name": "d\(n)", "columns": GovernanceFixture.columns])
+            if reply.status != 201 && reply.status != 200 {
+                created = reply
+                break
+            }
+        }
+        let full = try require2(created)
+        #expect(full.status == 507, "\(full.json)")
+        #expect(full.code == "insufficient_storage")
+        let message = try require2((full["error"] as? [String: Any])?["message"] as? String)
+        #expect(message.contains("storage is full") && message.contains("nothing was changed"), "\(message)")
+        #expect(log.entries.contains { $0.level == .error && $0.message.contains("the database is full") }, "\(log.entries)")
+        let before = try await fixture.call(.get, "/v1/datasets", token: alpha.token)
+        let count = (before["items"] as? [Any])?.count
+        try await fixture.store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
+        let again = try await fixture.call(
+            .post, "/v1/datasets", token: alpha.token, json: ["name": "after", "columns": GovernanceFixture.columns])
+        #expect(again.status == 201 || again.status == 200, "\(again.json)")
+        let after = try await fixture.call(.get, "/v1/datasets", token: alpha.token)
+        #expect((after["items"] as? [Any])?.count == (count ?? -1) + 1)
+    }
+
     /// Any other failure of the store keeps its 500 `object_store_failed`, and is logged too.
     @Test func anotherStoreFailureAnswers500AndIsLogged() async throws {
         let disk = FullDisk()

@@ -3,6 +3,7 @@ import CleanRoom
 import Crypto
 import Dispatch
 import Foundation
+import GRDB
 import HTTPServer
 import Logging
 
@@ -51,6 +52,16 @@ struct GovernanceRoutes: RouteGroup {
                     return try await handler(request, caller)
                 } catch let error as DomainError {
                     return APIError.response(error)
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+                    // The database's disk (or its size limit) is full: SQLite rolled the change back.
+                    logger.error(
+                        "the database is full: a request was refused (507); free space on its disk",
+                        metadata: ["operation": "\(route.operation)", "error": "\(error)"])
+                    return APIError.response(
+                        DomainError(
+                            .insufficientStorage, "insufficient_storage",
+                            "the server's storage is full, so nothing was changed; "
+                                + "try again once the server's operator has freed space"))
                 }
             }
         }
