@@ -41,6 +41,11 @@ extension ServerApp {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         let servingLock = try dataDirectory.lockForServing()
         defer { servingLock.release() }
+        if let interrupted = DataBackup.interruptedRestore(in: dataDirectory) {
+            throw ConfigurationError(
+                "an interrupted `cleanroomd admin restore` left \(interrupted.path): the data directory may hold some of "
+                    + "the backup's files and some of the earlier ones; run the same restore again to finish it")
+        }
         var (credentials, created) = try dataDirectory.bootstrap()
         let (withKeys, addedKeys) = try credentials.withAccessKeyPair()
         if addedKeys {

@@ -151,6 +151,32 @@ import TestSupport
             "cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace"], expectStatus: 1)
         #expect(failed.stderrText.contains("the data directory is as it was"), "\(failed.stderrText)")
         let after = try snapshot()
+        // (A failed restore leaves nothing set aside, so the server still starts on the directory.)
         #expect(after == before, "\(Set(after.keys).symmetricDifference(before.keys)) \(after.keys.filter { after[$0] != before[$0] })")
+    }
+
+    /// A restore a crash interrupted between its renames leaves the files it set aside: the server
+    /// refuses to start on such a mix until the same restore, run again, finishes it.
+    @Test func aServerDoesNotStartOnAnInterruptedRestoreUntilItIsFinished() throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-restore-interrupted")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data")
+        let server = try CleanroomdProcess(dataDirectory: data, keepsPort: true)
+        try server.start()
+        #expect(server.stop() == 0)
+        let backup = root.appendingPathComponent("backup")
+        try CLI.run("cleanroomd", ["admin", "backup", "--data-dir", data.path, "--out", backup.path])
+        // What a restore killed half-way leaves: the earlier database set aside.
+        let aside = data.appendingPathComponent(".restore-previous-4242")
+        try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(
+            at: data.appendingPathComponent("cleanroom.sqlite"), to: aside.appendingPathComponent("cleanroom.sqlite"))
+        let refused = try CLI.run(
+            "cleanroomd", ["serve", "--data-dir", data.path, "--listen", "127.0.0.1:0"], expectStatus: 1)
+        #expect(refused.stderrText.contains("interrupted `cleanroomd admin restore`"), "\(refused.stderrText)")
+        try CLI.run("cleanroomd", ["admin", "restore", "--from", backup.path, "--data-dir", data.path, "--replace"])
+        #expect(!FileManager.default.fileExists(atPath: aside.path))
+        try server.start()
+        #expect(server.stop() == 0)
     }
 }

@@ -233,8 +233,19 @@ public enum DataBackup {
             throw Failure("\(error); the data directory is as it was")
         }
         for folder in Set(paths.map { data.file($0).deletingLastPathComponent() }) { syncFolder(folder) }
-        try? FileManager.default.removeItem(at: previous)
+        // What this restore and any interrupted one before it set aside is superseded now.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: data.path)) ?? [] where name.hasPrefix(".restore-") {
+            try? FileManager.default.removeItem(at: data.file(name))
+        }
         return manifest
+    }
+
+    /// The files a restore set aside and did not remove because it was interrupted (a crash or a
+    /// kill between its renames), or nil. Until a restore finishes, the server does not start on
+    /// the directory: it may hold some files of the backup and some of before.
+    public static func interruptedRestore(in data: DataDirectory) -> URL? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: data.path)) ?? []
+        return names.sorted().first { $0.hasPrefix(".restore-previous-") }.map { data.file($0) }
     }
 
     /// Why the database at `current` must not be replaced by the backup without
