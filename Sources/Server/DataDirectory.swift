@@ -139,20 +139,25 @@ public struct OperatorCredentials: Codable, Sendable, CustomStringConvertible {
         try Self.writeSecret(data, to: url)
     }
 
+    /// Writes all of `data` to `fd` (retrying short writes); false on an error (see `errno`).
+    static func writeAll(_ data: Data, to fd: Int32) -> Bool {
+        data.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
     /// Writes `data` to `url` mode 0600, atomically (a temporary file, fsync, rename).
     static func writeSecret(_ data: Data, to url: URL) throws {
         let tmp = url.path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigurationError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let ok = data.withUnsafeBytes { buf -> Bool in
-            var off = 0
-            while off < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
-                if n <= 0 { return false }
-                off += n
-            }
-            return fsync(fd) == 0
-        }
+        let ok = writeAll(data, to: fd) && fsync(fd) == 0
         close(fd)
         guard ok, rename(tmp, url.path) == 0 else {
             unlink(tmp)

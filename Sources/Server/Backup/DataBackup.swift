@@ -332,16 +332,7 @@ public enum DataBackup {
         defer { close(fd) }
         fchmod(fd, 0o600)
         while let chunk = try? input.read(upToCount: 1 << 20), !chunk.isEmpty {
-            let written = chunk.withUnsafeBytes { buffer -> Bool in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n <= 0 { return false }
-                    offset += n
-                }
-                return true
-            }
-            guard written else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
+            guard OperatorCredentials.writeAll(chunk, to: fd) else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
         }
         guard fsync(fd) == 0 else { throw Failure("cannot write \(to.path): \(String(cString: strerror(errno)))") }
     }
