@@ -85,7 +85,11 @@ final class CurlTransfer: @unchecked Sendable {
 
     func perform(_ h: UnsafeMutableRawPointer) {
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
+        var resolveList: UnsafeMutablePointer<curl_slist>?
+        defer {
+            curl_slist_free_all(headerList)
+            curl_slist_free_all(resolveList)
+        }
         let me = Unmanaged.passRetained(self)
         defer { me.release() }
         let ud = UnsafeRawPointer(me.toOpaque())
@@ -98,10 +102,19 @@ final class CurlTransfer: @unchecked Sendable {
         _ = ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout * 1000))
         _ = ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
         _ = ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Int(configuration.stallTimeout)))
+        if let total = configuration.totalTimeout { _ = ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))) }
         _ = ccurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
         _ = ccurl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
         _ = ccurl_setopt_long(h, CURLOPT_PATH_AS_IS, 1)  // S3 keys may contain "..": send them as signed
         _ = ccurl_setopt_long(h, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS))
+        if request.bypassProxy { _ = ccurl_setopt_string(h, CURLOPT_NOPROXY, "*") }
+        if !request.resolve.isEmpty {
+            for entry in request.resolve { resolveList = curl_slist_append(resolveList, entry) }
+            _ = ccurl_setopt_ptr(h, CURLOPT_RESOLVE, UnsafeRawPointer(resolveList))
+            // Connections are matched by host name, not address: never reuse one made under another pin.
+            _ = ccurl_setopt_long(h, CURLOPT_FRESH_CONNECT, 1)
+            _ = ccurl_setopt_long(h, CURLOPT_FORBID_REUSE, 1)
+        }
 
         _ = ccurl_setopt_header(h, curlHeaderCallback)
         _ = ccurl_setopt_ptr(h, CURLOPT_HEADERDATA, ud)
@@ -152,6 +165,7 @@ final class CurlTransfer: @unchecked Sendable {
         let rc = curl_easy_perform(h)
         // The handle is reused; make sure no callback can reach this transfer again.
         _ = ccurl_setopt_ptr(h, CURLOPT_HTTPHEADER, nil)
+        _ = ccurl_setopt_ptr(h, CURLOPT_RESOLVE, nil)
 
         if rc == CURLE_OK {
             deliverHead()

@@ -17,6 +17,9 @@ public final class HTTPClient: Sendable {
         public var connectTimeout: Double = 10
         /// Abort a transfer that moves fewer than 1 byte/s for this long.
         public var stallTimeout: Double = 60
+        /// Abort a transfer (connect, send, response head and body) not finished in this many
+        /// seconds; nil: no limit beyond the connect and stall timeouts.
+        public var totalTimeout: Double?
         /// Worker threads, i.e. transfers that can be in flight at once.
         public var maxConcurrentTransfers: Int = 8
         /// Bytes buffered between the network and a slow reader.

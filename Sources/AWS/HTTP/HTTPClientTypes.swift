@@ -7,6 +7,14 @@ public struct HTTPClientRequest: Sendable {
     public var body: Body
     /// Whether the request may be sent again after a connection error, a 5xx or throttling.
     public var idempotent: Bool
+    /// `CURLOPT_RESOLVE` entries (`host:port:address`, an IPv6 address in brackets) pinning the
+    /// URL's host to addresses checked beforehand, so DNS cannot change between check and connect.
+    /// A pinned request always opens a fresh connection and does not leave it for reuse. The
+    /// entries stay in the worker's DNS cache: send pinned requests on a dedicated client.
+    public var resolve: [String] = []
+    /// Ignore `http_proxy`/`https_proxy`/`all_proxy` from the environment (`CURLOPT_NOPROXY "*"`),
+    /// so a proxy cannot route the request around a pinned address.
+    public var bypassProxy: Bool = false
 
     /// A request body: none, bytes in memory (replayable, so retryable), or a stream read once.
     public enum Body: Sendable {
@@ -22,13 +30,15 @@ public struct HTTPClientRequest: Sendable {
 
     public init(
         method: String, url: String, headers: [(name: String, value: String)] = [], body: Body = .empty,
-        idempotent: Bool = true
+        idempotent: Bool = true, resolve: [String] = [], bypassProxy: Bool = false
     ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.idempotent = idempotent
+        self.resolve = resolve
+        self.bypassProxy = bypassProxy
     }
 }
 
