@@ -21,13 +21,15 @@ public final class AppContext: Sendable {
     public let storage: StorageServices?
     /// Runs jobs in enclaves (issue #8); nil in tests that do not need it.
     public let jobs: JobManager?
+    /// Sends webhook events; nil in tests that do not need it.
+    public let webhooks: WebhookDispatcher?
     /// `GET /metrics` and the token that reads it, besides the operator's; nil: no such route.
     public let metrics: (metrics: ServerMetrics, token: String)?
 
     public init(
         configuration: ServerConfiguration, dataDirectory: DataDirectory, operatorCredentials: OperatorCredentials,
         logger: Logger, readiness: ReadinessChecks = ReadinessChecks(), governance: Governance? = nil,
-        storage: StorageServices? = nil, jobs: JobManager? = nil, metrics: (metrics: ServerMetrics, token: String)? = nil
+        storage: StorageServices? = nil, jobs: JobManager? = nil, webhooks: WebhookDispatcher? = nil, metrics: (metrics: ServerMetrics, token: String)? = nil
     ) {
         self.configuration = configuration
         self.dataDirectory = dataDirectory
@@ -37,6 +39,7 @@ public final class AppContext: Sendable {
         self.governance = governance
         self.storage = storage
         self.jobs = jobs
+        self.webhooks = webhooks
         self.metrics = metrics
     }
 }

@@ -12,7 +12,8 @@ public enum ServerApp {
         [
             HealthRoutes(readiness: context.readiness),
             EchoRoutes(),
-        ] + (context.governance.map { [$0.routes(jobs: context.jobs, logger: context.logger)] } ?? [])
+        ]
+            + (context.governance.map { [$0.routes(jobs: context.jobs, webhooks: context.webhooks, logger: context.logger)] } ?? [])
             + KMSRoutes.groups(context)
             + MetricsRoutes.groups(context)
     }
@@ -70,9 +71,11 @@ extension ServerApp {
         for id in recovered.failed { status("job \(id) was interrupted by the last stop: marked failed") }
         for id in recovered.succeeded { status("job \(id) was interrupted by the last stop after delivering everything: succeeded") }
         let metrics = ServerMetrics()
+        let webhooks = WebhookDispatcher(store: governance.store, configuration: configuration.webhooks, logger: logger)
         let context = AppContext(
             configuration: configuration, dataDirectory: dataDirectory, operatorCredentials: credentials, logger: logger,
-            governance: governance, storage: storage, jobs: jobs, metrics: (metrics, try dataDirectory.metricsToken()))
+            governance: governance, storage: storage, jobs: jobs, webhooks: webhooks,
+            metrics: (metrics, try dataDirectory.metricsToken()))
         metrics.addServerGauges(context)
         let router = makeRouter(context: context)
         let accessLog = configuration.accessLog == "off" ? nil : try AccessLogWriter(destination: configuration.accessLog)
@@ -88,6 +91,7 @@ extension ServerApp {
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         try server.start()
         jobs.services.standby?.start()  // once nothing can fail startup: a failed start leaves no enclave
+        webhooks.start()
         let scheme = tls == nil ? "http" : "https"
         let shown = ListenAddress(host: configuration.listen.host, port: server.port)
         status("listening on \(scheme)://\(shown) (data directory \(dataDirectory.path))")
@@ -100,6 +104,7 @@ extension ServerApp {
             try? await GovernanceRoutes.blocking { jobs.cancelAll(reason: "the server is shutting down", timeout: 10) }
         }
         await server.shutdown()
+        await webhooks.stop()  // after the jobs' last events: what is not sent now is sent after the next start
         if let standby = jobs.services.standby {
             try? await GovernanceRoutes.blocking { standby.stop() }
         }

@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var storage = StorageConfiguration()
     /// Where job enclaves run (`--enclave local|nitro` and its options).
     public var enclave = EnclaveConfiguration()
+    /// Where and how webhook events are sent (`--webhook-…` options).
+    public var webhooks = WebhookDispatcher.Configuration()
 
     public init() {}
 

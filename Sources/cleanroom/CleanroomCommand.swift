@@ -25,6 +25,8 @@ struct CleanroomCommand: AsyncParsableCommand {
             JobCommand.self, OutputCommand.self, VerifyCommand.self,
             // The dataset key's policy (DESIGN §2.4): KMSCommands.swift
             KMSCommand.self,
+            // Signed webhooks (DESIGN §8): WebhookCommands.swift
+            WebhookCommand.self,
         ]
     )
 

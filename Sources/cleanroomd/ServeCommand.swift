@@ -88,6 +88,26 @@ struct ServeCommand: AsyncParsableCommand {
         help: "Keep one enclave launched and keyed ahead of the next job, so a job starts without waiting for it.")
     var enclaveStandby = true
 
+    @Flag(
+        name: .customLong("webhook-allow-http"),
+        help: "Let parties register plain http:// webhook URLs (development only; https otherwise).")
+    var webhookAllowHTTP = false
+
+    @Option(
+        name: .customLong("webhook-allow-network"),
+        help: ArgumentHelp(
+            "A network (CIDR) webhooks may reach although it is private, loopback or link-local, e.g. 10.20.0.0/16 for an on-premises receiver. Repeatable.",
+            valueName: "cidr"))
+    var webhookAllowNetwork: [String] = []
+
+    @Option(name: .customLong("webhook-ca-file"), help: "PEM CA bundle for webhook receivers with private certificates (system roots otherwise).")
+    var webhookCAFile: String?
+
+    @Option(
+        name: .customLong("webhook-retry-delay"),
+        help: "Seconds before a failed webhook delivery is retried (default 10); each further retry waits twice as long, up to an hour.")
+    var webhookRetryDelay: Double?
+
     func run() async throws {
         var overrides = ServerConfiguration.Overrides()
         overrides.configFile = config
@@ -108,6 +128,9 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.enclave = try EnclaveConfiguration(
                 mode: enclave, binary: enclaveBinary, eif: enclaveEIF, cpus: enclaveCPUs, memoryMiB: enclaveMemory,
                 cid: enclaveCID, port: enclavePort, debug: enclaveDebug, standby: enclaveStandby)
+            configuration.webhooks = try WebhookDispatcher.Configuration(
+                allowHTTP: webhookAllowHTTP, allowNetworks: webhookAllowNetwork, caFile: webhookCAFile,
+                retryDelay: webhookRetryDelay)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

@@ -33,9 +33,11 @@ import Testing
             let (collaboration, approval, _) = try await fixture.approvedCollaboration(party, name: "collab")
             let victim = try await fixture.principal(party, roles: ["partner"])
             let (job, output) = try await fixture.recordedJob(party, collaboration: collaboration)
+            // Nothing listens on port 9: a ping fails at once.
+            let webhook = try await fixture.call(.post, "/v1/webhooks", token: party.token, json: ["url": "http://127.0.0.1:9/hook"])
             parameters[target] = [
                 "partyId": party.id, "principalId": victim.id, "datasetId": dataset, "collaborationId": collaboration,
-                "approvalId": approval, "jobId": job, "outputId": output,
+                "approvalId": approval, "jobId": job, "outputId": output, "webhookId": try require2(webhook["id"] as? String),
             ]
         }
         return World(fixture: fixture, alpha: alpha, beta: beta, spare: spare, parameters: parameters)
@@ -62,7 +64,7 @@ import Testing
         case .self: return hasRole ? .handlerRuns : .status(403)
         case .operator: return isOperator ? .handlerRuns : .status(403)
         case .party: return isOperator ? .status(403) : (hasRole ? .handlerRuns : .status(403))
-        case .ownParty, .ownDataset, .member, .ownApproval, .collaborationJobs, .jobMember, .ownOutput:
+        case .ownParty, .ownDataset, .member, .ownApproval, .collaborationJobs, .jobMember, .ownOutput, .ownWebhook:
             if isOperator || target == .other { return .status(404) }
             return hasRole ? .handlerRuns : .status(403)
         }
@@ -93,6 +95,20 @@ import Testing
                         // A fresh principal to act on, so an earlier revocation does not change this case.
                         let owner = target == .own ? world.alpha : world.beta
                         parameters["principalId"] = try await world.fixture.principal(owner, roles: ["partner"]).id
+                    }
+                    var freshWebhook: String?
+                    if route.path.contains("{webhookId}"), target == .own {
+                        // A fresh webhook too (deleteWebhook removes it), dropped after the case: a party may have ten.
+                        let created = try await world.fixture.call(
+                            .post, "/v1/webhooks", token: world.alpha.token, json: ["url": "http://127.0.0.1:9/hook"])
+                        freshWebhook = try require2(created["id"] as? String, "\(created.json)")
+                        parameters["webhookId"] = freshWebhook
+                    }
+                    defer {
+                        if let freshWebhook {
+                            _ = try? world.fixture.store.deleteWebhook(
+                                id: freshWebhook, caller: try world.fixture.store.authenticate(bearer: world.alpha.token)!)
+                        }
                     }
                     let path = Self.path(route, parameters, spare: world.spare.id)
                     let reply = try await world.fixture.call(

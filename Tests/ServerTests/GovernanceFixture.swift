@@ -18,6 +18,8 @@ final class GovernanceFixture: @unchecked Sendable {
     let objects: any ObjectStore
     /// Runs jobs with an enclave program that does not exist: every job that starts fails at launch.
     let jobs: JobManager
+    /// Sends pings only (never started): webhooks may reach http://127.0.0.1 here.
+    let webhooks: WebhookDispatcher
     let router: Router
     let operatorToken = "cro_test-operator-token"
 
@@ -43,8 +45,12 @@ final class GovernanceFixture: @unchecked Sendable {
                 launcher: LocalEnclaveLauncher(
                     configuration: .init(executablePath: directory.appendingPathComponent("no-enclave").path)),
                 verifier: AttestationVerifier(trustedRoots: [.awsNitroEnclavesRootG1]), decrypt: { _ in throw NoKMS() }))
+        var webhookConfiguration = WebhookDispatcher.Configuration()
+        webhookConfiguration.target = WebhookTargetPolicy(allowHTTP: true, allowedNetworks: [try IPNetwork(cidr: "127.0.0.1/32")])
+        webhookConfiguration.timeout = 2
+        webhooks = WebhookDispatcher(store: store, configuration: webhookConfiguration, logger: logger)
         router = Router()
-        router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs, logger: logger))
+        router.register(GovernanceRoutes(store: store, objects: objects, jobs: jobs, webhooks: webhooks, logger: logger))
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }

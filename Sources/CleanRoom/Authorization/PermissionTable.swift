@@ -9,6 +9,7 @@ public struct PermissionTable: Sendable {
         case `public`, enrollment, `operator`, `self`, party
         case ownParty = "own-party", ownDataset = "own-dataset", member, ownApproval = "own-approval"
         case collaborationJobs = "collaboration-jobs", jobMember = "job-member", ownOutput = "own-output"
+        case ownWebhook = "own-webhook"
     }
 
     /// One row of the table.

@@ -217,7 +217,8 @@ public enum EmbeddedPolicyFiles {
     "own-approval": "The collaboration has the caller's party as a member and the approval was made by the caller's party; otherwise 404.",
     "collaboration-jobs": "The caller's party is named in the collaboration's policy, or in the policy one of its jobs ran (a party a revision dropped); otherwise 404. Only the jobs whose policy names the party are listed.",
     "job-member": "The policy version the job ran names the caller's party (whatever the collaboration's policy is now); otherwise 404.",
-    "own-output": "The output belongs to such a job and is addressed to the caller's party; otherwise 404 (other parties' outputs look exactly like missing ones)."
+    "own-output": "The output belongs to such a job and is addressed to the caller's party; otherwise 404 (other parties' outputs look exactly like missing ones).",
+    "own-webhook": "The webhook belongs to the caller's party; otherwise 404."
   },
   "routes": [
     {
@@ -591,6 +592,78 @@ public enum EmbeddedPolicyFiles {
         "partner"
       ],
       "scope": "job-member"
+    },
+    {
+      "operation": "createWebhook",
+      "method": "POST",
+      "path": "/v1/webhooks",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "party"
+    },
+    {
+      "operation": "listWebhooks",
+      "method": "GET",
+      "path": "/v1/webhooks",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "party"
+    },
+    {
+      "operation": "getWebhook",
+      "method": "GET",
+      "path": "/v1/webhooks/{webhookId}",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
+    },
+    {
+      "operation": "updateWebhook",
+      "method": "PATCH",
+      "path": "/v1/webhooks/{webhookId}",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
+    },
+    {
+      "operation": "deleteWebhook",
+      "method": "DELETE",
+      "path": "/v1/webhooks/{webhookId}",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
+    },
+    {
+      "operation": "rotateWebhookSecret",
+      "method": "POST",
+      "path": "/v1/webhooks/{webhookId}/secret",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
+    },
+    {
+      "operation": "pingWebhook",
+      "method": "POST",
+      "path": "/v1/webhooks/{webhookId}/ping",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
+    },
+    {
+      "operation": "listWebhookDeliveries",
+      "method": "GET",
+      "path": "/v1/webhooks/{webhookId}/deliveries",
+      "roles": [
+        "party-admin"
+      ],
+      "scope": "own-webhook"
     }
   ]
 }

@@ -147,5 +147,38 @@ enum CleanRoomMigrations {
             try db.alter(table: "auditEntry") { t in t.add(column: "format", .integer) }
             try db.alter(table: "auditCheckpoint") { t in t.add(column: "formatSince", .integer) }
         }
+        // Signed webhooks (DESIGN §8): a party's registrations and their recent delivery attempts.
+        migrator.registerMigration("2026-11-22-01-webhooks") { db in
+            try db.create(table: "webhook") { t in
+                t.primaryKey("id", .text)
+                t.column("partyId", .text).notNull().references("party").indexed()
+                t.column("url", .text).notNull()
+                t.column("events", .text).notNull()  // JSON array of event types or patterns
+                t.column("description", .text)
+                t.column("secret", .text).notNull()
+                t.column("previousSecret", .text)
+                t.column("previousSecretExpiresAt", .integer)
+                t.column("status", .text).notNull()
+                t.column("disabledReason", .text)
+                t.column("cursor", .integer).notNull()
+                t.column("failures", .integer).notNull()
+                t.column("failingSince", .integer)
+                t.column("nextAttemptAt", .integer)
+                t.column("createdAt", .integer).notNull()
+                t.column("createdBy", .text).notNull()
+            }
+            try db.create(table: "webhookDelivery") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("webhookId", .text).notNull().references("webhook", onDelete: .cascade).indexed()
+                t.column("eventSeq", .integer)
+                t.column("eventId", .text).notNull()
+                t.column("eventType", .text).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("time", .integer).notNull()
+                t.column("durationMs", .integer).notNull()
+                t.column("status", .integer)
+                t.column("error", .text)
+            }
+        }
     }
 }

@@ -30,6 +30,9 @@ public final class CleanRoomStore: Sendable {
 
     var now: Int64 { configuration.clock() }
 
+    /// The store's clock (Unix seconds): the time it records, injectable for tests.
+    public var currentTime: Int64 { now }
+
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String, configuration: Configuration = Configuration()) throws {
         var config = GRDB.Configuration()

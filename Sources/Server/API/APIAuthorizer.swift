@@ -84,6 +84,9 @@ struct APIAuthorizer: Sendable {
             guard let id = request.pathParameters["collaborationId"], let partyId = caller.partyId,
                 try await GovernanceRoutes.blocking({ try jobs.listsJobs(collaborationId: id, partyId: partyId) })
             else { throw DomainError.notFound("collaboration") }
+        case .ownWebhook:
+            guard let id = request.pathParameters["webhookId"], caller.partyId != nil else { throw DomainError.notFound("webhook") }
+            _ = try await GovernanceRoutes.blocking { try store.webhook(id: id, caller: caller) }
         case .jobMember, .ownOutput:
             // JobStore answers not_found for jobs of other collaborations and outputs of other parties.
             let jobs = JobStore(store: store)

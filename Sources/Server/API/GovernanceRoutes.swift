@@ -8,7 +8,8 @@ import HTTPServer
 import Logging
 
 /// The /v1 API: enrollment, registration, principals, datasets and their streamed upload,
-/// collaborations and policies, approvals, audit (issue #6), and jobs (`JobRoutes`, issue #8).
+/// collaborations and policies, approvals, audit (issue #6), jobs (`JobRoutes`, issue #8), and
+/// webhooks (`WebhookRoutes`).
 /// Every route is registered from the one permission table, so no route can exist without an
 /// authorisation rule.
 struct GovernanceRoutes: RouteGroup {
@@ -16,6 +17,8 @@ struct GovernanceRoutes: RouteGroup {
     let objects: any ObjectStore
     /// Runs jobs; nil in servers (tests) that run none.
     let jobs: JobManager?
+    /// Sends webhook events and pings; nil in servers (tests) that send none.
+    let webhooks: WebhookDispatcher?
     let table: PermissionTable
     /// Largest dataset upload accepted.
     let maxUploadBytes: Int
@@ -23,12 +26,14 @@ struct GovernanceRoutes: RouteGroup {
     let logger: Logger
 
     init(
-        store: CleanRoomStore, objects: any ObjectStore, jobs: JobManager? = nil, table: PermissionTable = .standard,
+        store: CleanRoomStore, objects: any ObjectStore, jobs: JobManager? = nil, webhooks: WebhookDispatcher? = nil,
+        table: PermissionTable = .standard,
         maxUploadBytes: Int = 64 << 30, logger: Logger = Logger(label: "cleanroomd.api")
     ) {
         self.store = store
         self.objects = objects
         self.jobs = jobs
+        self.webhooks = webhooks
         self.table = table
         self.maxUploadBytes = maxUploadBytes
         self.logger = logger
@@ -38,6 +43,7 @@ struct GovernanceRoutes: RouteGroup {
 
     func registerRoutes(on router: Router) {
         let handlers = self.handlers().merging(JobRoutes(manager: jobs).handlers()) { own, _ in own }
+            .merging(WebhookRoutes(store: store, dispatcher: webhooks).handlers()) { own, _ in own }
         for route in table.routes {
             guard let handler = handlers[route.operation] else {
                 preconditionFailure("no handler for \(route.operation) in the permission table")

@@ -96,7 +96,7 @@ public final class Governance: Sendable {
     public static let checkpointInterval: UInt64 = 30
 
     /// The /v1 routes over these services, with `jobs` running the job routes.
-    func routes(jobs: JobManager?, logger: Logger) -> GovernanceRoutes {
-        GovernanceRoutes(store: store, objects: objects, jobs: jobs, logger: logger)
+    func routes(jobs: JobManager?, webhooks: WebhookDispatcher?, logger: Logger) -> GovernanceRoutes {
+        GovernanceRoutes(store: store, objects: objects, jobs: jobs, webhooks: webhooks, logger: logger)
     }
 }

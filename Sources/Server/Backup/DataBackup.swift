@@ -133,10 +133,11 @@ public enum DataBackup {
 
     /// Audit actions a restore of an older database undoes, and which matter for who may do what:
     /// a revoked approval would count again, a used run would be free again, a rotated or revoked
-    /// credential would work again.
+    /// credential would work again, a deleted, moved or re-keyed webhook would send events to the
+    /// old URL, signed with the old secret.
     static let undoneOnRestore: Set<String> = [
         "approval.revoked", "job.start", "credential.rotated", "principal.revoked", "principal.roles_changed",
-        "party.suspended", "dataset.withdrawn",
+        "party.suspended", "dataset.withdrawn", "webhook.deleted", "webhook.updated", "webhook.secret_rotated",
     ]
 
     /// Restores the backup in `source` into `data`, whose server must be stopped. A data directory
