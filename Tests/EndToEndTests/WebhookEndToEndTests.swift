@@ -162,6 +162,96 @@ import TestSupport
         #expect(foreign.stdoutText.contains(#""code":"not_found""#), "\(foreign.stdoutText)")
     }
 
+    /// A receiver that fails, then is down while the server restarts, then trusts only a rotated
+    /// secret, then sits where the server no longer may send: every event arrives, in order, once
+    /// the receiver works, and none after the address is no longer allowed.
+    @Test func failuresAreRetriedNothingIsLostOverARestartSecretsRotateAndTheAddressIsCheckedAtEverySend() async throws {
+        let root = try TestEnvironment.temporaryDirectory("e2e-webhook-retries")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try CleanroomdProcess(dataDirectory: root.appendingPathComponent("data"), keepsPort: true)
+        try server.start(arguments: Self.serverArguments)
+        defer { server.stop() }
+        let (machines, datasets) = try GovernanceEndToEndTests.threeHospitals(server: server, root: root, rows: 40, viaKMS: { _ in false })
+        let stMary = machines[0]
+        let port = try TestEnvironment.freePort()
+        let hook = try Self.addWebhook(stMary, url: "http://127.0.0.1:\(port)/hook", events: ["policy.*", "approval.*"], root: root)
+
+        // Two 503s, then the event arrives on the third attempt (the first retry after about a second).
+        var receiver = try Receiver(root: root, name: "first", secretFiles: [hook.secret], failFirst: 2, port: port)
+        let policy = try GovernanceEndToEndTests.hospitalsPolicy(machines, datasets: datasets)
+        let policyFile = root.appendingPathComponent("policy.json")
+        try JSONSerialization.data(withJSONObject: policy).write(to: policyFile)
+        let proposed = try stMary.json(["policy", "propose", policyFile.path])
+        let collaboration = try #require(proposed["id"] as? String)
+        let digest = try #require(proposed["digest"] as? String)
+        let first = try receiver.wait("policy.proposed") { $0.count == 1 }
+        #expect(first[0]["attempt"] as? Int == 3, "\(first)")
+        let attempts = try #require(try stMary.json(["webhook", "deliveries", hook.id])["items"] as? [[String: Any]])
+        #expect(attempts.map { $0["status"] as? Int } == [204, 503, 503], "\(attempts)")
+        #expect(attempts.map { $0["attempt"] as? Int } == [3, 2, 1])
+        #expect(try stMary.json(["webhook", "show", hook.id])["failures"] as? Int == 0)
+
+        // The receiver goes down; three approvals wait while the server stops and starts again.
+        receiver.stop()
+        var approvals: [String] = []
+        for machine in machines {
+            let approved = try machine.json(["policy", "approve", collaboration, "--yes", "--digest", digest])
+            approvals.append(try #require(approved["id"] as? String))
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while try stMary.json(["webhook", "show", hook.id])["failures"] as? Int ?? 0 < 2, Date() < deadline { usleep(100_000) }
+        let failing = try stMary.json(["webhook", "show", hook.id])
+        #expect(failing["failures"] as? Int ?? 0 >= 2 && failing["nextAttemptAt"] != nil, "\(failing)")
+        #expect(await server.stopped() == 0)
+        receiver = try Receiver(root: root, name: "second", secretFiles: [hook.secret], port: port)
+        try server.start(arguments: Self.serverArguments)
+        let resumed = try receiver.wait("the three approvals after the restart") { $0.count == 3 }
+        #expect(receiver.types() == ["approval.submitted", "approval.submitted", "approval.submitted"])
+        let seqs = resumed.compactMap { (($0["event"] as? [String: Any])?["audit"] as? [String: Any])?["seq"] as? Int }
+        #expect(seqs == seqs.sorted() && Set(seqs).count == 3, "\(seqs)")
+
+        // A rotated secret: for a day both sign, so the receiver that knows only the old one still accepts.
+        let newSecret = root.appendingPathComponent("rotated-secret")
+        let rotated = try stMary.json(["webhook", "rotate-secret", hook.id, "--secret-file", newSecret.path])
+        #expect(rotated["previousSecretExpiresAt"] != nil && rotated["secret"] == nil, "\(rotated)")
+        #expect(try String(contentsOf: newSecret, encoding: .utf8) != (try String(contentsOf: hook.secret, encoding: .utf8)))
+        _ = try machines[1].json(["policy", "revoke", collaboration, approvals[1]])
+        let overlap = try receiver.wait("the first revocation") { $0.count == 4 }
+        #expect(overlap[3]["signatures"] as? Int == 2 && overlap[3]["secretFile"] as? String == hook.secret.path, "\(overlap[3])")
+        receiver.stop()
+        receiver = try Receiver(root: root, name: "third", secretFiles: [newSecret], port: port)
+        _ = try machines[2].json(["policy", "revoke", collaboration, approvals[2]])
+        let switched = try receiver.wait("the second revocation") { $0.count == 1 }
+        #expect(switched[0]["secretFile"] as? String == newSecret.path)
+
+        // Without --webhook-allow-network the server may not reach loopback: the next event is not
+        // sent (the address is checked at every send, not only at registration), and the attempt says why.
+        #expect(await server.stopped() == 0)
+        try server.start(arguments: ["--webhook-allow-http", "--webhook-retry-delay", "1"])
+        _ = try stMary.json(["policy", "revoke", collaboration, approvals[0]])
+        let deadline2 = Date().addingTimeInterval(20)
+        var refused: [String: Any]?
+        while refused == nil, Date() < deadline2 {
+            let items = try stMary.json(["webhook", "deliveries", hook.id])["items"] as? [[String: Any]] ?? []
+            refused = items.first { $0["succeeded"] as? Bool == false && $0["status"] == nil }
+            usleep(100_000)
+        }
+        let error = try #require(refused?["error"] as? String, "no refused attempt")
+        #expect(error.contains("127.0.0.1") && error.contains("loopback"), "\(error)")
+        #expect(receiver.received().count == 1, "nothing reached the receiver: \(receiver.types())")
+        // And such URLs are refused at registration, saying why.
+        for (url, reason) in [
+            ("http://127.0.0.1:\(port)/hook", "loopback"), ("http://169.254.169.254/latest/meta-data", "metadata"),
+            ("http://10.1.2.3/", "private"), ("ftp://example.com/", "http"), ("http://[::1]:8080/", "loopback"),
+        ] {
+            let added = try stMary.cli(["webhook", "add", "--url", url, "--json"], expectStatus: 1)
+            #expect(added.stdoutText.contains(#""code":"invalid_webhook_url""#), "\(url): \(added.stdoutText)")
+            #expect(added.stderrText.lowercased().contains(reason), "\(url): \(added.stderrText)")
+        }
+        let unknown = try stMary.cli(["webhook", "add", "--url", "https://8.8.8.8/hook", "--event", "job.finished"], expectStatus: 1)
+        #expect(unknown.stderrText.contains("unknown event type \"job.finished\""), "\(unknown.stderrText)")
+    }
+
     /// GET `path` with `machine`'s credential, as JSON.
     static func get(_ path: String, as machine: Machine, server: CleanroomdProcess) throws -> [String: Any] {
         let profile = try JSONSerialization.jsonObject(
