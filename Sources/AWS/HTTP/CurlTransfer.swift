@@ -102,7 +102,9 @@ final class CurlTransfer: @unchecked Sendable {
         _ = ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout * 1000))
         _ = ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
         _ = ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Int(configuration.stallTimeout)))
-        if let total = configuration.totalTimeout { _ = ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))) }
+        if let total = configuration.totalTimeout {
+            _ = ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000)))
+        }
         _ = ccurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
         _ = ccurl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
         _ = ccurl_setopt_long(h, CURLOPT_PATH_AS_IS, 1)  // S3 keys may contain "..": send them as signed

@@ -86,7 +86,8 @@ public enum IPAddress: Sendable, Equatable, CustomStringConvertible {
         range("127.0.0.0/8", "a loopback address (127.0.0.0/8)"),
         range(
             "169.254.0.0/16",
-            "a link-local address (169.254.0.0/16, which holds the EC2 instance metadata service 169.254.169.254)"),
+            "a link-local address (169.254.0.0/16, which holds the EC2 instance metadata service 169.254.169.254)"
+        ),
         range("172.16.0.0/12", "a private address (RFC 1918, 172.16.0.0/12)"),
         range("192.0.0.0/24", "an IETF protocol assignment (192.0.0.0/24)"),
         range("192.0.2.0/24", "a documentation address (TEST-NET-1, 192.0.2.0/24)"),
@@ -116,7 +117,8 @@ public enum IPAddress: Sendable, Equatable, CustomStringConvertible {
         range("2002::/16", "a 6to4 address (2002::/16)", embeddedV4: 2),
         range(
             "fc00::/7",
-            "a unique local address (fc00::/7, which holds the EC2 instance metadata service fd00:ec2::254)"),
+            "a unique local address (fc00::/7, which holds the EC2 instance metadata service fd00:ec2::254)"
+        ),
         range("fe80::/10", "a link-local address (fe80::/10)"),
         range("fec0::/10", "a site-local address (fec0::/10)"),
         range("ff00::/8", "a multicast address (ff00::/8)"),
@@ -137,10 +139,13 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
         let parts = cidr.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPAddress(String(parts[0])) else {
             throw WebhookTargetError(
-                .invalidNetwork, "\"\(cidr)\" is not a network: write an address and a prefix length, e.g. 10.0.0.0/8 or fd00::/8")
+                .invalidNetwork,
+                "\"\(cidr)\" is not a network: write an address and a prefix length, e.g. 10.0.0.0/8 or fd00::/8"
+            )
         }
         let bits = address.bytes.count * 8
-        guard parts[1].allSatisfy(\.isASCII), parts[1].count <= 3, let length = Int(parts[1]), (0...bits).contains(length)
+        guard parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), parts[1].count <= 3, let length = Int(parts[1]),
+            (0...bits).contains(length)
         else {
             throw WebhookTargetError(.invalidNetwork, "\"\(cidr)\": the prefix length must be 0–\(bits)")
         }
@@ -150,7 +155,9 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
         guard masked == address.bytes else {
             let base = address.bytes.count == 4 ? IPAddress.v4(masked) : IPAddress.v6(masked)
             throw WebhookTargetError(
-                .invalidNetwork, "\"\(cidr)\" has bits set past the prefix: did you mean \(base)/\(length)?")
+                .invalidNetwork,
+                "\"\(cidr)\" has bits set past the prefix: did you mean \(base)/\(length)?"
+            )
         }
     }
 

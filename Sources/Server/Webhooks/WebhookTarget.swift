@@ -36,9 +36,12 @@ public struct WebhookTargetPolicy: Sendable {
         if let i = bytes.firstIndex(where: { !Self.isURLByte($0) }) {
             throw fail(
                 "the URL has a character not allowed in a URL at byte \(i + 1): percent-encode it (spaces, quotes, "
-                    + "backslashes, control and non-ASCII characters are not accepted)")
+                    + "backslashes, control and non-ASCII characters are not accepted)"
+            )
         }
-        if bytes.contains(UInt8(ascii: "#")) { throw fail("remove the fragment (#…): it is never sent to the receiver") }
+        if bytes.contains(UInt8(ascii: "#")) {
+            throw fail("remove the fragment (#…): it is never sent to the receiver")
+        }
 
         guard let schemeEnd = url.range(of: "://") else {
             throw fail("the URL must start with https://")
@@ -72,7 +75,9 @@ public struct WebhookTargetPolicy: Sendable {
             guard let close = authority.firstIndex(of: "]") else { throw fail("the IPv6 host has no closing ]") }
             let inside = String(authority[authority.index(after: authority.startIndex)..<close])
             guard let literal = IPAddress(inside), case .v6 = literal else {
-                throw fail("\"\(inside)\" in [ ] is not an IPv6 address (zone identifiers such as %eth0 are not accepted)")
+                throw fail(
+                    "\"\(inside)\" in [ ] is not an IPv6 address (zone identifiers such as %eth0 are not accepted)"
+                )
             }
             host = literal.description
             let after = authority[authority.index(after: close)...]
@@ -161,7 +166,8 @@ public struct WebhookTargetPolicy: Sendable {
             else {
                 throw fail(
                     "\"\(host)\" is not a host name: use letters, digits and hyphens in labels of 1–63 characters "
-                        + "(an internationalized name in its xn-- form)")
+                        + "(an internationalized name in its xn-- form)"
+                )
             }
         }
     }
