@@ -192,11 +192,15 @@ extension CleanRoomStore {
         }
     }
 
-    /// The earliest time a waiting webhook is due again, if any.
-    public func nextWebhookRetry() throws -> Int64? {
+    /// The earliest time after `time` a waiting webhook (active, of an active party) is due again, if any.
+    public func nextWebhookRetry(after time: Int64) throws -> Int64? {
         try read { db in
             try Int64.fetchOne(
-                db, sql: "SELECT MIN(nextAttemptAt) FROM webhook WHERE status = 'active' AND nextAttemptAt IS NOT NULL")
+                db,
+                sql: """
+                    SELECT MIN(webhook.nextAttemptAt) FROM webhook JOIN party ON party.id = webhook.partyId
+                    WHERE webhook.status = 'active' AND party.status = 'active' AND webhook.nextAttemptAt > ?
+                    """, arguments: [time])
         }
     }
 

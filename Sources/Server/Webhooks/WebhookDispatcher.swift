@@ -103,7 +103,7 @@ public final class WebhookDispatcher: Sendable {
                         group.addTask { await self.drain(webhook.id) }
                     }
                 }
-                let retry = try await Self.blocking { [store] in try store.nextWebhookRetry() }
+                let retry = try await Self.blocking { [store] in try store.nextWebhookRetry(after: now) }
                 // Poll anyway now and then: a change the observation cannot see (another process) is not lost.
                 let wait = retry.map { Double(max(0, $0 - store.currentTime)) + 0.05 } ?? 30
                 await wake.wait(timeout: min(wait, 30))
