@@ -202,6 +202,10 @@ import TestSupport
         while try stMary.json(["webhook", "show", hook.id])["failures"] as? Int ?? 0 < 2, Date() < deadline { usleep(100_000) }
         let failing = try stMary.json(["webhook", "show", hook.id])
         #expect(failing["failures"] as? Int ?? 0 >= 2 && failing["nextAttemptAt"] != nil, "\(failing)")
+        let metricsToken = try String(contentsOf: server.dataDirectory.appendingPathComponent("metrics-token"), encoding: .utf8)
+        let metrics = try RawHTTPClient(port: server.port)
+        try metrics.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(metricsToken.trimmingCharacters(in: .whitespacesAndNewlines))\r\nConnection: close\r\n\r\n")
+        #expect(try metrics.readResponse().bodyText.contains(#"cleanroom_webhooks{state="failing"} 1"#))
         #expect(await server.stopped() == 0)
         receiver = try Receiver(root: root, name: "second", secretFiles: [hook.secret], port: port)
         try server.start(arguments: Self.serverArguments)

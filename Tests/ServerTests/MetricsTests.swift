@@ -74,6 +74,7 @@ import TestSupport
             #"gauge cleanroom_ready{} 1.0"#,
             #"gauge cleanroom_jobs{state="succeeded"} 0.0"#,
             #"gauge cleanroom_jobs{state="running"} 0.0"#,
+            #"gauge cleanroom_webhooks{state="failing"} 0.0"#,
         ] {
             #expect(samples.contains(expected), "\(expected) not in:\n\(parsed.stdout)")
         }
