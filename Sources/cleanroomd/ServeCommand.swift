@@ -100,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "cidr"))
     var webhookAllowNetwork: [String] = []
 
-    @Option(name: .customLong("webhook-ca-file"), help: "PEM CA bundle for webhook receivers with private certificates (system roots otherwise).")
+    @Option(name: .customLong("webhook-ca-file"), help: "PEM CA bundle webhook receivers' certificates are checked against, instead of the system's roots.")
     var webhookCAFile: String?
 
     @Option(

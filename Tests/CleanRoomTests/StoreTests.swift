@@ -13,11 +13,11 @@ import Testing
         #expect(mode == "wal")
         // Every commit is synced (FULL = 2), not only checkpoints as WAL's usual NORMAL (= 1) does.
         #expect(try fixture.store.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
-        #expect(try fixture.store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags"])
+        #expect(try fixture.store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags", "2026-11-22-01-webhooks"])
         // Reopening applies nothing new and keeps the data.
         let reopened = try CleanRoomStore(path: fixture.path)
         #expect(try reopened.parties().isEmpty)
-        #expect(try reopened.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags"])
+        #expect(try reopened.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags", "2026-11-22-01-webhooks"])
     }
 
     @Test func additionalMigrationsAreAppendedAfterOurs() throws {
@@ -25,7 +25,7 @@ import Testing
         var configuration = CleanRoomStore.Configuration()
         configuration.additionalMigrations = [("2026-11-21-50-extra", { db in try db.execute(sql: "CREATE TABLE extra(x)") })]
         let store = try CleanRoomStore(path: fixture.path, configuration: configuration)
-        #expect(try store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags", "2026-11-21-50-extra"])
+        #expect(try store.appliedMigrations() == ["2026-11-21-01-governance", "2026-11-21-02-audit-collaboration-tags", "2026-11-22-01-webhooks", "2026-11-21-50-extra"])
     }
 
     @Test func registrationConsumesTheTokenAndReturnsSecretsOnce() throws {

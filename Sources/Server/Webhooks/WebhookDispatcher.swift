@@ -31,7 +31,7 @@ public final class WebhookDispatcher: Sendable {
         public var timeout: Double = 10
         /// Webhooks served at once.
         public var concurrency = 4
-        /// Extra CA bundle for receivers with private certificates (system roots otherwise).
+        /// The CA bundle receivers' certificates are checked against, instead of the system's roots.
         public var caBundlePath: String?
         public init() {}
     }
@@ -129,6 +129,7 @@ public final class WebhookDispatcher: Sendable {
                     let event = WebhookEvent(entry: entry, webhookId: webhook.id)
                     let attempt = webhook.failures + 1
                     let result = await send(event, to: webhook, attempt: attempt)
+                    guard !Task.isCancelled else { return }  // stopping: not the receiver's failure; sent again after the start
                     let outcome = self.outcome(of: result, event: event, webhook: webhook, attempt: attempt)
                     try await Self.blocking { [store] in try store.recordWebhookAttempt(outcome) }
                     guard result.succeeded else {
