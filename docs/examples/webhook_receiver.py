@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import ssl
 import sys
 import threading
 import time
@@ -45,6 +46,8 @@ def main():
     parser.add_argument("--secret-file", action="append", required=True, help="file holding a whsec_ secret; repeatable")
     parser.add_argument("--log", help="append events here instead of printing them")
     parser.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N events (to watch retries)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain (and --tls-key)")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args()
     secrets = {}
     for path in args.secret_file:
@@ -89,7 +92,13 @@ def main():
             pass
 
     server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
-    print(f"listening on http://{args.host}:{server.server_address[1]}", file=sys.stderr, flush=True)
+    scheme = "http"
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"listening on {scheme}://{args.host}:{server.server_address[1]}", file=sys.stderr, flush=True)
     server.serve_forever()
 
 
