@@ -15,7 +15,7 @@ struct WebhookRoutes {
         let dispatcher = self.dispatcher
         let policy = dispatcher?.configuration.target ?? WebhookTargetPolicy()
         @Sendable func caller(_ c: Caller?) throws -> Caller {
-            guard let c else { throw DomainError(.unauthenticated, "unauthorized", "missing or invalid credentials") }
+            guard let c else { throw APIAuthorizer.unauthenticated }
             return c
         }
         /// The URL as registered, once its form and where it resolves to are allowed.
