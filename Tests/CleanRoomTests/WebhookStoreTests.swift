@@ -9,7 +9,7 @@ import Testing
     static let url = "https://hooks.example.com/cleanroom"
 
     /// Delivers everything `webhook` has, as a sender that always succeeds would; the types sent.
-    static func drain(_ store: CleanRoomStore, _ webhookId: String) throws -> [String] {
+    static func drain(_ store: CleanRoomStore, _ webhookId: String, url: String = url) throws -> [String] {
         var sent: [String] = []
         while let (_, work) = try store.nextWebhookWork(webhookId: webhookId, batch: 3) {
             switch work {
@@ -17,7 +17,8 @@ import Testing
             case .skip(let seq): try store.advanceWebhookCursor(id: webhookId, to: seq)
             case .deliver(let entry):
                 sent.append(entry.action)
-                try store.recordWebhookAttempt(WebhookAttemptOutcome(delivery: delivery(webhookId, entry.seq, store.currentTime)))
+                try store.recordWebhookAttempt(
+                    delivery(webhookId, entry.seq, store.currentTime), url: url, retryAt: nil, disableAfter: .max)
             }
         }
         return sent
@@ -77,7 +78,8 @@ import Testing
         }
         let now = fixture.clock.now
         try fixture.store.recordWebhookAttempt(
-            WebhookAttemptOutcome(delivery: Self.delivery(hook.id, entry.seq, now, error: "the receiver answered 503"), retryAt: now + 10))
+            Self.delivery(hook.id, entry.seq, now, error: "the receiver answered 503"), url: Self.url, retryAt: now + 10,
+            disableAfter: 10)
         var failing = try fixture.store.webhook(id: hook.id, caller: parties[0].caller)
         #expect(failing.failures == 1 && failing.failingSince == now && failing.nextAttemptAt == now + 10 && failing.cursor < entry.seq)
         // Not due until its retry time; the next retry is reported so the sender can sleep until then.
@@ -92,22 +94,30 @@ import Testing
         #expect(try fixture.store.nextWebhookWork(webhookId: hook.id) == nil)
         try fixture.store.pool.write { db in try db.execute(sql: "UPDATE party SET status = 'active'") }
 
-        // Given up on: disabled with the reason, audited; the same event waits for re-enabling.
+        // An attempt at a URL the webhook no longer has is recorded but judges nothing.
         try fixture.store.recordWebhookAttempt(
-            WebhookAttemptOutcome(
-                delivery: Self.delivery(hook.id, entry.seq, now + 10, error: "refused", attempt: 2), disableReason: "every delivery failed"))
+            Self.delivery(hook.id, entry.seq, now + 10, error: "refused", attempt: 2), url: "https://old.example.com/",
+            retryAt: now + 99, disableAfter: 10)
+        #expect(try fixture.store.webhook(id: hook.id, caller: parties[0].caller).nextAttemptAt == now + 10)
+
+        // Failing for disableAfter seconds: disabled with the reason, audited; the same event waits for re-enabling.
+        try fixture.store.recordWebhookAttempt(
+            Self.delivery(hook.id, entry.seq, now + 10, error: "refused", attempt: 2), url: Self.url, retryAt: now + 30,
+            disableAfter: 10)
         failing = try fixture.store.webhook(id: hook.id, caller: parties[0].caller)
-        #expect(failing.status == .disabled && failing.disabledReason == "every delivery failed" && failing.failures == 2)
+        #expect(failing.status == .disabled && failing.failures == 2 && failing.nextAttemptAt == nil)
+        #expect(failing.disabledReason?.hasPrefix("every delivery failed for") == true && failing.disabledReason?.contains("refused") == true)
         #expect(try fixture.store.auditEntries().last?.action == "webhook.disabled")
         #expect(try fixture.store.nextWebhookWork(webhookId: hook.id) == nil)
         let enabled = try fixture.store.updateWebhook(id: hook.id, changes: WebhookChanges(enabled: true), caller: parties[0].caller)
         #expect(enabled.status == .active && enabled.failures == 0 && enabled.nextAttemptAt == nil)
         #expect(try fixture.store.nextWebhookWork(webhookId: hook.id)?.1 == .deliver(entry))
-        try fixture.store.recordWebhookAttempt(WebhookAttemptOutcome(delivery: Self.delivery(hook.id, entry.seq, now + 20, attempt: 3)))
+        try fixture.store.recordWebhookAttempt(
+            Self.delivery(hook.id, entry.seq, now + 20, attempt: 3), url: Self.url, retryAt: nil, disableAfter: 10)
         let healthy = try fixture.store.webhook(id: hook.id, caller: parties[0].caller)
         #expect(healthy.failures == 0 && healthy.failingSince == nil && healthy.cursor == entry.seq)
         // Attempts newest first.
-        #expect(try fixture.store.webhookDeliveries(id: hook.id, caller: parties[0].caller).map(\.attempt) == [3, 2, 1])
+        #expect(try fixture.store.webhookDeliveries(id: hook.id, caller: parties[0].caller).map(\.attempt) == [3, 2, 2, 1])
     }
 
     @Test func theRecordKeepsTheLastHundredAttemptsAndAPingMovesNothing() throws {
@@ -116,7 +126,8 @@ import Testing
         let hook = try fixture.store.createWebhook(url: Self.url, events: [], description: nil, caller: party.caller)
         for i in 0..<130 {
             try fixture.store.recordWebhookAttempt(
-                WebhookAttemptOutcome(delivery: Self.delivery(hook.id, nil, fixture.clock.now + Int64(i), error: i % 2 == 0 ? nil : "x")))
+                Self.delivery(hook.id, nil, fixture.clock.now + Int64(i), error: i % 2 == 0 ? nil : "x"), url: Self.url, retryAt: nil,
+                disableAfter: 0)
         }
         let kept = try fixture.store.webhookDeliveries(id: hook.id, caller: party.caller, limit: 1000)
         #expect(kept.count == CleanRoomStore.webhookDeliveriesKept)

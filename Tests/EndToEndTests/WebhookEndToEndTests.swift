@@ -135,7 +135,10 @@ import TestSupport
         let seqs = bodies.compactMap { ($0["audit"] as? [String: Any])?["seq"] as? Int }
         #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count, "\(seqs)")
         #expect(bodies.allSatisfy { $0["collaborationId"] as? String == collaboration && $0["webhookId"] as? String == hooks[0].id })
-        #expect(bodies.allSatisfy { ($0["id"] as? String) == "evt-\(($0["audit"] as? [String: Any])?["seq"] as? Int ?? -1)" })
+        #expect(bodies.allSatisfy {
+            let audit = $0["audit"] as? [String: Any]
+            return ($0["id"] as? String) == "evt-\(audit?["seq"] as? Int ?? -1)-\((audit?["hash"] as? String ?? "").prefix(12))"
+        })
         let failed = try #require(bodies.last)
         #expect(failed["subject"] as? String == job)
         #expect((failed["details"] as? [String: Any])?["code"] as? String == "attestation.pcr_mismatch", "\(failed)")

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 @testable import CleanRoom
 @testable import Server
@@ -9,47 +10,142 @@ import Testing
 /// The sender's decisions (when to retry, when to give up) and its wake-up signal; the whole path
 /// over real sockets is `WebhookEndToEndTests`.
 @Suite struct WebhookDispatcherTests {
-    static func webhook(failingSince: Int64?) -> Webhook {
-        Webhook(
-            id: "wh-test", partyId: "p", url: "https://hooks.example.com/", events: [], description: nil, secret: "whsec_a",
-            previousSecret: nil, previousSecretExpiresAt: nil, status: .active, disabledReason: nil, cursor: 0,
-            failures: failingSince == nil ? 0 : 4, failingSince: failingSince, nextAttemptAt: nil, createdAt: 0, createdBy: "pr")
-    }
-
     static let entry = AuditEntry(
         seq: 7, time: 1_800_000_000, actor: "system", actorPartyId: nil, action: "job.failed", collaborationId: "co",
         subject: "job-1", details: #"{"code":"x"}"#, prevHash: "", hash: "h", format: 2)
 
-    @Test func failuresBackOffExponentiallyWithJitterAndGiveUpAfterTheLimit() throws {
+    @Test func retriesBackOffExponentiallyWithJitterUpToTheCap() throws {
         let fixture = try GovernanceFixture()
-        let now = fixture.store.currentTime
         var configuration = WebhookDispatcher.Configuration()
         configuration.retryDelay = 10
         configuration.maxRetryDelay = 100
-        configuration.disableAfter = 3600
         let dispatcher = WebhookDispatcher(store: fixture.store, configuration: configuration, logger: Logger(label: "test"))
-        let event = WebhookEvent(entry: Self.entry, webhookId: "wh-test")
-        let failed = WebhookDispatcher.AttemptResult(status: 503, error: "the receiver answered 503", durationMs: 5)
-        for (attempt, ceiling) in [(1, 10.0), (2, 20), (3, 40), (4, 80), (5, 100), (30, 100)] {
-            for _ in 0..<20 {
-                let outcome = dispatcher.outcome(of: failed, event: event, webhook: Self.webhook(failingSince: now), attempt: attempt)
-                let delay = Double(try #require(outcome.retryAt) - outcome.delivery.time)
-                #expect(delay >= ceiling / 2 - 1 && delay <= ceiling + 1, "attempt \(attempt): \(delay)")
-                #expect(outcome.disableReason == nil && outcome.delivery.error == failed.error && outcome.delivery.status == 503)
+        for (attempt, ceiling) in [(1, Int64(10)), (2, 20), (3, 40), (4, 80), (5, 100), (30, 100), (10_000, 100)] {
+            let delays = (0..<50).map { _ in dispatcher.retryDelay(attempt: attempt) }
+            #expect(delays.allSatisfy { $0 >= ceiling / 2 && $0 <= ceiling }, "attempt \(attempt): \(delays)")
+            #expect(Set(delays).count > 1, "jittered")
+        }
+    }
+
+    /// A receiver for these tests: `slow` answers 204 after DELAY seconds, `tarpit` never answers;
+    /// each arrival's time and type go to LOG.
+    static let receiverScript = #"""
+        import http.server, json, sys, threading, time
+        mode, port, delay, log = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+        lock = threading.Lock()
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock, open(log, "a") as f:
+                    f.write(json.dumps({"t": time.time(), "type": self.headers.get("Cleanroom-Event-Type")}) + "\n")
+                time.sleep(120 if mode == "tarpit" else delay)
+                self.send_response(204); self.send_header("Content-Length", "0"); self.end_headers()
+            def log_message(self, *_): pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+        """#
+
+    final class Receiver {
+        let port: Int
+        let log: URL
+        let process: ChildProcess
+
+        init(_ mode: String, delay: Double = 0, in folder: URL) throws {
+            port = try TestEnvironment.freePort()
+            log = folder.appendingPathComponent("\(mode)-\(port).jsonl")
+            let script = folder.appendingPathComponent("receiver.py")
+            try Data(WebhookDispatcherTests.receiverScript.utf8).write(to: script)
+            process = try ChildProcess.start(
+                try TestEnvironment.python(), [script.path, mode, String(port), String(delay), log.path],
+                stdout: log.path + ".out", stderr: log.path + ".err")
+            let deadline = Date().addingTimeInterval(20)
+            while (try? RawHTTPClient(port: port, timeout: 1)) == nil, Date() < deadline { usleep(50_000) }
+        }
+
+        var url: String { "http://127.0.0.1:\(port)/hook" }
+
+        /// Arrival times (Unix seconds).
+        func arrivals() -> [Double] {
+            ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["t"] as? Double
             }
         }
-        let given = dispatcher.outcome(of: failed, event: event, webhook: Self.webhook(failingSince: now - 3600), attempt: 9)
-        #expect(given.retryAt == nil)
-        #expect(given.disableReason?.contains("the receiver answered 503") == true, "\(given.disableReason ?? "")")
-        let ok = dispatcher.outcome(
-            of: .init(status: 200, error: nil, durationMs: 1), event: event, webhook: Self.webhook(failingSince: now - 3600), attempt: 9)
-        #expect(ok.retryAt == nil && ok.disableReason == nil && ok.delivery.succeeded)
+
+        deinit {
+            process.kill()
+            process.wait()
+        }
+    }
+
+    /// Found in review: the sender served webhooks in rounds, so one party's slow receiver (with
+    /// events it made itself) held every other party's events back for as long as it liked.
+    @Test func aPartysSlowReceiverDelaysNoOtherPartysEvents() async throws {
+        let fixture = try GovernanceFixture()
+        let folder = try TestEnvironment.temporaryDirectory("webhook-fairness")
+        let slowParty = try await fixture.register("Slow party")
+        let otherParty = try await fixture.register("Other party")
+        let slow = try Receiver("slow", delay: 1.5, in: folder)
+        let fast = try Receiver("slow", delay: 0, in: folder)
+        for (party, receiver) in [(slowParty, slow), (otherParty, fast)] {
+            let reply = try await fixture.call(.post, "/v1/webhooks", token: party.token, json: ["url": receiver.url])
+            #expect(reply.status == 201, "\(reply.json)")
+        }
+        fixture.webhooks.start()
+        // Ten webhooks' worth of slots for the slow party would not help it either: one turn per party.
+        let (collaboration, _, _) = try await fixture.approvedCollaboration(slowParty, name: "slow")
+        _ = try await fixture.recordedJob(slowParty, collaboration: collaboration)
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let t0 = Date().timeIntervalSince1970
+        _ = try await fixture.approvedCollaboration(otherParty, name: "other")
+        var latency = -1.0
+        for _ in 0..<200 {
+            if let first = fast.arrivals().first {
+                latency = first - t0
+                break
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        await fixture.webhooks.stop()
+        #expect(slow.arrivals().count >= 1, "the slow receiver was being served")
+        #expect(latency >= 0 && latency < 1, "the other party's first event waited \(latency) s")
+    }
+
+    /// Found in review: pings shared the delivery connections without limit, so a party pinging a
+    /// receiver that never answers held back everyone's deliveries and pings.
+    @Test func aPartysPingsToATarpitHoldBackNoOtherPartysPing() async throws {
+        let fixture = try GovernanceFixture()
+        let folder = try TestEnvironment.temporaryDirectory("webhook-pings")
+        let attacker = try await fixture.register("Attacker")
+        let other = try await fixture.register("Other")
+        let tarpit = try Receiver("tarpit", in: folder)
+        let fast = try Receiver("slow", in: folder)
+        let trapped = try require2(try await fixture.call(.post, "/v1/webhooks", token: attacker.token, json: ["url": tarpit.url])["id"] as? String)
+        let healthy = try require2(try await fixture.call(.post, "/v1/webhooks", token: other.token, json: ["url": fast.url])["id"] as? String)
+        let flood = Task {
+            await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { (try? await fixture.call(.post, "/v1/webhooks/\(trapped)/ping", token: attacker.token).status) ?? 0 }
+                }
+                var statuses: [Int] = []
+                for await status in group { statuses.append(status) }
+                return statuses
+            }
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let start = Date()
+        let ping = try await fixture.call(.post, "/v1/webhooks/\(healthy)/ping", token: other.token)
+        let took = Date().timeIntervalSince(start)
+        let statuses = await flood.value
+        #expect(ping.status == 200 && ping["succeeded"] as? Bool == true, "\(ping.json)")
+        #expect(took < 1, "the other party's ping waited \(took) s")
+        // One of the attacker's pings ran (and timed out); the others were refused at once.
+        #expect(statuses.filter { $0 == 409 }.count >= 18, "\(statuses)")
+        #expect(tarpit.arrivals().count <= 2)
     }
 
     @Test func theEventIsTheAuditEntryAndItsSignatureCoversTimeAndBody() throws {
         let event = WebhookEvent(entry: Self.entry, webhookId: "wh-test")
         let body = try #require(try JSONSerialization.jsonObject(with: Data(event.body)) as? [String: Any])
-        #expect(body["id"] as? String == "evt-7" && body["type"] as? String == "job.failed" && body["subject"] as? String == "job-1")
+        #expect(body["id"] as? String == "evt-7-h" && body["type"] as? String == "job.failed" && body["subject"] as? String == "job-1")
         #expect((body["details"] as? [String: Any])?["code"] as? String == "x")
         #expect((body["audit"] as? [String: Any])?["seq"] as? Int == 7)
         // RFC 8785: keys sorted, no spaces.
@@ -64,7 +160,7 @@ import Testing
             #expect(part == "v1=" + Crypto.Hex.encode(mac))
         }
         #expect(headers.contains { $0 == ("Cleanroom-Delivery-Attempt", "2") })
-        #expect(headers.contains { $0 == ("Cleanroom-Event-Id", "evt-7") })
+        #expect(headers.contains { $0 == ("Cleanroom-Event-Id", "evt-7-h") })
     }
 
     @Test func aSignalIsNeverLostAndAWaitEndsAtItsTimeout() async {

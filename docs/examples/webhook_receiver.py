@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import re
 import ssl
 import sys
 import threading
@@ -27,14 +28,14 @@ def verify(header, body, secrets, now=None):
     fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
     timestamps = [value for key, value in fields if key == "t"]
     signatures = [value for key, value in fields if key == "v1"]
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+    if len(timestamps) != 1 or not re.fullmatch(r"[0-9]{1,12}", timestamps[0]) or not signatures:
         return None
     if abs((now or time.time()) - int(timestamps[0])) > TOLERANCE_SECONDS:
         return None
     signed = timestamps[0].encode() + b"." + body
     for secret in secrets:
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, signature) for signature in signatures):
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        if any(hmac.compare_digest(expected, signature.encode("utf-8", "replace")) for signature in signatures):
             return secret
     return None
 
@@ -68,9 +69,9 @@ def main():
                 if state["to_fail"] > 0:
                     state["to_fail"] -= 1
                     return self.answer(503)
-                if event["id"] in seen:  # delivered before (at least once): already handled
+                key = (event["webhookId"], event["id"])  # event ids are unique per webhook
+                if key in seen:  # delivered before (at least once): already handled
                     return self.answer(204)
-                seen.add(event["id"])
                 line = json.dumps({
                     "event": event, "secretFile": secrets[secret], "path": self.path,
                     "attempt": int(self.headers.get("Cleanroom-Delivery-Attempt", "1")),
@@ -81,6 +82,7 @@ def main():
                         out.write(line + "\n")
                 else:
                     print(line, flush=True)
+                seen.add(key)  # only once stored: a failed write answers no 2xx, so the server sends it again
             self.answer(204)
 
         def answer(self, status):

@@ -25,21 +25,6 @@ public enum WebhookWork: Sendable, Equatable {
     case idle
 }
 
-/// How a delivery attempt ended, as the sender records it.
-public struct WebhookAttemptOutcome: Sendable {
-    public var delivery: WebhookDelivery
-    /// When to try the same event again (failures only).
-    public var retryAt: Int64?
-    /// Set when the sender gives up on the webhook: it is disabled with this reason.
-    public var disableReason: String?
-
-    public init(delivery: WebhookDelivery, retryAt: Int64? = nil, disableReason: String? = nil) {
-        self.delivery = delivery
-        self.retryAt = retryAt
-        self.disableReason = disableReason
-    }
-}
-
 extension CleanRoomStore {
     /// Registered webhooks a party may have at once.
     public static let maxWebhooksPerParty = 10
@@ -66,7 +51,7 @@ extension CleanRoomStore {
             }
             try appendAudit(
                 db, actor: caller, action: "webhook.created", subject: id,
-                details: .object([("url", .string(url)), ("events", .array(events.map(JSONValue.string)))]))
+                details: .object([("host", .string(Self.auditedHost(url))), ("events", .array(events.map(JSONValue.string)))]))
             let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM auditEntry") ?? 0
             let webhook = Webhook(
                 id: id, partyId: party.id, url: url, events: events, description: description, secret: secret,
@@ -98,13 +83,17 @@ extension CleanRoomStore {
         return try write { db in
             var webhook = try ownWebhook(db, id: id, caller: caller)
             var changed: [(String, JSONValue)] = []
+            // A new URL or event list starts delivery afresh: no backoff or failure clock carried over.
+            var restart = false
             if let url = changes.url, url != webhook.url {
                 webhook.url = url
-                changed.append(("url", .string(url)))
+                changed.append(("host", .string(Self.auditedHost(url))))
+                restart = true
             }
             if let events, events != webhook.events {
                 webhook.events = events
                 changed.append(("events", .array(events.map(JSONValue.string))))
+                restart = true
             }
             if changes.description != nil, description != webhook.description {
                 webhook.description = description
@@ -113,10 +102,13 @@ extension CleanRoomStore {
             if let enabled = changes.enabled, enabled != (webhook.status == .active) {
                 webhook.status = enabled ? .active : .disabled
                 webhook.disabledReason = enabled ? nil : "disabled by \(caller.principal.id)"
+                changed.append(("enabled", .bool(enabled)))
+                restart = true
+            }
+            if restart {
                 webhook.failures = 0
                 webhook.failingSince = nil
                 webhook.nextAttemptAt = nil
-                changed.append(("enabled", .bool(enabled)))
             }
             guard !changed.isEmpty else { return webhook }
             try webhook.update(db)
@@ -150,7 +142,7 @@ extension CleanRoomStore {
     }
 
     /// A webhook's most recent delivery attempts, newest first.
-    public func webhookDeliveries(id: String, caller: Caller, limit: Int = 50) throws -> [WebhookDelivery] {
+    public func webhookDeliveries(id: String, caller: Caller, limit: Int = webhookDeliveriesKept) throws -> [WebhookDelivery] {
         try read { db in
             _ = try ownWebhook(db, id: id, caller: caller)
             return try WebhookDelivery.filter(Column("webhookId") == id).order(Column("id").desc).limit(limit).fetchAll(db)
@@ -166,29 +158,42 @@ extension CleanRoomStore {
 
     private static func webhookDescription(_ text: String?) throws -> String? {
         guard let text else { return nil }
-        guard text.count <= 200, !text.contains(where: { $0.isNewline }) else {
-            throw DomainError.invalid("invalid_webhook", "the description must be one line of at most 200 characters")
+        guard text.unicodeScalars.count <= 200, !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw DomainError.invalid(
+                "invalid_webhook", "the description must be one line of at most 200 characters, without control characters")
         }
         return text.isEmpty ? nil : text
+    }
+
+    /// What the audit log keeps of a webhook's URL: its scheme and host (a URL's path or query may
+    /// carry a secret, and the log is kept for good).
+    static func auditedHost(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return "" }
+        let rest = url[schemeEnd.upperBound...]
+        return String(url[..<schemeEnd.upperBound]) + String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
     }
 }
 
 // MARK: - The sender's side
 
 extension CleanRoomStore {
-    /// Active webhooks of active parties that have entries after their cursor and are not waiting
-    /// to retry (`nextAttemptAt` after `time`).
+    /// Active webhooks of active parties that are not waiting to retry (`nextAttemptAt` after
+    /// `time`) and have an entry of one of their party's collaborations after their cursor (entries
+    /// of others make no webhook due), the longest waiting first.
     public func webhooksDue(at time: Int64) throws -> [Webhook] {
         try read { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM auditEntry") ?? 0
-            return try Webhook.fetchAll(
+            try Webhook.fetchAll(
                 db,
                 sql: """
                     SELECT webhook.* FROM webhook JOIN party ON party.id = webhook.partyId
-                    WHERE webhook.status = 'active' AND party.status = 'active' AND webhook.cursor < ?
+                    WHERE webhook.status = 'active' AND party.status = 'active'
                       AND (webhook.nextAttemptAt IS NULL OR webhook.nextAttemptAt <= ?)
-                    ORDER BY webhook.id
-                    """, arguments: [head, time])
+                      AND EXISTS (
+                        SELECT 1 FROM auditEntry JOIN membership ON membership.collaborationId = auditEntry.collaborationId
+                        WHERE membership.partyId = webhook.partyId AND auditEntry.seq > webhook.cursor)
+                    ORDER BY webhook.cursor, webhook.id
+                    """, arguments: [time])
         }
     }
 
@@ -234,12 +239,14 @@ extension CleanRoomStore {
         }
     }
 
-    /// Records an attempt and what follows from it, in one transaction: a delivered event moves the
-    /// cursor and clears the failures; a failed one schedules its retry, or disables the webhook
-    /// (audited). A ping only adds to the record. Nothing happens for a webhook deleted meanwhile.
-    public func recordWebhookAttempt(_ outcome: WebhookAttemptOutcome) throws {
+    /// Records an attempt and what follows from it, in one transaction, judged on the webhook as it
+    /// is now: a delivered event moves the cursor and clears the failures; a failed one schedules its
+    /// retry at `retryAt`, or disables the webhook (audited) when it has failed for `disableAfter`
+    /// seconds. A ping, or an attempt at a URL the webhook no longer has (changed, disabled or
+    /// deleted meanwhile), only adds to the record (or nothing, for a deleted one).
+    public func recordWebhookAttempt(_ delivery: WebhookDelivery, url: String, retryAt: Int64?, disableAfter: Int64) throws {
         try write { db in
-            var delivery = outcome.delivery
+            var delivery = delivery
             guard var webhook = try Webhook.fetchOne(db, key: delivery.webhookId) else { return }
             try delivery.insert(db)
             try db.execute(
@@ -247,7 +254,7 @@ extension CleanRoomStore {
                     DELETE FROM webhookDelivery WHERE webhookId = ? AND id <= (
                       SELECT id FROM webhookDelivery WHERE webhookId = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
                     """, arguments: [webhook.id, webhook.id, Self.webhookDeliveriesKept])
-            guard let seq = delivery.eventSeq else { return }
+            guard let seq = delivery.eventSeq, webhook.status == .active, webhook.url == url else { return }
             if delivery.succeeded {
                 webhook.cursor = max(webhook.cursor, seq)
                 webhook.failures = 0
@@ -255,9 +262,14 @@ extension CleanRoomStore {
                 webhook.nextAttemptAt = nil
             } else {
                 webhook.failures += 1
-                webhook.failingSince = webhook.failingSince ?? delivery.time
-                webhook.nextAttemptAt = outcome.retryAt
-                if let reason = outcome.disableReason {
+                let failingSince = webhook.failingSince ?? delivery.time
+                webhook.failingSince = failingSince
+                webhook.nextAttemptAt = retryAt
+                if delivery.time - failingSince >= disableAfter {
+                    let days = (Double(disableAfter) / 86_400 * 10).rounded() / 10
+                    let reason =
+                        "every delivery failed for \(days.formatted()) day(s), the last with: \(delivery.error ?? "?"); "
+                        + "fix the receiver, then enable the webhook again (events since the failure are kept)"
                     webhook.status = .disabled
                     webhook.disabledReason = reason
                     webhook.nextAttemptAt = nil

@@ -134,10 +134,11 @@ public enum DataBackup {
     /// Audit actions a restore of an older database undoes, and which matter for who may do what:
     /// a revoked approval would count again, a used run would be free again, a rotated or revoked
     /// credential would work again, a deleted, moved or re-keyed webhook would send events to the
-    /// old URL, signed with the old secret.
+    /// old URL, signed with the old secret (or one the server disabled would send again).
     static let undoneOnRestore: Set<String> = [
         "approval.revoked", "job.start", "credential.rotated", "principal.revoked", "principal.roles_changed",
         "party.suspended", "dataset.withdrawn", "webhook.deleted", "webhook.updated", "webhook.secret_rotated",
+        "webhook.disabled",
     ]
 
     /// Restores the backup in `source` into `data`, whose server must be stopped. A data directory

@@ -107,8 +107,9 @@ public enum IPAddress: Sendable, Equatable, CustomStringConvertible {
         range("::ffff:0:0/96", "an IPv4-mapped address (::ffff:0:0/96)", embeddedV4: 12),
         range("::/96", "a deprecated IPv4-compatible address (::/96)"),
         range("64:ff9b::/96", "a NAT64 address (64:ff9b::/96)", embeddedV4: 12),
-        // Local-use NAT64 (RFC 8215): judged as the common /96 form, IPv4 in the last 32 bits.
-        range("64:ff9b:1::/48", "a local-use NAT64 address (64:ff9b:1::/48)", embeddedV4: 12),
+        // Local-use NAT64 (RFC 8215): prefixes from /48 to /96 put the IPv4 address in different
+        // bytes, so none can be judged by its embedded address; nothing public lives there.
+        range("64:ff9b:1::/48", "a local-use NAT64 address (64:ff9b:1::/48)"),
         range("100::/64", "a discard-only address (100::/64)"),
         range("2001::/32", "a Teredo address (2001::/32, within the IETF protocol assignments 2001::/23)"),
         range("2001::/23", "an IETF protocol assignment (2001::/23)"),

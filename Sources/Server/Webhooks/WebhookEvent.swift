@@ -18,7 +18,8 @@ struct WebhookEvent: Sendable {
 
     /// The event for an audit entry.
     init(entry: AuditEntry, webhookId: String) {
-        id = "evt-\(entry.seq)"
+        // The hash tells this entry from another that took its number after a restore of an older backup.
+        id = "evt-\(entry.seq)-\(entry.hash.prefix(12))"
         type = entry.action
         seq = entry.seq
         let details = (try? JSONParser.parse(entry.details)) ?? .object([])

@@ -13,7 +13,6 @@ struct WebhookRoutes {
     func handlers() -> [String: GovernanceRoutes.Operation] {
         let store = self.store
         let dispatcher = self.dispatcher
-        let policy = dispatcher?.configuration.target ?? WebhookTargetPolicy()
         @Sendable func caller(_ c: Caller?) throws -> Caller {
             guard let c else { throw APIAuthorizer.unauthenticated }
             return c
@@ -21,8 +20,9 @@ struct WebhookRoutes {
         /// The URL as registered, once its form and where it resolves to are allowed.
         @Sendable func checkedURL(_ url: String) async throws -> String {
             do {
-                let target = try await GovernanceRoutes.blocking { try policy.resolve(try policy.validate(url: url)) }
-                return target.url.string
+                if let dispatcher { return try await dispatcher.checkedTarget(url).url.string }
+                let policy = WebhookTargetPolicy()
+                return try await GovernanceRoutes.blocking { try policy.resolve(try policy.validate(url: url)) }.url.string
             } catch let error as WebhookTargetError {
                 throw DomainError(.invalidInput, "invalid_webhook_url", error.message)
             }
@@ -78,7 +78,12 @@ struct WebhookRoutes {
                         status: .serviceUnavailable, code: "webhooks_unavailable", message: "this server sends no webhooks")
                 }
                 let webhook = try await GovernanceRoutes.blocking { try store.webhook(id: id, caller: caller) }
-                return try Response.json(WebhookDeliveryBody(try await dispatcher.ping(webhook)))
+                do {
+                    return try Response.json(WebhookDeliveryBody(try await dispatcher.ping(webhook)))
+                } catch is WebhookDispatcher.PingInProgress {
+                    throw DomainError(
+                        .conflict, "ping_in_progress", "another ping of your party's is under way: wait for its answer first")
+                }
             },
             "listWebhookDeliveries": { request, c in
                 let caller = try caller(c)

@@ -108,7 +108,8 @@ public struct WebhookTargetPolicy: Sendable {
         let addresses = try Self.lookUp(url.host)
         for address in addresses {
             guard let reason = blockedReason(address) else { continue }
-            let subject = address.description == url.host ? "\(address) is" : "\(url.host) resolves to \(address),"
+            // A name's address is not shown: parties would learn what the operator's internal names resolve to.
+            let subject = address.description == url.host ? "\(address) is" : "\(url.host) resolves to"
             throw WebhookTargetError(.blockedAddress, "\(subject) \(reason): webhooks go to public addresses only")
         }
         return ResolvedWebhookTarget(url: url, address: addresses[0].description)
