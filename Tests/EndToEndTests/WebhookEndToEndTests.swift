@@ -152,6 +152,15 @@ import TestSupport
         }
         #expect(bodies.filter { hashes[($0["audit"] as? [String: Any])?["seq"] as? Int ?? 0] != nil }.count >= 4)
 
+        // The metrics count the failed job's duration (seconds, well under a minute).
+        let metricsToken = try String(contentsOf: server.dataDirectory.appendingPathComponent("metrics-token"), encoding: .utf8)
+        let scrape = try RawHTTPClient(port: server.port)
+        try scrape.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(metricsToken.trimmingCharacters(in: .whitespacesAndNewlines))\r\nConnection: close\r\n\r\n")
+        let metrics = try scrape.readResponse().bodyText
+        #expect(metrics.contains(#"cleanroom_job_duration_seconds_count{state="failed"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"cleanroom_job_duration_seconds_bucket{state="failed",le="60"} 1"#))
+        #expect(metrics.contains(#"cleanroom_job_duration_seconds_count{state="succeeded"} 0"#))
+
         // Northgate asked for approvals only; the outsider is no member and hears nothing.
         try northgate.wait("three approvals") { $0.count == 3 }
         #expect(northgate.types() == ["approval.submitted", "approval.submitted", "approval.submitted"])

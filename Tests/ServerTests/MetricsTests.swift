@@ -75,6 +75,8 @@ import TestSupport
             #"gauge cleanroom_jobs{state="succeeded"} 0.0"#,
             #"gauge cleanroom_jobs{state="running"} 0.0"#,
             #"gauge cleanroom_webhooks{state="failing"} 0.0"#,
+            #"histogram cleanroom_job_duration_seconds_count{state="succeeded"} 0.0"#,
+            #"histogram cleanroom_job_duration_seconds_bucket{le="+Inf",state="failed"} 0.0"#,
         ] {
             #expect(samples.contains(expected), "\(expected) not in:\n\(parsed.stdout)")
         }

@@ -19,12 +19,16 @@ public final class ServerMetrics: Sendable {
     /// dataset upload.
     static let durationBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
-    /// One gauge family: a name, its help, and its samples read at scrape time.
+    /// One family read at scrape time: a name, its type (`gauge`, or `histogram` for counts the
+    /// database keeps), its help, and its samples.
     public struct Gauge: Sendable {
         public typealias Sample = (labels: [(String, String)], value: Double)
+        /// A sample of a family whose series have suffixes (`_bucket`, `_sum`, `_count`).
+        public typealias SuffixedSample = (suffix: String, labels: [(String, String)], value: Double)
         let name: String
+        let type: String
         let help: String
-        let read: @Sendable () async -> [Sample]
+        let read: @Sendable () async -> [SuffixedSample]
     }
 
     private struct RouteKey: Hashable {
@@ -62,7 +66,29 @@ public final class ServerMetrics: Sendable {
 
     /// Adds a gauge family read at every scrape.
     public func addGauge(_ name: String, help: String, _ read: @escaping @Sendable () async -> [Gauge.Sample]) {
-        gauges.withLock { $0.append(Gauge(name: name, help: help, read: read)) }
+        gauges.withLock {
+            $0.append(Gauge(name: name, type: "gauge", help: help, read: { await read().map { ("", $0.labels, $0.value) } }))
+        }
+    }
+
+    /// Adds a histogram read at every scrape from counts kept elsewhere (the database): for each
+    /// label set, the observations' values; rendered as cumulative buckets at `bounds`, `_sum` and `_count`.
+    public func addHistogram(
+        _ name: String, help: String, bounds: [Double], _ read: @escaping @Sendable () async -> [(labels: [(String, String)], values: [Double])]
+    ) {
+        let family = Gauge(name: name, type: "histogram", help: help) {
+            await read().flatMap { series -> [Gauge.SuffixedSample] in
+                let buckets = bounds.map { bound in
+                    (suffix: "_bucket", labels: series.labels + [("le", Self.format(bound))], value: Double(series.values.filter { $0 <= bound }.count))
+                }
+                return buckets + [
+                    ("_bucket", series.labels + [("le", "+Inf")], Double(series.values.count)),
+                    ("_sum", series.labels, series.values.reduce(0, +)),
+                    ("_count", series.labels, Double(series.values.count)),
+                ]
+            }
+        }
+        gauges.withLock { $0.append(family) }
     }
 
     /// Counts one answered (or aborted) exchange; called on event-loop threads, never blocks for long.
@@ -117,10 +143,10 @@ public final class ServerMetrics: Sendable {
             for (key, stats) in snapshot { out += "\(name){\(labels(key))} \(stats[keyPath: path])\n" }
         }
         for gauge in gauges.withLock({ $0 }) {
-            header(&out, gauge.name, "gauge", gauge.help)
+            header(&out, gauge.name, gauge.type, gauge.help)
             for sample in await gauge.read() {
                 let text = sample.labels.map { "\($0.0)=\(quoted($0.1))" }.joined(separator: ",")
-                out += gauge.name + (text.isEmpty ? "" : "{\(text)}") + " \(format(sample.value))\n"
+                out += gauge.name + sample.suffix + (text.isEmpty ? "" : "{\(text)}") + " \(format(sample.value))\n"
             }
         }
         renderProcess(&out)
@@ -181,7 +207,9 @@ public final class ServerMetrics: Sendable {
         return out + "\""
     }
 
-    private func format(_ value: Double) -> String {
+    private func format(_ value: Double) -> String { Self.format(value) }
+
+    static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 }
