@@ -64,11 +64,24 @@ public struct AuditVerifier: Sendable {
     public func verify(entries: [AuditEntry], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true) throws
         -> Report
     {
-        // Every entry's content must match its hash.
-        for entry in entries where entry.computedHash != entry.hash {
-            throw Failure(code: .entryEdited, seq: entry.seq, message: "the entry's content does not match its hash")
-        }
-        return try verify(links: entries.map(\.link), checkpoints: checkpoints, requireCheckpoint: requireCheckpoint)
+        var ordered = entries.sorted { $0.seq < $1.seq }.makeIterator()
+        return try verify(nextEntry: { ordered.next() }, checkpoints: checkpoints, requireCheckpoint: requireCheckpoint)
+    }
+
+    /// Verifies a full log read one entry at a time in sequence order (a database cursor), so that
+    /// a log of any length is checked in memory that grows with its checkpoints only.
+    public func verify(
+        nextEntry: () throws -> AuditEntry?, checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true
+    ) throws -> Report {
+        try verify(
+            nextLink: {
+                guard let entry = try nextEntry() else { return nil }
+                // Every entry's content must match its hash.
+                guard entry.computedHash == entry.hash else {
+                    throw Failure(code: .entryEdited, seq: entry.seq, message: "the entry's content does not match its hash")
+                }
+                return entry.link
+            }, checkpoints: checkpoints, requireCheckpoint: requireCheckpoint, requireSignedHead: false)
     }
 
     /// Verifies a chain of links (some entries may be present in full elsewhere and checked by the
@@ -79,11 +92,27 @@ public struct AuditVerifier: Sendable {
         links unordered: [Link], checkpoints: [AuditCheckpoint], requireCheckpoint: Bool = true, requireSignedHead: Bool = false
     ) throws -> Report {
         // Storage order is not trusted: the chain is walked by sequence number, which the hash covers.
-        let links = unordered.sorted { $0.seq < $1.seq }
+        var ordered = unordered.sorted { $0.seq < $1.seq }.makeIterator()
+        return try verify(
+            nextLink: { ordered.next() }, checkpoints: checkpoints, requireCheckpoint: requireCheckpoint,
+            requireSignedHead: requireSignedHead)
+    }
+
+    /// The walk both forms share: links in sequence order, keeping only the hashes checkpoints name.
+    private func verify(
+        nextLink: () throws -> Link?, checkpoints unordered: [AuditCheckpoint], requireCheckpoint: Bool, requireSignedHead: Bool
+    ) throws -> Report {
+        let checkpoints = unordered.sorted { $0.seq < $1.seq }
+        let signedSeqs = Set(checkpoints.map(\.seq))
+        // The first link without its tag from where any checkpoint says format 2 begins (judged below,
+        // once the checkpoints' signatures are known to be good).
+        let claimedFormatSince = checkpoints.compactMap(\.formatSince).min()
+        var firstBare: Int64?
         var previous = AuditEntry.genesisHash
         var hashes: [Int64: String] = [:]
-        for (index, link) in links.enumerated() {
-            let expectedSeq = Int64(index + 1)
+        var count: Int64 = 0
+        while let link = try nextLink() {
+            let expectedSeq = count + 1
             guard link.seq == expectedSeq else {
                 throw Failure(
                     code: .entryMissing, seq: expectedSeq,
@@ -97,12 +126,16 @@ public struct AuditVerifier: Sendable {
             {
                 throw Failure(code: .entryEdited, seq: link.seq, message: "the link's hash does not match its tag and content")
             }
+            if firstBare == nil, let since = claimedFormatSince, link.seq >= since, link.tag == nil || link.content == nil {
+                firstBare = link.seq
+            }
             previous = link.hash
-            hashes[link.seq] = link.hash
+            if signedSeqs.contains(link.seq) { hashes[link.seq] = link.hash }
+            count = link.seq
         }
         var signedThrough: Int64 = 0
         var formatSince: Int64?
-        for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
+        for checkpoint in checkpoints {
             guard let signature = Data(base64Encoded: checkpoint.signature),
                 key.isValidSignature(Array(signature), for: checkpoint.message),
                 checkpoint.keyFingerprint == key.fingerprint
@@ -115,7 +148,7 @@ public struct AuditVerifier: Sendable {
                 // A signed checkpoint beyond the end of the chain: entries were removed from the tail.
                 throw Failure(
                     code: .checkpointBeyondChain, seq: checkpoint.seq,
-                    message: "a signed checkpoint covers entry \(checkpoint.seq) but the log ends at \(links.count)")
+                    message: "a signed checkpoint covers entry \(checkpoint.seq) but the log ends at \(count)")
             }
             guard hash == checkpoint.hash else {
                 throw Failure(
@@ -132,19 +165,19 @@ public struct AuditVerifier: Sendable {
             }
             signedThrough = max(signedThrough, checkpoint.seq)
         }
-        if requireCheckpoint, !links.isEmpty, signedThrough == 0 {
+        if requireCheckpoint, count > 0, signedThrough == 0 {
             throw Failure(code: .noCheckpoint, seq: 0, message: "no signed checkpoint covers the log")
         }
-        if requireSignedHead, let head = links.last?.seq, signedThrough != head {
-            throw Failure(code: .noCheckpoint, seq: head, message: "no signed checkpoint covers the head of the chain")
+        if requireSignedHead, count > 0, signedThrough != count {
+            throw Failure(code: .noCheckpoint, seq: count, message: "no signed checkpoint covers the head of the chain")
         }
         // From the first format-2 entry the server signed on, every link must show its tag.
-        if let formatSince, let bare = links.first(where: { $0.seq >= formatSince && ($0.tag == nil || $0.content == nil) }) {
+        if let formatSince, let bare = firstBare {
             throw Failure(
-                code: .linkIncomplete, seq: bare.seq,
+                code: .linkIncomplete, seq: bare,
                 message: "the entry is shown without its collaboration tag, though every entry from \(formatSince) on has one")
         }
         return Report(
-            entries: links.count, checkpoints: checkpoints.count, signedThrough: signedThrough, headHash: previous)
+            entries: Int(count), checkpoints: checkpoints.count, signedThrough: signedThrough, headHash: previous)
     }
 }

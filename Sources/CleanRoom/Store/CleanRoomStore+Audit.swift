@@ -106,12 +106,18 @@ extension CleanRoomStore {
         }
     }
 
-    /// Verifies the whole stored log against the audit key (what `cleanroomd audit verify` runs).
+    /// Verifies the whole stored log against the audit key (what `cleanroomd audit verify` runs),
+    /// reading it one entry at a time.
     public func verifyAuditLog(publicKeyPEM: String) throws -> AuditVerifier.Report {
-        let (entries, checkpoints) = try read { db in
-            (try AuditEntry.fetchAll(db), try AuditCheckpoint.fetchAll(db))
-        }
-        return try AuditVerifier(publicKeyPEM: publicKeyPEM).verify(entries: entries, checkpoints: checkpoints)
+        let verifier = try AuditVerifier(publicKeyPEM: publicKeyPEM)
+        return try read { db in try Self.verifyAuditLog(db, with: verifier) }
+    }
+
+    /// Verifies the log of `db` with `verifier`, walking the entries with a cursor in sequence order.
+    public static func verifyAuditLog(_ db: Database, with verifier: AuditVerifier) throws -> AuditVerifier.Report {
+        let checkpoints = try AuditCheckpoint.fetchAll(db)
+        let entries = try AuditEntry.order(Column("seq")).fetchCursor(db)
+        return try verifier.verify(nextEntry: { try entries.next() }, checkpoints: checkpoints)
     }
 }
 

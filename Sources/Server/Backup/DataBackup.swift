@@ -256,20 +256,26 @@ public enum DataBackup {
     private static func laterChanges(in current: URL, after manifest: Manifest) -> String? {
         let advice = "pass --discard-later-changes to restore anyway, then revoke, rotate and suspend again what the backup "
             + "does not know, and tell the parties: their audit trails will not show what came after the backup"
-        guard let queue = try? DatabaseQueue(path: current.path, configuration: readOnly()),
-            let entries = try? queue.read({ db in try AuditEntry.order(Column("seq")).fetchAll(db) })
-        else { return nil }
         let head = Int64(manifest.auditEntries)
-        guard entries.count >= manifest.auditEntries, entries.first(where: { $0.seq == head })?.hash == manifest.auditHead
-            || manifest.auditEntries == 0
-        else {
+        let actions = undoneOnRestore.sorted()
+        guard let queue = try? DatabaseQueue(path: current.path, configuration: readOnly()),
+            let (headHash, undone) = try? queue.read({ db in
+                (
+                    try String.fetchOne(db, sql: "SELECT hash FROM auditEntry WHERE seq = ?", arguments: [head]),
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT action, COUNT(*) AS n FROM auditEntry WHERE seq > ? AND action IN (\(actions.map { _ in "?" }.joined(separator: ","))) GROUP BY action",
+                        arguments: StatementArguments([head] + actions)
+                    ).map { "\($0["n"] as Int) \($0["action"] as String)" }
+                )
+            })
+        else { return nil }
+        guard headHash == manifest.auditHead || manifest.auditEntries == 0 else {
             return "the data directory's database is not a later state of this backup (its audit log does not run through the "
                 + "backup's head): \(advice)"
         }
-        let undone = entries.filter { $0.seq > head && undoneOnRestore.contains($0.action) }
         guard !undone.isEmpty else { return nil }
-        let counts = Dictionary(grouping: undone, by: \.action).map { "\($0.value.count) \($0.key)" }.sorted()
-        return "the data directory's database has changes after the backup that a restore would undo (\(counts.joined(separator: ", "))): \(advice)"
+        return "the data directory's database has changes after the backup that a restore would undo (\(undone.sorted().joined(separator: ", "))): \(advice)"
     }
 
     /// `integrity_check` of every database in `folder`, then the audit chain and its signed
@@ -285,11 +291,10 @@ public enum DataBackup {
             throw Failure("the backup has no \(GovernanceSetup.auditKeyFile) to verify its audit log with")
         }
         do {
-            let publicKey = try P256AuditSigner.loadOrCreate(path: keyPath).publicKeyPEM
-            let (entries, checkpoints) = try DatabaseQueue(
+            let verifier = try AuditVerifier(publicKeyPEM: try P256AuditSigner.loadOrCreate(path: keyPath).publicKeyPEM)
+            let report = try DatabaseQueue(
                 path: folder.appendingPathComponent(GovernanceSetup.databaseFile).path, configuration: readOnly()
-            ).read { db in (try AuditEntry.fetchAll(db), try AuditCheckpoint.fetchAll(db)) }
-            let report = try AuditVerifier(publicKeyPEM: publicKey).verify(entries: entries, checkpoints: checkpoints)
+            ).read { db in try CleanRoomStore.verifyAuditLog(db, with: verifier) }
             return (report.entries, report.headHash)
         } catch let failure as AuditVerifier.Failure {
             throw Failure("the backup's audit log does not verify: \(failure)")
