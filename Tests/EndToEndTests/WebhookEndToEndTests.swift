@@ -153,10 +153,7 @@ import TestSupport
         #expect(bodies.filter { hashes[($0["audit"] as? [String: Any])?["seq"] as? Int ?? 0] != nil }.count >= 4)
 
         // The metrics count the failed job's duration (seconds, well under a minute).
-        let metricsToken = try String(contentsOf: server.dataDirectory.appendingPathComponent("metrics-token"), encoding: .utf8)
-        let scrape = try RawHTTPClient(port: server.port)
-        try scrape.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(metricsToken.trimmingCharacters(in: .whitespacesAndNewlines))\r\nConnection: close\r\n\r\n")
-        let metrics = try scrape.readResponse().bodyText
+        let metrics = try Self.metrics(server)
         #expect(metrics.contains(#"cleanroom_job_duration_seconds_count{state="failed"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"cleanroom_job_duration_seconds_bucket{state="failed",le="60"} 1"#))
         #expect(metrics.contains(#"cleanroom_job_duration_seconds_count{state="succeeded"} 0"#))
@@ -214,10 +211,7 @@ import TestSupport
         while try stMary.json(["webhook", "show", hook.id])["failures"] as? Int ?? 0 < 2, Date() < deadline { usleep(100_000) }
         let failing = try stMary.json(["webhook", "show", hook.id])
         #expect(failing["failures"] as? Int ?? 0 >= 2 && failing["nextAttemptAt"] != nil, "\(failing)")
-        let metricsToken = try String(contentsOf: server.dataDirectory.appendingPathComponent("metrics-token"), encoding: .utf8)
-        let metrics = try RawHTTPClient(port: server.port)
-        try metrics.send("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(metricsToken.trimmingCharacters(in: .whitespacesAndNewlines))\r\nConnection: close\r\n\r\n")
-        #expect(try metrics.readResponse().bodyText.contains(#"cleanroom_webhooks{state="failing"} 1"#))
+        #expect(try Self.metrics(server).contains(#"cleanroom_webhooks{state="failing"} 1"#))
         #expect(await server.stopped() == 0)
         receiver = try Receiver(root: root, name: "second", secretFiles: [hook.secret], port: port)
         try server.start(arguments: Self.serverArguments)
@@ -266,6 +260,15 @@ import TestSupport
         }
         let unknown = try stMary.cli(["webhook", "add", "--url", "https://8.8.8.8/hook", "--event", "job.finished"], expectStatus: 1)
         #expect(unknown.stderrText.contains("unknown event type \"job.finished\""), "\(unknown.stderrText)")
+    }
+
+    /// The server's `/metrics` text, read with the token it keeps in its data directory.
+    static func metrics(_ server: CleanroomdProcess) throws -> String {
+        let token = try String(contentsOf: server.dataDirectory.appendingPathComponent("metrics-token"), encoding: .utf8)
+        let client = try RawHTTPClient(port: server.port)
+        try client.send(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token.trimmingCharacters(in: .whitespacesAndNewlines))\r\nConnection: close\r\n\r\n")
+        return try client.readResponse().bodyText
     }
 
     /// GET `path` with `machine`'s credential, as JSON.
