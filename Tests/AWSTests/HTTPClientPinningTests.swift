@@ -244,3 +244,15 @@ final class LoopbackResponder: @unchecked Sendable {
         }
     }
 }
+
+/// Found by a full test run: a client released before its worker threads started left them an
+/// unowned reference to a freed pool, and the process crashed when one started. The test fails by
+/// that crash (it did, every run, before the fix).
+@Suite struct HTTPClientLifetimeTests {
+    @Test func clientsReleasedAtOnceLeaveTheirThreadsSafe() async throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.maxConcurrentTransfers = 2
+        for _ in 0..<200 { _ = HTTPClient(configuration: configuration) }
+        try await Task.sleep(nanoseconds: 300_000_000)  // let every thread start
+    }
+}

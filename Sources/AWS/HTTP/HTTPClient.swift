@@ -130,7 +130,10 @@ final class CurlWorkerPool: @unchecked Sendable {
             }
         }
         for i in 0..<max(1, threads) {
-            let thread = Thread { [unowned self] in
+            // Strong: a thread that starts after the client was released must still find its pool
+            // (an unowned reference crashed when a test dropped a client at once); the loop never
+            // ends, so the pool lives as long as the process, as its threads do.
+            let thread = Thread { [self] in
                 Thread.current.name = "curl-worker-\(i)"  // named from inside: on Linux a name set before start is lost
                 self.run()
             }

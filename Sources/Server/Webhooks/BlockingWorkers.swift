@@ -10,7 +10,9 @@ final class BlockingWorkers: @unchecked Sendable {
 
     init(threads: Int, name: String) {
         for i in 0..<max(1, threads) {
-            let thread = Thread { [unowned self] in
+            // Strong: a thread that starts after its pool's owner let go must still find it (its
+            // loop never ends, so the pool lives as long as the process, as the threads do).
+            let thread = Thread { [self] in
                 Thread.current.name = "\(name)-\(i)"
                 self.work()
             }
