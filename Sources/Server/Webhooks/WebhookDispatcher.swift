@@ -187,15 +187,20 @@ public final class WebhookDispatcher: Sendable {
 
     /// Records an attempt; a failed event is retried after the backoff (or the webhook disabled, as
     /// the store decides on the webhook as it is then).
-    private func record(_ result: AttemptResult, of event: WebhookEvent, to webhook: Webhook, attempt: Int) async throws {
+    /// A ping's attempt only joins the record.
+    @discardableResult
+    private func record(_ result: AttemptResult, of event: WebhookEvent, to webhook: Webhook, attempt: Int) async throws
+        -> WebhookDelivery
+    {
         let delivery = WebhookDelivery(
             webhookId: webhook.id, eventSeq: event.seq, eventId: event.id, eventType: event.type, attempt: attempt,
             time: store.currentTime, durationMs: result.durationMs, status: result.status, error: result.error)
-        let retryAt = result.succeeded ? nil : delivery.time + retryDelay(attempt: attempt)
+        let retryAt = result.succeeded || event.seq == nil ? nil : delivery.time + retryDelay(attempt: attempt)
         let disableAfter = configuration.disableAfter
         try await Self.blocking { [store] in
             try store.recordWebhookAttempt(delivery, url: webhook.url, retryAt: retryAt, disableAfter: disableAfter)
         }
+        return delivery
     }
 
     /// Seconds before retry number `attempt` (1-based): up to `retryDelay · 2^(attempt−1)`, capped at
@@ -214,14 +219,7 @@ public final class WebhookDispatcher: Sendable {
         defer { _ = state.withLock { $0.pinging.remove(webhook.partyId) } }
         let event = WebhookEvent(pingFor: webhook.id, time: store.currentTime, nonce: UUID().uuidString.lowercased())
         let result = await send(event, to: webhook, attempt: 1, using: pingClient)
-        let delivery = WebhookDelivery(
-            webhookId: webhook.id, eventSeq: nil, eventId: event.id, eventType: event.type, attempt: 1,
-            time: store.currentTime, durationMs: result.durationMs, status: result.status, error: result.error)
-        let disableAfter = configuration.disableAfter
-        try await Self.blocking { [store] in
-            try store.recordWebhookAttempt(delivery, url: webhook.url, retryAt: nil, disableAfter: disableAfter)
-        }
-        return delivery
+        return try await record(result, of: event, to: webhook, attempt: 1)
     }
 
     /// The URL's form checked, its host resolved (on the resolver's threads, within `timeout`) and
@@ -280,43 +278,44 @@ public final class WebhookDispatcher: Sendable {
     }
 }
 
-/// A wake-up call that is never lost: a signal before the wait ends the next wait at once.
+/// A wake-up call that is never lost: a signal before the wait ends the next wait at once. A
+/// signal also cancels the waiting timer, so frequent signals leave no sleeping tasks behind.
 final class WakeSignal: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?, generation: Int)>((false, nil, 0))
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var timer: Task<Void, Never>?
+    }
+
+    private let state = Mutex<State>(State())
 
     func signal() {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let (waiter, timer) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Task<Void, Never>?) in
             guard let w = s.waiter else {
                 s.pending = true
-                return nil
+                return (nil, nil)
             }
-            s.waiter = nil
-            return w
+            defer { (s.waiter, s.timer) = (nil, nil) }
+            return (w, s.timer)
         }
+        timer?.cancel()
         waiter?.resume()
     }
 
     /// Returns after a signal or `timeout` seconds, whichever comes first.
     func wait(timeout: Double) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let generation = state.withLock { s -> Int? in
+            state.withLock { s in
                 if s.pending {
                     s.pending = false
-                    return nil
+                    return continuation.resume()
                 }
-                s.generation += 1
                 s.waiter = continuation
-                return s.generation
-            }
-            guard let generation else { return continuation.resume() }
-            Task {
-                try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1e9))
-                let waiter = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
-                    guard s.generation == generation, let w = s.waiter else { return nil }
-                    s.waiter = nil
-                    return w
+                s.timer = Task { [weak self] in
+                    try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1e9))
+                    guard !Task.isCancelled else { return }
+                    self?.signal()
                 }
-                waiter?.resume()
             }
         }
     }
